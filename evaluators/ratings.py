@@ -1,0 +1,366 @@
+"""Model ratings from judged battles: Bradley-Terry with bootstrap CIs, and online Elo.
+
+All ratings are on the Elo scale: a 400-point gap means 10:1 odds of winning,
+so P(i beats j) = 1 / (1 + 10 ** ((rating_j - rating_i) / 400)). A tie counts
+as half a win for each side.
+
+Scaling: battles are first aggregated into counts per (unordered model pair,
+outcome), at most 3 * n_models * (n_models - 1) / 2 cells however many battles
+there are. A bootstrap sample redraws those cell counts from a multinomial,
+which is the same distribution as resampling the battle rows, and all samples
+are fitted together by one batched Newton method over an (n_samples, n_models)
+parameter array. A million battles and a thousand samples take seconds.
+
+Regularisation: the fit maximises the likelihood plus a weak Gaussian prior on
+the spread of the ratings around their mean (standard deviation
+``prior_sd_elo``, default 2000 Elo). The prior keeps the fit finite for a model
+that never lost (or never won), and for comparison graphs that are not
+connected; for models with a few dozen battles or more it moves ratings by
+well under one Elo point. Because it only looks at rating differences, the
+anchoring stays a pure shift.
+
+Pure functions: no I/O, numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ELO_PER_NAT = 400.0 / math.log(10.0)
+"""Elo points per natural-log unit of odds (400 Elo = a factor of 10)."""
+
+OUTCOME_CODES: dict[str, int] = {"a": 0, "b": 1, "tie": 2}
+"""Accepted battle outcomes (the winning side, or a tie); anything else is dropped."""
+
+_MAX_NEWTON_STEPS = 200
+_MAX_HALVINGS = 40
+_STEP_TOLERANCE_NATS = 1e-10
+_BATCH_CELLS = 1_000_000  # n_samples * n_models**2 per fitted chunk (bounds memory)
+
+
+@dataclass(frozen=True)
+class BattleCounts:
+    """Battles aggregated per (unordered model pair, outcome).
+
+    Grain: one row per model pair (low, high) with low < high as indices into
+    ``models``; ``n_battles_by_outcome[p]`` holds (low won, high won, tie).
+    Which side was shown as "A" does not matter to Bradley-Terry, so it is
+    folded away.
+    """
+
+    models: tuple[str, ...]
+    pair_low: np.ndarray  # (n_pairs,) int64 index into models
+    pair_high: np.ndarray  # (n_pairs,) int64 index into models
+    n_battles_by_outcome: np.ndarray  # (n_pairs, 3) int64: low won, high won, tie
+    n_dropped: int  # battles with another outcome ("inconsistent", "error", ...) or self-play
+
+    @property
+    def n_battles(self) -> int:
+        """Number of battles kept (decisive or tied)."""
+        return int(self.n_battles_by_outcome.sum())
+
+    @property
+    def n_battles_by_model(self) -> dict[str, int]:
+        """Number of kept battles each model took part in."""
+        per_pair = self.n_battles_by_outcome.sum(axis=1)
+        totals = np.zeros(len(self.models), dtype=np.int64)
+        np.add.at(totals, self.pair_low, per_pair)
+        np.add.at(totals, self.pair_high, per_pair)
+        return {model: int(n) for model, n in zip(self.models, totals, strict=True)}
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One model's Bradley-Terry rating, in Elo points.
+
+    ``rating`` is the fit on all battles; ``median``, ``ci_low`` and
+    ``ci_high`` are percentiles of the bootstrap distribution.
+    """
+
+    model: str
+    rating: float
+    ci_low: float
+    ci_high: float
+    median: float
+    n_battles: int
+
+
+def aggregate_battles(
+    model_a: Sequence[str],
+    model_b: Sequence[str],
+    outcome: Sequence[str],
+    models: Sequence[str] | None = None,
+) -> BattleCounts:
+    """Count battles per (model pair, outcome); one input element per battle.
+
+    ``outcome`` is the winning side: "a", "b" or "tie". Any other value (for
+    example "inconsistent", "unparsed", "error") and battles of a model against
+    itself are dropped and counted in ``n_dropped``. ``models`` fixes the model
+    order (and may list models without battles); by default the models are
+    sorted by name, so the result does not depend on the order of the battles.
+    """
+    names_a, names_b, outcomes = list(model_a), list(model_b), list(outcome)
+    if not len(names_a) == len(names_b) == len(outcomes):
+        raise ValueError(
+            f"model_a, model_b and outcome must have one element per battle; got lengths "
+            f"{len(names_a)}, {len(names_b)}, {len(outcomes)}"
+        )
+    if models is None:
+        models = sorted(set(names_a) | set(names_b))
+    model_tuple = tuple(str(m) for m in models)
+    if len(set(model_tuple)) != len(model_tuple):
+        raise ValueError(f"models must be unique; got {list(model_tuple)}")
+    index = {model: i for i, model in enumerate(model_tuple)}
+    unknown = (set(names_a) | set(names_b)) - set(index)
+    if unknown:
+        raise ValueError(f"battles name models missing from `models`: {sorted(unknown)[:5]}")
+
+    idx_a = np.fromiter((index[m] for m in names_a), dtype=np.int64, count=len(names_a))
+    idx_b = np.fromiter((index[m] for m in names_b), dtype=np.int64, count=len(names_b))
+    code = np.fromiter((OUTCOME_CODES.get(o, -1) for o in outcomes), np.int64, len(outcomes))
+    keep = (code >= 0) & (idx_a != idx_b)
+    idx_a, idx_b, code = idx_a[keep], idx_b[keep], code[keep]
+
+    # Fold sides so that low < high; "a won" becomes "low won" or "high won".
+    swapped = idx_a > idx_b
+    low, high = np.minimum(idx_a, idx_b), np.maximum(idx_a, idx_b)
+    code = np.where(swapped & (code < 2), 1 - code, code)
+
+    n_models = len(model_tuple)
+    cell = (low * n_models + high) * 3 + code
+    n_by_cell = np.bincount(cell, minlength=n_models * n_models * 3).reshape(-1, 3)
+    pair_key = np.flatnonzero(n_by_cell.sum(axis=1))
+    return BattleCounts(
+        models=model_tuple,
+        pair_low=(pair_key // n_models).astype(np.int64),
+        pair_high=(pair_key % n_models).astype(np.int64),
+        n_battles_by_outcome=n_by_cell[pair_key].astype(np.int64),
+        n_dropped=int((~keep).sum()),
+    )
+
+
+def aggregate_battle_frame(
+    frame: Any,
+    model_a_column: str = "model_a",
+    model_b_column: str = "model_b",
+    outcome_column: str = "outcome",
+    models: Sequence[str] | None = None,
+) -> BattleCounts:
+    """``aggregate_battles`` on the columns of a pandas DataFrame (one row per battle)."""
+    return aggregate_battles(
+        frame[model_a_column].tolist(),
+        frame[model_b_column].tolist(),
+        frame[outcome_column].tolist(),
+        models=models,
+    )
+
+
+def fit_bradley_terry(
+    counts: BattleCounts,
+    anchor_model: str | None = None,
+    anchor_rating: float = 1000.0,
+    prior_sd_elo: float = 2000.0,
+) -> dict[str, float]:
+    """Bradley-Terry maximum-likelihood ratings in Elo points, keyed by model.
+
+    ``anchor_model`` (default: ``counts.models[0]``) gets exactly
+    ``anchor_rating``. ``prior_sd_elo`` is the weak regularising prior (see
+    the module docstring); it must be positive and finite.
+    """
+    anchor_index = _check_fit_inputs(counts, anchor_model, prior_sd_elo)
+    wins = _win_matrices(counts, counts.n_battles_by_outcome[None].astype(np.float64))
+    theta = _fit_batch(wins, anchor_index, _prior_precision(prior_sd_elo))[0]
+    return {
+        model: anchor_rating + ELO_PER_NAT * float(t)
+        for model, t in zip(counts.models, theta, strict=True)
+    }
+
+
+def bootstrap_ratings(
+    counts: BattleCounts,
+    n_samples: int = 1000,
+    seed: int = 0,
+    anchor_model: str | None = None,
+    anchor_rating: float = 1000.0,
+    ci: float = 0.95,
+    prior_sd_elo: float = 2000.0,
+) -> list[Rating]:
+    """Ratings with bootstrap confidence intervals, best first.
+
+    Each of the ``n_samples`` bootstrap samples redraws the battles with
+    replacement (as multinomial cell counts) and is refitted with the same
+    anchor, so the anchor's interval is a single point. ``ci`` is the central
+    coverage of [ci_low, ci_high] (0.95: the 2.5th and 97.5th percentiles).
+    """
+    anchor_index = _check_fit_inputs(counts, anchor_model, prior_sd_elo)
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1; got {n_samples}")
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci must be strictly between 0 and 1 (e.g. 0.95); got {ci}")
+
+    precision = _prior_precision(prior_sd_elo)
+    observed = counts.n_battles_by_outcome.astype(np.float64)
+    theta_full = _fit_batch(_win_matrices(counts, observed[None]), anchor_index, precision)[0]
+
+    rng = np.random.default_rng(seed)
+    cell_share = observed.ravel() / observed.sum()
+    n_models = len(counts.models)
+    chunk = max(1, _BATCH_CELLS // (n_models * n_models))
+    thetas = []
+    for start in range(0, n_samples, chunk):
+        size = min(chunk, n_samples - start)
+        resampled = rng.multinomial(counts.n_battles, cell_share, size=size)
+        wins = _win_matrices(counts, resampled.reshape(size, -1, 3).astype(np.float64))
+        thetas.append(_fit_batch(wins, anchor_index, precision, start=theta_full))
+    samples_elo = anchor_rating + ELO_PER_NAT * np.concatenate(thetas)
+
+    tail = (1.0 - ci) / 2.0
+    low, median, high = np.quantile(samples_elo, [tail, 0.5, 1.0 - tail], axis=0)
+    n_battles_by_model = counts.n_battles_by_model
+    ratings = [
+        Rating(
+            model=model,
+            rating=anchor_rating + ELO_PER_NAT * float(theta_full[i]),
+            ci_low=float(low[i]),
+            ci_high=float(high[i]),
+            median=float(median[i]),
+            n_battles=n_battles_by_model[model],
+        )
+        for i, model in enumerate(counts.models)
+    ]
+    return sorted(ratings, key=lambda r: r.rating, reverse=True)
+
+
+def online_elo(
+    model_a: Sequence[str],
+    model_b: Sequence[str],
+    outcome: Sequence[str],
+    k: float = 4.0,
+    initial: float = 1000.0,
+) -> dict[str, float]:
+    """Classic sequential Elo in points, updating after each battle in the given order.
+
+    Every model starts at ``initial``; after a battle each side moves by
+    ``k * (score - expected)`` with score 1, 0.5 or 0. Outcomes other than
+    "a", "b" and "tie" are skipped. Unlike Bradley-Terry, the result depends
+    on the order of the battles; it is here for comparison.
+    """
+    names_a, names_b, outcomes = list(model_a), list(model_b), list(outcome)
+    if not len(names_a) == len(names_b) == len(outcomes):
+        raise ValueError("model_a, model_b and outcome must have one element per battle")
+    score_by_outcome = {"a": 1.0, "b": 0.0, "tie": 0.5}
+    ratings: dict[str, float] = {}
+    n_rated = 0
+    for a, b, result in zip(names_a, names_b, outcomes, strict=True):
+        score_a = score_by_outcome.get(result)
+        if score_a is None or a == b:
+            continue
+        rating_a, rating_b = ratings.get(a, initial), ratings.get(b, initial)
+        expected_a = 1.0 / (1.0 + 10.0 ** ((rating_b - rating_a) / 400.0))
+        ratings[a] = rating_a + k * (score_a - expected_a)
+        ratings[b] = rating_b - k * (score_a - expected_a)
+        n_rated += 1
+    if n_rated == 0:
+        raise ValueError(f"no decisive or tied battles to rate among {len(outcomes)} given")
+    return dict(sorted(ratings.items()))
+
+
+def _check_fit_inputs(counts: BattleCounts, anchor_model: str | None, prior_sd_elo: float) -> int:
+    """Validate a fit request; return the anchor's index."""
+    if counts.n_battles == 0:
+        raise ValueError(
+            f"no decisive or tied battles to rate ({counts.n_dropped} dropped as "
+            "inconsistent/unparsed/error or self-play)"
+        )
+    if not (prior_sd_elo > 0.0 and math.isfinite(prior_sd_elo)):
+        raise ValueError(f"prior_sd_elo must be positive and finite; got {prior_sd_elo}")
+    if anchor_model is None:
+        return 0
+    if anchor_model not in counts.models:
+        raise ValueError(f"anchor_model {anchor_model!r} is not one of {list(counts.models)}")
+    return counts.models.index(anchor_model)
+
+
+def _prior_precision(prior_sd_elo: float) -> float:
+    """Prior precision in 1/nats**2 for a prior standard deviation in Elo."""
+    return (ELO_PER_NAT / prior_sd_elo) ** 2
+
+
+def _win_matrices(counts: BattleCounts, n_by_outcome: np.ndarray) -> np.ndarray:
+    """Win matrices from (n_samples, n_pairs, 3) counts: W[s, i, j] = wins of i over j.
+
+    Ties add half a win to each side.
+    """
+    n_samples, n_models = n_by_outcome.shape[0], len(counts.models)
+    half_ties = 0.5 * n_by_outcome[:, :, 2]
+    wins = np.zeros((n_samples, n_models, n_models))
+    wins[:, counts.pair_low, counts.pair_high] = n_by_outcome[:, :, 0] + half_ties
+    wins[:, counts.pair_high, counts.pair_low] = n_by_outcome[:, :, 1] + half_ties
+    return wins
+
+
+def _objective(theta: np.ndarray, wins: np.ndarray, precision: float) -> np.ndarray:
+    """Negative log-posterior per sample, for theta (n_samples, n_models) in nats."""
+    gap = theta[:, :, None] - theta[:, None, :]
+    neg_log_lik = (wins * np.logaddexp(0.0, -gap)).sum(axis=(1, 2))
+    centred = theta - theta.mean(axis=1, keepdims=True)
+    return neg_log_lik + 0.5 * precision * (centred**2).sum(axis=1)
+
+
+def _fit_batch(
+    wins: np.ndarray,
+    anchor_index: int,
+    precision: float,
+    start: np.ndarray | None = None,
+) -> np.ndarray:
+    """Batched damped Newton for (n_samples, n_models, n_models) win matrices.
+
+    Returns log-strengths in nats, shape (n_samples, n_models), with the
+    anchor's held at 0. The objective is strictly convex in the free
+    coordinates, so Newton with step halving converges from any start.
+    """
+    n_samples, n_models, _ = wins.shape
+    theta = np.zeros((n_samples, n_models))
+    if start is not None:
+        theta[:] = start - start[anchor_index]
+    if n_models == 1:
+        return theta
+    free = np.delete(np.arange(n_models), anchor_index)
+    games = wins + wins.transpose(0, 2, 1)
+    wins_by_model = wins.sum(axis=2)
+    centring = np.eye(n_models) - 1.0 / n_models
+    value = _objective(theta, wins, precision)
+    for _ in range(_MAX_NEWTON_STEPS):
+        p_win = 1.0 / (1.0 + np.exp(theta[:, None, :] - theta[:, :, None]))
+        gradient = (games * p_win).sum(axis=2) - wins_by_model
+        gradient += precision * (theta - theta.mean(axis=1, keepdims=True))
+        weight = games * p_win * (1.0 - p_win)
+        hessian = -weight
+        hessian[:, np.arange(n_models), np.arange(n_models)] = weight.sum(axis=2)
+        hessian += precision * centring
+        step = np.zeros_like(theta)
+        step[:, free] = -np.linalg.solve(
+            hessian[:, free[:, None], free[None, :]], gradient[:, free, None]
+        )[:, :, 0]
+        # Halve the step where it does not decrease the objective.
+        step_size = np.ones(n_samples)
+        for _ in range(_MAX_HALVINGS):
+            trial = theta + step_size[:, None] * step
+            trial_value = _objective(trial, wins, precision)
+            worse = trial_value > value + 1e-12 * np.abs(value)
+            if not worse.any():
+                break
+            step_size = np.where(worse, 0.5 * step_size, step_size)
+        else:
+            trial = np.where(worse[:, None], theta, trial)
+            trial_value = np.where(worse, value, trial_value)
+        largest_move = float(np.max(np.abs(trial - theta)))
+        theta, value = trial, trial_value
+        if largest_move < _STEP_TOLERANCE_NATS:
+            break
+    return theta

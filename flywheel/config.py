@@ -1,0 +1,360 @@
+"""Typed configuration, loaded from one YAML file per recipe (`configs/demo.yaml` by default).
+
+Every field has a type, a default and one line of help. An invalid file is refused before
+anything runs: `ConfigError` names the field, the bad value and the fix. Unknown keys are
+errors. API keys are never stored here: an endpoint names the environment variable that
+holds its key (`api_key_env`), and the key is read only when the client is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG_PATH = Path("configs/demo.yaml")
+SANDBOX_URL = "sandbox"  # an endpoint with this base_url is served by the embedded sandbox
+Stage = Literal["sft", "dpo", "rm+rl"]
+STAGES: tuple[str, ...] = ("sft", "dpo", "rm+rl")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names each bad field, its value and the fix."""
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return Field(description=text, **kwargs)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WarehouseConfig(Section):
+    path: str = _help(
+        "DuckDB file holding every round's data; created on first use",
+        default="warehouse/flywheel.duckdb",
+        min_length=1,
+    )
+    lock_timeout_s: float = _help(
+        "seconds to wait for another process to release the file before failing; 0 fails at once",
+        default=120.0,
+        ge=0,
+    )
+
+
+class EndpointConfig(Section):
+    name: str = _help("short unique name, used as the model id `ref:<name>`", min_length=1)
+    base_url: str = _help(
+        "OpenAI-compatible base URL (http://host:port/v1), or `sandbox` for the embedded arena",
+        default=SANDBOX_URL,
+        min_length=1,
+    )
+    model: str = _help("the `model` field sent with every request", min_length=1)
+    api_key_env: str | None = _help(
+        "name of the environment variable holding the API key (the key itself never goes here)",
+        default=None,
+    )
+    max_concurrency: int = _help("requests in flight at once to this endpoint", default=16, gt=0)
+    timeout_s: float = _help("seconds before one request is abandoned and retried", default=30.0, gt=0)
+    max_retries: int = _help("retries of a transient failure (429, 5xx, timeout)", default=4, ge=0)
+    temperature: float = _help("sampling temperature; 0 is greedy", default=0.0, ge=0, le=2)
+    max_tokens: int = _help("upper bound on tokens generated per reply", default=512, gt=0)
+    price_in_per_mtok: float = _help("USD per million prompt tokens (0 for free)", default=0.0, ge=0)
+    price_out_per_mtok: float = _help(
+        "USD per million completion tokens (0 for free)", default=0.0, ge=0
+    )
+
+    @property
+    def model_id(self) -> str:
+        return f"ref:{self.name}"
+
+    def api_key(self) -> str:
+        """The key from the named environment variable; a placeholder for keyless endpoints."""
+        if self.api_key_env is None:
+            return "no-key"
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"endpoint {self.name!r}: environment variable {self.api_key_env} is not set. "
+                f"Fix: export {self.api_key_env}=<your key>, or set api_key_env: null for a "
+                "keyless endpoint."
+            )
+        return key
+
+
+class JudgeConfig(EndpointConfig):
+    name: str = _help("short name of the judge", default="judge", min_length=1)
+    prompt_version: str = _help("version of the pairwise judge prompt in evaluators/judges.py", default="v1")
+    use_verifier: bool = _help(
+        "also score checkable prompts with the verifier judge (sandbox skills)", default=True
+    )
+
+
+class StudentConfig(Section):
+    path: str = _help(
+        "Hugging Face checkpoint directory of the round-0 student; built by `flywheel init` "
+        "when `build_if_missing` is true and it does not exist",
+        default="runs/demo/student",
+        min_length=1,
+    )
+    build_if_missing: bool = _help("build the sandbox's tiny student when `path` is absent", default=True)
+    endpoint: EndpointConfig | None = _help(
+        "answer through this endpoint instead of generating locally (the champion is served)",
+        default=None,
+    )
+    max_new_tokens: int = _help("tokens generated per answer", default=48, gt=0)
+    batch_size: int = _help("prompts per local generate() batch", default=64, gt=0)
+    do_sample: bool = _help("sample instead of greedy decoding", default=False)
+    temperature: float = _help("sampling temperature when do_sample is true", default=1.0, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = _help("auto uses a GPU when one is present", default="auto")
+    seed: int = _help("seed for building the sandbox student and for sampling", default=0)
+
+
+class PromptsConfig(Section):
+    eval_size: int = _help("held-out eval prompts drawn once, stratified by category", default=200, gt=0)
+    slice_size: int = _help("fresh prompts drawn for each round", default=300, gt=0)
+    max_chars: int = _help("longer prompts are rejected at ingest", default=8000, gt=0)
+    near_duplicate_threshold: float = _help(
+        "Jaccard similarity of word shingles above which prompts are near-duplicates",
+        default=0.8,
+        gt=0,
+        le=1,
+    )
+    shingle_words: int = _help("words per shingle for near-duplicate detection", default=3, gt=0)
+    num_perm: int = _help("MinHash permutations (more: better recall, slower)", default=128, gt=0)
+    contamination_ngram: int = _help(
+        "a pool prompt sharing a word n-gram this long with an eval prompt is contaminated",
+        default=13,
+        gt=0,
+    )
+    batch_size: int = _help("records per ingest batch (bounds memory)", default=20000, gt=0)
+    seed: int = _help("seed of the eval draw and the slice partition", default=0)
+    sandbox_pool_size: int = _help(
+        "prompts the sandbox generates into the pool on first run", default=3000, ge=0
+    )
+
+
+class ScheduleConfig(Section):
+    stages: list[Stage] = _help(
+        "stage of each round in turn, cycled (Arena Learning: sft, dpo, rm+rl)",
+        default_factory=lambda: ["sft", "dpo", "rm+rl"],
+        min_length=1,
+    )
+    rounds: int = _help("rounds run by `flywheel run` when --rounds is not given", default=3, gt=0)
+    cron: str = _help("cron of the nightly deployment (`flywheel serve`)", default="0 2 * * *")
+    timezone: str = _help("time zone of the cron schedule", default="UTC")
+
+
+class MiningConfig(Section):
+    sft_min_gap_first: float = _help("score gap K for SFT in the first iteration", default=3.0, ge=0)
+    dpo_min_gap_first: float = _help("score gap K for DPO and RM pairs in the first iteration", default=2.0, ge=0)
+    min_gap_later: float = _help("score gap K for every kind after the first iteration", default=1.0, ge=0)
+    accumulate: bool = _help(
+        "train on this round's examples plus every earlier round's of the same kind", default=True
+    )
+
+
+class StageTrainingConfig(Section):
+    learning_rate: float = _help("optimizer learning rate", default=5e-4, gt=0)
+    num_train_epochs: float = _help("passes over the mined examples", default=2.0, gt=0)
+    max_steps: int = _help("stop after this many steps; -1 means use num_train_epochs", default=-1, ge=-1)
+    batch_size: int = _help("examples per device batch", default=16, gt=0)
+    max_length: int = _help("tokens per training sequence", default=256, gt=0)
+    min_examples: int = _help("fewer mined examples than this skips the stage", default=8, ge=1)
+    beta: float = _help("DPO beta, or the KL coefficient to the champion for RL", default=0.1, ge=0)
+    num_generations: int = _help("RL completions per prompt (GRPO group size)", default=4, ge=2)
+
+
+class TrainingConfig(Section):
+    output_dir: str = _help("where candidate checkpoints are written", default="runs/demo/models", min_length=1)
+    seed: int = _help("training seed", default=0)
+    sft: StageTrainingConfig = Field(default_factory=StageTrainingConfig)
+    dpo: StageTrainingConfig = Field(
+        default_factory=lambda: StageTrainingConfig(learning_rate=5e-5, beta=0.1)
+    )
+    rm: StageTrainingConfig = Field(default_factory=lambda: StageTrainingConfig(learning_rate=1e-4))
+    rl: StageTrainingConfig = Field(
+        default_factory=lambda: StageTrainingConfig(learning_rate=2e-5, beta=0.05)
+    )
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+
+
+class EvaluationConfig(Section):
+    promotion_margin: float = _help(
+        "promote only when the win-rate CI lower bound exceeds 0.5 + margin", default=0.0, ge=0, lt=0.5
+    )
+    ci: float = _help("confidence level of every interval", default=0.95, gt=0, lt=1)
+    bootstrap_samples: int = _help("bootstrap resamples for intervals", default=1000, gt=0)
+    anchor_model: str | None = _help(
+        "model whose Bradley-Terry rating is fixed (e.g. ref:strong); default: the first reference",
+        default=None,
+    )
+    anchor_rating: float = _help("rating of the anchor model on the Elo scale", default=1000.0)
+    seed: int = _help("seed of the bootstraps", default=0)
+
+
+class SandboxModelConfig(Section):
+    role: Literal["reference", "judge"] = _help("what this sandbox model plays", default="reference")
+    accuracy: float = _help("share of prompts answered right, per skill unless overridden", default=0.95, ge=0, le=1)
+    skill_accuracy: dict[str, float] = _help(
+        "per-skill accuracy overriding `accuracy` (skill name -> 0..1)", default_factory=dict
+    )
+    verbosity: Literal["terse", "normal", "verbose"] = _help("length of the answer's prose", default="normal")
+    latency_ms: float = _help("mean reply latency in ms", default=0.0, ge=0)
+    latency_jitter_ms: float = _help("uniform jitter added to the latency, in ms", default=0.0, ge=0)
+    rate_429: float = _help("share of requests answered 429 with Retry-After", default=0.0, ge=0, le=1)
+    rate_500: float = _help("share of requests answered 500", default=0.0, ge=0, le=1)
+    rate_timeout: float = _help("share of requests answered slower than the client timeout", default=0.0, ge=0, le=1)
+    score_noise: float = _help("judge: std of the noise added to each 1-10 score", default=0.5, ge=0)
+    position_bias: float = _help("judge: score bonus of the answer shown first", default=0.3, ge=0)
+    malformed_rate: float = _help("judge: share of replies without a parseable verdict", default=0.01, ge=0, le=1)
+
+
+class SandboxConfig(Section):
+    seed: int = _help("seed of every sandbox reply (noise is seeded from request content)", default=0)
+    host: str = _help("address the embedded server binds", default="127.0.0.1")
+    port: int = _help("port of the embedded server; 0 picks a free one", default=0, ge=0, le=65535)
+    timeout_delay_s: float = _help("how long an injected timeout reply stalls", default=60.0, gt=0)
+    models: dict[str, SandboxModelConfig] = _help(
+        "sandbox models by name (`model` field of the endpoints that point at the sandbox)",
+        default_factory=dict,
+    )
+
+
+class Config(Section):
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    references: list[EndpointConfig] = _help("strong reference models the champion battles", min_length=1)
+    judge: JudgeConfig
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> Config:
+        names = [ref.name for ref in self.references]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"reference names must be unique; repeated: {duplicated}")
+        for endpoint in self.sandbox_endpoints():
+            if endpoint.model not in self.sandbox.models:
+                raise ValueError(
+                    f"endpoint {endpoint.name!r} uses the sandbox but sandbox.models has no "
+                    f"{endpoint.model!r}; add it under sandbox.models or change its model"
+                )
+        return self
+
+    def sandbox_endpoints(self) -> list[EndpointConfig]:
+        endpoints: list[EndpointConfig] = [*self.references, self.judge]
+        if self.student.endpoint is not None:
+            endpoints.append(self.student.endpoint)
+        return [e for e in endpoints if e.base_url == SANDBOX_URL]
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return bool(self.sandbox_endpoints())
+
+    def fingerprint(self) -> str:
+        """A short hash of the whole configuration (secrets are never part of it)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _field_help(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    """The help line of the field at `loc`, walking nested sections."""
+    current: Any = model
+    info = None
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        info = fields[part]
+        annotation = info.annotation
+        current = _section_type(annotation)
+    return info.description if info else None
+
+
+def _section_type(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):  # list[X], X | None, dict[str, X]
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            break
+        current = _section_type(fields[part].annotation)
+    return sorted(getattr(current, "model_fields", {}) or [])
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem: `field = value: problem. Fix: ...`."""
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        value = item.get("input")
+        shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+        if item["type"] == "extra_forbidden":
+            keys = ", ".join(_valid_keys(Config, loc[:-1]))
+            lines.append(
+                f"  {field}: unknown key. Fix: remove it or correct its spelling; valid keys here: {keys}"
+            )
+            continue
+        if item["type"] == "missing":
+            help_text = _field_help(Config, loc) or "see configs/demo.yaml"
+            lines.append(f"  {field}: required but missing. Fix: add it ({help_text}).")
+            continue
+        help_text = _field_help(Config, loc) or "see configs/demo.yaml for a valid example"
+        lines.append(
+            f"  {field} = {shown}: {item['msg']}. Fix: set {field} to a value that satisfies "
+            f"this ({help_text})."
+        )
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<dict>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"invalid configuration in {source}: the top level must be a mapping of sections "
+            f"(warehouse, student, references, judge, ...), got {type(data).__name__}"
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, source)) from e
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
+    """Read and validate a YAML config; raise ConfigError naming what is wrong and how to fix it."""
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise ConfigError(
+            f"config file {str(config_path)!r} does not exist. Fix: pass --config with the path of "
+            "a YAML file such as configs/demo.yaml."
+        )
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {str(config_path)!r} is not valid YAML: {e}") from e
+    return parse_config(data, str(config_path))
+

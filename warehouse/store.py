@@ -1,0 +1,236 @@
+"""The DuckDB warehouse: connect by path, versioned migrations, idempotent batched writes.
+
+Connections are opened for short bursts (`with connect(path) as con: ...`) and never held
+across a long step: while one process has the file open read-write no other process can
+open it at all, so an analyst's query waits only for the write in progress.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+PACKAGE_DIR = Path(__file__).parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+QUERIES_DIR = PACKAGE_DIR / "queries"
+VIEWS_SQL = PACKAGE_DIR / "views.sql"
+_LOCK_PATTERN = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
+_PID_PATTERN = re.compile(r"PID (\d+)")
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process held the warehouse file for longer than the configured timeout."""
+
+
+class WarehouseVersionError(RuntimeError):
+    """The warehouse was written by a newer flywheel than this one."""
+
+
+def migration_files() -> list[tuple[int, Path]]:
+    """(version, path) of every migration, in order: `001_initial.sql` is version 1."""
+    files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+    return [(int(path.name[:3]), path) for path in files]
+
+
+LATEST_SCHEMA_VERSION = migration_files()[-1][0]
+
+
+def read_query(name: str) -> str:
+    """The text of a named query, `warehouse/queries/<name>.sql`."""
+    return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The warehouse's schema version; 0 for an empty file."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("select coalesce(max(version), 0) from schema_version").fetchone()[0]
+
+
+def check_version(con: duckdb.DuckDBPyConnection, path: str) -> int:
+    version = schema_version(con)
+    if version > LATEST_SCHEMA_VERSION:
+        raise WarehouseVersionError(
+            f"warehouse {path} has schema version {version}, but this flywheel only knows "
+            f"versions up to {LATEST_SCHEMA_VERSION}. Fix: upgrade flywheel (pip install -U -e .) "
+            "or point warehouse.path at another file; the file was left untouched."
+        )
+    return version
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: str = "", up_to: int | None = None) -> int:
+    """Apply every migration newer than the file's version (up to `up_to`); return the version."""
+    current = check_version(con, path)
+    target = LATEST_SCHEMA_VERSION if up_to is None else up_to
+    con.execute("create table if not exists schema_version (version integer, applied_at timestamp)")
+    for version, migration in migration_files():
+        if current < version <= target:
+            con.execute("begin transaction")
+            try:
+                con.execute(migration.read_text(encoding="utf-8"))
+                con.execute("insert into schema_version values (?, ?)", [version, now_utc()])
+                con.execute("commit")
+            except Exception:
+                con.execute("rollback")
+                raise
+            current = version
+    if current == LATEST_SCHEMA_VERSION:
+        con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
+    return current
+
+
+def describe_lock_holder(message: str) -> str:
+    """Which kind of process holds the file, read from DuckDB's lock error and /proc."""
+    match = _PID_PATTERN.search(message)
+    if not match:
+        return "another process"
+    pid = match.group(1)
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = [part for part in raw.decode(errors="replace").split("\0") if part]
+    except OSError:
+        return f"process {pid} (no longer visible)"
+    command = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))[:160]
+    if any(Path(a).name == "flywheel" for a in argv[:2]):
+        sub = next((a for a in argv[1:] if not a.startswith("-") and Path(a).name != "flywheel"), "")
+        kind = f"a `flywheel {sub}` run".replace("  ", " ")
+    elif any("pytest" in a for a in argv):
+        kind = "a test run (pytest)"
+    elif any("prefect" in a for a in argv):
+        kind = "a Prefect process"
+    elif any("duckdb" in Path(a).name for a in argv[:1]):
+        kind = "a DuckDB shell"
+    else:
+        kind = "another program"
+    return f"{kind} (PID {pid}: {command})"
+
+
+def _open_with_retry(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as e:
+            if not _LOCK_PATTERN.search(str(e)):
+                raise
+            if time.monotonic() >= deadline:
+                holder = describe_lock_holder(str(e))
+                raise WarehouseLockedError(
+                    f"warehouse {path} is held by {holder}; waited {timeout_s:.0f} s. "
+                    "Fix: wait for that process to finish (a flywheel run opens the file only "
+                    "for short writes, so a long hold means it is stuck or an interactive "
+                    "session kept it open), stop it, or raise warehouse.lock_timeout_s."
+                ) from e
+            delay = min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            attempt += 1
+
+
+@contextmanager
+def connect(
+    path: str | Path, *, read_only: bool = False, timeout_s: float = 120.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one short burst; create and migrate it on first use.
+
+    When another process holds the file, wait with backoff and retry until `timeout_s`,
+    then raise `WarehouseLockedError` naming the holder.
+    """
+    db_path = str(path)
+    if read_only and not Path(db_path).exists():
+        with connect(db_path, timeout_s=timeout_s):
+            pass  # create and migrate, then reopen read-only
+    if not read_only:
+        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    con = _open_with_retry(db_path, read_only, timeout_s)
+    try:
+        if read_only:
+            check_version(con, db_path)
+        else:
+            migrate(con, db_path)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All writes inside land together or not at all."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_name = ? "
+        "order by ordinal_position",
+        [table],
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"no table {table!r} in the warehouse")
+    return [name for (name,) in rows]
+
+
+def insert_new(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: Sequence[dict[str, Any]] | pd.DataFrame,
+    key: Sequence[str],
+) -> int:
+    """Insert the rows whose natural `key` is not stored yet; return how many were added.
+
+    Writing the same batch twice stores it once; duplicates inside the batch keep their
+    first row. `created_at` is filled with the current time when the rows lack it. The SQL is
+    `insert ... select ... where not exists`, which also runs on DuckLake (no primary keys).
+    """
+    batch = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if batch.empty:
+        return 0
+    columns = table_columns(con, table)
+    if "created_at" in columns and "created_at" not in batch.columns:
+        batch = batch.assign(created_at=now_utc())
+    unknown = sorted(set(batch.columns) - set(columns))
+    missing_keys = sorted(set(key) - set(batch.columns))
+    if unknown or missing_keys:
+        raise ValueError(
+            f"cannot write to {table}: unknown columns {unknown}, missing key columns {missing_keys}"
+        )
+    names = [c for c in columns if c in batch.columns]
+    column_list = ", ".join(names)
+    key_match = " and ".join(f"t.{k} is not distinct from b.{k}" for k in key)
+    partition = ", ".join(key)
+    view_name = f"_batch_{table}"
+    con.register(view_name, batch)
+    try:
+        result = con.execute(
+            f"""
+            insert into {table} ({column_list})
+            select {column_list} from {view_name} as b
+            where not exists (select 1 from {table} as t where {key_match})
+            qualify row_number() over (partition by {partition}) = 1
+            """
+        ).fetchone()
+    finally:
+        con.unregister(view_name)
+    return int(result[0]) if result else 0
