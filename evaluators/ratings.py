@@ -196,6 +196,9 @@ def bootstrap_ratings(
     replacement (as multinomial cell counts) and is refitted with the same
     anchor, so the anchor's interval is a single point. ``ci`` is the central
     coverage of [ci_low, ci_high] (0.95: the 2.5th and 97.5th percentiles).
+    The bootstrap measures sampling noise only: a model whose battles all
+    ended the same way (say, never lost) gets a narrow interval however few
+    battles it had; look at ``n_battles`` too.
     """
     anchor_index = _check_fit_inputs(counts, anchor_model, prior_sd_elo)
     if n_samples < 1:

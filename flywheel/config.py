@@ -61,11 +61,15 @@ class EndpointConfig(Section):
         default=None,
     )
     max_concurrency: int = _help("requests in flight at once to this endpoint", default=16, gt=0)
-    timeout_s: float = _help("seconds before one request is abandoned and retried", default=30.0, gt=0)
+    timeout_s: float = _help(
+        "seconds before one request is abandoned and retried", default=30.0, gt=0
+    )
     max_retries: int = _help("retries of a transient failure (429, 5xx, timeout)", default=4, ge=0)
     temperature: float = _help("sampling temperature; 0 is greedy", default=0.0, ge=0, le=2)
     max_tokens: int = _help("upper bound on tokens generated per reply", default=512, gt=0)
-    price_in_per_mtok: float = _help("USD per million prompt tokens (0 for free)", default=0.0, ge=0)
+    price_in_per_mtok: float = _help(
+        "USD per million prompt tokens (0 for free)", default=0.0, ge=0
+    )
     price_out_per_mtok: float = _help(
         "USD per million completion tokens (0 for free)", default=0.0, ge=0
     )
@@ -90,7 +94,9 @@ class EndpointConfig(Section):
 
 class JudgeConfig(EndpointConfig):
     name: str = _help("short name of the judge", default="judge", min_length=1)
-    prompt_version: str = _help("version of the pairwise judge prompt in evaluators/judges.py", default="v1")
+    prompt_version: str = _help(
+        "version of the pairwise judge prompt in evaluators/judges.py", default="v1"
+    )
     use_verifier: bool = _help(
         "also score checkable prompts with the verifier judge (sandbox skills)", default=True
     )
@@ -103,7 +109,9 @@ class StudentConfig(Section):
         default="runs/demo/student",
         min_length=1,
     )
-    build_if_missing: bool = _help("build the sandbox's tiny student when `path` is absent", default=True)
+    build_if_missing: bool = _help(
+        "build the sandbox's tiny student when `path` is absent", default=True
+    )
     endpoint: EndpointConfig | None = _help(
         "answer through this endpoint instead of generating locally (the champion is served)",
         default=None,
@@ -112,12 +120,16 @@ class StudentConfig(Section):
     batch_size: int = _help("prompts per local generate() batch", default=64, gt=0)
     do_sample: bool = _help("sample instead of greedy decoding", default=False)
     temperature: float = _help("sampling temperature when do_sample is true", default=1.0, gt=0)
-    device: Literal["auto", "cpu", "cuda"] = _help("auto uses a GPU when one is present", default="auto")
+    device: Literal["auto", "cpu", "cuda"] = _help(
+        "auto uses a GPU when one is present", default="auto"
+    )
     seed: int = _help("seed for building the sandbox student and for sampling", default=0)
 
 
 class PromptsConfig(Section):
-    eval_size: int = _help("held-out eval prompts drawn once, stratified by category", default=200, gt=0)
+    eval_size: int = _help(
+        "held-out eval prompts drawn once, stratified by category", default=200, gt=0
+    )
     slice_size: int = _help("fresh prompts drawn for each round", default=300, gt=0)
     max_chars: int = _help("longer prompts are rejected at ingest", default=8000, gt=0)
     near_duplicate_threshold: float = _help(
@@ -152,9 +164,15 @@ class ScheduleConfig(Section):
 
 
 class MiningConfig(Section):
-    sft_min_gap_first: float = _help("score gap K for SFT in the first iteration", default=3.0, ge=0)
-    dpo_min_gap_first: float = _help("score gap K for DPO and RM pairs in the first iteration", default=2.0, ge=0)
-    min_gap_later: float = _help("score gap K for every kind after the first iteration", default=1.0, ge=0)
+    sft_min_gap_first: float = _help(
+        "score gap K for SFT in the first iteration", default=3.0, ge=0
+    )
+    dpo_min_gap_first: float = _help(
+        "score gap K for DPO and RM pairs in the first iteration", default=2.0, ge=0
+    )
+    min_gap_later: float = _help(
+        "score gap K for every kind after the first iteration", default=1.0, ge=0
+    )
     accumulate: bool = _help(
         "train on this round's examples plus every earlier round's of the same kind", default=True
     )
@@ -163,7 +181,9 @@ class MiningConfig(Section):
 class StageTrainingConfig(Section):
     learning_rate: float = _help("optimizer learning rate", default=5e-4, gt=0)
     num_train_epochs: float = _help("passes over the mined examples", default=2.0, gt=0)
-    max_steps: int = _help("stop after this many steps; -1 means use num_train_epochs", default=-1, ge=-1)
+    max_steps: int = _help(
+        "stop after this many steps; -1 means use num_train_epochs", default=-1, ge=-1
+    )
     batch_size: int = _help("examples per device batch", default=16, gt=0)
     max_length: int = _help("tokens per training sequence", default=256, gt=0)
     min_examples: int = _help("fewer mined examples than this skips the stage", default=8, ge=1)
@@ -172,7 +192,9 @@ class StageTrainingConfig(Section):
 
 
 class TrainingConfig(Section):
-    output_dir: str = _help("where candidate checkpoints are written", default="runs/demo/models", min_length=1)
+    output_dir: str = _help(
+        "where candidate checkpoints are written", default="runs/demo/models", min_length=1
+    )
     seed: int = _help("training seed", default=0)
     sft: StageTrainingConfig = Field(default_factory=StageTrainingConfig)
     dpo: StageTrainingConfig = Field(
@@ -187,7 +209,10 @@ class TrainingConfig(Section):
 
 class EvaluationConfig(Section):
     promotion_margin: float = _help(
-        "promote only when the win-rate CI lower bound exceeds 0.5 + margin", default=0.0, ge=0, lt=0.5
+        "promote only when the win-rate CI lower bound exceeds 0.5 + margin",
+        default=0.0,
+        ge=0,
+        lt=0.5,
     )
     ci: float = _help("confidence level of every interval", default=0.95, gt=0, lt=1)
     bootstrap_samples: int = _help("bootstrap resamples for intervals", default=1000, gt=0)
@@ -200,24 +225,42 @@ class EvaluationConfig(Section):
 
 
 class SandboxModelConfig(Section):
-    role: Literal["reference", "judge"] = _help("what this sandbox model plays", default="reference")
-    accuracy: float = _help("share of prompts answered right, per skill unless overridden", default=0.95, ge=0, le=1)
+    role: Literal["reference", "judge"] = _help(
+        "what this sandbox model plays", default="reference"
+    )
+    accuracy: float = _help(
+        "share of prompts answered right, per skill unless overridden", default=0.95, ge=0, le=1
+    )
     skill_accuracy: dict[str, float] = _help(
         "per-skill accuracy overriding `accuracy` (skill name -> 0..1)", default_factory=dict
     )
-    verbosity: Literal["terse", "normal", "verbose"] = _help("length of the answer's prose", default="normal")
+    verbosity: Literal["terse", "normal", "verbose"] = _help(
+        "length of the answer's prose", default="normal"
+    )
     latency_ms: float = _help("mean reply latency in ms", default=0.0, ge=0)
-    latency_jitter_ms: float = _help("uniform jitter added to the latency, in ms", default=0.0, ge=0)
-    rate_429: float = _help("share of requests answered 429 with Retry-After", default=0.0, ge=0, le=1)
+    latency_jitter_ms: float = _help(
+        "uniform jitter added to the latency, in ms", default=0.0, ge=0
+    )
+    rate_429: float = _help(
+        "share of requests answered 429 with Retry-After", default=0.0, ge=0, le=1
+    )
     rate_500: float = _help("share of requests answered 500", default=0.0, ge=0, le=1)
-    rate_timeout: float = _help("share of requests answered slower than the client timeout", default=0.0, ge=0, le=1)
-    score_noise: float = _help("judge: std of the noise added to each 1-10 score", default=0.5, ge=0)
+    rate_timeout: float = _help(
+        "share of requests answered slower than the client timeout", default=0.0, ge=0, le=1
+    )
+    score_noise: float = _help(
+        "judge: std of the noise added to each 1-10 score", default=0.5, ge=0
+    )
     position_bias: float = _help("judge: score bonus of the answer shown first", default=0.3, ge=0)
-    malformed_rate: float = _help("judge: share of replies without a parseable verdict", default=0.01, ge=0, le=1)
+    malformed_rate: float = _help(
+        "judge: share of replies without a parseable verdict", default=0.01, ge=0, le=1
+    )
 
 
 class SandboxConfig(Section):
-    seed: int = _help("seed of every sandbox reply (noise is seeded from request content)", default=0)
+    seed: int = _help(
+        "seed of every sandbox reply (noise is seeded from request content)", default=0
+    )
     host: str = _help("address the embedded server binds", default="127.0.0.1")
     port: int = _help("port of the embedded server; 0 picks a free one", default=0, ge=0, le=65535)
     timeout_delay_s: float = _help("how long an injected timeout reply stalls", default=60.0, gt=0)
@@ -230,7 +273,9 @@ class SandboxConfig(Section):
 class Config(Section):
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
-    references: list[EndpointConfig] = _help("strong reference models the champion battles", min_length=1)
+    references: list[EndpointConfig] = _help(
+        "strong reference models the champion battles", min_length=1
+    )
     judge: JudgeConfig
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -357,4 +402,3 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {str(config_path)!r} is not valid YAML: {e}") from e
     return parse_config(data, str(config_path))
-

@@ -108,7 +108,9 @@ def describe_lock_holder(message: str) -> str:
         return f"process {pid} (no longer visible)"
     command = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))[:160]
     if any(Path(a).name == "flywheel" for a in argv[:2]):
-        sub = next((a for a in argv[1:] if not a.startswith("-") and Path(a).name != "flywheel"), "")
+        sub = next(
+            (a for a in argv[1:] if not a.startswith("-") and Path(a).name != "flywheel"), ""
+        )
         kind = f"a `flywheel {sub}` run".replace("  ", " ")
     elif any("pytest" in a for a in argv):
         kind = "a test run (pytest)"

@@ -1,0 +1,209 @@
+"""The `flywheel` command.
+
+Exit status: 0 on success, 2 for an invalid configuration or invocation, 1 for any other
+failure (with a message that says what went wrong and what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import pandas as pd
+
+from flywheel.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=str(DEFAULT_CONFIG_PATH),
+        help=f"YAML recipe (default: {DEFAULT_CONFIG_PATH})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flywheel",
+        description="An Arena-Learning data flywheel for LLM post-training: battles, judging, "
+        "mining into DuckDB, TRL training and A/B-gated promotion, run by Prefect.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run rounds of the flywheel (the main job)")
+    _add_config_argument(run)
+    run.add_argument(
+        "--rounds", type=int, default=None, help="rounds to run (default: schedule.rounds)"
+    )
+
+    init = commands.add_parser("init", help="build the sandbox's round-0 student")
+    _add_config_argument(init)
+    init.add_argument("--force", action="store_true", help="rebuild even if it exists")
+
+    sql = commands.add_parser("sql", help="run one read-only query, or list tables and views")
+    _add_config_argument(sql)
+    sql.add_argument("query", nargs="?", help="a SELECT; omit to list tables and views")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    export = commands.add_parser("export", help="write mined data as TRL-ready JSONL or Parquet")
+    _add_config_argument(export)
+    export.add_argument("--kind", choices=["sft", "dpo", "rm"], required=True)
+    export.add_argument("--round", type=int, default=None, dest="round_id", help="one round only")
+    export.add_argument("--out", required=True, help="FILE.jsonl or FILE.parquet")
+
+    prompts = commands.add_parser("prompts", help="manage the prompt pool")
+    prompt_commands = prompts.add_subparsers(
+        dest="prompts_command", required=True, metavar="ACTION"
+    )
+    add = prompt_commands.add_parser("add", help="ingest a JSONL or Parquet file of prompts")
+    _add_config_argument(add)
+    add.add_argument("file")
+    add.add_argument("--source", default=None, help="source name (default: the file's name)")
+    add.add_argument("--eval", action="store_true", help="add to the held-out eval split")
+    stats = prompt_commands.add_parser("stats", help="counts per source, category, split, slice")
+    _add_config_argument(stats)
+
+    sandbox = commands.add_parser("sandbox", help="the embedded offline arena")
+    sandbox_commands = sandbox.add_subparsers(
+        dest="sandbox_command", required=True, metavar="ACTION"
+    )
+    serve_sandbox = sandbox_commands.add_parser("serve", help="serve the sandbox models over HTTP")
+    _add_config_argument(serve_sandbox)
+    serve_sandbox.add_argument("--port", type=int, default=8000)
+
+    serve = commands.add_parser("serve", help="serve the nightly deployment to a Prefect server")
+    _add_config_argument(serve)
+    serve.add_argument("--cron", default=None, help="cron schedule (default: schedule.cron)")
+    return parser
+
+
+def print_frame(frame: pd.DataFrame, output_format: str = "table") -> None:
+    if output_format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif output_format == "json":
+        sys.stdout.write(
+            frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n"
+        )
+    elif frame.empty:
+        print("(no rows)" if len(frame.columns) == 0 else " | ".join(frame.columns) + "\n(no rows)")
+    else:
+        with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+            print(frame.to_string(index=False))
+
+
+def command_sql(config: Config, args: argparse.Namespace) -> int:
+    from warehouse.catalog import list_relations, run_read_only_query
+    from warehouse.store import connect
+
+    with connect(
+        config.warehouse.path, read_only=True, timeout_s=config.warehouse.lock_timeout_s
+    ) as con:
+        frame = list_relations(con) if args.query is None else run_read_only_query(con, args.query)
+    print_frame(frame, args.format)
+    return 0
+
+
+def command_export(config: Config, args: argparse.Namespace) -> int:
+    from warehouse.export import export_rows, write_export
+    from warehouse.store import connect
+
+    with connect(
+        config.warehouse.path, read_only=True, timeout_s=config.warehouse.lock_timeout_s
+    ) as con:
+        rows = export_rows(con, args.kind, args.round_id)
+    path = write_export(rows, args.out)
+    scope = "all rounds" if args.round_id is None else f"round {args.round_id}"
+    print(f"wrote {len(rows)} {args.kind} rows ({scope}) to {path}")
+    return 0
+
+
+def command_init(config: Config, args: argparse.Namespace) -> int:
+    from sandbox.student import build_student
+
+    report = build_student(config, force=args.force)
+    print(
+        f"student at {report.path}: {report.n_parameters / 1e6:.2f}M parameters, held-out "
+        f"sandbox accuracy {report.heldout_accuracy:.1%}, built in {report.wall_s:.0f} s"
+    )
+    return 0
+
+
+def command_prompts(config: Config, args: argparse.Namespace) -> int:
+    from tasks.prompts import add_prompt_file, prompt_stats
+
+    if args.prompts_command == "add":
+        report = add_prompt_file(config, args.file, args.source, "eval" if args.eval else "pool")
+        print(report.summary())
+        return 0
+    for title, frame in prompt_stats(config).items():
+        print(f"\n{title}")
+        print_frame(frame)
+    return 0
+
+
+def command_sandbox(config: Config, args: argparse.Namespace) -> int:
+    from sandbox.server import serve_forever
+
+    serve_forever(config.sandbox, args.port)
+    return 0
+
+
+def command_run(config: Config, args: argparse.Namespace) -> int:
+    from flows.flywheel import run_flywheel_cli
+
+    return run_flywheel_cli(config, args.config, args.rounds)
+
+
+def command_serve(config: Config, args: argparse.Namespace) -> int:
+    from flows.nightly import serve_nightly
+
+    serve_nightly(args.config, args.cron or config.schedule.cron, config.schedule.timezone)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+    "run": command_run,
+    "init": command_init,
+    "sql": command_sql,
+    "export": command_export,
+    "prompts": command_prompts,
+    "sandbox": command_sandbox,
+    "serve": command_serve,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"flywheel: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](config, args)
+    except KeyboardInterrupt:
+        print(
+            "flywheel: interrupted; finished work is in the warehouse, rerun to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except (ConfigError, ValueError) as e:
+        print(f"flywheel: {e}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(e, ConfigError) or _is_usage_error(e) else EXIT_FAILURE
+    except (RuntimeError, OSError) as e:
+        print(f"flywheel: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _is_usage_error(error: Exception) -> bool:
+    from warehouse.catalog import ReadOnlyQueryError
+
+    return isinstance(error, ReadOnlyQueryError)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""Local models: a tokenizer and a tiny Llama built from scratch, atomic checkpoints, batched generation.
+
+Nothing here downloads anything. A checkpoint is a plain Hugging Face directory (config.json,
+model.safetensors, tokenizer files with the chat template) that `AutoModelForCausalLM` and
+`AutoTokenizer.from_pretrained` load. Checkpoints are written through a temporary directory next
+to the target and renamed into place only when complete, so a crash never leaves a half-written
+model at the target path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+BOS_TOKEN = "<|bos|>"
+EOS_TOKEN = "<|end|>"  # ends every turn; generation stops on it
+PAD_TOKEN = "<|pad|>"
+ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, *ROLE_TOKENS)
+
+# Each turn is `<|role|>content<|end|>`. The assistant's content and its end token sit inside
+# `{% generation %}` so TRL's assistant-only loss trains the model both to answer and to stop.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "<|assistant|>{% generation %}{{ message['content'] }}<|end|>{% endgeneration %}"
+    "{% else %}"
+    "{{ '<|' + message['role'] + '|>' }}{{ message['content'] }}<|end|>"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+Device = Literal["auto", "cpu", "cuda"]
+FinishReason = Literal["stop", "length"]
+
+
+def build_tokenizer(
+    texts: Iterable[str], vocab_size: int = 512, isolate_letters: bool = False
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on `texts` (well under a second for a few thousand lines).
+
+    Digits are always split one per token (arithmetic reads digit by digit). With
+    `isolate_letters`, every letter is its own token too, so skills that spell words (reverse,
+    sort, count) see characters; merges then only join spaces and punctuation.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    splits: list[Any] = [pre_tokenizers.Digits(individual_digits=True)]
+    if isolate_letters:
+        splits.append(pre_tokenizers.Split(Regex(r"[A-Za-z]"), behavior="isolated"))
+    splits.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Sequence(splits)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        additional_special_tokens=list(ROLE_TOKENS),
+        padding_side="left",
+        model_max_length=1024,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_llama(
+    tokenizer: PreTrainedTokenizerBase,
+    seed: int,
+    hidden_size: int = 192,
+    n_layers: int = 4,
+    n_heads: int = 4,
+    intermediate_size: int = 512,
+    max_position_embeddings: int = 512,
+) -> LlamaForCausalLM:
+    """A randomly initialised Llama-style model sized to `tokenizer` (~2M parameters by default)."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    """Distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_checkpoint(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    path: str | Path,
+    overwrite: bool = False,
+) -> Path:
+    """Write model + tokenizer (safetensors) to `path`, atomically.
+
+    Everything is written to a hidden temporary directory beside `path` and renamed into place
+    only once complete; on any error the temporary directory is removed and `path` is untouched.
+    An existing `path` raises FileExistsError unless `overwrite`, in which case the old checkpoint
+    is moved aside, the new one renamed in, and the old one deleted (`path` is never half-written;
+    between the two renames it is briefly absent).
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"checkpoint {target} already exists; pass overwrite=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        _require_checkpoint(staging)
+        if target.exists():
+            retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, retired)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """True when `path` holds a complete model checkpoint (config and safetensors weights)."""
+    return all((Path(path) / name).is_file() for name in CHECKPOINT_FILES)
+
+
+def _require_checkpoint(path: Path) -> None:
+    missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{path} is not a model checkpoint: missing {', '.join(missing)}. Fix: point at a "
+            "directory written by save_pretrained (or build the sandbox student with `flywheel init`)."
+        )
+
+
+def pick_device(preference: str = "auto") -> str:
+    """`cuda` when asked for or when `auto` and a GPU is present, else `cpu`."""
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but no GPU is available; use 'auto' or 'cpu'")
+    return preference
+
+
+def load_checkpoint(
+    path: str | Path, device: str = "auto"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer from `path` in eval mode on `device` (bf16 on GPU)."""
+    checkpoint = Path(path)
+    _require_checkpoint(checkpoint)
+    target_device = pick_device(device)
+    dtype = torch.bfloat16 if target_device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype).to(target_device)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model.eval()
+    return model, tokenizer
+
+
+@dataclass(frozen=True)
+class GeneratedAnswer:
+    """One generated reply: text without special tokens, tokens generated, and why it stopped."""
+
+    text: str
+    n_tokens: int
+    finish_reason: FinishReason
+
+
+def generate_answers(
+    model_path: str | Path,
+    conversations: list[list[dict[str, str]]],
+    max_new_tokens: int,
+    batch_size: int = 64,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[GeneratedAnswer]:
+    """Answer each conversation with the checkpoint at `model_path`, in the order given.
+
+    Prompts are rendered with the chat template (generation prompt added), sorted by length and
+    batched with left padding. Greedy decoding is deterministic; sampling is seeded by `seed`.
+    `n_tokens` counts generated tokens up to and excluding the end-of-turn token.
+    """
+    if not conversations:
+        return []
+    model, tokenizer = load_checkpoint(model_path, device)
+    tokenizer.padding_side = "left"
+    prompts = [
+        tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+        for c in conversations
+    ]
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+    answers: list[GeneratedAnswer | None] = [None] * len(encoded)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            batch_ids = order[start : start + batch_size]
+            batch = tokenizer.pad(
+                {"input_ids": [encoded[i] for i in batch_ids]}, padding=True, return_tensors="pt"
+            ).to(model.device)
+            sampling: dict[str, Any] = (
+                {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+                if do_sample
+                else {"do_sample": False}
+            )
+            output = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                **sampling,
+            )
+            new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
+            for i, tokens in zip(batch_ids, new_tokens, strict=True):
+                answers[i] = _to_answer(tokens, tokenizer)
+    return [a for a in answers if a is not None]
+
+
+def _to_answer(tokens: list[int], tokenizer: PreTrainedTokenizerBase) -> GeneratedAnswer:
+    """Cut generated ids at the first end-of-turn token and decode them."""
+    eos_id = tokenizer.eos_token_id
+    if eos_id in tokens:
+        kept, reason = tokens[: tokens.index(eos_id)], "stop"
+    else:
+        kept, reason = tokens, "length"
+    text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+    return GeneratedAnswer(text=text, n_tokens=len(kept), finish_reason=reason)

@@ -1,0 +1,180 @@
+"""The `flywheel` command: config errors, read-only SQL, exports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flows.cli import main
+from tests.conftest import REPO_ROOT
+from tests.warehouse.literal_rows import write_literal_round
+from warehouse.store import connect
+
+
+def write_config(tmp_path: Path, **changes: Any) -> Path:
+    """configs/smoke.yaml with the warehouse in tmp_path and `section.field` changes applied."""
+    data = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    data["warehouse"]["path"] = str(tmp_path / "flywheel.duckdb")
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = data
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[leaf] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+BAD_CONFIGS = [
+    ("training__sft__learning_rate", "fast", "training.sft.learning_rate"),
+    ("training__sft__bogus", 1, "training.sft.bogus: unknown key"),
+    ("prompts__slice_size", -5, "prompts.slice_size = -5"),
+    ("prompts__eval_size", 0, "prompts.eval_size = 0"),
+    ("schedule__stages", ["sft", "ppo"], 'schedule.stages.1 = "ppo"'),
+    ("schedule__stages", [], "schedule.stages"),
+    ("references__0__max_concurrency", 0, "references.0.max_concurrency = 0"),
+    ("judge__timeout_s", -1, "judge.timeout_s = -1"),
+    ("evaluation__promotion_margin", 0.7, "evaluation.promotion_margin = 0.7"),
+    ("evaluation__ci", 1.5, "evaluation.ci = 1.5"),
+    ("warehouse__lock_timeout_s", "soon", "warehouse.lock_timeout_s"),
+    ("sandbox__models__sandbox-judge__malformed_rate", 2, "malformed_rate = 2"),
+    ("student__device", "tpu", 'student.device = "tpu"'),
+    ("references__0__model", "not-served", "sandbox.models has no 'not-served'"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), BAD_CONFIGS)
+def test_bad_config_names_the_field_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, field: str, value: Any, expected: str
+) -> None:
+    path = write_config(tmp_path, **{field: value})
+    assert main(["sql", "--config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert expected in error
+    assert "Fix:" in error or "add it under sandbox.models" in error
+    assert not (tmp_path / "flywheel.duckdb").exists(), "nothing may run on an invalid config"
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["sql", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_missing_section_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("references: []\n")
+    assert main(["sql", "--config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "judge: required but missing" in error
+    assert "references = []" in error
+
+
+def test_not_a_mapping_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("- just\n- a list\n")
+    assert main(["sql", "--config", str(path)]) == 2
+    assert "must be a mapping" in capsys.readouterr().err
+
+
+def test_sql_lists_tables_and_views_with_their_grain(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["sql", "--config", str(write_config(tmp_path))]) == 0
+    listing = capsys.readouterr().out
+    assert "one row per judged game" in listing
+    assert "v_round_summary" in listing
+
+
+def test_sql_on_an_empty_warehouse_prints_the_round_summary_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = str(write_config(tmp_path))
+    assert main(["sql", "--config", config, "select * from v_round_summary"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("round_id | stage | champion_before | champion_after | promoted")
+    assert header.endswith("sandbox_accuracy | wall_s")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "delete from rounds",
+        "drop table rounds",
+        "insert into rounds (round_id) values (1)",
+        "update rounds set stage = 'x'",
+        "create table t (a int)",
+        "select 1; delete from rounds",
+    ],
+)
+def test_sql_refuses_writes(tmp_path: Path, capsys: pytest.CaptureFixture, statement: str) -> None:
+    config = str(write_config(tmp_path))
+    with connect(tmp_path / "flywheel.duckdb") as con:
+        write_literal_round(con)
+    assert main(["sql", "--config", config, statement]) == 2
+    assert "Fix:" in capsys.readouterr().err
+    with connect(tmp_path / "flywheel.duckdb") as con:
+        assert con.execute("select count(*) from rounds").fetchone()[0] == 1
+
+
+def test_sql_formats_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = str(write_config(tmp_path))
+    with connect(tmp_path / "flywheel.duckdb") as con:
+        write_literal_round(con)
+    query = "select round_id, stage, n_sft from v_round_summary"
+    assert main(["sql", "--config", config, "--format", "csv", query]) == 0
+    assert capsys.readouterr().out.splitlines() == ["round_id,stage,n_sft", "1,sft,1"]
+    assert main(["sql", "--config", config, "--format", "json", query]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"round_id": 1, "stage": "sft", "n_sft": 1}]
+
+
+@pytest.mark.parametrize("kind", ["sft", "dpo", "rm"])
+def test_export_writes_trl_ready_rows_that_load_with_datasets(tmp_path: Path, kind: str) -> None:
+    import datasets
+
+    config = str(write_config(tmp_path))
+    with connect(tmp_path / "flywheel.duckdb") as con:
+        write_literal_round(con)
+    for suffix in ("jsonl", "parquet"):
+        out = tmp_path / f"{kind}.{suffix}"
+        assert (
+            main(["export", "--config", config, "--kind", kind, "--round", "1", "--out", str(out)])
+            == 0
+        )
+        loader = "json" if suffix == "jsonl" else "parquet"
+        dataset = datasets.load_dataset(loader, data_files=str(out), split="train")
+        assert len(dataset) == 1
+        if kind == "sft":
+            assert dataset.column_names == ["messages"]
+            assert dataset[0]["messages"][-1] == {"role": "assistant", "content": "Answer: 5"}
+        else:
+            assert dataset.column_names == ["prompt", "chosen", "rejected"]
+            assert dataset[0]["chosen"] == [{"role": "assistant", "content": "Answer: 5"}]
+            assert dataset[0]["rejected"] == [{"role": "assistant", "content": "Answer: 6"}]
+
+
+def test_export_of_a_round_without_data_writes_no_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = str(write_config(tmp_path))
+    out = tmp_path / "none.jsonl"
+    assert (
+        main(["export", "--config", config, "--kind", "sft", "--round", "9", "--out", str(out)])
+        == 0
+    )
+    assert out.read_text() == ""
+    assert "wrote 0 sft rows (round 9)" in capsys.readouterr().out
+
+
+def test_console_command_is_installed_and_prints_help() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "flywheel"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "run" in result.stdout and "sql" in result.stdout and "export" in result.stdout

@@ -1,0 +1,210 @@
+"""Warehouse contracts, idempotent writes, migrations and the lock-aware connect."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.warehouse.literal_rows import LITERAL_ROWS, write_literal_round
+from warehouse.contracts import NATURAL_KEYS, contract_violations
+from warehouse.store import (
+    LATEST_SCHEMA_VERSION,
+    WarehouseLockedError,
+    WarehouseVersionError,
+    connect,
+    insert_new,
+    migrate,
+    schema_version,
+)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "flywheel.duckdb"
+
+
+def test_every_table_has_a_contract_and_literal_rows(db_path: Path) -> None:
+    with connect(db_path) as con:
+        tables = {
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_type = 'BASE TABLE' and table_name != 'schema_version'"
+            ).fetchall()
+        }
+    assert tables == set(NATURAL_KEYS) == set(LITERAL_ROWS)
+
+
+def test_contracts_hold_on_literal_rows(db_path: Path) -> None:
+    with connect(db_path) as con:
+        added = write_literal_round(con)
+        assert added == {table: len(rows) for table, rows in LITERAL_ROWS.items()}
+        assert contract_violations(con) == []
+
+
+def test_required_column_missing_is_refused(db_path: Path) -> None:
+    row = dict(LITERAL_ROWS["battles"][0], battle_id="b2")
+    del row["outcome"]
+    with connect(db_path) as con, pytest.raises(duckdb.ConstraintException, match="outcome"):
+        insert_new(con, "battles", [row], ["battle_id"])
+
+
+def test_contract_check_finds_duplicate_keys_and_dangling_references(db_path: Path) -> None:
+    with connect(db_path) as con:
+        write_literal_round(con)
+        con.execute("insert into ratings select * from ratings limit 1")
+        con.execute("update sft_examples set battle_id = 'missing'")
+        violations = contract_violations(con)
+    assert any(v.startswith("ratings:") and "more than once" in v for v in violations)
+    assert any(
+        v.startswith("sft_examples.battle_id: 1 rows reference no battles") for v in violations
+    )
+
+
+def test_writing_a_batch_twice_stores_it_once(db_path: Path) -> None:
+    with connect(db_path) as con:
+        first = write_literal_round(con)
+        second = write_literal_round(con)
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in NATURAL_KEYS}
+    assert sum(first.values()) > 0
+    assert sum(second.values()) == 0
+    assert counts == first
+
+
+def test_duplicates_inside_one_batch_keep_the_first_row(db_path: Path) -> None:
+    rows = [
+        {"round_id": 7, "stage": "sft", "status": "running"},
+        {"round_id": 7, "stage": "dpo", "status": "done"},
+    ]
+    with connect(db_path) as con:
+        assert insert_new(con, "rounds", rows, ["round_id"]) == 1
+        assert con.execute("select stage from rounds").fetchall() == [("sft",)]
+
+
+def test_unknown_column_is_refused_with_its_name(db_path: Path) -> None:
+    with connect(db_path) as con, pytest.raises(ValueError, match="unknown columns \\['colour'\\]"):
+        insert_new(
+            con,
+            "rounds",
+            [{"round_id": 1, "stage": "sft", "status": "x", "colour": 1}],
+            ["round_id"],
+        )
+
+
+def test_empty_warehouse_is_migrated_to_the_latest_version(db_path: Path) -> None:
+    with connect(db_path) as con:
+        assert schema_version(con) == LATEST_SCHEMA_VERSION
+        views = con.execute(
+            "select count(*) from information_schema.tables where table_type = 'VIEW'"
+        ).fetchone()[0]
+    assert views == 5
+
+
+def test_previous_version_warehouse_upgrades_and_keeps_its_rows(db_path: Path) -> None:
+    con = duckdb.connect(str(db_path))
+    assert migrate(con, str(db_path), up_to=1) == 1
+    assert insert_new(con, "prompts", LITERAL_ROWS["prompts"], ["prompt_id"]) == 2
+    con.close()
+    with connect(db_path) as con:
+        assert schema_version(con) == LATEST_SCHEMA_VERSION
+        assert con.execute("select count(*) from prompts").fetchone()[0] == 2
+        assert con.execute("select count(*) from sft_examples").fetchone()[0] == 0
+
+
+def test_newer_warehouse_is_refused_and_left_untouched(db_path: Path) -> None:
+    with connect(db_path) as con:
+        con.execute("insert into schema_version values (99, now())")
+    with pytest.raises(WarehouseVersionError, match="schema version 99.*upgrade flywheel"):
+        with connect(db_path):
+            pass
+    with pytest.raises(WarehouseVersionError):
+        with connect(db_path, read_only=True):
+            pass
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("create table if not exists marker (released boolean)")
+    print("holding", flush=True)
+    if sys.argv[2] == "release":
+        sys.stdin.readline()
+        con.execute("insert into marker values (true)")
+        con.close()
+    else:
+        time.sleep(120)
+    """
+)
+
+
+def start_holder(db_path: Path, mode: str) -> subprocess.Popen:
+    with connect(db_path):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db_path), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_writer_waits_while_another_process_holds_the_file_then_succeeds(db_path: Path) -> None:
+    holder = start_holder(db_path, "release")
+    try:
+        with pytest.raises(WarehouseLockedError):
+            with connect(db_path, timeout_s=0):
+                pass
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        with connect(db_path, timeout_s=60) as con:
+            released = con.execute("select released from marker").fetchall()
+        assert released == [(True,)]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_writer_fails_after_the_timeout_naming_the_holder(db_path: Path) -> None:
+    holder = start_holder(db_path, "hold")
+    try:
+        with pytest.raises(WarehouseLockedError) as error:
+            with connect(db_path, timeout_s=0.5):
+                pass
+        message = str(error.value)
+        assert f"PID {holder.pid}" in message
+        assert "waited 0 s" in message or "waited 1 s" in message
+        assert "lock_timeout_s" in message
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_views_trace_a_round_back_to_its_battles(db_path: Path) -> None:
+    with connect(db_path) as con:
+        write_literal_round(con)
+        summary = con.execute("select * from v_round_summary").df().to_dict("records")[0]
+        sft = con.execute("select messages, battle_id from v_sft_data").fetchall()
+        lineage = con.execute(
+            "select lineage, generation from v_model_lineage where version_id = 'r1-sft'"
+        ).fetchone()
+    assert summary["n_battles"] == 1 and summary["n_sft"] == 1 and summary["n_dpo"] == 1
+    assert summary["promoted"] and summary["sandbox_accuracy"] == 0.5
+    assert summary["win_rate_ci_low"] == 0.8
+    assert sft == [
+        (
+            [
+                {"role": "user", "content": "What is 2 + 3?"},
+                {"role": "assistant", "content": "Answer: 5"},
+            ],
+            "b1",
+        )
+    ]
+    assert lineage == ("v0 <- r1-sft", 1)

@@ -1,0 +1,47 @@
+"""Export mined data as TRL-ready files: `messages` for SFT; prompt/chosen/rejected for DPO and RM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pandas as pd
+
+ExportKind = Literal["sft", "dpo", "rm"]
+EXPORT_SOURCES: dict[str, tuple[str, list[str]]] = {
+    "sft": ("v_sft_data", ["messages"]),
+    "dpo": ("v_dpo_pairs", ["prompt", "chosen", "rejected"]),
+    "rm": ("v_rm_pairs", ["prompt", "chosen", "rejected"]),
+}
+
+
+def export_rows(
+    con: duckdb.DuckDBPyConnection, kind: ExportKind, round_id: int | None = None
+) -> list[dict]:
+    """The mined rows of one kind (all rounds, or one), holding only TRL's columns."""
+    view, columns = EXPORT_SOURCES[kind]
+    column_list = ", ".join(f"to_json({c}) as {c}" for c in columns)
+    where = "" if round_id is None else "where round_id = ?"
+    params = [] if round_id is None else [round_id]
+    records = con.execute(f"select {column_list} from {view} {where}", params).fetchall()
+    return [{c: json.loads(value) for c, value in zip(columns, record, strict=True)} for record in records]
+
+
+def write_export(rows: list[dict], out_path: str | Path) -> Path:
+    """Write rows as JSON Lines (.jsonl) or Parquet (.parquet)."""
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        with path.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif path.suffix == ".parquet":
+        pd.DataFrame(rows).to_parquet(path, index=False)
+    else:
+        raise ValueError(
+            f"cannot export to {path.name}: unknown extension {path.suffix!r}. "
+            "Fix: use --out FILE.jsonl or --out FILE.parquet."
+        )
+    return path
