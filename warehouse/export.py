@@ -18,12 +18,17 @@ EXPORT_SOURCES: dict[str, tuple[str, list[str]]] = {
 
 
 def export_rows(
-    con: duckdb.DuckDBPyConnection, kind: ExportKind, round_id: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    kind: ExportKind,
+    round_id: int | None = None,
+    include_earlier: bool = False,
 ) -> list[dict]:
-    """The mined rows of one kind (all rounds, or one), holding only TRL's columns."""
+    """The mined rows of one kind holding only TRL's columns: all rounds, one round, or
+    (with `include_earlier`) that round and every earlier one."""
     view, columns = EXPORT_SOURCES[kind]
     column_list = ", ".join(f"to_json({c}) as {c}" for c in columns)
-    where = "" if round_id is None else "where round_id = ?"
+    operator = "<=" if include_earlier else "="
+    where = "" if round_id is None else f"where round_id {operator} ?"
     params = [] if round_id is None else [round_id]
     records = con.execute(f"select {column_list} from {view} {where}", params).fetchall()
     return [{c: json.loads(value) for c, value in zip(columns, record, strict=True)} for record in records]

@@ -1,0 +1,78 @@
+"""Step 4 of the round: battles become SFT examples, DPO pairs and reward-model pairs.
+
+The selection rules are SQL (`warehouse/queries/mine_*.sql`); this module picks the score-gap
+threshold K for the round (Arena Learning: K=3 for SFT and K=2 for preference pairs in the
+first iteration, 1 later) and writes the rows idempotently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flywheel.config import Config
+from warehouse.export import export_rows
+from warehouse.store import connect, insert_new, read_query
+
+log = logging.getLogger(__name__)
+
+MINED_TABLES = {"sft": "sft_examples", "dpo": "dpo_pairs", "rm": "rm_pairs"}
+MINED_KEYS = {"sft": ["round_id", "prompt_id"], "dpo": ["round_id", "prompt_id"], "rm": ["round_id", "prompt_id"]}
+STAGE_DATA = {"sft": "sft", "dpo": "dpo", "rm+rl": "rm"}
+
+
+@dataclass(frozen=True)
+class MiningRule:
+    kind: str  # sft | dpo | rm
+    min_gap: float  # the score gap K a battle needs
+
+
+@dataclass(frozen=True)
+class MiningReport:
+    round_id: int
+    n_added: dict[str, int]  # kind -> rows added by this run
+    n_total: dict[str, int]  # kind -> rows the round holds
+
+
+def iteration_of(config: Config, round_id: int) -> int:
+    """0 for the first pass through the stage schedule, 1 for the second, ..."""
+    return (round_id - 1) // len(config.schedule.stages)
+
+
+def mining_rules(config: Config, round_id: int, stage: str) -> list[MiningRule]:
+    """SFT and DPO data every round; reward-model pairs on the rm+rl stage's slice."""
+    mining = config.training.mining
+    first = iteration_of(config, round_id) == 0
+    sft_gap = mining.sft_min_gap_first if first else mining.min_gap_later
+    pair_gap = mining.dpo_min_gap_first if first else mining.min_gap_later
+    rules = [MiningRule("sft", sft_gap), MiningRule("dpo", pair_gap)]
+    if stage == "rm+rl":
+        rules.append(MiningRule("rm", pair_gap))
+    return rules
+
+
+def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
+    """Select this round's examples by the rules and store the new ones (re-runs add nothing)."""
+    n_added: dict[str, int] = {}
+    n_total: dict[str, int] = {}
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        for rule in mining_rules(config, round_id, stage):
+            query = read_query("mine_sft" if rule.kind == "sft" else "mine_pairs")
+            params = {"round_id": round_id, "min_gap": rule.min_gap}
+            if rule.kind != "sft":
+                params["kind"] = rule.kind
+            selected = con.execute(query, params).df()
+            table = MINED_TABLES[rule.kind]
+            n_added[rule.kind] = insert_new(con, table, selected, MINED_KEYS[rule.kind])
+            n_total[rule.kind] = con.execute(
+                f"select count(*) from {table} where round_id = ?", [round_id]
+            ).fetchone()[0]
+            log.info("round %d: %d %s rows (K=%.1f)", round_id, n_total[rule.kind], rule.kind, rule.min_gap)
+    return MiningReport(round_id, n_added, n_total)
+
+
+def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:
+    """TRL-ready rows for the stage: this round's, plus earlier rounds' when accumulating."""
+    kind = STAGE_DATA[stage]
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        return export_rows(con, kind, round_id, include_earlier=config.training.mining.accumulate)

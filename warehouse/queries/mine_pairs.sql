@@ -1,0 +1,35 @@
+-- Preference pairs (DPO or reward model): per prompt of this round's train slice, the
+-- decisive battle with the largest score gap of at least K. The winner's answer is chosen:
+-- the reference's where the champion lost, the champion's own where it won. Ties,
+-- inconsistent, unparsed and errored battles, and prompts outside the active pool, are excluded.
+-- params: round_id, min_gap, kind
+with decisive_battles as (
+    select b.*
+    from battles as b
+    join prompts as p using (prompt_id)
+    where b.round_id = $round_id
+      and b.purpose = 'train'
+      and b.outcome in ('win', 'loss')
+      and b.score_gap >= $min_gap
+      and p.split = 'pool'
+      and p.status = 'active'
+), widest_gap as (
+    select *
+    from decisive_battles
+    qualify row_number() over (partition by prompt_id order by score_gap desc, model_b) = 1
+), pairs as (
+    select
+        md5(concat_ws('|', $kind, round_id, prompt_id)) as pair_id,
+        round_id,
+        prompt_id,
+        battle_id,
+        case when outcome = 'win' then response_a_id else response_b_id end as chosen_response_id,
+        case when outcome = 'win' then response_b_id else response_a_id end as rejected_response_id,
+        case when outcome = 'win' then model_a else model_b end as chosen_model,
+        case when outcome = 'win' then model_b else model_a end as rejected_model,
+        $kind as rule_kind,
+        $min_gap::double as rule_min_gap,
+        score_gap
+    from widest_gap
+)
+select * from pairs order by prompt_id

@@ -1,0 +1,34 @@
+-- SFT targets: per prompt of this round's train slice, the best reference answer among the
+-- battles the champion lost by at least the score gap K. Ties, inconsistent, unparsed and
+-- errored battles, and prompts outside the active pool, never become training data.
+-- params: round_id, min_gap
+with lost_battles as (
+    select b.*
+    from battles as b
+    join prompts as p using (prompt_id)
+    where b.round_id = $round_id
+      and b.purpose = 'train'
+      and b.outcome = 'loss'
+      and b.score_gap >= $min_gap
+      and p.split = 'pool'
+      and p.status = 'active'
+), best_winner as (
+    select *
+    from lost_battles
+    qualify row_number() over (
+        partition by prompt_id order by score_b desc, score_gap desc, model_b
+    ) = 1
+), examples as (
+    select
+        md5(concat_ws('|', 'sft', round_id, prompt_id)) as example_id,
+        round_id,
+        prompt_id,
+        battle_id,
+        response_b_id as response_id,
+        model_b as source_model,
+        'sft' as rule_kind,
+        $min_gap::double as rule_min_gap,
+        score_gap
+    from best_winner
+)
+select * from examples order by prompt_id
