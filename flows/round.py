@@ -1,0 +1,183 @@
+"""One round of the flywheel as a Prefect flow: `round-<n>-<stage>` in the UI.
+
+Every step asks the warehouse what is already done and does only the rest, so running a
+round again after a crash repeats no model call and writes no duplicate row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.progress import StepProgress
+from flows.report import publish_round_report
+from flywheel.config import Config
+from tasks.answer import AnswerReport, answer_prompts
+from tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
+from tasks.judge import JudgeReport, judge_battles, train_battle_pairs
+from tasks.mine import MiningReport, mine_round
+from tasks.promote import ModelVersion, PromotionDecision, current_champion, decide_round
+from tasks.prompts import draw_round_slice
+from tasks.train import StageResult, run_training_stage
+from warehouse.store import connect, insert_new, now_utc
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    round_id: int
+    stage: str
+    champion_before: str
+    decision: PromotionDecision
+    wall_s: float
+
+
+@task(name="draw", cache_policy=NO_CACHE)
+def draw_prompts(config: Config, round_id: int) -> list[str]:
+    """1. This round's fresh, deduplicated, decontaminated slice D_i."""
+    return draw_round_slice(config, round_id)
+
+
+@task(name="answer", cache_policy=NO_CACHE)
+def answer(
+    config: Config, round_id: int, prompt_ids: list[str], champion: ModelVersion, sandbox_url: str | None
+) -> AnswerReport:
+    """2. The champion answers locally; each reference answers through its endpoint."""
+    progress = StepProgress(f"round-{round_id}-answer-progress", f"round {round_id}: answers")
+    try:
+        return answer_prompts(
+            config, round_id, prompt_ids, champion.version_id, champion.checkpoint_path,
+            sandbox_url, "train", on_progress=progress,
+        )
+    finally:
+        progress.close()
+
+
+@task(name="judge", cache_policy=NO_CACHE)
+def judge(
+    config: Config, round_id: int, prompt_ids: list[str], champion: ModelVersion, sandbox_url: str | None
+) -> JudgeReport:
+    """3. Every (champion, reference) pair judged A/B and B/A, combined into battles."""
+    pairs = train_battle_pairs(config, round_id, prompt_ids, champion.version_id)
+    progress = StepProgress(f"round-{round_id}-judge-progress", f"round {round_id}: judging")
+    try:
+        return judge_battles(config, round_id, pairs, "train", sandbox_url, on_progress=progress)
+    finally:
+        progress.close()
+
+
+@task(name="mine", cache_policy=NO_CACHE)
+def mine(config: Config, round_id: int, stage: str) -> MiningReport:
+    """4. Losses become SFT targets; wins and losses become DPO and RM pairs."""
+    return mine_round(config, round_id, stage)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train(config: Config, round_id: int, stage: str, champion: ModelVersion) -> StageResult:
+    """5. The round's stage (sft | dpo | rm+rl) trains a candidate from the champion."""
+    return run_training_stage(config, round_id, stage, champion)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate(
+    config: Config, round_id: int, trained: StageResult, champion: ModelVersion, sandbox_url: str | None
+) -> EvaluationReport | None:
+    """6. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit."""
+    if trained.candidate is None or trained.candidate_path is None:
+        return None
+    progress = StepProgress(f"round-{round_id}-eval-progress", f"round {round_id}: A/B eval")
+    try:
+        run_eval_battles(
+            config, round_id, (trained.candidate, trained.candidate_path),
+            (champion.version_id, champion.checkpoint_path), sandbox_url, on_progress=progress,
+        )
+    finally:
+        progress.close()
+    return evaluate_round(config, round_id, trained.candidate, champion.version_id)
+
+
+@task(name="promote", cache_policy=NO_CACHE)
+def promote(
+    config: Config, round_id: int, champion: ModelVersion, trained: StageResult,
+    evaluation: EvaluationReport | None,
+) -> PromotionDecision:
+    """7. The champion moves only when the candidate is significantly better."""
+    if evaluation is None:
+        return decide_round(config, round_id, champion.version_id, None, False,
+                            f"stage {trained.status}: {trained.reason}; champion kept")
+    return decide_round(config, round_id, champion.version_id, trained.candidate,
+                        evaluation.decision.promote, evaluation.decision.reason)
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report(config: Config, round_id: int) -> None:
+    """8. Prefect artifacts: the round-metrics table and the round's summary."""
+    publish_round_report(config, round_id)
+
+
+@flow(name="arena-round", flow_run_name="round-{round_id}-{stage}", log_prints=False)
+def arena_round(config: Config, round_id: int, stage: str, sandbox_url: str | None = None) -> RoundResult:
+    """One round, top to bottom:
+
+    1. draw      fresh prompts D_i for this round
+    2. answer    the champion and every reference answer them
+    3. judge     every (champion, reference) pair judged in both orders
+    4. mine      battles -> SFT examples, DPO pairs, RM pairs
+    5. train     the round's stage trains a candidate
+    6. evaluate  candidate vs champion on held-out prompts; ratings
+    7. promote   the champion moves only on a significant win
+    8. report    round-metrics table and summary in the Prefect UI
+    """
+    started = time.monotonic()
+    champion = start_round(config, round_id, stage)
+    prompt_ids = draw_prompts(config, round_id)
+    answer(config, round_id, prompt_ids, champion, sandbox_url)
+    judge(config, round_id, prompt_ids, champion, sandbox_url)
+    mine(config, round_id, stage)
+    trained = train(config, round_id, stage, champion)
+    evaluation = evaluate(config, round_id, trained, champion, sandbox_url)
+    decision = promote(config, round_id, champion, trained, evaluation)
+    wall_s = finish_round(config, round_id, time.monotonic() - started)
+    report(config, round_id)
+    return RoundResult(round_id, stage, champion.version_id, decision, wall_s)
+
+
+def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
+    """Record the round as running (once) and return the champion it battles with.
+
+    On a resumed round the champion is the one recorded when it first started.
+    """
+    champion = current_champion(config)
+    row = {"round_id": round_id, "stage": stage, "slice_id": round_id, "status": "running",
+           "champion_before": champion.version_id, "config_hash": config.fingerprint(),
+           "started_at": now_utc()}
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        insert_new(con, "rounds", [row], ["round_id"])
+        con.execute("update rounds set status = 'running', error = null where round_id = ?", [round_id])
+        recorded = con.execute(
+            "select m.version_id, m.checkpoint_path, m.status from rounds r "
+            "join model_versions m on m.version_id = r.champion_before where r.round_id = ?",
+            [round_id],
+        ).fetchone()
+    return ModelVersion(*recorded)
+
+
+def finish_round(config: Config, round_id: int, attempt_wall_s: float) -> float:
+    """Mark the round done, adding this attempt's time to any earlier attempt's."""
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        return con.execute(
+            "update rounds set status = 'done', finished_at = ?, wall_s = coalesce(wall_s, 0) + ? "
+            "where round_id = ? returning wall_s",
+            [now_utc(), attempt_wall_s, round_id],
+        ).fetchone()[0]
+
+
+def fail_round(config: Config, round_id: int, error: str, attempt_wall_s: float) -> None:
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        con.execute(
+            "update rounds set status = 'failed', error = ?, wall_s = coalesce(wall_s, 0) + ? "
+            "where round_id = ?",
+            [error[:2000], attempt_wall_s, round_id],
+        )
