@@ -281,19 +281,23 @@ def expected_answer(prompt: str) -> str | None:
     return None
 
 
-def _strip_wrapping(value: str) -> str:
+def _strip_period(value: str) -> str:
     value = value.strip()
+    return value[:-1].rstrip() if value.endswith(".") and not value.endswith("..") else value
+
+
+def _strip_wrapping(value: str) -> str:
+    """The value without one trailing period and one pair of markdown or quote wrappers."""
+    value = _strip_period(value)
     for left, right in (("**", "**"), ("`", "`"), ('"', '"'), ("'", "'"), ("\u201c", "\u201d")):
         if (
-            len(value) > len(left) + len(right) - 1
+            len(value) >= len(left) + len(right)
             and value.startswith(left)
             and value.endswith(right)
         ):
-            value = value[len(left) : len(value) - len(right)].strip()
+            value = value[len(left) : len(value) - len(right)]
             break
-    if value.endswith(".") and not value.endswith(".."):
-        value = value[:-1].rstrip()
-    return value
+    return _strip_period(value)
 
 
 def extract_final_answer(answer_text: str) -> str | None:

@@ -62,7 +62,7 @@ def prepare(config: Config) -> None:
         built = build_student(config)
         log.info("built the round-0 student: held-out accuracy %.1f%%", 100 * built.heldout_accuracy)
     register_base_model(config, str(student_path))
-    if config.uses_sandbox:
+    if config.prompts.sandbox_pool_size:
         fill_sandbox_pool(config)
     ensure_eval_split(config)
 

@@ -148,7 +148,9 @@ class PromptsConfig(Section):
     batch_size: int = _help("records per ingest batch (bounds memory)", default=20000, gt=0)
     seed: int = _help("seed of the eval draw and the slice partition", default=0)
     sandbox_pool_size: int = _help(
-        "prompts the sandbox generates into the pool on first run", default=3000, ge=0
+        "sandbox prompts generated into an empty pool on first run (0: none, bring your own)",
+        default=0,
+        ge=0,
     )
 
 

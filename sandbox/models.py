@@ -1,0 +1,157 @@
+"""What the sandbox's simulated models say: reference answers and judge verdicts.
+
+Pure and deterministic: every random draw comes from a generator seeded with
+(sandbox seed, model name, purpose, request key), where the request key is a hash of the
+request's messages. The same request to the same model always gets the same reply; the
+HTTP layer (`sandbox/server.py`) adds latency and faults.
+
+- Reference (`role: reference`): a skill prompt is answered right with probability
+  `skill_accuracy.get(skill, accuracy)`, else with a plausible wrong answer; the reply is
+  rendered in the model's verbosity by `evaluators.skills.render_answer`. Other prompts get
+  a generic polite reply.
+- Judge (`role: judge`): the request must be one built by
+  `evaluators.judges.build_judge_messages` (else `UnparseableJudgeRequest`). Both answers
+  are checked with `evaluators.skills.check_answer`; a right answer's base score is 8 or 9,
+  a wrong one's 2 or 3, an answer to an uncheckable question 6; then Gaussian noise of std
+  `score_noise`, plus `position_bias` for the answer shown first, clipped to 1-10 and
+  rounded. The verdict follows the scores (equal: tie). With probability `malformed_rate`
+  the reply has no parseable verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+
+from evaluators.judges import format_verdict_reply, parse_judge_request
+from evaluators.skills import check_answer, expected_answer, identify_skill, render_answer
+from flywheel.config import SandboxModelConfig
+from sandbox.skills import wrong_answer
+
+SCORE_RIGHT = (8, 9)
+SCORE_WRONG = (2, 3)
+SCORE_UNCHECKABLE = 6
+
+GENERIC_REPLIES: tuple[str, ...] = (
+    "Thanks for the question. Here is a short, general answer: it depends on the details, "
+    "but the usual approach is to start simple and check the result.",
+    "Good question. In short, the most common answer is to break the problem into small "
+    "parts and handle each one carefully.",
+    "Happy to help. A brief answer: consider the main goal first, then the constraints, and "
+    "choose the simplest option that satisfies both.",
+)
+MALFORMED_JUDGE_REPLIES: tuple[str, ...] = (
+    "Both answers have some merit, and I find it hard to decide between them.",
+    "Scores: unclear\nExplanation: the answers are difficult to compare.",
+    "I would need more context about the question before I can judge these answers.",
+)
+
+
+class UnparseableJudgeRequest(ValueError):
+    """A judge request that was not built by `build_judge_messages` (answered with HTTP 400)."""
+
+
+def request_key(messages: list[dict]) -> str:
+    """A hash of a request's messages (role and content of each, in order)."""
+    canonical = [{"role": m.get("role"), "content": m.get("content")} for m in messages]
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seeded_rng(seed: int, model_name: str, purpose: str, key: str) -> random.Random:
+    """The generator of one kind of draw for one request to one model."""
+    return random.Random(f"{seed}|{model_name}|{purpose}|{key}")
+
+
+def last_user_text(messages: list[dict]) -> str:
+    """The content of the last user message ("" when there is none)."""
+    for message in reversed(messages):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return message["content"]
+    return ""
+
+
+def reference_reply(
+    model_name: str, model: SandboxModelConfig, seed: int, messages: list[dict]
+) -> str:
+    """A reference model's reply to the last user message (see the module doc)."""
+    rng = seeded_rng(seed, model_name, "reference", request_key(messages))
+    prompt = last_user_text(messages)
+    skill, answer = identify_skill(prompt), expected_answer(prompt)
+    if skill is None or answer is None:
+        return rng.choice(GENERIC_REPLIES)
+    accuracy = model.skill_accuracy.get(skill, model.accuracy)
+    if rng.random() >= accuracy:
+        answer = wrong_answer(prompt, rng)
+    return render_answer(answer, model.verbosity, rng)
+
+
+def _base_score(correct: bool | None, rng: random.Random) -> int:
+    if correct is None:
+        return SCORE_UNCHECKABLE
+    return rng.choice(SCORE_RIGHT if correct else SCORE_WRONG)
+
+
+def _clip_score(score: float) -> int:
+    return int(round(min(10.0, max(1.0, score))))
+
+
+def _explanation(correct_first: bool | None, correct_second: bool | None) -> str:
+    if correct_first is None:
+        return "Neither answer can be verified, so both are judged on helpfulness and clarity."
+    if correct_first and correct_second:
+        return "Both assistants reach the correct final answer."
+    if not correct_first and not correct_second:
+        return "Neither assistant reaches the correct final answer."
+    right = "A" if correct_first else "B"
+    wrong = "B" if correct_first else "A"
+    return f"Assistant {right} gives the correct final answer while Assistant {wrong} does not."
+
+
+def judge_reply(model_name: str, model: SandboxModelConfig, seed: int, messages: list[dict]) -> str:
+    """The judge's reply to a pairwise request (see the module doc).
+
+    Raises UnparseableJudgeRequest when the request is not a judge prompt it can read.
+    """
+    parsed = parse_judge_request(messages)
+    if parsed is None:
+        raise UnparseableJudgeRequest(
+            "the judge could not read this request: send the two messages built by "
+            "evaluators.judges.build_judge_messages (a known prompt version, unmodified)"
+        )
+    question, first, second = parsed
+    rng = seeded_rng(seed, model_name, "judge", request_key(messages))
+    if rng.random() < model.malformed_rate:
+        return rng.choice(MALFORMED_JUDGE_REPLIES)
+    correct_first, correct_second = check_answer(question, first), check_answer(question, second)
+    score_first = _base_score(correct_first, rng) + rng.gauss(0, model.score_noise)
+    score_second = _base_score(correct_second, rng) + rng.gauss(0, model.score_noise)
+    score_first += model.position_bias
+    explanation = _explanation(correct_first, correct_second)
+    return format_verdict_reply(_clip_score(score_first), _clip_score(score_second), explanation)
+
+
+def model_reply(model_name: str, model: SandboxModelConfig, seed: int, messages: list[dict]) -> str:
+    """The reply of a sandbox model of either role."""
+    if model.role == "judge":
+        return judge_reply(model_name, model, seed, messages)
+    return reference_reply(model_name, model, seed, messages)
+
+
+_TOKEN_RE = re.compile(r"\S+")
+
+
+def count_tokens(text: str) -> int:
+    """Sandbox token count: whitespace-separated pieces."""
+    return len(_TOKEN_RE.findall(text))
+
+
+def truncate_tokens(text: str, max_tokens: int) -> tuple[str, bool]:
+    """(text cut after its first `max_tokens` tokens, whether it was cut)."""
+    for i, match in enumerate(_TOKEN_RE.finditer(text)):
+        if i + 1 == max_tokens:
+            cut = text[: match.end()]
+            return cut, len(cut.rstrip()) < len(text.rstrip())
+    return text, False
