@@ -145,6 +145,13 @@ def _open_with_retry(path: str, read_only: bool, timeout_s: float) -> duckdb.Duc
             attempt += 1
 
 
+_migrated_files: set[tuple[str, int]] = set()  # (path, inode) migrated by this process
+
+
+def _file_identity(path: str) -> tuple[str, int]:
+    return (str(Path(path).resolve()), Path(path).stat().st_ino)
+
+
 @contextmanager
 def connect(
     path: str | Path, *, read_only: bool = False, timeout_s: float = 120.0
@@ -162,10 +169,12 @@ def connect(
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     con = _open_with_retry(db_path, read_only, timeout_s)
     try:
-        if read_only:
+        file_id = _file_identity(db_path)
+        if read_only or file_id in _migrated_files:
             check_version(con, db_path)
         else:
             migrate(con, db_path)
+            _migrated_files.add(file_id)
         yield con
     finally:
         con.close()

@@ -1,0 +1,192 @@
+"""Whole rounds on configs/smoke.yaml: under Prefect's test harness, and killed and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flywheel.config import load_config
+from tests.conftest import REPO_ROOT
+from warehouse.contracts import NATURAL_KEYS, contract_violations
+from warehouse.store import connect
+
+ROUND_METRICS_COLUMNS = {
+    "round_id", "stage", "champion_before", "champion_after", "promoted", "n_battles", "n_sft",
+    "n_dpo", "n_rm", "win_rate", "win_rate_ci_low", "win_rate_ci_high", "sandbox_accuracy", "wall_s",
+}
+
+
+@pytest.fixture(scope="session")
+def smoke_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke config's round-0 student, built once for the whole session."""
+    from sandbox.student import build_student
+
+    root = tmp_path_factory.mktemp("student")
+    config = write_smoke_config(root)
+    build_student(load_config(config))
+    return root / "student"
+
+
+def write_smoke_config(root: Path, student: Path | None = None, sandbox_url: str | None = None) -> Path:
+    """configs/smoke.yaml with every path under `root`; endpoints at `sandbox_url` if given."""
+    data = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    data["warehouse"]["path"] = str(root / "flywheel.duckdb")
+    data["warehouse"]["lock_timeout_s"] = 60
+    data["student"]["path"] = str(root / "student")
+    data["training"]["output_dir"] = str(root / "models")
+    if student is not None:
+        shutil.copytree(student, root / "student")
+    if sandbox_url is not None:
+        for endpoint in [*data["references"], data["judge"]]:
+            endpoint["base_url"] = sandbox_url
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def table_counts(db_path: Path) -> dict[str, int]:
+    with connect(db_path) as con:
+        return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in NATURAL_KEYS}
+
+
+def decisions(db_path: Path) -> list[tuple]:
+    with connect(db_path) as con:
+        return con.execute(
+            "select round_id, status, promoted, champion_after from rounds order by round_id"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def harness_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One smoke round under prefect_test_harness; returns its root directory."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.flywheel import flywheel
+
+    root = tmp_path_factory.mktemp("harness")
+    config_path = write_smoke_config(root, smoke_student)
+    with prefect_test_harness(server_startup_timeout=120):
+        flywheel(str(config_path), rounds=1)
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        with get_client(sync_client=True) as client:
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["round-metrics"]))
+            )
+            runs = [r.name for r in client.read_flow_runs()]
+    (root / "artifacts.json").write_text(
+        json.dumps({"round_metrics": [a.data for a in artifacts], "flow_runs": runs}, default=str)
+    )
+    return root
+
+
+def test_smoke_round_completes_with_every_contract_holding(harness_round: Path) -> None:
+    db_path = harness_round / "flywheel.duckdb"
+    counts = table_counts(db_path)
+    assert counts["battles"] > 0 and counts["judgments"] == 2 * counts["battles"]
+    assert counts["evaluations"] + counts["training_runs"] >= 1
+    assert decisions(db_path)[0][:2] == (1, "done")
+    with connect(db_path) as con:
+        assert contract_violations(con) == []
+
+
+def test_round_is_a_named_flow_run_with_a_round_metrics_artifact(harness_round: Path) -> None:
+    recorded = json.loads((harness_round / "artifacts.json").read_text())
+    assert "round-1-sft" in recorded["flow_runs"]
+    assert recorded["round_metrics"], "the round-metrics artifact was not created"
+    data = recorded["round_metrics"][0]
+    rows = json.loads(data) if isinstance(data, str) else data
+    assert set(rows[0]) == ROUND_METRICS_COLUMNS
+    assert rows[0]["round_id"] == 1 and rows[0]["stage"] == "sft"
+
+
+def start_sandbox_server(config_path: Path) -> tuple[subprocess.Popen, str]:
+    port_file = config_path.parent / "port"
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE_SANDBOX, str(config_path), str(port_file)],
+        env={**os.environ},
+    )
+    for _ in range(300):
+        if port_file.exists() and port_file.read_text():
+            return server, f"http://127.0.0.1:{port_file.read_text()}/v1"
+        time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the sandbox server did not start")
+
+
+SERVE_SANDBOX = """
+import sys, time
+from pathlib import Path
+from flywheel.config import load_config
+from sandbox.server import start_sandbox
+server = start_sandbox(load_config(sys.argv[1]).sandbox)
+Path(sys.argv[2]).write_text(str(server.port))
+while True:
+    time.sleep(1)
+"""
+
+
+def sandbox_get(url: str, path: str) -> dict:
+    with urllib.request.urlopen(url.removesuffix("/v1") + path, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def run_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_API_URL": ""}
+    env.pop("PREFECT_API_URL")
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--config", str(config_path), "--rounds", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_killed_round_resumes_to_the_same_warehouse_without_repeated_calls(
+    smoke_student: Path, tmp_path: Path
+) -> None:
+    # The uninterrupted run, against its own sandbox server.
+    straight_root = tmp_path / "straight"
+    straight_root.mkdir()
+    server, url = start_sandbox_server(write_smoke_config(straight_root))
+    try:
+        config = write_smoke_config(straight_root, smoke_student, url)
+        assert run_flywheel(config, tmp_path / "prefect-a").wait(timeout=600) == 0
+    finally:
+        server.kill()
+
+    # The same run killed with SIGKILL while the judge is working, then run again.
+    killed_root = tmp_path / "killed"
+    killed_root.mkdir()
+    server, url = start_sandbox_server(write_smoke_config(killed_root))
+    try:
+        config = write_smoke_config(killed_root, smoke_student, url)
+        run = run_flywheel(config, tmp_path / "prefect-b")
+        judge_model = yaml.safe_load(config.read_text())["judge"]["model"]
+        while run.poll() is None:
+            judged = sandbox_get(url, "/sandbox/stats")["models"][judge_model]["total"]
+            if judged >= 20:
+                run.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        run.wait(timeout=60)
+        assert run.returncode == -signal.SIGKILL, "the run ended before the judge step"
+        assert run_flywheel(config, tmp_path / "prefect-b").wait(timeout=600) == 0
+        repeated = sandbox_get(url, "/sandbox/requests")["repeated"]
+    finally:
+        server.kill()
+
+    concurrency = yaml.safe_load(config.read_text())["judge"]["max_concurrency"]
+    assert len(repeated) <= concurrency
+    assert all(r["model"] == judge_model and r["count"] == 2 for r in repeated)
+    assert table_counts(killed_root / "flywheel.duckdb") == table_counts(straight_root / "flywheel.duckdb")
+    assert decisions(killed_root / "flywheel.duckdb") == decisions(straight_root / "flywheel.duckdb")
