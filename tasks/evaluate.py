@@ -12,7 +12,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evaluators.abtest import ABResult, Decision, JudgeAudit, JudgedGame, decide_promotion, judge_audit, score_ab_test
+from evaluators.abtest import (
+    ABResult,
+    Decision,
+    JudgeAudit,
+    JudgedGame,
+    decide_promotion,
+    judge_audit,
+    score_ab_test,
+)
 from evaluators.ratings import Rating, aggregate_battles, bootstrap_ratings
 from evaluators.skills import check_answer
 from flywheel.config import Config
@@ -92,7 +100,10 @@ def round_ratings(config: Config, round_id: int) -> list[Rating]:
 def round_judge_audit(config: Config, round_id: int) -> JudgeAudit:
     with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
         rows = con.execute(read_query("round_games"), {"round_id": round_id}).fetchall()
-    games = [JudgedGame(battle_id, order, verdict if parse_ok else None) for battle_id, order, verdict, parse_ok in rows]
+    games = [
+        JudgedGame(battle_id, order, verdict if parse_ok else None)
+        for battle_id, order, verdict, parse_ok in rows
+    ]
     return judge_audit(games)
 
 
@@ -101,7 +112,9 @@ def ab_result(config: Config, round_id: int, candidate: str, champion: str) -> A
     with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
         outcomes = con.execute(read_query("eval_outcomes"), params).df()
     if outcomes.empty:
-        raise RuntimeError(f"round {round_id}: no eval battles of {candidate} vs {champion} to score")
+        raise RuntimeError(
+            f"round {round_id}: no eval battles of {candidate} vs {champion} to score"
+        )
     return score_ab_test(
         outcomes["outcome"].tolist(),
         outcomes["len_candidate"].tolist(),
@@ -112,7 +125,9 @@ def ab_result(config: Config, round_id: int, candidate: str, champion: str) -> A
     )
 
 
-def evaluate_round(config: Config, round_id: int, candidate: str, champion: str) -> EvaluationReport:
+def evaluate_round(
+    config: Config, round_id: int, candidate: str, champion: str
+) -> EvaluationReport:
     """Score the round's A/B battles, decide, rate every model, and store it all."""
     ab = ab_result(config, round_id, candidate, champion)
     decision = decide_promotion(ab, config.evaluation.promotion_margin)
@@ -161,8 +176,14 @@ def write_evaluation(
         "reason": report.decision.reason,
     }
     ratings = [
-        {"round_id": round_id, "model_id": r.model, "rating": r.rating, "ci_low": r.ci_low,
-         "ci_high": r.ci_high, "n_battles": r.n_battles}
+        {
+            "round_id": round_id,
+            "model_id": r.model,
+            "rating": r.rating,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "n_battles": r.n_battles,
+        }
         for r in report.ratings
     ]
     with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:

@@ -17,7 +17,11 @@ from warehouse.store import connect, insert_new, read_query
 log = logging.getLogger(__name__)
 
 MINED_TABLES = {"sft": "sft_examples", "dpo": "dpo_pairs", "rm": "rm_pairs"}
-MINED_KEYS = {"sft": ["round_id", "prompt_id"], "dpo": ["round_id", "prompt_id"], "rm": ["round_id", "prompt_id"]}
+MINED_KEYS = {
+    "sft": ["round_id", "prompt_id"],
+    "dpo": ["round_id", "prompt_id"],
+    "rm": ["round_id", "prompt_id"],
+}
 STAGE_DATA = {"sft": "sft", "dpo": "dpo", "rm+rl": "rm"}
 
 
@@ -67,7 +71,13 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
             n_total[rule.kind] = con.execute(
                 f"select count(*) from {table} where round_id = ?", [round_id]
             ).fetchone()[0]
-            log.info("round %d: %d %s rows (K=%.1f)", round_id, n_total[rule.kind], rule.kind, rule.min_gap)
+            log.info(
+                "round %d: %d %s rows (K=%.1f)",
+                round_id,
+                n_total[rule.kind],
+                rule.kind,
+                rule.min_gap,
+            )
     return MiningReport(round_id, n_added, n_total)
 
 

@@ -41,8 +41,15 @@ def register_base_model(config: Config, checkpoint_path: str) -> ModelVersion:
             insert_new(
                 con,
                 "model_versions",
-                [{"version_id": BASE_VERSION_ID, "stage": "base", "round_id": 0,
-                  "checkpoint_path": checkpoint_path, "status": "champion"}],
+                [
+                    {
+                        "version_id": BASE_VERSION_ID,
+                        "stage": "base",
+                        "round_id": 0,
+                        "checkpoint_path": checkpoint_path,
+                        "status": "champion",
+                    }
+                ],
                 ["version_id"],
             )
     return current_champion(config)
@@ -93,5 +100,10 @@ def decide_round(
                 "update rounds set promoted = ?, champion_after = ?, decision_reason = ? where round_id = ?",
                 [promoted, champion_after, reason, round_id],
             )
-    log.info("round %d: %s (%s)", round_id, "promoted " + champion_after if promoted else "kept " + champion, reason)
+    log.info(
+        "round %d: %s (%s)",
+        round_id,
+        "promoted " + champion_after if promoted else "kept " + champion,
+        reason,
+    )
     return PromotionDecision(round_id, promoted, champion_after, reason)

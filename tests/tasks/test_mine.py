@@ -16,17 +16,38 @@ REFS = ("ref:mixed", "ref:strong")
 
 def prompt_row(prompt_id: str, split: str = "pool", status: str = "active") -> dict:
     messages = [{"role": "user", "content": f"question {prompt_id}"}]
-    return {"prompt_id": prompt_id, "messages": json.dumps(messages), "prompt_text": messages[0]["content"],
-            "source": "literal", "category": "arithmetic", "split": split, "slice_id": 1,
-            "status": status, "n_chars": 10, "added_at": ADDED_AT}
+    return {
+        "prompt_id": prompt_id,
+        "messages": json.dumps(messages),
+        "prompt_text": messages[0]["content"],
+        "source": "literal",
+        "category": "arithmetic",
+        "split": split,
+        "slice_id": 1,
+        "status": status,
+        "n_chars": 10,
+        "added_at": ADDED_AT,
+    }
 
 
-def battle_row(prompt_id: str, ref: str, outcome: str, score_a: float, score_b: float, round_id: int = 1) -> dict:
-    return {"battle_id": f"b-{round_id}-{prompt_id}-{ref}", "round_id": round_id, "prompt_id": prompt_id,
-            "purpose": "train", "model_a": "v0", "model_b": ref,
-            "response_a_id": f"r-v0-{prompt_id}", "response_b_id": f"r-{ref}-{prompt_id}",
-            "judge": "judge", "score_a": score_a, "score_b": score_b,
-            "score_gap": abs(score_a - score_b), "outcome": outcome}
+def battle_row(
+    prompt_id: str, ref: str, outcome: str, score_a: float, score_b: float, round_id: int = 1
+) -> dict:
+    return {
+        "battle_id": f"b-{round_id}-{prompt_id}-{ref}",
+        "round_id": round_id,
+        "prompt_id": prompt_id,
+        "purpose": "train",
+        "model_a": "v0",
+        "model_b": ref,
+        "response_a_id": f"r-v0-{prompt_id}",
+        "response_b_id": f"r-{ref}-{prompt_id}",
+        "judge": "judge",
+        "score_a": score_a,
+        "score_b": score_b,
+        "score_gap": abs(score_a - score_b),
+        "outcome": outcome,
+    }
 
 
 # prompt -> battles against (mixed, strong): (outcome from the champion's side, score_a, score_b)
@@ -45,16 +66,34 @@ LITERAL_BATTLES = {
 @pytest.fixture
 def literal_battles(smoke_config: Config) -> Config:
     prompts = [prompt_row(p) for p in LITERAL_BATTLES if p not in ("p_eval", "p_contaminated")]
-    prompts += [prompt_row("p_eval", split="eval"), prompt_row("p_contaminated", status="contaminated")]
+    prompts += [
+        prompt_row("p_eval", split="eval"),
+        prompt_row("p_contaminated", status="contaminated"),
+    ]
     battles, responses = [], []
     for prompt_id, games in LITERAL_BATTLES.items():
         for ref, (outcome, score_a, score_b) in zip(REFS, games, strict=True):
             battles.append(battle_row(prompt_id, ref, outcome, score_a, score_b))
-            responses.append({"response_id": f"r-{ref}-{prompt_id}", "prompt_id": prompt_id,
-                              "model_id": ref, "sample_idx": 0, "round_id": 1,
-                              "response_text": f"{ref} says"})
-        responses.append({"response_id": f"r-v0-{prompt_id}", "prompt_id": prompt_id, "model_id": "v0",
-                          "sample_idx": 0, "round_id": 1, "response_text": "v0 says"})
+            responses.append(
+                {
+                    "response_id": f"r-{ref}-{prompt_id}",
+                    "prompt_id": prompt_id,
+                    "model_id": ref,
+                    "sample_idx": 0,
+                    "round_id": 1,
+                    "response_text": f"{ref} says",
+                }
+            )
+        responses.append(
+            {
+                "response_id": f"r-v0-{prompt_id}",
+                "prompt_id": prompt_id,
+                "model_id": "v0",
+                "sample_idx": 0,
+                "round_id": 1,
+                "response_text": "v0 says",
+            }
+        )
     with connect(smoke_config.warehouse.path) as con:
         insert_new(con, "prompts", prompts, ["prompt_id"])
         insert_new(con, "responses", responses, ["response_id"])
@@ -62,22 +101,30 @@ def literal_battles(smoke_config: Config) -> Config:
     return smoke_config
 
 
-def test_first_iteration_uses_arena_learning_gaps_and_later_ones_use_one(smoke_config: Config) -> None:
+def test_first_iteration_uses_arena_learning_gaps_and_later_ones_use_one(
+    smoke_config: Config,
+) -> None:
     first = {r.kind: r.min_gap for r in mining_rules(smoke_config, 1, "sft")}
     later = {r.kind: r.min_gap for r in mining_rules(smoke_config, 4, "rm+rl")}
     assert first == {"sft": 3.0, "dpo": 2.0}
     assert later == {"sft": 1.0, "dpo": 1.0, "rm": 1.0}
 
 
-def test_sft_takes_the_best_winning_reference_of_losses_by_at_least_k(literal_battles: Config) -> None:
+def test_sft_takes_the_best_winning_reference_of_losses_by_at_least_k(
+    literal_battles: Config,
+) -> None:
     report = mine_round(literal_battles, 1, "sft")
     with connect(literal_battles.warehouse.path) as con:
-        rows = con.execute("select prompt_id, source_model, rule_min_gap, battle_id from sft_examples").fetchall()
+        rows = con.execute(
+            "select prompt_id, source_model, rule_min_gap, battle_id from sft_examples"
+        ).fetchall()
     assert rows == [("p_lost_both", "ref:strong", 3.0, "b-1-p_lost_both-ref:strong")]
     assert report.n_added == {"sft": 1, "dpo": 3}
 
 
-def test_dpo_pairs_take_the_widest_decisive_gap_and_may_choose_the_champion(literal_battles: Config) -> None:
+def test_dpo_pairs_take_the_widest_decisive_gap_and_may_choose_the_champion(
+    literal_battles: Config,
+) -> None:
     mine_round(literal_battles, 1, "dpo")
     with connect(literal_battles.warehouse.path) as con:
         rows = con.execute(
@@ -106,11 +153,19 @@ def test_mining_twice_adds_nothing(literal_battles: Config) -> None:
 def test_training_rows_are_trl_ready_and_accumulate_earlier_rounds(literal_battles: Config) -> None:
     mine_round(literal_battles, 1, "dpo")
     with connect(literal_battles.warehouse.path) as con:
-        insert_new(con, "battles", [battle_row("p_won", "ref:strong", "loss", 1, 9, round_id=2)], ["battle_id"])
+        insert_new(
+            con,
+            "battles",
+            [battle_row("p_won", "ref:strong", "loss", 1, 9, round_id=2)],
+            ["battle_id"],
+        )
     mine_round(literal_battles, 2, "dpo")
     rows = training_rows(literal_battles, 2, "dpo")
     assert len(rows) == 4
     assert rows[0]["prompt"] == [{"role": "user", "content": "question p_lost_both"}]
     assert rows[0]["chosen"] == [{"role": "assistant", "content": "ref:strong says"}]
     sft_rows = training_rows(literal_battles, 2, "sft")
-    assert [r["messages"][-1]["content"] for r in sft_rows] == ["ref:strong says", "ref:strong says"]
+    assert [r["messages"][-1]["content"] for r in sft_rows] == [
+        "ref:strong says",
+        "ref:strong says",
+    ]
