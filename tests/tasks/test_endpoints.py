@@ -32,12 +32,12 @@ FAST_RETRY = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=
 class ScriptedServer:
     """Replies by model name: `ok`, `slow`, `bad` (400), `always-500`, `flaky-429`,
     `flaky-500`, `slow-once` (the first request of each content stalls), `long-wait` (429 with a
-    Retry-After of an hour). Counts requests and the most in flight at once."""
+    Retry-After of an hour). Counts requests and the most in flight at once, per model."""
 
     base_url: str = ""
     n_requests: Counter = field(default_factory=Counter)
-    in_flight: int = 0
-    max_in_flight: int = 0
+    in_flight: Counter = field(default_factory=Counter)
+    max_in_flight: Counter = field(default_factory=Counter)
     healthy: bool = False  # when true every model answers ok
     auth_headers: list[str] = field(default_factory=list)
 
@@ -52,12 +52,12 @@ class ScriptedServer:
             self.n_requests[model] += 1
             seen = self.n_requests[(model, content)]
             self.n_requests[(model, content)] += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.in_flight[model] += 1
+            self.max_in_flight[model] = max(self.max_in_flight[model], self.in_flight[model])
             try:
                 return await self._reply(model, content, seen)
             finally:
-                self.in_flight -= 1
+                self.in_flight[model] -= 1
 
         return app
 
@@ -66,6 +66,11 @@ class ScriptedServer:
             body = {"error": {"message": f"scripted {status}", "type": "x", "code": status}}
             return JSONResponse(body, status_code=status, headers=headers)
 
+        if model == "echo-key":  # like OpenAI's 401, which quotes the (masked) key
+            key = self.auth_headers[-1].removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {key} ({key[:5]}***{key[-4:]})"
+            body = {"error": {"message": message, "type": "invalid_request_error", "code": 401}}
+            return JSONResponse(body, status_code=401)
         if not self.healthy:
             if model == "bad":
                 return error(400)
@@ -136,7 +141,8 @@ def endpoint_for(server: ScriptedServer, model: str, **updates: object) -> Endpo
 
 def requests_for(tag: str, n: int) -> list[ChatRequest]:
     return [
-        ChatRequest.of([{"role": "user", "content": f"{tag} question {i}"}], 0.0, 32) for i in range(n)
+        ChatRequest.of([{"role": "user", "content": f"{tag} question {i}"}], 0.0, 32)
+        for i in range(n)
     ]
 
 
@@ -161,14 +167,20 @@ def test_429_is_retried_after_the_servers_retry_after(server, warehouse):
 
 def test_a_retry_after_beyond_the_limit_ends_the_call_as_an_error(server, warehouse):
     (result,), _ = call_endpoint(
-        endpoint_for(server, "long-wait"), requests_for("wait", 1), warehouse=warehouse, retry=FAST_RETRY
+        endpoint_for(server, "long-wait"),
+        requests_for("wait", 1),
+        warehouse=warehouse,
+        retry=FAST_RETRY,
     )
     assert not result.ok and "Retry-After 3600" in result.error and result.n_attempts == 1
 
 
 def test_500_is_retried_until_it_succeeds(server, warehouse):
     (result,), _ = call_endpoint(
-        endpoint_for(server, "flaky-500"), requests_for("500", 1), warehouse=warehouse, retry=FAST_RETRY
+        endpoint_for(server, "flaky-500"),
+        requests_for("500", 1),
+        warehouse=warehouse,
+        retry=FAST_RETRY,
     )
     assert result.ok and result.n_attempts == 3
 
@@ -185,16 +197,17 @@ def test_400_is_not_retried(server, warehouse):
 
 def test_timeout_is_retried(server, warehouse):
     endpoint = endpoint_for(server, "slow-once", timeout_s=0.3)
-    (result,), _ = call_endpoint(endpoint, requests_for("timeout", 1), warehouse=warehouse, retry=FAST_RETRY)
+    (result,), _ = call_endpoint(
+        endpoint, requests_for("timeout", 1), warehouse=warehouse, retry=FAST_RETRY
+    )
     assert result.ok and result.n_attempts == 2
 
 
 def test_concurrency_limit_is_respected(server, warehouse):
-    server.max_in_flight = 0
     endpoint = endpoint_for(server, "slow", max_concurrency=4)
     results, stats = call_endpoint(endpoint, requests_for("conc", 24), warehouse=warehouse)
     assert all(r.ok for r in results) and stats.n_sent == 24
-    assert server.max_in_flight == 4
+    assert server.max_in_flight["slow"] == 4
 
 
 def test_cache_hit_sends_nothing_and_adds_no_rows(server, warehouse):
@@ -225,7 +238,9 @@ def test_failed_call_is_stored_as_error_then_retried_and_replaced_on_rerun(serve
         server.healthy = False
     assert all(r.ok for r in results) and stats.n_sent == 3
     rows = stored_calls(warehouse)
-    assert len(rows) == 3 and all(err is None and text.startswith("echo") for _, _, err, text in rows)
+    assert len(rows) == 3 and all(
+        err is None and text.startswith("echo") for _, _, err, text in rows
+    )
     _, stats = call_endpoint(endpoint, requests, warehouse=warehouse, retry=FAST_RETRY)
     assert stats.n_sent == 0 and stats.n_cached == 3  # successes are never sent again
 
@@ -234,7 +249,9 @@ def test_tokens_latency_and_cost_are_recorded(server, warehouse):
     endpoint = endpoint_for(server, "ok", price_in_per_mtok=2.0, price_out_per_mtok=8.0)
     (result,), stats = call_endpoint(endpoint, requests_for("cost", 1), warehouse=warehouse)
     expected_usd = 10 * 2.0 / 1e6 + 5 * 8.0 / 1e6
-    assert result.cost_usd == pytest.approx(expected_usd) and stats.cost_usd == pytest.approx(expected_usd)
+    assert result.cost_usd == pytest.approx(expected_usd) and stats.cost_usd == pytest.approx(
+        expected_usd
+    )
     with connect(warehouse.path) as con:
         row = con.execute(
             "select prompt_tokens, completion_tokens, latency_ms, cost_usd, endpoint, model, "
@@ -264,3 +281,12 @@ def test_call_id_ignores_the_sandbox_port_and_separates_cache_tags():
     assert call_id_for(endpoint, request) != call_id_for(endpoint, tagged)
     with pytest.raises(ValueError, match="sandbox"):
         resolve_endpoint(endpoint, None)
+
+
+def test_a_key_echoed_in_an_error_reply_is_redacted(server, warehouse, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_TEST_KEY", "sk-planted-endpoint-key-0002")
+    endpoint = endpoint_for(server, "echo-key", api_key_env="FLYWHEEL_TEST_KEY")
+    (result,), _ = call_endpoint(endpoint, requests_for("echo", 1), warehouse=warehouse)
+    assert not result.ok and "HTTP 401" in result.error and result.n_attempts == 1
+    assert "planted" not in result.error and "0002" not in result.error
+    assert b"planted-endpoint-key" not in Path(warehouse.path).read_bytes()

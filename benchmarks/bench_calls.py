@@ -1,0 +1,164 @@
+"""Judge-call throughput through tasks/endpoints.py against the sandbox with injected latency.
+
+Sends `--n-calls` distinct judge requests (default 2,000) at `--concurrency` (default 64) to a
+sandbox judge that answers after `--latency-ms` (default 200), then `--n-sequential` (default
+100) at concurrency 1 for comparison. The whole path is measured: call ids, one cache query,
+the async openai client, and the batched writes of every `llm_calls` row to a fresh DuckDB
+warehouse. The ideal rate is concurrency / latency; the target is a ratio of at least 0.85.
+
+The sandbox runs in its own process by default (as a real endpoint would); `--in-process`
+runs it in a thread of this process instead. Prints one JSON line of figures.
+
+    python benchmarks/bench_calls.py [--n-calls 2000] [--concurrency 64] [--latency-ms 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from evaluators.judges import build_judge_messages  # noqa: E402
+from flywheel.config import JudgeConfig, SandboxConfig, SandboxModelConfig, WarehouseConfig  # noqa: E402
+from sandbox.skills import generate_tasks  # noqa: E402
+from tasks.endpoints import ChatRequest, call_endpoint  # noqa: E402
+
+TARGET_RATIO = 0.85
+SERVE_SNIPPET = (
+    "import sys; from flywheel.config import SandboxConfig; from sandbox.server import serve_forever; "
+    "serve_forever(SandboxConfig.model_validate_json(sys.argv[1]), 0)"
+)
+
+
+@contextmanager
+def sandbox_url(config: SandboxConfig, in_process: bool) -> Iterator[str]:
+    """The base URL of a running sandbox (a child process, or a thread when `in_process`)."""
+    if in_process:
+        from sandbox.server import start_sandbox
+
+        with start_sandbox(config) as server:
+            yield server.base_url
+        return
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", SERVE_SNIPPET, config.model_dump_json()],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    try:
+        assert child.stderr is not None
+        line = child.stderr.readline()
+        match = re.search(r"(http://\S+/v1)", line)
+        if not match:
+            raise RuntimeError(f"the sandbox did not start: {line}{child.stderr.read()[:2000]}")
+        time.sleep(0.5)  # uvicorn prints after binding; give it a moment to accept
+        yield match.group(1)
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def judge_requests(judge: JudgeConfig, n_requests: int, offset: int) -> list[ChatRequest]:
+    """`n_requests` distinct judge requests over sandbox skill prompts."""
+    tasks = generate_tasks(n_requests + offset, seed=11)[offset:]
+    return [
+        ChatRequest.for_endpoint(
+            judge,
+            build_judge_messages(t.prompt, f"The answer is {t.answer}.", "I am not sure.", "v1"),
+        )
+        for t in tasks
+    ]
+
+
+def timed_run(
+    judge: JudgeConfig, requests: list[ChatRequest], url: str, warehouse_path: Path
+) -> dict[str, float]:
+    """Send `requests` through call_endpoint to a fresh warehouse; rate, latency, counts."""
+    warehouse = WarehouseConfig(path=str(warehouse_path), lock_timeout_s=30)
+    cpu_before_s = time.process_time()
+    started = time.perf_counter()
+    results, stats = call_endpoint(judge, requests, warehouse=warehouse, sandbox_url=url)
+    wall_s = time.perf_counter() - started
+    client_cpu_s = time.process_time() - cpu_before_s
+    latencies_ms = sorted(r.latency_ms for r in results if r.latency_ms is not None)
+    return {
+        "mean_latency_ms": round(statistics.fmean(latencies_ms), 1),
+        "p95_latency_ms": round(latencies_ms[int(0.95 * (len(latencies_ms) - 1))], 1),
+        "n_calls": len(requests),
+        "n_failed": sum(not r.ok for r in results),
+        "n_sent": stats.n_sent,
+        "wall_s": round(wall_s, 3),
+        "calls_per_s": round(len(requests) / wall_s, 2),
+        "client_cpu_ms_per_call": round(1000 * client_cpu_s / len(requests), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-calls", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--n-sequential", type=int, default=100)
+    parser.add_argument("--in-process", action="store_true", help="run the sandbox in a thread")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+
+    sandbox = SandboxConfig(
+        models={
+            "bench-judge": SandboxModelConfig(
+                role="judge", latency_ms=args.latency_ms, malformed_rate=0.0
+            )
+        }
+    )
+    judge = JudgeConfig(
+        model="bench-judge", max_concurrency=args.concurrency, timeout_s=30, max_tokens=256
+    )
+    sequential_judge = judge.model_copy(update={"max_concurrency": 1})
+    latency_s = args.latency_ms / 1000
+    with tempfile.TemporaryDirectory() as tmp, sandbox_url(sandbox, args.in_process) as url:
+        concurrent = timed_run(
+            judge, judge_requests(judge, args.n_calls, 0), url, Path(tmp) / "concurrent.duckdb"
+        )
+        sequential = timed_run(
+            sequential_judge,
+            judge_requests(judge, args.n_sequential, args.n_calls),
+            url,
+            Path(tmp) / "sequential.duckdb",
+        )
+    ideal_per_s = args.concurrency / latency_s if latency_s > 0 else float("inf")
+    ratio = concurrent["calls_per_s"] / ideal_per_s
+    figures = {
+        "bench": "calls",
+        "cpu_cores": os.cpu_count(),
+        "load_avg_1min_before": round(load_before, 2),  # other work on the machine skews rates
+        "latency_ms": args.latency_ms,
+        "concurrency": args.concurrency,
+        "sandbox": "thread" if args.in_process else "process",
+        "concurrent": concurrent,
+        "ideal_calls_per_s": round(ideal_per_s, 2) if latency_s > 0 else None,
+        "ratio_to_ideal": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "meets_target": ratio >= TARGET_RATIO,
+        "sequential": sequential
+        | {"ideal_calls_per_s": round(1 / latency_s, 2) if latency_s > 0 else None},
+        "speedup_vs_sequential": round(concurrent["calls_per_s"] / sequential["calls_per_s"], 1),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""Step 3 of the round: the judge decides every battle, in both answer orders.
+
+Plan before paying: the battles of the given pairs that are not yet decided are listed with
+their games (AB: model A's answer shown first, BA: model B's first); games already stored
+are reused, games whose request is in the call cache cost nothing; the rest are counted and
+their cost estimated and logged before a single request is sent. Then the games are judged
+with bounded concurrency, each reply parsed by `evaluators/judges.py` and stored in
+`judgments` (raw text, scores, verdict, parse status), and as soon as both games of a battle
+are in, the battle is combined and stored in `battles`, outcome from model A's side.
+
+- An unparseable reply is stored with its raw text (parse_ok false, the reason in `error`);
+  its battle is `unparsed`, which mining and ratings exclude; both are counted.
+- A game whose call failed after its retries is stored with raw_text null and the cause in
+  `error`; its battle is `error`. On a later run such games and battles are judged again and
+  their rows replaced; decided battles are never judged again.
+- With `judge.use_verifier`, battles on checkable prompts also get a verifier judgment
+  (judge `verifier`, game AB) from the skill checker; the battle's outcome stays the model
+  judge's, and agreement is counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from evaluators.judges import (
+    BattleOutcome,
+    Verdict,
+    build_judge_messages,
+    combine_games,
+    parse_verdict,
+    verify_pair,
+)
+from flywheel.config import Config
+from tasks.answer import load_prompts, load_responses
+from tasks.endpoints import (
+    CallBatchStats,
+    CallResult,
+    ChatRequest,
+    ProgressFn,
+    RetryPolicy,
+    RowWriter,
+    call_id_for,
+    estimate_cost_usd,
+    load_cached_calls,
+    open_warehouse,
+    run_calls,
+    run_sync,
+    stable_id,
+    step_logger,
+)
+from warehouse.store import now_utc, read_query
+
+Purpose = Literal["train", "eval"]
+GameOrder = Literal["AB", "BA"]
+GAME_ORDERS: tuple[GameOrder, GameOrder] = ("AB", "BA")
+VERIFIER_JUDGE = "verifier"
+Pair = tuple[str, str, str]  # (prompt_id, model_a, model_b)
+
+
+@dataclass
+class JudgeReport:
+    """What one judge step did. Outcomes cover every battle of the pairs, stored before or now."""
+
+    round_id: int
+    purpose: str
+    n_pairs: int = 0
+    n_battles_stored: int = 0  # decided before this run, not judged again
+    n_missing_answers: int = 0  # pairs skipped: one side has no answer
+    n_planned_games: int = 0  # games without a stored judgment
+    n_cached: int = 0  # of those, answered by the call cache
+    n_to_send: int = 0
+    estimated_cost_usd: float = 0.0  # upper bound for the games to send
+    cost_usd: float = 0.0
+    n_judged: int = 0  # games parsed this run (sent or cached)
+    n_unparsed: int = 0  # of those, no usable verdict
+    n_errors: int = 0  # games whose call failed after the retries
+    n_battles_written: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    n_verified: int = 0
+    n_verifier_agree: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        return (
+            f"round {self.round_id} judge ({self.purpose}): {self.n_pairs} pairs, "
+            f"{self.n_battles_stored} already decided, {self.n_planned_games} games planned "
+            f"({self.n_cached} cached, {self.n_to_send} sent, est. ${self.estimated_cost_usd:.4f}, "
+            f"spent ${self.cost_usd:.4f}); {self.n_judged} judged, {self.n_unparsed} unparsed, "
+            f"{self.n_errors} errors; battles: {outcomes or 'none'}"
+        )
+
+
+@dataclass
+class Game:
+    """One game to judge: a battle's answers shown in one order."""
+
+    battle_id: str
+    order: GameOrder
+    judgment_id: str
+    request: ChatRequest
+
+
+@dataclass
+class BattlePlan:
+    """A battle to decide now, with its stored or newly judged games."""
+
+    battle_id: str
+    prompt_id: str
+    model_a: str
+    model_b: str
+    response_a_id: str
+    response_b_id: str
+    question: str
+    answer_a: str
+    answer_b: str
+    games: dict[str, Verdict | None] = field(default_factory=dict)  # order -> verdict; None: failed
+    game_errors: dict[str, str] = field(default_factory=dict)
+
+
+def battle_id_for(round_id: int, prompt_id: str, model_a: str, model_b: str, purpose: str) -> str:
+    """The natural key of a battle: hash of (round, prompt, model A, model B, purpose)."""
+    return stable_id("battle", round_id, prompt_id, model_a, model_b, purpose)
+
+
+def judgment_id_for(battle_id: str, game_order: str, judge: str, prompt_version: str) -> str:
+    """The natural key of a judged game: hash of (battle, order, judge, prompt version)."""
+    return stable_id("judgment", battle_id, game_order, judge, prompt_version)
+
+
+def train_battle_pairs(
+    config: Config, round_id: int, prompt_ids: Sequence[str], champion_id: str
+) -> list[Pair]:
+    """(prompt, champion, reference) for every prompt where both sides have an answer."""
+    ref_ids = [ref.model_id for ref in config.references]
+    stored = load_responses(config, prompt_ids, [champion_id, *ref_ids])
+    pairs = [
+        (pid, champion_id, ref_id)
+        for pid in dict.fromkeys(prompt_ids)
+        if (pid, champion_id) in stored
+        for ref_id in ref_ids
+        if (pid, ref_id) in stored
+    ]
+    step_logger(__name__).info(
+        "round %d: %d train battle pairs from %d prompts and %d references",
+        round_id,
+        len(pairs),
+        len(set(prompt_ids)),
+        len(ref_ids),
+    )
+    return pairs
+
+
+def _load_state(
+    config: Config, battle_ids: list[str]
+) -> tuple[dict[str, str], dict[tuple[str, str, str, str], tuple[Any, ...]]]:
+    """Stored battle outcomes by id, and stored judgments by (battle, order, judge, version)."""
+    with open_warehouse(config.warehouse) as con:
+        battles = dict(con.execute(read_query("battles_stored"), [battle_ids]).fetchall())
+        rows = con.execute(read_query("battles_judgments"), [battle_ids]).fetchall()
+    judgments = {(r[1], r[2], r[3], r[4]): r for r in rows}
+    return battles, judgments
+
+
+def _stored_verdict(row: tuple[Any, ...]) -> Verdict | None:
+    """The verdict of a stored judgment; None when its call had failed (to judge again)."""
+    _, _, _, _, _, raw_text, score_first, score_second, verdict, parse_ok, _, error = row
+    if raw_text is None and error is not None:
+        return None
+    return Verdict(bool(parse_ok), verdict, score_first, score_second, error)
+
+
+def plan_battles(
+    config: Config, round_id: int, pairs: Sequence[Pair], purpose: str, report: JudgeReport
+) -> tuple[list[BattlePlan], list[Game]]:
+    """The battles still to decide and the games still to judge (nothing is sent here)."""
+    judge = config.judge
+    unique_pairs = list(dict.fromkeys(pairs))
+    report.n_pairs = len(unique_pairs)
+    ids = {p: battle_id_for(round_id, *p, purpose) for p in unique_pairs}
+    stored_battles, stored_games = _load_state(config, list(ids.values()))
+    prompt_ids = [p[0] for p in unique_pairs]
+    model_ids = sorted({m for p in unique_pairs for m in p[1:]})
+    answers = load_responses(config, prompt_ids, model_ids) if unique_pairs else {}
+    prompts = load_prompts(config, prompt_ids) if unique_pairs else {}
+    outcomes: Counter[str] = Counter()
+    battles: list[BattlePlan] = []
+    games: list[Game] = []
+    for pair in unique_pairs:
+        prompt_id, model_a, model_b = pair
+        battle_id = ids[pair]
+        if stored_battles.get(battle_id, "error") != "error":
+            outcomes[stored_battles[battle_id]] += 1
+            continue
+        if (prompt_id, model_a) not in answers or (prompt_id, model_b) not in answers:
+            report.n_missing_answers += 1
+            continue
+        plan = BattlePlan(
+            battle_id,
+            prompt_id,
+            model_a,
+            model_b,
+            answers[(prompt_id, model_a)][0],
+            answers[(prompt_id, model_b)][0],
+            prompts[prompt_id].prompt_text,
+            answers[(prompt_id, model_a)][1],
+            answers[(prompt_id, model_b)][1],
+        )
+        battles.append(plan)
+        for order in GAME_ORDERS:
+            stored = stored_games.get((battle_id, order, judge.name, judge.prompt_version))
+            verdict = _stored_verdict(stored) if stored is not None else None
+            if verdict is not None:
+                plan.games[order] = verdict
+                continue
+            first, second = (
+                (plan.answer_a, plan.answer_b) if order == "AB" else (plan.answer_b, plan.answer_a)
+            )
+            messages = build_judge_messages(plan.question, first, second, judge.prompt_version)
+            judgment_id = judgment_id_for(battle_id, order, judge.name, judge.prompt_version)
+            games.append(
+                Game(battle_id, order, judgment_id, ChatRequest.for_endpoint(judge, messages))
+            )
+    report.n_battles_stored = sum(outcomes.values())
+    report.outcomes = dict(outcomes)
+    report.n_planned_games = len(games)
+    return battles, games
+
+
+def judgment_row(
+    config: Config,
+    round_id: int,
+    game: Game,
+    result: CallResult,
+    verdict: Verdict | None,
+) -> dict[str, Any]:
+    """The `judgments` row of one game: the raw reply and its parse, or the call's error."""
+    return {
+        "judgment_id": game.judgment_id,
+        "battle_id": game.battle_id,
+        "round_id": round_id,
+        "game_order": game.order,
+        "judge": config.judge.name,
+        "prompt_version": config.judge.prompt_version,
+        "raw_text": result.text if result.ok else None,
+        "score_first": verdict.score_first if verdict else None,
+        "score_second": verdict.score_second if verdict else None,
+        "verdict": verdict.winner if verdict else None,
+        "parse_ok": bool(verdict and verdict.parse_ok),
+        "call_id": result.call_id,
+        "error": result.error if not result.ok else (verdict.error if verdict else None),
+        "created_at": now_utc(),
+    }
+
+
+def battle_row(
+    config: Config, round_id: int, purpose: str, plan: BattlePlan, outcome: BattleOutcome | None
+) -> dict[str, Any]:
+    """The `battles` row; `outcome` None means a game's call failed (outcome `error`)."""
+    return {
+        "battle_id": plan.battle_id,
+        "round_id": round_id,
+        "prompt_id": plan.prompt_id,
+        "purpose": purpose,
+        "model_a": plan.model_a,
+        "model_b": plan.model_b,
+        "response_a_id": plan.response_a_id,
+        "response_b_id": plan.response_b_id,
+        "judge": config.judge.name,
+        "score_a": outcome.score_a if outcome else None,
+        "score_b": outcome.score_b if outcome else None,
+        "score_gap": outcome.score_gap if outcome else None,
+        "outcome": outcome.outcome if outcome else "error",
+        "created_at": now_utc(),
+    }
+
+
+def verifier_row(round_id: int, plan: BattlePlan, outcome: BattleOutcome) -> dict[str, Any]:
+    """The verifier's judgment of a battle, stored as game AB of judge `verifier`."""
+    winner = {"win": "first", "loss": "second"}.get(outcome.outcome, "tie")
+    return {
+        "judgment_id": judgment_id_for(plan.battle_id, "AB", VERIFIER_JUDGE, VERIFIER_JUDGE),
+        "battle_id": plan.battle_id,
+        "round_id": round_id,
+        "game_order": "AB",
+        "judge": VERIFIER_JUDGE,
+        "prompt_version": VERIFIER_JUDGE,
+        "raw_text": json.dumps({"outcome": outcome.outcome}),
+        "score_first": outcome.score_a,
+        "score_second": outcome.score_b,
+        "verdict": winner,
+        "parse_ok": True,
+        "call_id": None,
+        "error": None,
+        "created_at": now_utc(),
+    }
+
+
+class _BattleCloser:
+    """Writes a battle as soon as both of its games are in; counts what it saw."""
+
+    def __init__(
+        self, config: Config, round_id: int, purpose: str, writer: RowWriter, report: JudgeReport
+    ) -> None:
+        self.config, self.round_id, self.purpose = config, round_id, purpose
+        self.writer, self.report = writer, report
+        self.outcomes: Counter[str] = Counter(report.outcomes)
+
+    def game_done(
+        self, plan: BattlePlan, order: str, verdict: Verdict | None, error: str | None
+    ) -> None:
+        plan.games[order] = verdict
+        if error is not None:
+            plan.game_errors[order] = error
+        if len(plan.games) == len(GAME_ORDERS):
+            self.close(plan)
+
+    def close(self, plan: BattlePlan) -> None:
+        ab, ba = plan.games["AB"], plan.games["BA"]
+        outcome = combine_games(ab, ba) if ab is not None and ba is not None else None
+        self.writer.add(
+            "battles", battle_row(self.config, self.round_id, self.purpose, plan, outcome)
+        )
+        self.report.n_battles_written += 1
+        self.outcomes[outcome.outcome if outcome else "error"] += 1
+        if outcome is None or not self.config.judge.use_verifier:
+            return
+        verified = verify_pair(plan.question, plan.answer_a, plan.answer_b)
+        if verified is None:
+            return
+        self.writer.add("judgments", verifier_row(self.round_id, plan, verified))
+        self.report.n_verified += 1
+        self.report.n_verifier_agree += int(verified.outcome == outcome.outcome)
+
+
+async def _judge_async(
+    config: Config,
+    round_id: int,
+    purpose: str,
+    battles: list[BattlePlan],
+    games: list[Game],
+    cached: dict[str, CallResult],
+    report: JudgeReport,
+    sandbox_url: str | None,
+    on_progress: ProgressFn | None,
+    retry: RetryPolicy | None,
+) -> None:
+    writer = RowWriter(config.warehouse)
+    closer = _BattleCloser(config, round_id, purpose, writer, report)
+    by_id = {b.battle_id: b for b in battles}
+    for plan in battles:
+        if len(plan.games) == len(GAME_ORDERS):  # both games stored, the battle row was not
+            closer.close(plan)
+
+    def on_result(i: int, result: CallResult) -> None:
+        game = games[i]
+        verdict = parse_verdict(result.text or "") if result.ok else None
+        writer.add("judgments", judgment_row(config, round_id, game, result, verdict))
+        if verdict is None:
+            report.n_errors += 1
+        else:
+            report.n_judged += 1
+            report.n_unparsed += int(not verdict.parse_ok)
+        closer.game_done(by_id[game.battle_id], game.order, verdict, result.error)
+
+    stats = CallBatchStats()
+    try:
+        await run_calls(
+            config.judge,
+            [g.request for g in games],
+            warehouse=config.warehouse,
+            writer=writer,
+            sandbox_url=sandbox_url,
+            round_id=round_id,
+            on_result=on_result,
+            on_progress=on_progress,
+            retry=retry,
+            stats=stats,
+            cached=cached,
+        )
+    finally:
+        await writer.close()
+    report.cost_usd = stats.cost_usd
+    report.errors = stats.errors
+    report.outcomes = dict(closer.outcomes)
+
+
+def judge_battles(
+    config: Config,
+    round_id: int,
+    pairs: Sequence[Pair],
+    purpose: Purpose,
+    sandbox_url: str | None,
+    *,
+    on_progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+) -> JudgeReport:
+    """Decide every battle of `pairs` (prompt, model A, model B) not decided yet; see module doc."""
+    logger = step_logger(__name__)
+    report = JudgeReport(round_id, purpose)
+    battles, games = plan_battles(config, round_id, pairs, purpose, report)
+    call_ids = [call_id_for(config.judge, g.request) for g in games]
+    cached = load_cached_calls(config.warehouse, sorted(set(call_ids)))
+    to_send = [g.request for g, c in zip(games, call_ids, strict=True) if c not in cached]
+    report.n_cached = len(games) - len(to_send)
+    report.n_to_send = len(to_send)
+    report.estimated_cost_usd = estimate_cost_usd(config.judge, to_send)
+    logger.info(
+        "judge plan, round %d (%s): %d pairs, %d decided before, %d without both answers; "
+        "%d battles to decide: %d games to judge, %d from the call cache, %d to send to %s "
+        "(estimated cost at most $%.4f)",
+        round_id,
+        purpose,
+        report.n_pairs,
+        report.n_battles_stored,
+        report.n_missing_answers,
+        len(battles),
+        len(games),
+        report.n_cached,
+        report.n_to_send,
+        config.judge.name,
+        report.estimated_cost_usd,
+    )
+    if battles:
+        run_sync(
+            _judge_async(
+                config,
+                round_id,
+                purpose,
+                battles,
+                games,
+                cached,
+                report,
+                sandbox_url,
+                on_progress,
+                retry,
+            )
+        )
+    logger.info(report.summary())
+    if report.n_unparsed or report.n_errors:
+        logger.warning(
+            "round %d: %d games unparsed (excluded from mining and ratings), %d games failed (%s)",
+            round_id,
+            report.n_unparsed,
+            report.n_errors,
+            ", ".join(f"{k}: {v}" for k, v in report.errors.items()) or "no call errors",
+        )
+    return report
