@@ -99,7 +99,9 @@ def round_ratings(config: Config, round_id: int) -> list[Rating]:
 
 def round_judge_audit(config: Config, round_id: int) -> JudgeAudit:
     with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
-        rows = con.execute(read_query("round_games"), {"round_id": round_id}).fetchall()
+        rows = con.execute(
+            read_query("round_games"), {"round_id": round_id, "judge": config.judge.name}
+        ).fetchall()
     games = [
         JudgedGame(battle_id, order, verdict if parse_ok else None)
         for battle_id, order, verdict, parse_ok in rows

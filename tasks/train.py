@@ -12,9 +12,12 @@ on CPU and bf16 on a GPU. Trainer imports sit inside the functions (importing TR
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,9 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from flywheel.config import StageTrainingConfig
+from flywheel.config import Config, StageTrainingConfig
 from tasks.models import save_checkpoint
+from warehouse.store import connect, insert_new, transaction
 
 RM_SUFFIX = "-rm"
 
@@ -73,19 +77,53 @@ def _common_args(cfg: StageTrainingConfig, seed: int, scratch_dir: str) -> dict[
         "save_strategy": "no",
         "report_to": "none",
         "disable_tqdm": True,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "dataloader_num_workers": 0,
         **_device_args(),
     }
 
 
+@contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """Silence datasets/transformers progress bars while a stage runs (logs stay in log_history)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets_was_on = datasets.is_progress_bar_enabled()
+    hf_was_on = hf_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if datasets_was_on:
+            datasets.enable_progress_bars()
+        if hf_was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _run(trainer: Any) -> None:
+    """Train without echoing every log line to stdout (TRL's PrinterCallback)."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+
+
 def _hyperparams(cfg: StageTrainingConfig, seed: int, **extra: Any) -> dict[str, Any]:
-    return {**cfg.model_dump(), "seed": seed, "device": "cuda" if torch.cuda.is_available() else "cpu", **extra}
+    return {
+        **cfg.model_dump(),
+        "seed": seed,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        **extra,
+    }
 
 
 def _log_values(log_history: list[dict[str, Any]], key: str) -> list[float]:
     """Per-step values of `key` in a trainer's log history (the final summary line excluded)."""
-    return [float(entry[key]) for entry in log_history if key in entry and "train_runtime" not in entry]
+    return [
+        float(entry[key]) for entry in log_history if key in entry and "train_runtime" not in entry
+    ]
 
 
 def _first_last(values: list[float]) -> tuple[float | None, float | None]:
@@ -94,7 +132,9 @@ def _first_last(values: list[float]) -> tuple[float | None, float | None]:
 
 def _require_rows(rows: list[Any], stage: str) -> None:
     if not rows:
-        raise ValueError(f"{stage}: no training examples were given; the caller should skip the stage")
+        raise ValueError(
+            f"{stage}: no training examples were given; the caller should skip the stage"
+        )
 
 
 def _load_tokenizer(base_path: str | Path) -> PreTrainedTokenizerBase:
@@ -104,6 +144,7 @@ def _load_tokenizer(base_path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+@_quiet_progress_bars()
 def train_sft(
     base_path: str | Path,
     rows: list[dict[str, Any]],
@@ -129,7 +170,7 @@ def train_sft(
         trainer = SFTTrainer(
             model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
         )
-        trainer.train()
+        _run(trainer)
         output = save_checkpoint(trainer.model, tokenizer, out_path)
         losses = _log_values(trainer.state.log_history, "loss")
     first, last = _first_last(losses)
@@ -144,6 +185,7 @@ def train_sft(
     )
 
 
+@_quiet_progress_bars()
 def train_dpo(
     base_path: str | Path,
     rows: list[dict[str, Any]],
@@ -162,12 +204,14 @@ def train_dpo(
         [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
     )
     with tempfile.TemporaryDirectory(prefix="flywheel-dpo-") as scratch:
-        args = DPOConfig(**_common_args(cfg, seed, scratch), max_length=cfg.max_length, beta=cfg.beta)
+        args = DPOConfig(
+            **_common_args(cfg, seed, scratch), max_length=cfg.max_length, beta=cfg.beta
+        )
         # With no ref_model, TRL loads a frozen copy of the base checkpoint as the reference.
         trainer = DPOTrainer(
             model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
         )
-        trainer.train()
+        _run(trainer)
         output = save_checkpoint(trainer.model, tokenizer, out_path)
         history = trainer.state.log_history
     first, last = _first_last(_log_values(history, "loss"))
@@ -188,6 +232,7 @@ def train_dpo(
     )
 
 
+@_quiet_progress_bars()
 def train_reward_model(
     base_path: str | Path,
     rows: list[dict[str, Any]],
@@ -210,7 +255,7 @@ def train_reward_model(
         trainer = RewardTrainer(
             model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
         )
-        trainer.train()
+        _run(trainer)
         output = save_checkpoint(trainer.model, tokenizer, out_path, overwrite=True)
         history = trainer.state.log_history
     first, last = _first_last(_log_values(history, "loss"))
@@ -229,6 +274,7 @@ def train_reward_model(
     )
 
 
+@_quiet_progress_bars()
 def train_rm_rl(
     base_path: str | Path,
     rm_rows: list[dict[str, Any]],
@@ -270,7 +316,7 @@ def train_rm_rl(
                 train_dataset=dataset,
                 processing_class=tokenizer,
             )
-            trainer.train()
+            _run(trainer)
             output = save_checkpoint(trainer.model, tokenizer, out_path)
             history = trainer.state.log_history
     except BaseException:
@@ -286,7 +332,9 @@ def train_rm_rl(
         last_loss=last,
         wall_s=time.perf_counter() - started,
         hyperparams={
-            **_hyperparams(rl_cfg, seed, stage="rm+rl", max_completion_tokens=max_completion_tokens),
+            **_hyperparams(
+                rl_cfg, seed, stage="rm+rl", max_completion_tokens=max_completion_tokens
+            ),
             "rm": rm_result.hyperparams,
         },
         metrics={
@@ -303,3 +351,146 @@ def train_rm_rl(
         },
     )
 
+
+# --- the round's training step: the stage on mined rows, recorded in the warehouse ---------
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A round's training stage: `done` with a candidate, or `skipped`/`failed` with a reason."""
+
+    status: str  # done | skipped | failed
+    candidate: str | None
+    candidate_path: str | None
+    reason: str
+    n_examples: int
+
+
+def candidate_version_id(round_id: int, stage: str) -> str:
+    return f"r{round_id}-{stage.replace('+', '-')}"
+
+
+def _stage_config(config: Config, stage: str) -> StageTrainingConfig:
+    return {"sft": config.training.sft, "dpo": config.training.dpo, "rm+rl": config.training.rm}[
+        stage
+    ]
+
+
+def _recorded_stage(config: Config, round_id: int) -> StageResult | None:
+    """The stage's outcome if this round already recorded one (a resumed round trains once)."""
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        row = con.execute(
+            "select t.status, t.output_version, m.checkpoint_path, t.reason, t.n_examples "
+            "from training_runs t left join model_versions m on m.version_id = t.output_version "
+            "where t.round_id = ? and t.status in ('done', 'skipped')",
+            [round_id],
+        ).fetchone()
+    return StageResult(*row) if row else None
+
+
+def _slice_prompts(config: Config, round_id: int) -> list[list[dict[str, str]]]:
+    """The round's prompts as conversations, for the RL stage."""
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        rows = con.execute(
+            "select messages from prompts where slice_id = ? and split = 'pool' and status = 'active' "
+            "order by prompt_id",
+            [round_id],
+        ).fetchall()
+    return [json.loads(messages) for (messages,) in rows]
+
+
+def _train(
+    config: Config, round_id: int, stage: str, base_path: str, rows: list[dict], out_path: Path
+) -> TrainResult:
+    training, seed = config.training, config.training.seed + round_id
+    if stage == "sft":
+        return train_sft(base_path, rows, out_path, training.sft, seed)
+    if stage == "dpo":
+        return train_dpo(base_path, rows, out_path, training.dpo, seed)
+    return train_rm_rl(
+        base_path,
+        rows,
+        _slice_prompts(config, round_id),
+        out_path,
+        training.rm,
+        training.rl,
+        seed,
+        max_completion_tokens=config.student.max_new_tokens,
+    )
+
+
+def _record(config: Config, run: dict, version: dict | None) -> None:
+    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+        with transaction(con):
+            insert_new(con, "training_runs", [run], ["run_id"])
+            if version is not None:
+                insert_new(con, "model_versions", [version], ["version_id"])
+
+
+def run_training_stage(config: Config, round_id: int, stage: str, champion: Any) -> StageResult:
+    """Train the round's candidate from the champion on the mined rows, and record it.
+
+    Fewer rows than the stage's `min_examples` skips the stage; an exception leaves the
+    champion and the warehouse as they were, with the error recorded. `champion` has
+    `version_id` and `checkpoint_path`.
+    """
+    recorded = _recorded_stage(config, round_id)
+    if recorded is not None:
+        return recorded
+    from tasks.mine import training_rows
+
+    rows = training_rows(config, round_id, stage)
+    version_id = candidate_version_id(round_id, stage)
+    run = {
+        "run_id": f"{version_id}-{len(rows)}",
+        "round_id": round_id,
+        "stage": stage,
+        "base_version": champion.version_id,
+        "n_examples": len(rows),
+    }
+    min_examples = _stage_config(config, stage).min_examples
+    if len(rows) < min_examples:
+        reason = f"{len(rows)} mined examples, fewer than the {min_examples} training.{stage.split('+')[0]}.min_examples"
+        _record(config, {**run, "status": "skipped", "reason": reason}, None)
+        return StageResult("skipped", None, None, reason, len(rows))
+    out_path = Path(config.training.output_dir) / version_id
+    for stale in (out_path, reward_model_path(out_path)):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run killed before it was recorded
+    try:
+        result = _train(config, round_id, stage, champion.checkpoint_path, rows, out_path)
+    except Exception as e:
+        reason = f"{type(e).__name__}: {e}"
+        _record(
+            config,
+            {
+                **run,
+                "run_id": f"{run['run_id']}-failed-{int(time.time())}",
+                "status": "failed",
+                "reason": reason[:2000],
+            },
+            None,
+        )
+        return StageResult("failed", None, None, reason, len(rows))
+    _record(
+        config,
+        {
+            **run,
+            "output_version": version_id,
+            "status": "done",
+            "reason": "trained",
+            "hyperparams": json.dumps({**result.hyperparams, **result.metrics}, default=str),
+            "first_loss": result.first_loss,
+            "last_loss": result.last_loss,
+            "wall_s": result.wall_s,
+        },
+        {
+            "version_id": version_id,
+            "parent_id": champion.version_id,
+            "round_id": round_id,
+            "stage": stage,
+            "checkpoint_path": str(result.output_path),
+            "status": "candidate",
+            "training_run_id": run["run_id"],
+        },
+    )
+    return StageResult("done", version_id, str(result.output_path), "trained", len(rows))
