@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flywheel.config import load_config
 from tests.conftest import REPO_ROOT
 from warehouse.contracts import NATURAL_KEYS, contract_violations
 from warehouse.store import connect
@@ -28,13 +27,15 @@ ROUND_METRICS_COLUMNS = {
 
 @pytest.fixture(scope="session")
 def smoke_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The smoke config's round-0 student, built once for the whole session."""
-    from sandbox.student import build_student
+    """An untrained tiny student checkpoint (these tests check the round, not learning)."""
+    from evaluators.skills import render_answer
+    from sandbox.skills import generate_tasks
+    from tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
 
-    root = tmp_path_factory.mktemp("student")
-    config = write_smoke_config(root)
-    build_student(load_config(config))
-    return root / "student"
+    tasks = generate_tasks(300, seed=5)
+    tokenizer = build_tokenizer([t.prompt for t in tasks] + [render_answer(t.answer, "verbose") for t in tasks])
+    model = build_tiny_llama(tokenizer, seed=0, hidden_size=64, n_layers=2, intermediate_size=128)
+    return save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("student") / "student")
 
 
 def write_smoke_config(root: Path, student: Path | None = None, sandbox_url: str | None = None) -> Path:
@@ -94,10 +95,13 @@ def harness_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory)
 def test_smoke_round_completes_with_every_contract_holding(harness_round: Path) -> None:
     db_path = harness_round / "flywheel.duckdb"
     counts = table_counts(db_path)
-    assert counts["battles"] > 0 and counts["judgments"] == 2 * counts["battles"]
-    assert counts["evaluations"] + counts["training_runs"] >= 1
+    assert counts["battles"] > 0 and counts["evaluations"] + counts["training_runs"] >= 1
     assert decisions(db_path)[0][:2] == (1, "done")
     with connect(db_path) as con:
+        games_per_battle = con.execute(
+            "select count(*) from judgments where judge = 'judge' group by battle_id"
+        ).fetchall()
+        assert set(games_per_battle) == {(2,)}, "every battle is judged in both orders"
         assert contract_violations(con) == []
 
 
@@ -117,12 +121,13 @@ def start_sandbox_server(config_path: Path) -> tuple[subprocess.Popen, str]:
         [sys.executable, "-c", SERVE_SANDBOX, str(config_path), str(port_file)],
         env={**os.environ},
     )
-    for _ in range(300):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
         if port_file.exists() and port_file.read_text():
             return server, f"http://127.0.0.1:{port_file.read_text()}/v1"
         time.sleep(0.1)
     server.kill()
-    raise RuntimeError("the sandbox server did not start")
+    raise RuntimeError(f"the sandbox server did not start (exit status {server.poll()})")
 
 
 SERVE_SANDBOX = """
