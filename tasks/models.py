@@ -10,9 +10,10 @@ model at the target path.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -54,20 +55,32 @@ FinishReason = Literal["stop", "length"]
 
 
 def build_tokenizer(
-    texts: Iterable[str], vocab_size: int = 512, isolate_letters: bool = False
+    texts: Iterable[str], vocab_size: int = 1024, whole_words: Collection[str] | None = None
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on `texts` (well under a second for a few thousand lines).
 
-    Digits are always split one per token (arithmetic reads digit by digit). With
-    `isolate_letters`, every letter is its own token too, so skills that spell words (reverse,
-    sort, count) see characters; merges then only join spaces and punctuation.
+    Digits are always one per token (arithmetic reads digit by digit). With `whole_words`, those
+    words (with their leading space) are the only multi-character pieces BPE may merge; every
+    other character is a token of its own, so skills that spell words (reverse, sort, count) see
+    letters while the fixed prose around them stays short. Without it, standard byte-level BPE.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    splits: list[Any] = [pre_tokenizers.Digits(individual_digits=True)]
-    if isolate_letters:
-        splits.append(pre_tokenizers.Split(Regex(r"[A-Za-z]"), behavior="isolated"))
-    splits.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
+    splits: list[Any]
+    if whole_words:
+        alternatives = "|".join(
+            re.escape(w) for w in sorted(set(whole_words), key=len, reverse=True)
+        )
+        pattern = Regex(rf" ?\b(?:{alternatives})\b|[\s\S]")
+        splits = [
+            pre_tokenizers.Split(pattern, behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    else:
+        splits = [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.Sequence(splits)
     backend.decoder = decoders.ByteLevel()
@@ -143,23 +156,39 @@ def save_checkpoint(
     """
     target = Path(path)
     if target.exists() and not overwrite:
-        raise FileExistsError(f"checkpoint {target} already exists; pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"checkpoint {target} already exists; pass overwrite=True to replace it"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        _require_checkpoint(staging)
-        if target.exists():
-            retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, retired)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        publish_checkpoint(staging, target, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return target
+
+
+def publish_checkpoint(staging: str | Path, path: str | Path, overwrite: bool = False) -> Path:
+    """Rename the complete checkpoint `staging` to `path` (same filesystem), replacing it if asked.
+
+    `staging` must hold a complete checkpoint (else FileNotFoundError and nothing moves).
+    """
+    source, target = Path(staging), Path(path)
+    _require_checkpoint(source)
+    if target.exists() and not overwrite:
+        raise FileExistsError(
+            f"checkpoint {target} already exists; pass overwrite=True to replace it"
+        )
+    if target.exists():
+        retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, retired)
+        os.replace(source, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(source, target)
     return target
 
 
@@ -177,12 +206,34 @@ def _require_checkpoint(path: Path) -> None:
         )
 
 
+def cpu_threads() -> int:
+    """Torch threads for CPU work: the cores not already busy (1-minute load average), at least 1.
+
+    On a shared machine, two threads fighting other busy processes run several times slower than
+    one; on an idle machine every core is used. `OMP_NUM_THREADS`, when set, wins.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0))
+    busy_cores = int(os.getloadavg()[0] + 0.5)
+    return max(1, min(cores, cores - busy_cores))
+
+
+def use_cpu_threads() -> int:
+    """Set torch's intra-op threads to `cpu_threads()` and return the number chosen."""
+    n_threads = cpu_threads()
+    torch.set_num_threads(n_threads)
+    return n_threads
+
+
 def pick_device(preference: str = "auto") -> str:
     """`cuda` when asked for or when `auto` and a GPU is present, else `cpu`."""
     if preference == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but no GPU is available; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            "device 'cuda' was requested but no GPU is available; use 'auto' or 'cpu'"
+        )
     return preference
 
 
@@ -228,6 +279,8 @@ def generate_answers(
     if not conversations:
         return []
     model, tokenizer = load_checkpoint(model_path, device)
+    if model.device.type == "cpu":
+        use_cpu_threads()
     tokenizer.padding_side = "left"
     prompts = [
         tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)

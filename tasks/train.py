@@ -1,9 +1,10 @@
 """Training stages on TRL's trainers: SFT, DPO, and reward model + RL (GRPO).
 
-Pure training functions: the caller passes rows and a base checkpoint and records the returned
-`TrainResult`; nothing here reads or writes the warehouse. Each stage trains in a scratch
-directory and writes its output checkpoint with `save_checkpoint`, which renames it into place
-only when complete, so a stage that raises leaves nothing at `out_path`.
+The stage functions (`train_sft`, `train_dpo`, `train_rm_rl`) are pure: they take rows and a
+base checkpoint and return a `TrainResult`, touching no warehouse; `run_training_stage` at the
+end wires them to the round (mined rows in; training run and candidate recorded). Each stage
+trains in a scratch directory and writes its output checkpoint with `save_checkpoint`, which
+renames it into place only when complete, so a stage that raises leaves nothing at `out_path`.
 
 Our knobs are `StageTrainingConfig`; everything else is TRL's defaults, except what a small
 CPU run needs: no gradient checkpointing, no intermediate saves, a log line every step, fp32
@@ -26,7 +27,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from flywheel.config import Config, StageTrainingConfig
-from tasks.models import save_checkpoint
+from tasks.models import save_checkpoint, use_cpu_threads
 from warehouse.store import connect, insert_new, transaction
 
 RM_SUFFIX = "-rm"
@@ -56,8 +57,10 @@ def reward_model_path(out_path: str | Path) -> Path:
 
 
 def _device_args() -> dict[str, Any]:
-    """fp32 on CPU (TRL's bf16 default fails there); bf16 on a GPU that supports it."""
+    """fp32 on CPU (TRL's bf16 default fails there, threads set by load); bf16 on a capable GPU."""
     on_gpu = torch.cuda.is_available()
+    if not on_gpu:
+        use_cpu_threads()
     bf16 = on_gpu and torch.cuda.is_bf16_supported()
     return {"use_cpu": not on_gpu, "bf16": bf16, "fp16": False}
 
@@ -103,11 +106,20 @@ def _quiet_progress_bars() -> Iterator[None]:
 
 
 def _run(trainer: Any) -> None:
-    """Train without echoing every log line to stdout (TRL's PrinterCallback)."""
+    """Train without echoing every log line to stdout (TRL's PrinterCallback).
+
+    Raises when no optimizer step ran (e.g. fewer examples than one batch needs), so an
+    untrained copy of the base is never published as a candidate.
+    """
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.train()
+    if trainer.state.global_step == 0:
+        raise RuntimeError(
+            f"{type(trainer).__name__} ran no optimizer step: the dataset gave no full batch "
+            f"(batch size {trainer.args.per_device_train_batch_size}); give more examples"
+        )
 
 
 def _hyperparams(cfg: StageTrainingConfig, seed: int, **extra: Any) -> dict[str, Any]:
@@ -151,8 +163,13 @@ def train_sft(
     out_path: str | Path,
     cfg: StageTrainingConfig,
     seed: int,
+    warmup_ratio: float = 0.0,
 ) -> TrainResult:
-    """Supervised fine-tuning on conversational rows `{"messages": [...]}` (loss on assistant turns)."""
+    """Supervised fine-tuning on conversational rows `{"messages": [...]}` (loss on assistant turns).
+
+    `warmup_ratio` is the share of steps with a linear learning-rate warmup (0 for fine-tuning;
+    the sandbox student, trained from scratch, uses some).
+    """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -166,6 +183,7 @@ def train_sft(
             max_length=cfg.max_length,
             assistant_only_loss=True,
             packing=False,
+            warmup_steps=warmup_ratio,
         )
         trainer = SFTTrainer(
             model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
@@ -180,7 +198,9 @@ def train_sft(
         first_loss=first,
         last_loss=last,
         wall_s=time.perf_counter() - started,
-        hyperparams=_hyperparams(cfg, seed, stage="sft", assistant_only_loss=True),
+        hyperparams=_hyperparams(
+            cfg, seed, stage="sft", assistant_only_loss=True, warmup_ratio=warmup_ratio
+        ),
         metrics={"n_steps": trainer.state.global_step},
     )
 

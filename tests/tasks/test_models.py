@@ -1,0 +1,186 @@
+"""Local models: tokenizer with chat template, tiny Llama, atomic checkpoints, batched generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tasks.models import (
+    GeneratedAnswer,
+    build_tiny_llama,
+    build_tokenizer,
+    generate_answers,
+    is_checkpoint,
+    load_checkpoint,
+    n_parameters,
+    pick_device,
+    save_checkpoint,
+)
+
+TEXTS = [f"What is {a} plus {b}? Answer: {a + b}" for a in range(30) for b in range(10)] + [
+    "Reverse the word 'banana'. Answer: ananab",
+    "Sort the letters of 'lemon' alphabetically. Answer: elmno",
+]
+CONVERSATION = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "What is 3 plus 4?"},
+    {"role": "assistant", "content": "Answer: 7"},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tokenizer = build_tokenizer(TEXTS, vocab_size=300, whole_words={"What", "is", "plus", "Answer"})
+    model = build_tiny_llama(
+        tokenizer, seed=0, hidden_size=64, n_layers=2, n_heads=2, intermediate_size=128
+    )
+    return save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("models") / "tiny")
+
+
+def test_tokenizer_round_trips_with_its_chat_template(tmp_path: Path) -> None:
+    tokenizer = build_tokenizer(TEXTS, vocab_size=300)
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+
+    rendered = reloaded.apply_chat_template(CONVERSATION, tokenize=False)
+    assert rendered == tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
+    assert rendered == (
+        "<|bos|><|system|>Be brief.<|end|><|user|>What is 3 plus 4?<|end|>"
+        "<|assistant|>Answer: 7<|end|>"
+    )
+    prompt = reloaded.apply_chat_template(
+        CONVERSATION[:2], tokenize=False, add_generation_prompt=True
+    )
+    assert prompt.endswith("<|user|>What is 3 plus 4?<|end|><|assistant|>")
+    ids = reloaded("Reverse the word 'banana'.", add_special_tokens=False)["input_ids"]
+    assert reloaded.decode(ids) == "Reverse the word 'banana'."
+    assert (reloaded.eos_token, reloaded.pad_token, reloaded.padding_side) == (
+        "<|end|>",
+        "<|pad|>",
+        "left",
+    )
+
+
+def test_assistant_mask_covers_the_answer_and_its_end_token() -> None:
+    tokenizer = build_tokenizer(TEXTS, vocab_size=300)
+    out = tokenizer.apply_chat_template(
+        CONVERSATION, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    masked = [t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
+    assert tokenizer.decode(masked) == "Answer: 7<|end|>"
+
+
+def test_whole_words_stay_whole_and_other_letters_are_single_tokens() -> None:
+    tokenizer = build_tokenizer(TEXTS, vocab_size=400, whole_words={"Reverse", "the", "word"})
+    tokens = tokenizer.tokenize("Reverse the word 'lemon' 123")
+    assert tokens[:3] == ["Reverse", "Ġthe", "Ġword"]
+    assert tokens[3:] == ["Ġ", "'", "l", "e", "m", "o", "n", "'", "Ġ", "1", "2", "3"]
+
+
+def test_tiny_llama_is_small_and_sized_to_the_tokenizer() -> None:
+    tokenizer = build_tokenizer(TEXTS, vocab_size=300)
+    model = build_tiny_llama(tokenizer, seed=0)
+    assert 1_000_000 <= n_parameters(model) <= 5_000_000
+    assert model.config.vocab_size == len(tokenizer)
+    assert model.generation_config.eos_token_id == tokenizer.eos_token_id
+    same = build_tiny_llama(tokenizer, seed=0)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), same.parameters(), strict=True)
+    )
+
+
+def test_checkpoint_loads_with_auto_classes(tiny_checkpoint: Path) -> None:
+    assert is_checkpoint(tiny_checkpoint)
+    assert (tiny_checkpoint / "model.safetensors").is_file()
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    assert model.config.vocab_size == len(tokenizer)
+    loaded, _ = load_checkpoint(tiny_checkpoint, device="cpu")
+    assert not loaded.training
+
+
+def test_save_checkpoint_crash_leaves_nothing_at_target(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tokenizer = load_checkpoint(tiny_checkpoint, device="cpu")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(type(tokenizer), "save_pretrained", crash)
+    target = tmp_path / "candidate"
+    with pytest.raises(OSError, match="simulated"):
+        save_checkpoint(model, tokenizer, target)  # the model was written, the tokenizer not
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # the staging directory is gone too
+
+
+def test_save_checkpoint_refuses_or_replaces_existing(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    model, tokenizer = load_checkpoint(tiny_checkpoint, device="cpu")
+    target = save_checkpoint(model, tokenizer, tmp_path / "ckpt")
+    with pytest.raises(FileExistsError):
+        save_checkpoint(model, tokenizer, target)
+    (target / "marker").write_text("old")
+    save_checkpoint(model, tokenizer, target, overwrite=True)
+    assert is_checkpoint(target) and not (target / "marker").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_load_checkpoint_names_a_path_that_is_not_one(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load_checkpoint(tmp_path)
+
+
+def test_generate_answers_left_pads_and_greedy_is_deterministic(tiny_checkpoint: Path) -> None:
+    conversations = [
+        [{"role": "user", "content": "What is 1 plus 2?"}],
+        [
+            {
+                "role": "user",
+                "content": "Reverse the word 'banana' and then sort the letters of 'lemon'.",
+            }
+        ],
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is 9 plus 9?"},
+        ],
+    ]
+    first = generate_answers(tiny_checkpoint, conversations, max_new_tokens=8, batch_size=2)
+    again = generate_answers(tiny_checkpoint, conversations, max_new_tokens=8, batch_size=3)
+    alone = [generate_answers(tiny_checkpoint, [c], max_new_tokens=8)[0] for c in conversations]
+    assert first == again == alone  # batching with left padding changes nothing
+    assert all(isinstance(a, GeneratedAnswer) for a in first)
+    assert all(a.finish_reason in {"stop", "length"} and 0 <= a.n_tokens <= 8 for a in first)
+
+
+def test_generate_answers_sampling_is_seeded(tiny_checkpoint: Path) -> None:
+    conversations = [[{"role": "user", "content": f"What is {i} plus 1?"}] for i in range(4)]
+
+    def sample(seed: int) -> list[GeneratedAnswer]:
+        return generate_answers(
+            tiny_checkpoint,
+            conversations,
+            max_new_tokens=6,
+            do_sample=True,
+            temperature=1.0,
+            seed=seed,
+        )
+
+    assert sample(1) == sample(1)
+    assert sample(1) != sample(2)
+
+
+def test_left_padding_is_used_for_generation(tiny_checkpoint: Path) -> None:
+    _, tokenizer = load_checkpoint(tiny_checkpoint, device="cpu")
+    batch = tokenizer.pad({"input_ids": [[5, 6, 7], [8]]}, padding=True, return_tensors="pt")
+    assert batch["input_ids"][1].tolist() == [tokenizer.pad_token_id] * 2 + [8]
+
+
+def test_pick_device() -> None:
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,125 @@
+"""Each training stage runs a few steps on a tiny model: loss logged, weights changed, checkpoint loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from flywheel.config import StageTrainingConfig
+from tasks.models import build_tiny_llama, build_tokenizer, generate_answers, save_checkpoint
+from tasks.train import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+
+CFG = StageTrainingConfig(learning_rate=1e-3, max_steps=3, batch_size=4, max_length=64)
+RL_CFG = StageTrainingConfig(
+    learning_rate=1e-3, max_steps=2, batch_size=4, num_generations=2, beta=0.05
+)
+
+
+def _prompt(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"What is {i} plus {i + 1}?"}]
+
+
+def _answer(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+SFT_ROWS = [{"messages": _prompt(i) + _answer(f"Answer: {2 * i + 1}")} for i in range(12)]
+PAIR_ROWS = [
+    {
+        "prompt": _prompt(i),
+        "chosen": _answer(f"Answer: {2 * i + 1}"),
+        "rejected": _answer(f"Answer: {i}"),
+    }
+    for i in range(12)
+]
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    texts = [f"What is {i} plus {i + 1}? Answer: {2 * i + 1}" for i in range(50)]
+    tokenizer = build_tokenizer(texts, vocab_size=300, whole_words={"What", "is", "plus", "Answer"})
+    model = build_tiny_llama(
+        tokenizer, seed=0, hidden_size=64, n_layers=2, n_heads=2, intermediate_size=128
+    )
+    return save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("train") / "base")
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "model.safetensors"))
+
+
+def _assert_trained(result: TrainResult, base: Path, out: Path, n_examples: int) -> None:
+    assert result.output_path == out
+    assert result.n_examples == n_examples
+    assert result.first_loss is not None and result.last_loss is not None
+    assert result.wall_s > 0 and result.hyperparams["seed"] == 0
+    before, after = _weights(base), _weights(out)
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.chat_template is not None and model.config.vocab_size == len(tokenizer)
+    answers = generate_answers(out, [_prompt(3)], max_new_tokens=4, device="cpu")
+    assert len(answers) == 1 and answers[0].n_tokens <= 4
+
+
+def test_sft_trains_and_writes_a_loadable_checkpoint(base_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sft"
+    result = train_sft(base_checkpoint, SFT_ROWS, out, CFG, seed=0)
+    _assert_trained(result, base_checkpoint, out, len(SFT_ROWS))
+    assert result.hyperparams["assistant_only_loss"] is True
+    assert result.metrics["n_steps"] == 3
+
+
+def test_dpo_trains_against_the_base_as_reference(base_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dpo"
+    result = train_dpo(base_checkpoint, PAIR_ROWS, out, CFG, seed=0)
+    _assert_trained(result, base_checkpoint, out, len(PAIR_ROWS))
+    assert result.first_loss == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 1
+    assert result.hyperparams["beta"] == CFG.beta
+
+
+def test_rm_then_rl_trains_a_reward_model_and_the_policy(
+    base_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rl"
+    prompts = [_prompt(i) for i in range(8)]
+    result = train_rm_rl(
+        base_checkpoint, PAIR_ROWS, prompts, out, CFG, RL_CFG, seed=0, max_completion_tokens=6
+    )
+    _assert_trained(result, base_checkpoint, out, len(prompts))
+    rm_path = reward_model_path(out)
+    assert result.metrics["reward_model_path"] == str(rm_path)
+    assert (
+        result.metrics["rm_first_loss"] is not None and result.metrics["rm_last_loss"] is not None
+    )
+    assert result.metrics["rl_first_reward"] is not None
+    reward_model = AutoModelForSequenceClassification.from_pretrained(rm_path)
+    assert reward_model.config.num_labels == 1
+
+
+def test_a_failing_stage_leaves_nothing_at_out_path(
+    base_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "broken"
+    with pytest.raises(KeyError):  # no chosen/rejected
+        train_dpo(base_checkpoint, [{"prompt": _prompt(0)}], out, CFG, seed=0)
+    with pytest.raises(ValueError, match="no training examples"):
+        train_sft(base_checkpoint, [], out, CFG, seed=0)
+    with pytest.raises(RuntimeError, match="no optimizer step"):  # one prompt: no full GRPO batch
+        train_rm_rl(base_checkpoint, PAIR_ROWS, [_prompt(0)], out, CFG, RL_CFG, seed=0)
+
+    import trl
+
+    def crash(self: object, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed mid-training (simulated)")
+
+    monkeypatch.setattr(trl.SFTTrainer, "train", crash)
+    with pytest.raises(RuntimeError, match="simulated"):
+        train_sft(base_checkpoint, SFT_ROWS, out, CFG, seed=0)
+    assert not out.exists()
+    assert not reward_model_path(out).exists()  # the reward model of a failed RL run is removed
+    assert list(tmp_path.iterdir()) == []
