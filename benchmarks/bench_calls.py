@@ -3,8 +3,10 @@
 Sends `--n-calls` distinct judge requests (default 2,000) at `--concurrency` (default 64) to a
 sandbox judge that answers after `--latency-ms` (default 200), then `--n-sequential` (default
 100) at concurrency 1 for comparison. The whole path is measured: call ids, one cache query,
-the async openai client, and the batched writes of every `llm_calls` row to a fresh DuckDB
-warehouse. The ideal rate is concurrency / latency; the target is a ratio of at least 0.85.
+the async openai client, and the write of every `llm_calls` row to a fresh DuckDB warehouse,
+which a call waits for before it frees its concurrency slot (so a killed run repeats at most
+`concurrency` calls). The ideal rate is concurrency / latency; the target is a ratio of at
+least 0.85. The writer's flushes (transactions) are counted and timed.
 
 The sandbox runs in its own process by default (as a real endpoint would); `--in-process`
 runs it in a thread of this process instead. Prints one JSON line of figures.
@@ -104,6 +106,9 @@ def timed_run(
         "wall_s": round(wall_s, 3),
         "calls_per_s": round(len(requests) / wall_s, 2),
         "client_cpu_ms_per_call": round(1000 * client_cpu_s / len(requests), 2),
+        "n_flushes": stats.n_flushes,
+        "mean_flush_ms": round(1000 * stats.flush_s / max(1, stats.n_flushes), 2),
+        "rows_per_flush": round(stats.n_sent / max(1, stats.n_flushes), 1),
     }
 
 

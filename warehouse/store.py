@@ -123,7 +123,20 @@ def describe_lock_holder(message: str) -> str:
     return f"{kind} (PID {pid}: {command})"
 
 
+def waiting_flag(path: str | Path) -> Path:
+    """A file that exists while some process waits for the warehouse: a writer holding the
+    file through a long step (tasks/endpoints.RowWriter) lets go when it sees it."""
+    return Path(f"{path}.wait")
+
+
 def _open_with_retry(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    try:
+        return _open_waiting(path, read_only, timeout_s)
+    finally:
+        waiting_flag(path).unlink(missing_ok=True)
+
+
+def _open_waiting(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout_s
     attempt = 0
     while True:
@@ -132,6 +145,7 @@ def _open_with_retry(path: str, read_only: bool, timeout_s: float) -> duckdb.Duc
         except duckdb.IOException as e:
             if not _LOCK_PATTERN.search(str(e)):
                 raise
+            waiting_flag(path).touch()
             if time.monotonic() >= deadline:
                 holder = describe_lock_holder(str(e))
                 raise WarehouseLockedError(
@@ -154,12 +168,19 @@ def _file_identity(path: str) -> tuple[str, int]:
 
 @contextmanager
 def connect(
-    path: str | Path, *, read_only: bool = False, timeout_s: float = 120.0
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    timeout_s: float = 120.0,
+    checkpoint_on_close: bool = True,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse for one short burst; create and migrate it on first use.
 
     When another process holds the file, wait with backoff and retry until `timeout_s`,
-    then raise `WarehouseLockedError` naming the holder.
+    then raise `WarehouseLockedError` naming the holder. `checkpoint_on_close=False` skips
+    DuckDB's checkpoint when the file is closed (committed rows stay in the write-ahead log,
+    durable, and are replayed by the next open); it applies to the database, i.e. to every
+    connection of this process to the file until the last one closes.
     """
     db_path = str(path)
     if read_only and not Path(db_path).exists():
@@ -175,6 +196,8 @@ def connect(
         else:
             migrate(con, db_path)
             _migrated_files.add(file_id)
+        if not checkpoint_on_close and not read_only:
+            con.execute("pragma disable_checkpoint_on_shutdown")
         yield con
     finally:
         con.close()

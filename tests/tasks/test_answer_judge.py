@@ -314,9 +314,19 @@ run_round_steps(config, sys.argv[2], json.loads(sys.argv[3]))
 """
 
 
+def sandbox_repeats(server: SandboxServer) -> dict:
+    base = server.base_url.removesuffix("/v1")
+    return httpx.get(f"{base}/sandbox/requests", timeout=5).json()
+
+
 def test_a_killed_step_resumes_without_duplicates_or_repeating_saved_calls(tmp_path):
+    judge_concurrency = 4
     slow = {"latency_ms": 100}
-    config = served_champion_config(tmp_path, slow, judge={"max_concurrency": 4})
+    config = served_champion_config(tmp_path, slow, judge={"max_concurrency": judge_concurrency})
+    faults = ("rate_429", "rate_500", "rate_timeout")
+    assert all(getattr(m, f) == 0 for m in config.sandbox.models.values() for f in faults), (
+        "fault injection would cause legitimate retries"
+    )
     prompt_ids = insert_prompts(config, 30)
     with start_sandbox(config.sandbox) as server:
         child = subprocess.Popen(
@@ -334,17 +344,23 @@ def test_a_killed_step_resumes_without_duplicates_or_repeating_saved_calls(tmp_p
         while server.state.snapshot()["models"]["sandbox-judge"]["ok"] < 80:
             assert child.poll() is None and time.monotonic() < deadline, "child ended early"
             time.sleep(0.02)
-        os.kill(child.pid, signal.SIGKILL)
+        os.kill(child.pid, signal.SIGKILL)  # mid-judge: games in flight, others stored
         child.wait()
         n_judge_calls_before = server.state.snapshot()["models"]["sandbox-judge"]["ok"]
+        assert sandbox_repeats(server)["repeated"] == []
         _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
         n_judge_calls_after = server.state.snapshot()["models"]["sandbox-judge"]["ok"]
+        repeats = sandbox_repeats(server)
     assert_no_duplicates(config)
     assert sum(judged.outcomes.values()) == len(pairs) == 60
-    n_resent = n_judge_calls_after - n_judge_calls_before
-    # what was written before the kill (all but the last second) is not sent again
-    assert 0 < n_resent <= 2 * len(pairs) - 20
     assert table_counts(config)["battles"] == len(pairs)
+    # sent again: only the games in flight at the kill (a call holds its slot until stored)
+    repeated = repeats["repeated"]
+    assert len(repeated) <= judge_concurrency, repeated
+    assert all(r["model"] == "sandbox-judge" and r["count"] == 2 for r in repeated), repeated
+    n_games = 2 * len(pairs)  # each sent once, but for those repeats
+    assert n_judge_calls_after == n_games + len(repeated)
+    assert 0 < n_judge_calls_after - n_judge_calls_before <= n_games - 80 + len(repeated)
 
 
 def test_local_champion_and_endpoint_references_answer_together(tmp_path, tiny_student):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +20,18 @@ from fastapi.responses import JSONResponse
 
 from flywheel.config import EndpointConfig, WarehouseConfig
 from tasks.endpoints import (
+    CallResult,
     ChatRequest,
     RetryPolicy,
+    RowWriter,
     call_endpoint,
     call_id_for,
+    call_row,
     resolve_endpoint,
 )
 from warehouse.store import connect
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FAST_RETRY = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0)
 
@@ -40,6 +48,7 @@ class ScriptedServer:
     max_in_flight: Counter = field(default_factory=Counter)
     healthy: bool = False  # when true every model answers ok
     auth_headers: list[str] = field(default_factory=list)
+    on_request: Callable[[str], None] | None = None  # called with the model as a request arrives
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -49,6 +58,8 @@ class ScriptedServer:
             body = await request.json()
             model, content = body["model"], body["messages"][-1]["content"]
             self.auth_headers.append(request.headers.get("authorization", ""))
+            if self.on_request is not None:
+                self.on_request(model)
             self.n_requests[model] += 1
             seen = self.n_requests[(model, content)]
             self.n_requests[(model, content)] += 1
@@ -290,3 +301,178 @@ def test_a_key_echoed_in_an_error_reply_is_redacted(server, warehouse, monkeypat
     assert not result.ok and "HTTP 401" in result.error and result.n_attempts == 1
     assert "planted" not in result.error and "0002" not in result.error
     assert b"planted-endpoint-key" not in Path(warehouse.path).read_bytes()
+
+
+def test_a_call_keeps_its_slot_until_its_row_is_committed(server, warehouse, monkeypatch):
+    """At every moment, requests sent but not yet stored are at most max_concurrency."""
+    max_concurrency = 4
+    lock = threading.Lock()
+    counts = {"arrived": 0, "committed": 0, "most_unstored": 0}
+    write_batch = RowWriter._write_batch
+
+    def slow_write_batch(self, con, rows, held):  # slow flushes: results pile up meanwhile
+        time.sleep(0.03)
+        write_batch(self, con, rows, held)
+        with lock:
+            counts["committed"] += len(rows.get("llm_calls", []))
+
+    def on_request(model: str) -> None:
+        if model == "slow":
+            with lock:
+                counts["arrived"] += 1
+                unstored = counts["arrived"] - counts["committed"]
+                counts["most_unstored"] = max(counts["most_unstored"], unstored)
+
+    monkeypatch.setattr(RowWriter, "_write_batch", slow_write_batch)
+    monkeypatch.setattr(server, "on_request", on_request)
+    endpoint = endpoint_for(server, "slow", max_concurrency=max_concurrency)
+    results, stats = call_endpoint(endpoint, requests_for("durable", 40), warehouse=warehouse)
+    assert all(r.ok for r in results) and stats.n_sent == 40
+    assert counts["arrived"] == counts["committed"] == 40
+    assert counts["most_unstored"] <= max_concurrency
+    assert len(stored_calls(warehouse)) == 40
+
+
+def test_a_failed_flush_reaches_the_waiting_callers(warehouse):
+    async def main() -> None:
+        writer = RowWriter(warehouse)
+        writer.add("llm_calls", {"call_id": "x", "no_such_column": 1})
+        try:
+            with pytest.raises(ValueError, match="no_such_column"):
+                await writer.committed()
+            with pytest.raises(ValueError, match="no_such_column"):
+                writer.add("llm_calls", {"call_id": "y"})
+        finally:
+            with pytest.raises(ValueError):
+                await writer.close()
+
+    asyncio.run(main())
+
+
+KILLED_WRITER = """
+import asyncio, os, signal, sys
+from flywheel.config import EndpointConfig, WarehouseConfig
+from tasks.endpoints import CallResult, ChatRequest, RowWriter, call_row
+
+async def main():
+    writer = RowWriter(WarehouseConfig(path=sys.argv[1], lock_timeout_s=10))
+    endpoint = EndpointConfig(name="e", base_url="http://127.0.0.1:9/v1", model="m")
+    for i in range(int(sys.argv[2])):
+        request = ChatRequest.of([{"role": "user", "content": f"q{i}"}], 0.0, 8)
+        writer.add("llm_calls", call_row(endpoint, request, CallResult(f"c{i}", text="a"), 1))
+        await writer.committed()
+    os.kill(os.getpid(), signal.SIGKILL)  # right after the commit: nothing checkpointed
+
+asyncio.run(main())
+"""
+
+
+def test_rows_committed_before_a_sigkill_survive_in_the_wal(warehouse):
+    with connect(warehouse.path):
+        pass  # created and migrated, no WAL left
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, warehouse.path, "25"], cwd=REPO_ROOT, timeout=60
+    )
+    assert child.returncode == -signal.SIGKILL
+    wal = Path(f"{warehouse.path}.wal")
+    assert wal.exists() and wal.stat().st_size > 0  # the rows live in the WAL only
+    # another process (here: this one) reads them read-only, as `flywheel sql` does
+    with connect(warehouse.path, read_only=True) as con:
+        assert con.execute("select count(*) from llm_calls").fetchone()[0] == 25
+    assert len(stored_calls(warehouse)) == 25  # and a writer reopens the file with them
+
+
+READER = """
+import sys, time
+from warehouse.store import connect
+started = time.monotonic()
+with connect(sys.argv[1], read_only=True, timeout_s=20) as con:
+    n = con.execute("select count(*) from llm_calls").fetchone()[0]
+print(n, round(time.monotonic() - started, 2))
+"""
+
+
+def test_another_process_gets_the_file_while_rows_keep_coming(warehouse):
+    endpoint = EndpointConfig(name="e", base_url="http://127.0.0.1:9/v1", model="m")
+
+    def row(i: int) -> dict:
+        request = ChatRequest.of([{"role": "user", "content": f"q{i}"}], 0.0, 8)
+        return call_row(endpoint, request, CallResult(f"c{i}", text="a"), 1)
+
+    async def main() -> tuple[int, str]:
+        writer = RowWriter(warehouse, hold_s=0.2, release_gap_s=0.1)
+        writer.add("llm_calls", row(-1))
+        await writer.committed()  # the file exists and is held
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, warehouse.path],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        i = 0
+        try:
+            while reader.poll() is None:  # a row every 5 ms: the writer is never idle
+                writer.add("llm_calls", row(i))
+                await writer.committed()
+                await asyncio.sleep(0.005)
+                i += 1
+        finally:
+            await writer.close()
+        return reader.returncode, reader.stdout.read()
+
+    returncode, out = asyncio.run(main())
+    assert returncode == 0, out
+    n_seen, waited_s = out.split()
+    assert int(n_seen) >= 1 and float(waited_s) < 20
+
+
+def test_a_waiting_process_makes_a_holding_writer_let_go(tmp_path) -> None:
+    """While the row writer keeps the file open, another process that waits gets in quickly."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from flywheel.config import WarehouseConfig
+    from tasks.endpoints import RowWriter
+    from warehouse.store import connect, now_utc
+
+    db_path = tmp_path / "w.duckdb"
+    with connect(db_path):
+        pass
+    reader = (
+        "import sys, time; from warehouse.store import connect\n"
+        "started = time.monotonic()\n"
+        "with connect(sys.argv[1], read_only=True, timeout_s=20) as con:\n"
+        "    con.execute('select count(*) from llm_calls').fetchone()\n"
+        "print(time.monotonic() - started)\n"
+    )
+
+    async def keep_writing() -> float:
+        writer = RowWriter(WarehouseConfig(path=str(db_path), lock_timeout_s=30), hold_s=600)
+        waited = asyncio.create_task(
+            asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", reader, str(db_path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        )
+        n_row = 0
+        while not waited.done():
+            writer.add(
+                "llm_calls",
+                {
+                    "call_id": f"c{n_row}",
+                    "endpoint": "e",
+                    "model": "m",
+                    "request_json": "{}",
+                    "created_at": now_utc(),
+                },
+            )
+            await asyncio.sleep(0.01)
+            n_row += 1
+        await writer.close()
+        return float((await waited).stdout.strip())
+
+    assert asyncio.run(keep_writing()) < 15  # the writer would otherwise hold the file 600 s
