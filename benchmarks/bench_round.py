@@ -29,6 +29,25 @@ def scratch_config(config_path: str, workdir: Path) -> Path:
     return path
 
 
+STEPS = ("draw", "answer", "judge", "mine", "train", "evaluate", "promote", "report")
+
+
+def finished_step_times(wait_s: float = 60.0) -> dict[str, float]:
+    """Seconds inside each step, read from Prefect once its task-run recorder has caught up."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = [r for r in client.read_task_runs() if r.name.rsplit("-", 1)[0] in STEPS]
+        step_s = {
+            r.name.rsplit("-", 1)[0]: r.total_run_time.total_seconds() for r in runs if r.end_time
+        }
+        if len(step_s) == len(STEPS) and all(step_s.values()) or time.monotonic() > deadline:
+            return step_s
+        time.sleep(1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/demo.yaml")
@@ -37,8 +56,6 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-round-"))
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
-
-    from prefect.client.orchestration import get_client
 
     from flows.flywheel import arena, prepare, quiet_prefect_defaults, stage_of
     from flows.round import arena_round
@@ -54,9 +71,7 @@ def main() -> None:
         arena_round(config, 1, stage_of(config, 1), sandbox_url)
         round_s = time.perf_counter() - started
 
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs()
-    step_s = {run.name.rsplit("-", 1)[0]: run.total_run_time.total_seconds() for run in task_runs}
+    step_s = finished_step_times()
     in_steps_s = sum(step_s.values())
     figures = {
         "benchmark": "round",
@@ -69,8 +84,10 @@ def main() -> None:
     }
     for name, seconds in step_s.items():
         print(f"{name:>10}: {seconds:7.1f} s")
-    print(f"round wall {round_s:.1f} s, in Prefect itself {round_s - in_steps_s:.1f} s "
-          f"({figures['prefect_share']:.1%}); prepare (student, pool, eval split) {prepare_s:.1f} s")
+    print(
+        f"round wall {round_s:.1f} s, in Prefect itself {round_s - in_steps_s:.1f} s "
+        f"({figures['prefect_share']:.1%}); prepare (student, pool, eval split) {prepare_s:.1f} s"
+    )
     print(json.dumps(figures))
 
 
