@@ -22,7 +22,7 @@ from flows.round import RoundResult, arena_round, fail_round
 from flywheel.config import Config, load_config
 from tasks.promote import register_base_model
 from tasks.prompts import add_prompt_records, ensure_eval_split
-from warehouse.store import connect
+from warehouse.store import connect_warehouse
 
 log = logging.getLogger(__name__)
 SANDBOX_SOURCE = "sandbox"
@@ -36,7 +36,7 @@ def stage_of(config: Config, round_id: int) -> str:
 
 def planned_rounds(config: Config, target_rounds: int | None, one_more: bool) -> list[int]:
     """Round ids to run: an unfinished round first, then new ones up to the target total."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         rows = con.execute("select round_id, status from rounds order by round_id").fetchall()
     unfinished = [rid for rid, status in rows if status != "done"]
     last_id = rows[-1][0] if rows else 0
@@ -60,7 +60,9 @@ def prepare(config: Config) -> None:
         from sandbox.student import build_student
 
         built = build_student(config)
-        log.info("built the round-0 student: held-out accuracy %.1f%%", 100 * built.heldout_accuracy)
+        log.info(
+            "built the round-0 student: held-out accuracy %.1f%%", 100 * built.heldout_accuracy
+        )
     register_base_model(config, str(student_path))
     if config.prompts.sandbox_pool_size:
         fill_sandbox_pool(config)
@@ -71,7 +73,7 @@ def fill_sandbox_pool(config: Config) -> None:
     """The sandbox's prompts enter the pool through the same ingest path as a user's file."""
     from sandbox.skills import generate_tasks
 
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         n_sandbox = con.execute(
             "select count(*) from prompts where source = ?", [SANDBOX_SOURCE]
         ).fetchone()[0]
@@ -97,7 +99,9 @@ def arena(config: Config) -> Iterator[str | None]:
 
 
 @flow(name="flywheel", flow_run_name="flywheel", log_prints=False)
-def flywheel(config_path: str, rounds: int | None = None, one_more: bool = False) -> list[RoundResult]:
+def flywheel(
+    config_path: str, rounds: int | None = None, one_more: bool = False
+) -> list[RoundResult]:
     """Run rounds until `rounds` are complete (default schedule.rounds), or one more round."""
     config = load_config(config_path)
     prepare(config)
@@ -106,7 +110,9 @@ def flywheel(config_path: str, rounds: int | None = None, one_more: bool = False
         for round_id in planned_rounds(config, rounds, one_more):
             started = time.monotonic()
             try:
-                results.append(arena_round(config, round_id, stage_of(config, round_id), sandbox_url))
+                results.append(
+                    arena_round(config, round_id, stage_of(config, round_id), sandbox_url)
+                )
             except Exception as e:
                 fail_round(config, round_id, f"{type(e).__name__}: {e}", time.monotonic() - started)
                 raise
@@ -127,15 +133,20 @@ def run_flywheel_cli(config: Config, config_path: str, rounds: int | None) -> in
     quiet_prefect_defaults()
     target = rounds if rounds is not None else config.schedule.rounds
     if not planned_rounds(config, rounds, one_more=False):
-        print(f"the warehouse already holds {target} finished rounds; nothing to do "
-              f"(ask for more with --rounds {target + 1})")
+        print(
+            f"the warehouse already holds {target} finished rounds; nothing to do "
+            f"(ask for more with --rounds {target + 1})"
+        )
     else:
         try:
             flywheel(config_path, rounds)
         except Exception as e:
-            print(f"flywheel: the run failed: {type(e).__name__}: {e}\n"
-                  "Finished work is kept in the warehouse; fix the cause and run the same "
-                  "command again to resume.", file=sys.stderr)
+            print(
+                f"flywheel: the run failed: {type(e).__name__}: {e}\n"
+                "Finished work is kept in the warehouse; fix the cause and run the same "
+                "command again to resume.",
+                file=sys.stderr,
+            )
             return 1
     print(terminal_table(round_summaries(config)))
     return 0

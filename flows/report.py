@@ -8,17 +8,29 @@ import pandas as pd
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flywheel.config import Config
-from warehouse.store import connect, read_query
+from warehouse.store import connect_warehouse, read_query
 
 ROUND_METRICS_KEY = "round-metrics"
 ROUND_METRICS_COLUMNS = [
-    "round_id", "stage", "champion_before", "champion_after", "promoted", "n_battles", "n_sft",
-    "n_dpo", "n_rm", "win_rate", "win_rate_ci_low", "win_rate_ci_high", "sandbox_accuracy", "wall_s",
+    "round_id",
+    "stage",
+    "champion_before",
+    "champion_after",
+    "promoted",
+    "n_battles",
+    "n_sft",
+    "n_dpo",
+    "n_rm",
+    "win_rate",
+    "win_rate_ci_low",
+    "win_rate_ci_high",
+    "sandbox_accuracy",
+    "wall_s",
 ]
 
 
 def round_summaries(config: Config) -> pd.DataFrame:
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         return con.execute("select * from v_round_summary").df()
 
 
@@ -40,18 +52,24 @@ def _fmt(value: object, pattern: str = "{:.3f}") -> str:
 
 def round_markdown(config: Config, round_id: int) -> str:
     """Decision and reason, win rates per reference, mined counts, training, judge audit, cost."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         summary = con.execute("select * from v_round_summary where round_id = ?", [round_id]).df()
-        rnd = con.execute("select decision_reason from rounds where round_id = ?", [round_id]).fetchone()
+        rnd = con.execute(
+            "select decision_reason from rounds where round_id = ?", [round_id]
+        ).fetchone()
         training = con.execute(
             "select stage, status, reason, n_examples, first_loss, last_loss, wall_s "
-            "from training_runs where round_id = ?", [round_id]).df()
+            "from training_runs where round_id = ?",
+            [round_id],
+        ).df()
         evaluation = con.execute("select * from evaluations where round_id = ?", [round_id]).df()
         win_rates = con.execute(read_query("round_win_rates"), {"round_id": round_id}).df()
         costs = con.execute(read_query("round_costs"), {"round_id": round_id}).df()
         ratings = con.execute(
             "select model_id, rating, ci_low, ci_high, n_battles from ratings where round_id = ? "
-            "order by rating desc", [round_id]).df()
+            "order by rating desc",
+            [round_id],
+        ).df()
     row = summary.iloc[0]
     lines = [
         f"# Round {round_id}: {row['stage']}",
@@ -84,7 +102,11 @@ def round_markdown(config: Config, round_id: int) -> str:
             "## Ratings (Bradley-Terry, Elo scale)",
             ratings.to_markdown(index=False),
         ]
-    lines += ["", "## Tokens and cost", costs.to_markdown(index=False) if not costs.empty else "(no calls)"]
+    lines += [
+        "",
+        "## Tokens and cost",
+        costs.to_markdown(index=False) if not costs.empty else "(no calls)",
+    ]
     return "\n".join(lines)
 
 
@@ -107,8 +129,14 @@ def terminal_table(summaries: pd.DataFrame) -> str:
         f"{'win rate [95% CI]':<22} {'promoted':<8} {'accuracy':>8} {'wall s':>7}"
     ]
     for _, r in summaries.iterrows():
-        win = (f"{_fmt(r['win_rate'], '{:.2f}')} [{_fmt(r['win_rate_ci_low'], '{:.2f}')}, "
-               f"{_fmt(r['win_rate_ci_high'], '{:.2f}')}]") if _clean(r["win_rate"]) is not None else "-"
+        win = (
+            (
+                f"{_fmt(r['win_rate'], '{:.2f}')} [{_fmt(r['win_rate_ci_low'], '{:.2f}')}, "
+                f"{_fmt(r['win_rate_ci_high'], '{:.2f}')}]"
+            )
+            if _clean(r["win_rate"]) is not None
+            else "-"
+        )
         promoted = {True: "yes", False: "no"}.get(_clean(r["promoted"]), "-")
         lines.append(
             f"{r['round_id']:>5} {r['stage']:<6} {_fmt(r['n_battles'], '{:.0f}'):>7} "

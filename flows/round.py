@@ -22,7 +22,7 @@ from tasks.mine import MiningReport, mine_round
 from tasks.promote import ModelVersion, PromotionDecision, current_champion, decide_round
 from tasks.prompts import draw_round_slice
 from tasks.train import StageResult, run_training_stage
-from warehouse.store import connect, insert_new, now_utc
+from warehouse.store import connect_warehouse, insert_new, now_utc
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,24 @@ def draw_prompts(config: Config, round_id: int) -> list[str]:
 
 @task(name="answer", cache_policy=NO_CACHE)
 def answer(
-    config: Config, round_id: int, prompt_ids: list[str], champion: ModelVersion, sandbox_url: str | None
+    config: Config,
+    round_id: int,
+    prompt_ids: list[str],
+    champion: ModelVersion,
+    sandbox_url: str | None,
 ) -> AnswerReport:
     """2. The champion answers locally; each reference answers through its endpoint."""
     progress = StepProgress(f"round-{round_id}-answer-progress", f"round {round_id}: answers")
     try:
         return answer_prompts(
-            config, round_id, prompt_ids, champion.version_id, champion.checkpoint_path,
-            sandbox_url, "train", on_progress=progress,
+            config,
+            round_id,
+            prompt_ids,
+            champion.version_id,
+            champion.checkpoint_path,
+            sandbox_url,
+            "train",
+            on_progress=progress,
         )
     finally:
         progress.close()
@@ -57,7 +67,11 @@ def answer(
 
 @task(name="judge", cache_policy=NO_CACHE)
 def judge(
-    config: Config, round_id: int, prompt_ids: list[str], champion: ModelVersion, sandbox_url: str | None
+    config: Config,
+    round_id: int,
+    prompt_ids: list[str],
+    champion: ModelVersion,
+    sandbox_url: str | None,
 ) -> JudgeReport:
     """3. Every (champion, reference) pair judged A/B and B/A, combined into battles."""
     pairs = train_battle_pairs(config, round_id, prompt_ids, champion.version_id)
@@ -82,7 +96,11 @@ def train(config: Config, round_id: int, stage: str, champion: ModelVersion) -> 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(
-    config: Config, round_id: int, trained: StageResult, champion: ModelVersion, sandbox_url: str | None
+    config: Config,
+    round_id: int,
+    trained: StageResult,
+    champion: ModelVersion,
+    sandbox_url: str | None,
 ) -> EvaluationReport | None:
     """6. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit."""
     if trained.candidate is None or trained.candidate_path is None:
@@ -90,8 +108,12 @@ def evaluate(
     progress = StepProgress(f"round-{round_id}-eval-progress", f"round {round_id}: A/B eval")
     try:
         run_eval_battles(
-            config, round_id, (trained.candidate, trained.candidate_path),
-            (champion.version_id, champion.checkpoint_path), sandbox_url, on_progress=progress,
+            config,
+            round_id,
+            (trained.candidate, trained.candidate_path),
+            (champion.version_id, champion.checkpoint_path),
+            sandbox_url,
+            on_progress=progress,
         )
     finally:
         progress.close()
@@ -100,15 +122,30 @@ def evaluate(
 
 @task(name="promote", cache_policy=NO_CACHE)
 def promote(
-    config: Config, round_id: int, champion: ModelVersion, trained: StageResult,
+    config: Config,
+    round_id: int,
+    champion: ModelVersion,
+    trained: StageResult,
     evaluation: EvaluationReport | None,
 ) -> PromotionDecision:
     """7. The champion moves only when the candidate is significantly better."""
     if evaluation is None:
-        return decide_round(config, round_id, champion.version_id, None, False,
-                            f"stage {trained.status}: {trained.reason}; champion kept")
-    return decide_round(config, round_id, champion.version_id, trained.candidate,
-                        evaluation.decision.promote, evaluation.decision.reason)
+        return decide_round(
+            config,
+            round_id,
+            champion.version_id,
+            None,
+            False,
+            f"stage {trained.status}: {trained.reason}; champion kept",
+        )
+    return decide_round(
+        config,
+        round_id,
+        champion.version_id,
+        trained.candidate,
+        evaluation.decision.promote,
+        evaluation.decision.reason,
+    )
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -118,7 +155,9 @@ def report(config: Config, round_id: int) -> None:
 
 
 @flow(name="arena-round", flow_run_name="round-{round_id}-{stage}", log_prints=False)
-def arena_round(config: Config, round_id: int, stage: str, sandbox_url: str | None = None) -> RoundResult:
+def arena_round(
+    config: Config, round_id: int, stage: str, sandbox_url: str | None = None
+) -> RoundResult:
     """One round, top to bottom:
 
     1. draw      fresh prompts D_i for this round
@@ -150,12 +189,20 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
     On a resumed round the champion is the one recorded when it first started.
     """
     champion = current_champion(config)
-    row = {"round_id": round_id, "stage": stage, "slice_id": round_id, "status": "running",
-           "champion_before": champion.version_id, "config_hash": config.fingerprint(),
-           "started_at": now_utc()}
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    row = {
+        "round_id": round_id,
+        "stage": stage,
+        "slice_id": round_id,
+        "status": "running",
+        "champion_before": champion.version_id,
+        "config_hash": config.fingerprint(),
+        "started_at": now_utc(),
+    }
+    with connect_warehouse(config.warehouse) as con:
         insert_new(con, "rounds", [row], ["round_id"])
-        con.execute("update rounds set status = 'running', error = null where round_id = ?", [round_id])
+        con.execute(
+            "update rounds set status = 'running', error = null where round_id = ?", [round_id]
+        )
         recorded = con.execute(
             "select m.version_id, m.checkpoint_path, m.status from rounds r "
             "join model_versions m on m.version_id = r.champion_before where r.round_id = ?",
@@ -166,7 +213,7 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
 
 def finish_round(config: Config, round_id: int, attempt_wall_s: float) -> float:
     """Mark the round done, adding this attempt's time to any earlier attempt's."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         return con.execute(
             "update rounds set status = 'done', finished_at = ?, wall_s = coalesce(wall_s, 0) + ? "
             "where round_id = ? returning wall_s",
@@ -175,7 +222,7 @@ def finish_round(config: Config, round_id: int, attempt_wall_s: float) -> float:
 
 
 def fail_round(config: Config, round_id: int, error: str, attempt_wall_s: float) -> None:
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         con.execute(
             "update rounds set status = 'failed', error = ?, wall_s = coalesce(wall_s, 0) + ? "
             "where round_id = ?",

@@ -42,7 +42,14 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from flywheel.config import SANDBOX_URL, EndpointConfig, WarehouseConfig
-from warehouse.store import connect, now_utc, read_query, transaction, waiting_flag
+from warehouse.store import (
+    connect,
+    connect_warehouse,
+    now_utc,
+    read_query,
+    transaction,
+    waiting_flag,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,7 +80,7 @@ WAITER_GRACE_S = 3.0  # how long a released writer waits for a waiting process t
 @contextmanager
 def open_warehouse(warehouse: WarehouseConfig) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short connection burst, one at a time in this process (see `_WRITE_LOCK`)."""
-    with _WRITE_LOCK, connect(warehouse.path, timeout_s=warehouse.lock_timeout_s) as con:
+    with _WRITE_LOCK, connect_warehouse(warehouse) as con:
         yield con
 
 

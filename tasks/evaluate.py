@@ -27,7 +27,7 @@ from flywheel.config import Config
 from tasks.answer import answer_locally
 from tasks.judge import judge_battles
 from tasks.prompts import eval_prompt_ids
-from warehouse.store import connect, insert_new, read_query
+from warehouse.store import connect_warehouse, insert_new, read_query
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,14 @@ def checker_accuracy(answers: list[tuple[str, str]]) -> float | None:
 
 def heldout_accuracy(config: Config, model_id: str) -> float | None:
     """Sandbox ground truth: checker accuracy of a model's held-out answers (None off-sandbox)."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         rows = con.execute(read_query("heldout_answers"), {"model_id": model_id}).fetchall()
     return checker_accuracy([(prompt_text, answer) for _, prompt_text, answer in rows])
 
 
 def round_ratings(config: Config, round_id: int) -> list[Rating]:
     """Bradley-Terry ratings with bootstrap intervals from every battle of the round."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         battles = con.execute(read_query("round_battles"), {"round_id": round_id}).df()
     counts = aggregate_battles(battles["model_a"], battles["model_b"], battles["winner"])
     evaluation = config.evaluation
@@ -98,7 +98,7 @@ def round_ratings(config: Config, round_id: int) -> list[Rating]:
 
 
 def round_judge_audit(config: Config, round_id: int) -> JudgeAudit:
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         rows = con.execute(
             read_query("round_games"), {"round_id": round_id, "judge": config.judge.name}
         ).fetchall()
@@ -111,7 +111,7 @@ def round_judge_audit(config: Config, round_id: int) -> JudgeAudit:
 
 def ab_result(config: Config, round_id: int, candidate: str, champion: str) -> ABResult:
     params = {"round_id": round_id, "candidate": candidate, "champion": champion}
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         outcomes = con.execute(read_query("eval_outcomes"), params).df()
     if outcomes.empty:
         raise RuntimeError(
@@ -188,6 +188,6 @@ def write_evaluation(
         }
         for r in report.ratings
     ]
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         insert_new(con, "evaluations", [evaluation], ["evaluation_id"])
         insert_new(con, "ratings", ratings, ["round_id", "model_id"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flywheel.config import Config
 from warehouse.export import export_rows
-from warehouse.store import connect, insert_new, read_query
+from warehouse.store import connect_warehouse, insert_new, read_query
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
     """Select this round's examples by the rules and store the new ones (re-runs add nothing)."""
     n_added: dict[str, int] = {}
     n_total: dict[str, int] = {}
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         for rule in mining_rules(config, round_id, stage):
             query = read_query("mine_sft" if rule.kind == "sft" else "mine_pairs")
             params = {"round_id": round_id, "min_gap": rule.min_gap}
@@ -84,5 +84,5 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:
     """TRL-ready rows for the stage: this round's, plus earlier rounds' when accumulating."""
     kind = STAGE_DATA[stage]
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         return export_rows(con, kind, round_id, include_earlier=config.training.mining.accumulate)

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from flywheel.config import Config
-from warehouse.store import connect, insert_new, transaction
+from warehouse.store import connect_warehouse, insert_new, transaction
 
 log = logging.getLogger(__name__)
 BASE_VERSION_ID = "v0"
@@ -33,7 +33,7 @@ class PromotionDecision:
 
 def register_base_model(config: Config, checkpoint_path: str) -> ModelVersion:
     """Record the round-0 student as the first champion (once; later calls change nothing)."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         has_champion = con.execute(
             "select count(*) from model_versions where status = 'champion'"
         ).fetchone()[0]
@@ -56,7 +56,7 @@ def register_base_model(config: Config, checkpoint_path: str) -> ModelVersion:
 
 
 def current_champion(config: Config) -> ModelVersion:
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         row = con.execute(
             "select version_id, checkpoint_path, status from model_versions "
             "where status = 'champion' order by created_at desc limit 1"
@@ -84,7 +84,7 @@ def decide_round(
     """
     promoted = bool(promote and candidate)
     champion_after = candidate if promoted and candidate else champion
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         with transaction(con):
             if candidate is not None:
                 con.execute(

@@ -79,7 +79,7 @@ from tasks.dedup import (
     self_candidates,
     shingle_sets,
 )
-from warehouse.store import connect, insert_new, now_utc, read_query, transaction
+from warehouse.store import connect_warehouse, insert_new, now_utc, read_query, transaction
 
 Split = Literal["pool", "eval"]
 T = TypeVar("T")
@@ -566,7 +566,7 @@ def _lsh_params(config: Config) -> LshParams:
 
 @contextmanager
 def _connect(config: Config) -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         yield con
 
 

@@ -28,7 +28,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from flywheel.config import Config, StageTrainingConfig
 from tasks.models import save_checkpoint, use_cpu_threads
-from warehouse.store import connect, insert_new, transaction
+from warehouse.store import connect_warehouse, insert_new, transaction
 
 RM_SUFFIX = "-rm"
 
@@ -138,6 +138,15 @@ def _log_values(log_history: list[dict[str, Any]], key: str) -> list[float]:
     ]
 
 
+def _preference_dataset(rows: list[dict[str, Any]]) -> Any:
+    """TRL's conversational prompt/chosen/rejected dataset (DPO and reward model)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+    )
+
+
 def _first_last(values: list[float]) -> tuple[float | None, float | None]:
     return (values[0], values[-1]) if values else (None, None)
 
@@ -214,15 +223,12 @@ def train_dpo(
     seed: int,
 ) -> TrainResult:
     """DPO on `{"prompt": [...], "chosen": [...], "rejected": [...]}`, the base as reference model."""
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     _require_rows(rows, "dpo")
     started = time.perf_counter()
     tokenizer = _load_tokenizer(base_path)
-    dataset = Dataset.from_list(
-        [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
-    )
+    dataset = _preference_dataset(rows)
     with tempfile.TemporaryDirectory(prefix="flywheel-dpo-") as scratch:
         args = DPOConfig(
             **_common_args(cfg, seed, scratch), max_length=cfg.max_length, beta=cfg.beta
@@ -261,15 +267,12 @@ def train_reward_model(
     seed: int,
 ) -> TrainResult:
     """A scalar reward model (sequence classifier, one label) initialised from `base_path`."""
-    from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
     _require_rows(rows, "rm")
     started = time.perf_counter()
     tokenizer = _load_tokenizer(base_path)
-    dataset = Dataset.from_list(
-        [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
-    )
+    dataset = _preference_dataset(rows)
     with tempfile.TemporaryDirectory(prefix="flywheel-rm-") as scratch:
         args = RewardConfig(**_common_args(cfg, seed, scratch), max_length=cfg.max_length)
         trainer = RewardTrainer(
@@ -398,7 +401,7 @@ def _stage_config(config: Config, stage: str) -> StageTrainingConfig:
 
 def _recorded_stage(config: Config, round_id: int) -> StageResult | None:
     """The stage's outcome if this round already recorded one (a resumed round trains once)."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         row = con.execute(
             "select t.status, t.output_version, m.checkpoint_path, t.reason, t.n_examples "
             "from training_runs t left join model_versions m on m.version_id = t.output_version "
@@ -410,7 +413,7 @@ def _recorded_stage(config: Config, round_id: int) -> StageResult | None:
 
 def _slice_prompts(config: Config, round_id: int) -> list[list[dict[str, str]]]:
     """The round's prompts as conversations, for the RL stage."""
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         rows = con.execute(
             "select messages from prompts where slice_id = ? and split = 'pool' and status = 'active' "
             "order by prompt_id",
@@ -440,7 +443,7 @@ def _train(
 
 
 def _record(config: Config, run: dict, version: dict | None) -> None:
-    with connect(config.warehouse.path, timeout_s=config.warehouse.lock_timeout_s) as con:
+    with connect_warehouse(config.warehouse) as con:
         with transaction(con):
             insert_new(con, "training_runs", [run], ["run_id"])
             if version is not None:

@@ -31,7 +31,10 @@ def export_rows(
     where = "" if round_id is None else f"where round_id {operator} ?"
     params = [] if round_id is None else [round_id]
     records = con.execute(f"select {column_list} from {view} {where}", params).fetchall()
-    return [{c: json.loads(value) for c, value in zip(columns, record, strict=True)} for record in records]
+    return [
+        {c: json.loads(value) for c, value in zip(columns, record, strict=True)}
+        for record in records
+    ]
 
 
 def write_export(rows: list[dict], out_path: str | Path) -> Path:

@@ -11,10 +11,10 @@ import random
 import re
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -201,6 +201,20 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+class WarehouseSettings(Protocol):
+    """What `connect_warehouse` needs of the config's warehouse section."""
+
+    path: str
+    lock_timeout_s: float
+
+
+def connect_warehouse(
+    settings: WarehouseSettings,
+) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """`connect` to the configured file with the configured lock timeout."""
+    return connect(settings.path, timeout_s=settings.lock_timeout_s)
 
 
 @contextmanager

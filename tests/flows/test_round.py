@@ -20,8 +20,20 @@ from warehouse.contracts import NATURAL_KEYS, contract_violations
 from warehouse.store import connect
 
 ROUND_METRICS_COLUMNS = {
-    "round_id", "stage", "champion_before", "champion_after", "promoted", "n_battles", "n_sft",
-    "n_dpo", "n_rm", "win_rate", "win_rate_ci_low", "win_rate_ci_high", "sandbox_accuracy", "wall_s",
+    "round_id",
+    "stage",
+    "champion_before",
+    "champion_after",
+    "promoted",
+    "n_battles",
+    "n_sft",
+    "n_dpo",
+    "n_rm",
+    "win_rate",
+    "win_rate_ci_low",
+    "win_rate_ci_high",
+    "sandbox_accuracy",
+    "wall_s",
 }
 
 
@@ -33,12 +45,16 @@ def smoke_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
 
     tasks = generate_tasks(300, seed=5)
-    tokenizer = build_tokenizer([t.prompt for t in tasks] + [render_answer(t.answer, "verbose") for t in tasks])
+    tokenizer = build_tokenizer(
+        [t.prompt for t in tasks] + [render_answer(t.answer, "verbose") for t in tasks]
+    )
     model = build_tiny_llama(tokenizer, seed=0, hidden_size=64, n_layers=2, intermediate_size=128)
     return save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("student") / "student")
 
 
-def write_smoke_config(root: Path, student: Path | None = None, sandbox_url: str | None = None) -> Path:
+def write_smoke_config(
+    root: Path, student: Path | None = None, sandbox_url: str | None = None
+) -> Path:
     """configs/smoke.yaml with every path under `root`; endpoints at `sandbox_url` if given."""
     data = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
     data["warehouse"]["path"] = str(root / "flywheel.duckdb")
@@ -152,7 +168,10 @@ def run_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
     env.pop("PREFECT_API_URL")
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "run", "--config", str(config_path), "--rounds", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -193,5 +212,9 @@ def test_killed_round_resumes_to_the_same_warehouse_without_repeated_calls(
     concurrency = yaml.safe_load(config.read_text())["judge"]["max_concurrency"]
     assert len(repeated) <= concurrency
     assert all(r["model"] == judge_model and r["count"] == 2 for r in repeated)
-    assert table_counts(killed_root / "flywheel.duckdb") == table_counts(straight_root / "flywheel.duckdb")
-    assert decisions(killed_root / "flywheel.duckdb") == decisions(straight_root / "flywheel.duckdb")
+    assert table_counts(killed_root / "flywheel.duckdb") == table_counts(
+        straight_root / "flywheel.duckdb"
+    )
+    assert decisions(killed_root / "flywheel.duckdb") == decisions(
+        straight_root / "flywheel.duckdb"
+    )
