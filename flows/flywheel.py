@@ -80,7 +80,9 @@ def fill_sandbox_pool(config: Config) -> None:
     if n_sandbox:
         return
     seed = config.prompts.seed + SANDBOX_POOL_SEED_OFFSET
-    tasks = generate_tasks(config.prompts.sandbox_pool_size, seed=seed)
+    tasks = generate_tasks(
+        config.prompts.sandbox_pool_size, seed=seed, difficulty=config.sandbox.task_difficulty
+    )
     records = [{"prompt": t.prompt, "category": t.skill} for t in tasks]
     report = add_prompt_records(config, records, SANDBOX_SOURCE)
     log.info(report.summary())

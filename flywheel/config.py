@@ -266,6 +266,12 @@ class SandboxConfig(Section):
     host: str = _help("address the embedded server binds", default="127.0.0.1")
     port: int = _help("port of the embedded server; 0 picks a free one", default=0, ge=0, le=65535)
     timeout_delay_s: float = _help("how long an injected timeout reply stalls", default=60.0, gt=0)
+    task_difficulty: int | None = _help(
+        "difficulty (1-3) of the generated skill tasks (pool and student); null draws 1-3",
+        default=None,
+        ge=1,
+        le=3,
+    )
     models: dict[str, SandboxModelConfig] = _help(
         "sandbox models by name (`model` field of the endpoints that point at the sandbox)",
         default_factory=dict,

@@ -9,7 +9,13 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 from evaluators.skills import SKILLS, check_answer, render_answer
-from sandbox.skills import MAX_PROMPT_WORDS, SkillTask, generate_tasks, wrong_answer
+from sandbox.skills import (
+    MAX_PROMPT_WORDS,
+    SkillTask,
+    generate_tasks,
+    systematic_slip,
+    wrong_answer,
+)
 
 
 def test_same_seed_same_tasks_and_prefix_does_not_depend_on_n() -> None:
@@ -75,3 +81,11 @@ def test_wrong_answer_is_plausible() -> None:
     assert wrong_answer(nth, rng) in {"red", "jumps"}
     assert abs(int(wrong_answer("What is 40 + 2?", rng)) - 42) <= 10
     assert wrong_answer("Tell me a joke.", rng) == "I am not sure"
+
+
+def test_systematic_slip_is_always_wrong_and_the_same_for_a_task() -> None:
+    tasks = generate_tasks(2100, seed=11)
+    for task in tasks:
+        slip = systematic_slip(task)
+        assert slip == systematic_slip(task)
+        assert not check_answer(task.prompt, render_answer(slip)), (task, slip)
