@@ -190,6 +190,11 @@ class StageTrainingConfig(Section):
     max_length: int = _help("tokens per training sequence", default=256, gt=0)
     min_examples: int = _help("fewer mined examples than this skips the stage", default=8, ge=1)
     beta: float = _help("DPO beta, or the KL coefficient to the champion for RL", default=0.1, ge=0)
+    chosen_nll_weight: float = _help(
+        "DPO only: weight of the NLL loss on chosen answers added to the DPO loss (RPO); 0: none",
+        default=0.0,
+        ge=0,
+    )
     num_generations: int = _help("RL completions per prompt (GRPO group size)", default=4, ge=2)
 
 

@@ -403,20 +403,10 @@ def wrong_answer(task_or_prompt: SkillTask | str, rng: random.Random) -> str:
 
 
 def systematic_slip(task: SkillTask) -> str:
-    """The one wrong answer a careless solver of `task` gives, the same each time.
+    """The careless solver's slip on `task`: the right answer with its last character typed twice.
 
-    Off by one for counts and sums, ten times too large for conversions, the other number for
-    comparisons, the next word for nth_word, and the word unchanged for reverse and sort.
+    Always wrong (`35` -> `355`, `enob` -> `enobb`, `0` -> `01`), and always the same for a task;
+    a model that makes it has computed the right answer and only fails to stop.
     """
-    if task.skill in ("arithmetic", "count_char"):
-        return str(int(task.answer) + 1)
-    if task.skill == "unit_conversion":
-        return format_number(Decimal(task.answer) * 10)
-    if task.skill == "compare_numbers":
-        others = [n for n in re.findall(r"\d+(?:\.\d+)?", task.prompt) if n != task.answer]
-        return others[0]
-    if task.skill == "nth_word":
-        words = next(q for q in quoted_strings(task.prompt) if " " in q).split()
-        index = [w.lower() for w in words].index(task.answer.lower())
-        return words[index + 1] if index + 1 < len(words) else words[index - 1]
-    return next(q for q in quoted_strings(task.prompt) if " " not in q)  # reverse, sort
+    stutter = task.answer + task.answer[-1]
+    return task.answer + "1" if answers_match(task.skill, task.answer, stutter) else stutter

@@ -1,12 +1,19 @@
-"""The sandbox's round-0 student: a tiny Llama that answers in the right format but is often wrong.
+"""The sandbox's round-0 student: a tiny Llama that can compute most answers but usually slips.
 
-Built locally from nothing downloaded, in ~160 CPU-seconds (about 1.5-3 minutes on two cores):
+It stands in for a base model whose skill post-training has to bring out: it was trained on a
+noisy corpus where most answers of five skills carry that skill's systematic slip (off by one,
+ten times too large, the word unchanged, the other number), so greedy decoding gives the slip
+although the right answer is close behind. The flywheel's battles find the slips, and training
+on the references' right answers (SFT), against the slips (DPO), or with a reward model (RL)
+moves the student back to the right answers, skill by skill.
+
+Built locally from nothing downloaded, in about six minutes on two cores:
 1. tokenizer: byte-level BPE trained on sandbox text (task prompts and answers rendered in every
    verbosity); the fixed prose stays whole words, while payload words, numbers and answers are
    spelled one character per token, so the skills are learnable by a small model;
 2. model: a ~1.8M-parameter, two-layer Llama (`build_tiny_llama`) seeded by `config.student.seed`;
-3. training: a short TRL SFT run on a seed slice of generated tasks, answers mostly terse
-   (`Answer: X`, some with prose first), stopped early: the format is learned, the skills not;
+3. training: one TRL SFT run on generated tasks (`sandbox.task_difficulty`) whose answers are
+   right or slipped at the recipe's per-skill `slip_rates`, mostly in the references' style;
 4. check: checker accuracy on held-out generated tasks (another seed), expected 10-40%.
 
 The student's tasks use their own seed range (`STUDENT_TRAIN_SEED_OFFSET` and
@@ -28,7 +35,7 @@ from pathlib import Path
 
 from evaluators.skills import check_answer, render_answer
 from flywheel.config import Config, StageTrainingConfig
-from sandbox.skills import WORDS, SkillTask, generate_tasks
+from sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
 from tasks.models import (
     build_tiny_llama,
     build_tokenizer,
@@ -47,9 +54,9 @@ VERBOSITIES = ("terse", "normal", "verbose")
 
 @dataclass(frozen=True)
 class StudentRecipe:
-    """How the student is built; the defaults land its held-out accuracy near 17% (10-40% band)."""
+    """How the student is built; the defaults land its held-out accuracy in the 10-40% band."""
 
-    n_train_tasks: int = 4000  # seed slice the student is trained on (terse answers)
+    n_train_tasks: int = 12000  # generated tasks of the noisy training corpus
     n_heldout_tasks: int = 350  # held-out tasks measuring its accuracy
     n_tokenizer_tasks: int = 3000  # tasks whose prompts and answers train the tokenizer
     vocab_size: int = 1024
@@ -58,15 +65,23 @@ class StudentRecipe:
     n_layers: int = 2
     n_heads: int = 8
     intermediate_size: int = 672
-    learning_rate: float = 2e-3
-    batch_size: int = 32
-    max_steps: int = 400  # stopped early on purpose: format learned, skills barely started
-    warmup_ratio: float = 0.1
+    learning_rate: float = 3e-3
+    batch_size: int = 64  # a step costs little more at 64 than at 32 on CPU
+    max_steps: int = 600
+    warmup_ratio: float = 0.05
     max_length: int = 192
-    # answer styles of the training slice (terse, normal, verbose): mostly terse, so the student
-    # answers `Answer: X`, with some prose so later SFT on prose-style references does not
-    # break the answers it already gets right (no verbose: long answers would double the padding)
-    verbosity_weights: tuple[float, float, float] = (0.7, 0.3, 0.0)
+    # answer styles (terse, normal, verbose) of the training answers: the terse style of the
+    # demo's references, so training on their answers changes what the student says, not how
+    verbosity_weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    # share of each skill's training answers that are the skill's systematic slip (the noisy
+    # corpus): above one half the student mostly slips though it can compute the right answer,
+    # and the closer to one half the less training on right answers it takes to recover
+    slip_rates: tuple[tuple[str, float], ...] = (
+        ("unit_conversion", 0.6),
+        ("arithmetic", 0.65),
+        ("reverse_word", 0.7),
+        ("sort_letters", 0.75),
+    )
 
 
 @dataclass(frozen=True)
@@ -82,12 +97,16 @@ class StudentReport:
 
 def student_tasks(config: Config, recipe: StudentRecipe) -> tuple[list[SkillTask], list[SkillTask]]:
     """The student's training slice and its held-out tasks (two seeds, no shared prompt)."""
-    seed = config.student.seed
-    train = generate_tasks(recipe.n_train_tasks, seed=STUDENT_TRAIN_SEED_OFFSET + seed)
+    seed, difficulty = config.student.seed, config.sandbox.task_difficulty
+    train = generate_tasks(
+        recipe.n_train_tasks, seed=STUDENT_TRAIN_SEED_OFFSET + seed, difficulty=difficulty
+    )
     train_prompts = {t.prompt for t in train}
     heldout = [
         t
-        for t in generate_tasks(recipe.n_heldout_tasks, seed=STUDENT_HELDOUT_SEED_OFFSET + seed)
+        for t in generate_tasks(
+            recipe.n_heldout_tasks, seed=STUDENT_HELDOUT_SEED_OFFSET + seed, difficulty=difficulty
+        )
         if t.prompt not in train_prompts
     ]
     return train, heldout
@@ -164,7 +183,7 @@ def build_student(
 def _train_student(
     config: Config, recipe: StudentRecipe, train: Sequence[SkillTask], path: Path, force: bool
 ) -> None:
-    """Tokenizer, random tiny Llama, short SFT (mostly terse answers); published to `path` when done."""
+    """Tokenizer, random tiny Llama, SFT on the noisy corpus; published to `path` when done."""
     from tasks.train import train_sft
 
     seed = config.student.seed
@@ -181,15 +200,15 @@ def _train_student(
         intermediate_size=recipe.intermediate_size,
     )
     rng = random.Random(seed)
-    styles = rng.choices(VERBOSITIES, weights=recipe.verbosity_weights, k=len(train))
+    slip_rates = dict(recipe.slip_rates)
     rows = [
-        {
-            "messages": [
-                {"role": "user", "content": t.prompt},
-                {"role": "assistant", "content": render_answer(t.answer, style, rng)},
-            ]
-        }
-        for t, style in zip(train, styles, strict=True)
+        _chat_row(
+            t,
+            systematic_slip(t) if rng.random() < slip_rates.get(t.skill, 0.0) else t.answer,
+            recipe,
+            rng,
+        )
+        for t in train
     ]
     cfg = StageTrainingConfig(
         learning_rate=recipe.learning_rate,
@@ -206,3 +225,16 @@ def _train_student(
         publish_checkpoint(staging, path, overwrite=force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _chat_row(
+    task: SkillTask, answer: str, recipe: StudentRecipe, rng: random.Random
+) -> dict[str, list[dict[str, str]]]:
+    """One SFT conversation: the task's prompt and `answer` rendered in a drawn style."""
+    (style,) = rng.choices(VERBOSITIES, weights=recipe.verbosity_weights)
+    return {
+        "messages": [
+            {"role": "user", "content": task.prompt},
+            {"role": "assistant", "content": render_answer(answer, style, rng)},
+        ]
+    }

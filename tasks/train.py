@@ -86,6 +86,13 @@ def _common_args(cfg: StageTrainingConfig, seed: int, scratch_dir: str) -> dict[
     }
 
 
+def _dpo_loss_args(cfg: StageTrainingConfig) -> dict[str, Any]:
+    """Plain DPO (sigmoid loss), or DPO plus the chosen answers' NLL when chosen_nll_weight > 0."""
+    if cfg.chosen_nll_weight == 0:
+        return {"loss_type": ["sigmoid"]}
+    return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.chosen_nll_weight]}
+
+
 @contextmanager
 def _quiet_progress_bars() -> Iterator[None]:
     """Silence datasets/transformers progress bars while a stage runs (logs stay in log_history)."""
@@ -231,7 +238,10 @@ def train_dpo(
     dataset = _preference_dataset(rows)
     with tempfile.TemporaryDirectory(prefix="flywheel-dpo-") as scratch:
         args = DPOConfig(
-            **_common_args(cfg, seed, scratch), max_length=cfg.max_length, beta=cfg.beta
+            **_common_args(cfg, seed, scratch),
+            max_length=cfg.max_length,
+            beta=cfg.beta,
+            **_dpo_loss_args(cfg),
         )
         # With no ref_model, TRL loads a frozen copy of the base checkpoint as the reference.
         trainer = DPOTrainer(

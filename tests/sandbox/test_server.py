@@ -24,12 +24,13 @@ THREADS = 32
 
 
 def _sandbox_config() -> SandboxConfig:
-    """configs/demo.yaml's sandbox plus faulty models for the fault-injection tests."""
+    """configs/demo.yaml's sandbox plus faulty and verbose models for the tests below."""
     demo = load_config(REPO_ROOT / "configs" / "demo.yaml").sandbox
     faulty = {
         "flaky-429": SandboxModelConfig(rate_429=0.5, verbosity="terse"),
         "flaky-500": SandboxModelConfig(rate_500=0.5, verbosity="terse"),
         "stalling": SandboxModelConfig(rate_timeout=1.0),
+        "wordy": SandboxModelConfig(verbosity="verbose"),
     }
     return demo.model_copy(update={"models": {**demo.models, **faulty}, "timeout_delay_s": 1.5})
 
@@ -248,7 +249,7 @@ def test_stats_count_every_request_by_outcome(client: openai.OpenAI, server: San
 
 def test_max_tokens_cuts_the_reply(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
-        model="sandbox-mixed",
+        model="wordy",
         messages=[{"role": "user", "content": "Reverse the word 'apple'."}],
         max_tokens=3,
     )

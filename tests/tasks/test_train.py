@@ -82,6 +82,15 @@ def test_dpo_trains_against_the_base_as_reference(base_checkpoint: Path, tmp_pat
     assert result.hyperparams["beta"] == CFG.beta
 
 
+def test_dpo_with_chosen_nll_adds_the_chosen_answers_nll_to_the_loss(
+    base_checkpoint: Path, tmp_path: Path
+) -> None:
+    cfg = CFG.model_copy(update={"chosen_nll_weight": 1.0})
+    result = train_dpo(base_checkpoint, PAIR_ROWS, tmp_path / "rpo", cfg, seed=0)
+    # step 1: the DPO term is still ln 2; the untrained model's NLL of the chosen tokens adds ~ln V
+    assert result.first_loss > 0.6931 + 1.0
+
+
 def test_rm_then_rl_trains_a_reward_model_and_the_policy(
     base_checkpoint: Path, tmp_path: Path
 ) -> None:
