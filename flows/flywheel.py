@@ -59,6 +59,7 @@ def prepare(config: Config) -> None:
             )
         from sandbox.student import build_student
 
+        log.info("building the round-0 student at %s (about 6 minutes on 2 cores)", student_path)
         built = build_student(config)
         log.info(
             "built the round-0 student: held-out accuracy %.1f%%", 100 * built.heldout_accuracy
