@@ -125,9 +125,10 @@ def command_init(config: Config, args: argparse.Namespace) -> int:
     from sandbox.student import build_student
 
     report = build_student(config, force=args.force)
+    how = f"built in {report.wall_s:.0f} s" if report.built else "existing checkpoint reused"
     print(
         f"student at {report.path}: {report.n_parameters / 1e6:.2f}M parameters, held-out "
-        f"sandbox accuracy {report.heldout_accuracy:.1%}, built in {report.wall_s:.0f} s"
+        f"sandbox accuracy {report.heldout_accuracy:.1%}, {how}"
     )
     return 0
 

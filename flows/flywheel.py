@@ -7,14 +7,13 @@ warehouse already holds.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.report import round_summaries, terminal_table
@@ -24,7 +23,6 @@ from tasks.promote import register_base_model
 from tasks.prompts import add_prompt_records, ensure_eval_split
 from warehouse.store import connect_warehouse
 
-log = logging.getLogger(__name__)
 SANDBOX_SOURCE = "sandbox"
 SANDBOX_POOL_SEED_OFFSET = 7919  # keeps the pool's tasks apart from the student's seed tasks
 
@@ -59,6 +57,7 @@ def prepare(config: Config) -> None:
             )
         from sandbox.student import build_student
 
+        log = get_run_logger()
         log.info("building the round-0 student at %s (about 6 minutes on 2 cores)", student_path)
         built = build_student(config)
         log.info(
@@ -86,7 +85,7 @@ def fill_sandbox_pool(config: Config) -> None:
     )
     records = [{"prompt": t.prompt, "category": t.skill} for t in tasks]
     report = add_prompt_records(config, records, SANDBOX_SOURCE)
-    log.info(report.summary())
+    get_run_logger().info(report.summary())
 
 
 @contextlib.contextmanager
