@@ -1,9 +1,9 @@
 """The sandbox's round-0 student: a tiny Llama that can compute most answers but usually slips.
 
 It stands in for a base model whose skill post-training has to bring out: it was trained on a
-noisy corpus where most answers of five skills carry that skill's systematic slip (off by one,
-ten times too large, the word unchanged, the other number), so greedy decoding gives the slip
-although the right answer is close behind. The flywheel's battles find the slips, and training
+noisy corpus where most answers of four skills carry a systematic slip (`systematic_slip`:
+the right answer with its last character typed twice, `35` -> `355`), so greedy decoding gives
+the slip although the right answer is close behind. The flywheel's battles find the slips, and training
 on the references' right answers (SFT), against the slips (DPO), or with a reward model (RL)
 moves the student back to the right answers, skill by skill.
 
@@ -13,7 +13,7 @@ Built locally from nothing downloaded, in about six minutes on two cores:
    spelled one character per token, so the skills are learnable by a small model;
 2. model: a ~1.8M-parameter, two-layer Llama (`build_tiny_llama`) seeded by `config.student.seed`;
 3. training: one TRL SFT run on generated tasks (`sandbox.task_difficulty`) whose answers are
-   right or slipped at the recipe's per-skill `slip_rates`, mostly in the references' style;
+   right or slipped at the recipe's per-skill `slip_rates`, in the references' terse style;
 4. check: checker accuracy on held-out generated tasks (another seed), expected 10-40%.
 
 The student's tasks use their own seed range (`STUDENT_TRAIN_SEED_OFFSET` and
