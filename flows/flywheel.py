@@ -7,20 +7,19 @@ warehouse already holds.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 
 from flows.report import round_summaries, terminal_table
 from flows.round import RoundResult, arena_round, fail_round
 from flywheel.config import Config, load_config
+from tasks.endpoints import step_logger
 from tasks.promote import register_base_model
 from tasks.prompts import add_prompt_records, ensure_eval_split
 from warehouse.store import connect_warehouse
@@ -46,14 +45,6 @@ def planned_rounds(config: Config, target_rounds: int | None, one_more: bool) ->
     return unfinished + list(range(last_id + 1, target + 1))
 
 
-def run_logger() -> logging.Logger | logging.LoggerAdapter:
-    """Prefect's logger inside a flow or task run (terminal and UI); the module's outside one."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
-
-
 @task(name="prepare", cache_policy=NO_CACHE)
 def prepare(config: Config) -> None:
     """Round-0 student, its registration as champion, the sandbox's pool and the eval split."""
@@ -67,7 +58,7 @@ def prepare(config: Config) -> None:
             )
         from sandbox.student import build_student
 
-        log = run_logger()
+        log = step_logger(__name__)
         log.info("building the round-0 student at %s (about 6 minutes on 2 cores)", student_path)
         built = build_student(config)
         log.info(
@@ -95,7 +86,7 @@ def fill_sandbox_pool(config: Config) -> None:
     )
     records = [{"prompt": t.prompt, "category": t.skill} for t in tasks]
     report = add_prompt_records(config, records, SANDBOX_SOURCE)
-    run_logger().info(report.summary())
+    step_logger(__name__).info(report.summary())
 
 
 @contextlib.contextmanager
