@@ -57,7 +57,8 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
 
-    from flows.flywheel import arena, prepare, quiet_prefect_defaults, stage_of
+    from flows.flywheel import arena, prepare, stage_of
+    from flows.prefect_env import quiet_prefect_defaults
     from flows.round import arena_round
     from flywheel.config import load_config
 

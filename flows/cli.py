@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from flywheel.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from flywheel.errors import InputError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -192,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except (ConfigError, ValueError) as e:
+    except (InputError, ValueError) as e:
         print(f"flywheel: {e}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(e, ConfigError) or _is_usage_error(e) else EXIT_FAILURE
+        return EXIT_USAGE if isinstance(e, InputError) or _is_usage_error(e) else EXIT_FAILURE
     except (RuntimeError, OSError) as e:
         print(f"flywheel: {e}", file=sys.stderr)
         return EXIT_FAILURE

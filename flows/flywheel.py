@@ -7,7 +7,6 @@ warehouse already holds.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.prefect_env import quiet_prefect_defaults
 from flows.report import round_summaries, terminal_table
 from flows.round import RoundResult, arena_round, fail_round
 from flywheel.config import Config, load_config
@@ -120,15 +120,6 @@ def flywheel(
                 fail_round(config, round_id, f"{type(e).__name__}: {e}", time.monotonic() - started)
                 raise
     return results
-
-
-def quiet_prefect_defaults() -> None:
-    """Offline, quiet Prefect unless the user configured otherwise."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "500")
-    os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "500")
 
 
 def run_flywheel_cli(config: Config, config_path: str, rounds: int | None) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flows.flywheel import flywheel, quiet_prefect_defaults
+from flows.flywheel import flywheel
+from flows.prefect_env import quiet_prefect_defaults
 
 DEPLOYMENT_NAME = "nightly"
 

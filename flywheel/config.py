@@ -17,13 +17,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flywheel.errors import InputError
+
 DEFAULT_CONFIG_PATH = Path("configs/demo.yaml")
 SANDBOX_URL = "sandbox"  # an endpoint with this base_url is served by the embedded sandbox
 Stage = Literal["sft", "dpo", "rm+rl"]
 STAGES: tuple[str, ...] = ("sft", "dpo", "rm+rl")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An invalid configuration; the message names each bad field, its value and the fix."""
 
 
