@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--rounds", type=int, default=None, help="rounds to run (default: schedule.rounds)"
     )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="first retry the failed calls of finished rounds and mine what they unblock",
+    )
 
     init = commands.add_parser("init", help="build the sandbox's round-0 student")
     _add_config_argument(init)
@@ -155,9 +160,12 @@ def command_sandbox(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_run(config: Config, args: argparse.Namespace) -> int:
-    from flows.flywheel import run_flywheel_cli
+    from flows.prefect_env import quiet_prefect_defaults
 
-    return run_flywheel_cli(config, args.config, args.rounds)
+    quiet_prefect_defaults()  # before Prefect is imported: it reads its settings once
+    from flows.run_command import run_flywheel_cli
+
+    return run_flywheel_cli(config, args.config, args.rounds, args.retry_failed)
 
 
 def command_serve(config: Config, args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ warehouse already holds.
 from __future__ import annotations
 
 import contextlib
-import sys
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +15,17 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.prefect_env import quiet_prefect_defaults
-from flows.report import round_summaries, terminal_table
-from flows.round import RoundResult, arena_round, fail_round
+from flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
+from flows.round import RoundResult, arena_round, mark_round_unfinished
+from flows.run_lock import hold_run_lock
+from flows.signals import interrupt_signal
+from flows.stale_runs import mark_stale_runs_crashed
 from flywheel.config import Config, load_config
+from flywheel.errors import describe_failure
 from tasks.endpoints import step_logger
 from tasks.promote import register_base_model
 from tasks.prompts import add_prompt_records, ensure_eval_split
+from tasks.train import remove_staging_dirs
 from warehouse.store import connect_warehouse
 
 SANDBOX_SOURCE = "sandbox"
@@ -103,44 +107,54 @@ def arena(config: Config) -> Iterator[str | None]:
 
 @flow(name="flywheel", flow_run_name="flywheel", log_prints=False)
 def flywheel(
-    config_path: str, rounds: int | None = None, one_more: bool = False
+    config_path: str, rounds: int | None = None, one_more: bool = False, retry_failed: bool = False
 ) -> list[RoundResult]:
-    """Run rounds until `rounds` are complete (default schedule.rounds), or one more round."""
+    """Run rounds until `rounds` are complete (default schedule.rounds), or one more round.
+
+    With `retry_failed`, the failed calls of finished rounds are retried first (and what they
+    unblock is mined). One run at a time per warehouse: a second one is refused.
+    """
     config = load_config(config_path)
-    prepare(config)
-    results: list[RoundResult] = []
-    with arena(config) as sandbox_url:
-        for round_id in planned_rounds(config, rounds, one_more):
-            started = time.monotonic()
-            try:
-                results.append(
-                    arena_round(config, round_id, stage_of(config, round_id), sandbox_url)
-                )
-            except Exception as e:
-                fail_round(config, round_id, f"{type(e).__name__}: {e}", time.monotonic() - started)
-                raise
+    with hold_run_lock(config.warehouse):
+        mark_stale_runs_crashed(config)
+        remove_staging_dirs(config)
+        prepare(config)
+        results: list[RoundResult] = []
+        with arena(config) as sandbox_url:
+            if retry_failed:
+                retry_finished_rounds(config, sandbox_url)
+            for round_id in planned_rounds(config, rounds, one_more):
+                results.append(run_round(config, round_id, sandbox_url))
     return results
 
 
-def run_flywheel_cli(config: Config, config_path: str, rounds: int | None) -> int:
-    """`flywheel run`: the rounds, then the per-round table. Exit status 0 on success."""
-    quiet_prefect_defaults()
-    target = rounds if rounds is not None else config.schedule.rounds
-    if not planned_rounds(config, rounds, one_more=False):
-        print(
-            f"the warehouse already holds {target} finished rounds; nothing to do "
-            f"(ask for more with --rounds {target + 1})"
+def run_round(config: Config, round_id: int, sandbox_url: str | None) -> RoundResult:
+    """One round; a round that raised or was interrupted is recorded as such, and re-raised."""
+    started = time.monotonic()
+    try:
+        return arena_round(config, round_id, stage_of(config, round_id), sandbox_url)
+    except BaseException as e:
+        signum = interrupt_signal(e)
+        status, cause = (
+            ("failed", describe_failure(e))
+            if signum is None
+            else ("interrupted", f"interrupted by {signal.Signals(signum).name}")
         )
-    else:
-        try:
-            flywheel(config_path, rounds)
-        except Exception as e:
-            print(
-                f"flywheel: the run failed: {type(e).__name__}: {e}\n"
-                "Finished work is kept in the warehouse; fix the cause and run the same "
-                "command again to resume.",
-                file=sys.stderr,
-            )
-            return 1
-    print(terminal_table(round_summaries(config)))
-    return 0
+        mark_round_unfinished(config, round_id, status, cause, time.monotonic() - started)
+        raise
+
+
+def retry_finished_rounds(config: Config, sandbox_url: str | None) -> None:
+    """Finished rounds whose train calls ended in errors: answer and judge again, re-mine."""
+    log = step_logger(__name__)
+    for round_id, before in rounds_with_failed_calls(config).items():
+        retry_round_calls(config, round_id, sandbox_url)
+        after = failed_calls_of_round(config, round_id)
+        log.info(
+            "round %d: retried %d unanswered prompts and %d error battles; %d and %d remain",
+            round_id,
+            before.n_unanswered,
+            before.n_error_battles,
+            after.n_unanswered,
+            after.n_error_battles,
+        )

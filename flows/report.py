@@ -137,10 +137,19 @@ def terminal_table(summaries: pd.DataFrame) -> str:
             if _clean(r["win_rate"]) is not None
             else "-"
         )
-        promoted = {True: "yes", False: "no"}.get(_clean(r["promoted"]), "-")
+        promoted = (
+            {True: "yes", False: "no"}.get(_clean(r["promoted"]), "-")
+            if r["status"] == "done"
+            else str(r["status"]).upper()
+        )
         lines.append(
             f"{r['round_id']:>5} {r['stage']:<6} {_fmt(r['n_battles'], '{:.0f}'):>7} "
             f"{_fmt(r['n_sft'], '{:.0f}'):>5} {_fmt(r['n_dpo'], '{:.0f}'):>5} {_fmt(r['n_rm'], '{:.0f}'):>5} "
             f"{win:<22} {promoted:<8} {_fmt(r['sandbox_accuracy'], '{:.1%}'):>8} {_fmt(r['wall_s'], '{:.0f}'):>7}"
         )
+    lines += [
+        f"round {r['round_id']} {r['status']}: {r['error']}"
+        for _, r in summaries.iterrows()
+        if r["status"] != "done" and _clean(r["error"]) is not None
+    ]
     return "\n".join(lines)

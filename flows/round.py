@@ -88,10 +88,21 @@ def mine(config: Config, round_id: int, stage: str) -> MiningReport:
     return mine_round(config, round_id, stage)
 
 
+class StageFailedError(RuntimeError):
+    """The round's training stage raised; the round fails and a rerun trains it again."""
+
+
 @task(name="train", cache_policy=NO_CACHE)
 def train(config: Config, round_id: int, stage: str, champion: ModelVersion) -> StageResult:
-    """5. The round's stage (sft | dpo | rm+rl) trains a candidate from the champion."""
-    return run_training_stage(config, round_id, stage, champion)
+    """5. The round's stage (sft | dpo | rm+rl) trains a candidate from the champion.
+
+    A stage that raised fails the round (its cause is in `training_runs` and `rounds`); a
+    stage skipped for too few mined rows does not.
+    """
+    trained = run_training_stage(config, round_id, stage, champion)
+    if trained.status == "failed":
+        raise StageFailedError(f"round {round_id}: the {stage} stage failed: {trained.reason}")
+    return trained
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
@@ -178,8 +189,9 @@ def arena_round(
     trained = train(config, round_id, stage, champion)
     evaluation = evaluate(config, round_id, trained, champion, sandbox_url)
     decision = promote(config, round_id, champion, trained, evaluation)
-    wall_s = finish_round(config, round_id, time.monotonic() - started)
+    wall_s = add_round_time(config, round_id, time.monotonic() - started)
     report(config, round_id)
+    mark_round_done(config, round_id)
     return RoundResult(round_id, stage, champion.version_id, decision, wall_s)
 
 
@@ -203,6 +215,12 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
         con.execute(
             "update rounds set status = 'running', error = null where round_id = ?", [round_id]
         )
+    return recorded_champion(config, round_id)
+
+
+def recorded_champion(config: Config, round_id: int) -> ModelVersion:
+    """The champion the round battled with, as recorded when it first started."""
+    with connect_warehouse(config.warehouse) as con:
         recorded = con.execute(
             "select m.version_id, m.checkpoint_path, m.status from rounds r "
             "join model_versions m on m.version_id = r.champion_before where r.round_id = ?",
@@ -211,20 +229,31 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
     return ModelVersion(*recorded)
 
 
-def finish_round(config: Config, round_id: int, attempt_wall_s: float) -> float:
-    """Mark the round done, adding this attempt's time to any earlier attempt's."""
+def add_round_time(config: Config, round_id: int, attempt_wall_s: float) -> float:
+    """Add this attempt's time to any earlier attempt's; return the round's total."""
     with connect_warehouse(config.warehouse) as con:
         return con.execute(
-            "update rounds set status = 'done', finished_at = ?, wall_s = coalesce(wall_s, 0) + ? "
-            "where round_id = ? returning wall_s",
-            [now_utc(), attempt_wall_s, round_id],
+            "update rounds set wall_s = coalesce(wall_s, 0) + ? where round_id = ? returning wall_s",
+            [attempt_wall_s, round_id],
         ).fetchone()[0]
 
 
-def fail_round(config: Config, round_id: int, error: str, attempt_wall_s: float) -> None:
+def mark_round_done(config: Config, round_id: int) -> None:
+    """The last act of a round, after its report is published: a rerun skips it from now on."""
     with connect_warehouse(config.warehouse) as con:
         con.execute(
-            "update rounds set status = 'failed', error = ?, wall_s = coalesce(wall_s, 0) + ? "
+            "update rounds set status = 'done', error = null, finished_at = ? where round_id = ?",
+            [now_utc(), round_id],
+        )
+
+
+def mark_round_unfinished(
+    config: Config, round_id: int, status: str, cause: str, attempt_wall_s: float
+) -> None:
+    """`failed` (with the error) or `interrupted` (with the signal): a rerun resumes it."""
+    with connect_warehouse(config.warehouse) as con:
+        con.execute(
+            "update rounds set status = ?, error = ?, wall_s = coalesce(wall_s, 0) + ? "
             "where round_id = ?",
-            [error[:2000], attempt_wall_s, round_id],
+            [status, cause[:2000], attempt_wall_s, round_id],
         )

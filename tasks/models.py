@@ -29,6 +29,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from flywheel.errors import InputError
+
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|end|>"  # ends every turn; generation stops on it
 PAD_TOKEN = "<|pad|>"
@@ -246,9 +248,29 @@ def load_checkpoint(
     target_device = pick_device(device)
     dtype = torch.bfloat16 if target_device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype).to(target_device)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    tokenizer = chat_tokenizer(checkpoint)
     model.eval()
     return model, tokenizer
+
+
+def chat_tokenizer(checkpoint: Path) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer, which must have a chat template; with no pad token it pads
+    with its end-of-sequence token (the usual choice for decoder-only models)."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if tokenizer.chat_template is None:
+        raise InputError(
+            f"checkpoint {checkpoint}: its tokenizer has no chat template, so prompts cannot be "
+            "rendered as conversations. Fix: use a chat-tuned checkpoint, or add a "
+            f"`chat_template` to {checkpoint / 'tokenizer_config.json'}."
+        )
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise InputError(
+                f"checkpoint {checkpoint}: its tokenizer has neither a pad nor an end-of-sequence "
+                f"token. Fix: set `pad_token` in {checkpoint / 'tokenizer_config.json'}."
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 @dataclass(frozen=True)

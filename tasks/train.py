@@ -31,6 +31,7 @@ from tasks.models import save_checkpoint, use_cpu_threads
 from warehouse.store import connect_warehouse, insert_new, transaction
 
 RM_SUFFIX = "-rm"
+SCRATCH_DIR = ".scratch"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,34 @@ class TrainResult:
     wall_s: float
     hyperparams: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def scratch_directory(out_path: str | Path, kind: str) -> tempfile.TemporaryDirectory:
+    """TRL's scratch directory, under `<output_dir>/.scratch` so a killed run's leftovers are
+    found and removed by `remove_staging_dirs` (the system temp dir is shared by everyone)."""
+    root = Path(out_path).parent / SCRATCH_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=f"flywheel-{kind}-", dir=root)
+
+
+def remove_staging_dirs(config: Config) -> list[Path]:
+    """Delete what killed runs left in `training.output_dir`: hidden staging copies of
+    checkpoints being published (`.<name>.tmp-*`, `.<name>.old-*`) and TRL scratch dirs.
+
+    Call it only while holding the warehouse's run lock (no other run is writing there).
+    """
+    output_dir = Path(config.training.output_dir)
+    if not output_dir.is_dir():
+        return []
+    leftovers = [
+        path
+        for pattern in (".*.tmp-*", ".*.old-*", SCRATCH_DIR)
+        for path in output_dir.glob(pattern)
+        if path.is_dir()
+    ]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
 
 
 def reward_model_path(out_path: str | Path) -> Path:
@@ -193,7 +222,7 @@ def train_sft(
     started = time.perf_counter()
     tokenizer = _load_tokenizer(base_path)
     dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
-    with tempfile.TemporaryDirectory(prefix="flywheel-sft-") as scratch:
+    with scratch_directory(out_path, "sft") as scratch:
         args = SFTConfig(
             **_common_args(cfg, seed, scratch),
             max_length=cfg.max_length,
@@ -236,7 +265,7 @@ def train_dpo(
     started = time.perf_counter()
     tokenizer = _load_tokenizer(base_path)
     dataset = _preference_dataset(rows)
-    with tempfile.TemporaryDirectory(prefix="flywheel-dpo-") as scratch:
+    with scratch_directory(out_path, "dpo") as scratch:
         args = DPOConfig(
             **_common_args(cfg, seed, scratch),
             max_length=cfg.max_length,
@@ -283,7 +312,7 @@ def train_reward_model(
     started = time.perf_counter()
     tokenizer = _load_tokenizer(base_path)
     dataset = _preference_dataset(rows)
-    with tempfile.TemporaryDirectory(prefix="flywheel-rm-") as scratch:
+    with scratch_directory(out_path, "rm") as scratch:
         args = RewardConfig(**_common_args(cfg, seed, scratch), max_length=cfg.max_length)
         trainer = RewardTrainer(
             model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
@@ -335,7 +364,7 @@ def train_rm_rl(
     try:
         tokenizer = _load_tokenizer(base_path)
         dataset = Dataset.from_list([{"prompt": p} for p in prompts])
-        with tempfile.TemporaryDirectory(prefix="flywheel-rl-") as scratch:
+        with scratch_directory(out_path, "rl") as scratch:
             args = GRPOConfig(
                 **_common_args(rl_cfg, seed, scratch),
                 beta=rl_cfg.beta,

@@ -29,7 +29,9 @@ with train_battles as (
         e.win_rate_ci_high,
         case when r.promoted then e.sandbox_accuracy_candidate
              else e.sandbox_accuracy_champion end as sandbox_accuracy,
-        r.wall_s
+        r.wall_s,
+        r.status,
+        r.error
     from rounds as r
     left join train_battles as b using (round_id)
     left join sft using (round_id)

@@ -99,7 +99,7 @@ def test_sql_on_an_empty_warehouse_prints_the_round_summary_columns(
     assert main(["sql", "--config", config, "select * from v_round_summary"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
     assert header.startswith("round_id | stage | champion_before | champion_after | promoted")
-    assert header.endswith("sandbox_accuracy | wall_s")
+    assert header.endswith("sandbox_accuracy | wall_s | status | error")
 
 
 @pytest.mark.parametrize(

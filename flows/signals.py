@@ -1,0 +1,90 @@
+"""Ctrl-C and SIGTERM stop a run within seconds, with the cause the round records.
+
+The first SIGINT or SIGTERM raises `Interrupted` in the main thread, so every step unwinds
+through its own cleanup (rows committed, servers stopped, the round marked interrupted). If
+that takes longer than `GRACE_S`, or a second signal comes, the process exits at once with
+the same status: finished work is in the warehouse either way, and a rerun resumes.
+Prefect swaps in its own SIGTERM handler while a flow runs (it raises `TerminationSignal`,
+records the flow run as crashed, and then signals us again), so both exceptions mean
+"interrupted" here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+from flywheel.errors import root_causes
+
+GRACE_S = 20.0
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal; `exit_status` is 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+def interrupt_signal(error: BaseException) -> int | None:
+    """The signal number behind `error` (or inside it, when a task group wrapped it) when it
+    means "stopped by a signal", else None."""
+    from prefect.exceptions import TerminationSignal
+
+    for cause in root_causes(error):
+        if isinstance(cause, Interrupted):
+            return cause.signum
+        if isinstance(cause, TerminationSignal):
+            return cause.signal
+        if isinstance(cause, KeyboardInterrupt):
+            return signal.SIGINT
+    return None
+
+
+def _exit_later(status: int) -> None:
+    """Exit with `status` after GRACE_S unless the process has exited by then (child
+    servers started with PR_SET_PDEATHSIG stop with it)."""
+
+    def stop() -> None:
+        sys.stderr.flush()
+        os._exit(status)
+
+    timer = threading.Timer(GRACE_S, stop)
+    timer.daemon = True
+    timer.start()
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM raise `Interrupted`; a second one exits at once."""
+    received: list[int] = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if received:  # a second signal: stop now
+            os._exit(128 + signum)
+        received.append(signum)
+        print(
+            f"\nflywheel: {signal.Signals(signum).name} received; stopping (again to force)",
+            file=sys.stderr,
+            flush=True,
+        )
+        _exit_later(128 + signum)
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handle) for signum in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,167 @@
+"""`flywheel run` as a terminal, systemd or Kubernetes stops it: Ctrl-C to the process group,
+SIGTERM to the process, SIGKILL; and a run started on a machine whose CPUs are all busy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.flows.test_round import (
+    decisions,
+    sandbox_get,
+    smoke_student,  # noqa: F401  (fixture)
+    start_sandbox_server,
+    write_smoke_config,
+)
+from warehouse.store import connect
+
+STOP_TIMEOUT_S = 120  # an upper bound against hanging, not a speed target
+
+
+def start_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
+    """`flywheel run` in a session of its own, so that signalling its group spares pytest."""
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--config", str(config_path), "--rounds", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until_judging(run: subprocess.Popen, url: str, judge_model: str) -> None:
+    """Return once the run's judge has been called; fail if the run ends first."""
+    while run.poll() is None:
+        if sandbox_get(url, "/sandbox/stats")["models"].get(judge_model, {}).get("total", 0):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the run ended before judging: {run.stdout.read()}")
+
+
+def round_status(db_path: Path) -> tuple[str, str | None]:
+    with connect(db_path, read_only=True) as con:
+        return con.execute("select status, error from rounds where round_id = 1").fetchone()
+
+
+@pytest.fixture
+def arena(tmp_path: Path, smoke_student: Path):  # noqa: F811
+    """A smoke config whose endpoints are a sandbox server outside the run's process group."""
+    server, url = start_sandbox_server(write_smoke_config(tmp_path))
+    try:
+        yield write_smoke_config(tmp_path, smoke_student, url), url
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("signum", "to_group", "exit_status"),
+    [(signal.SIGINT, True, 130), (signal.SIGTERM, True, 143), (signal.SIGTERM, False, 143)],
+    ids=["ctrl-c-to-the-group", "sigterm-to-the-group", "sigterm-to-the-process"],
+)
+def test_a_signal_stops_the_run_and_marks_the_round_interrupted_for_a_rerun(
+    arena: tuple[Path, str], tmp_path: Path, signum: int, to_group: bool, exit_status: int
+) -> None:
+    config_path, url = arena
+    run = start_flywheel(config_path, tmp_path / "prefect")
+    wait_until_judging(run, url, "sandbox-judge")
+    helpers = children_of(run.pid)
+    if to_group:
+        os.killpg(run.pid, signum)
+    else:
+        run.send_signal(signum)
+    output, _ = run.communicate(timeout=STOP_TIMEOUT_S)
+
+    assert run.returncode == exit_status, output
+    assert f"Resume with: flywheel run --config {config_path}" in output
+    assert "Traceback" not in output
+    assert round_status(tmp_path / "flywheel.duckdb") == (
+        "interrupted",
+        f"interrupted by {signal.Signals(signum).name}",
+    )
+    deadline = time.monotonic() + 30
+    while any(is_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(is_alive(pid) for pid in helpers), "a helper process outlived the run"
+    if signum != signal.SIGINT:
+        return  # the resume after a Ctrl-C is the same as after a SIGTERM
+
+    rerun = start_flywheel(config_path, tmp_path / "prefect")
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output
+    assert decisions(tmp_path / "flywheel.duckdb")[0][:2] == (1, "done")
+
+
+def test_sigkill_of_the_run_takes_its_prefect_server_with_it(
+    arena: tuple[Path, str], tmp_path: Path
+) -> None:
+    config_path, url = arena
+    run = start_flywheel(config_path, tmp_path / "prefect")
+    wait_until_judging(run, url, "sandbox-judge")
+    helpers = children_of(run.pid)
+    assert helpers, "the run started no Prefect server"
+    run.kill()
+    run.wait(timeout=STOP_TIMEOUT_S)
+    deadline = time.monotonic() + 60
+    while any(is_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(is_alive(pid) for pid in helpers), "the Prefect server was orphaned"
+
+
+def test_a_round_starts_and_finishes_while_every_cpu_is_busy(
+    arena: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Prefect's own start-up timeout (20 s) is not enough on a loaded machine."""
+    config_path, _url = arena
+    n_hogs = 4 * (os.cpu_count() or 2)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n_hogs)]
+    try:
+        run = start_flywheel(config_path, tmp_path / "prefect")
+        db_path = tmp_path / "flywheel.duckdb"
+        while run.poll() is None and not _round_started(db_path):
+            time.sleep(0.5)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    output, _ = run.communicate(timeout=600)
+    assert run.returncode == 0, output
+    assert decisions(tmp_path / "flywheel.duckdb")[0][:2] == (1, "done")
+
+
+def _round_started(db_path: Path) -> bool:
+    if not db_path.exists():
+        return False
+    try:
+        with connect(db_path, read_only=True, timeout_s=0) as con:
+            return bool(con.execute("select count(*) from rounds").fetchone()[0])
+    except Exception:
+        return False
