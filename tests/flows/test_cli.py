@@ -134,6 +134,46 @@ def test_sql_formats_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert json.loads(capsys.readouterr().out) == [{"round_id": 1, "stage": "sft", "n_sft": 1}]
 
 
+@pytest.mark.parametrize(
+    ("query", "first_line"),
+    [
+        ("select * from nope", "Catalog Error: Table with name nope does not exist. Fix: "),
+        ("selec 1", 'Parser Error: syntax error at or near "selec". Fix: correct the SQL'),
+        ("select nope from rounds", 'Binder Error: Referenced column "nope" not found'),
+        ("select 'a'::int", "Conversion Error: Could not convert string 'a' to INT32. Fix: "),
+    ],
+)
+def test_sql_error_is_one_line_with_the_fix_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, query: str, first_line: str
+) -> None:
+    assert main(["sql", "--config", str(write_config(tmp_path)), query]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"flywheel: {first_line}")
+    assert error.count("\n") == 1, f"one line, no DuckDB context or traceback: {error!r}"
+
+
+def test_sql_error_passes_on_duckdb_suggestion(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["sql", "--config", str(write_config(tmp_path)), "select * from battle"]) == 2
+    assert 'Did you mean "battles"?' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["folder", "under_a_file"])
+def test_sql_on_a_bad_warehouse_path_names_the_field_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, where: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("a regular file")
+    bad_path = tmp_path / "folder" if where == "folder" else tmp_path / "notes.txt" / "w.duckdb"
+    config = str(write_config(tmp_path, warehouse__path=str(bad_path)))
+    assert main(["sql", "--config", config]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"flywheel: warehouse.path = {str(bad_path)!r} ")
+    assert "Fix:" in error and error.count("\n") == 1
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
 @pytest.mark.parametrize("kind", ["sft", "dpo", "rm"])
 def test_export_writes_trl_ready_rows_that_load_with_datasets(tmp_path: Path, kind: str) -> None:
     import datasets
