@@ -155,12 +155,18 @@ def command_sandbox(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_run(config: Config, args: argparse.Namespace) -> int:
+    from flywheel.preflight import check_before_run
+
+    check_before_run(config)
     from flows.flywheel import run_flywheel_cli
 
     return run_flywheel_cli(config, args.config, args.rounds)
 
 
 def command_serve(config: Config, args: argparse.Namespace) -> int:
+    from flywheel.preflight import check_before_run
+
+    check_before_run(config)
     from flows.nightly import serve_nightly
 
     serve_nightly(args.config, args.cron or config.schedule.cron, config.schedule.timezone)

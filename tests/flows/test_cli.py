@@ -134,6 +134,30 @@ def test_sql_formats_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert json.loads(capsys.readouterr().out) == [{"round_id": 1, "stage": "sft", "n_sft": 1}]
 
 
+def test_run_with_an_unset_judge_key_exits_2_before_any_round_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLYWHEEL_TEST_UNSET_KEY", raising=False)
+    student = tmp_path / "student"  # present, so the run would not stop to build one
+    student.mkdir()
+    (student / "config.json").write_text("{}")
+    config = write_config(
+        tmp_path,
+        judge__api_key_env="FLYWHEEL_TEST_UNSET_KEY",
+        student__path=str(student),
+        training__output_dir=str(tmp_path / "models"),
+    )
+    assert main(["run", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "endpoint 'judge'" in error and "FLYWHEEL_TEST_UNSET_KEY, which is not set" in error
+    assert "Traceback" not in error and "ExceptionGroup" not in error
+    warehouse = tmp_path / "flywheel.duckdb"
+    if warehouse.exists():
+        with connect(warehouse, read_only=True) as con:
+            assert con.execute("select count(*) from rounds").fetchone() == (0,)
+            assert con.execute("select count(*) from responses").fetchone() == (0,)
+
+
 @pytest.mark.parametrize(
     ("query", "first_line"),
     [
