@@ -198,6 +198,49 @@ def test_sql_on_a_bad_warehouse_path_names_the_field_and_exits_2(
     assert list((tmp_path / "folder").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "is empty: no records, nothing added"),
+        (
+            '{"text": "hi"}\n[1]\n',
+            "has no valid record: all 2 are malformed, nothing added; "
+            "the first is line 1: missing field",
+        ),
+    ],
+)
+def test_prompts_add_of_a_file_without_a_valid_record_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: str, expected: str
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(content)
+    assert main(["prompts", "add", "--config", str(write_config(tmp_path)), str(prompts)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"flywheel: prompt file {str(prompts)!r} {expected}")
+    assert "Fix:" in error
+
+
+@pytest.mark.parametrize("problem", ["missing", "folder"])
+def test_prompts_add_of_a_missing_or_unreadable_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, problem: str
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    if problem == "folder":
+        prompts.mkdir()
+    assert main(["prompts", "add", "--config", str(write_config(tmp_path)), str(prompts)]) == 2
+    assert str(prompts) in capsys.readouterr().err
+
+
+def test_prompts_add_of_a_partly_malformed_file_adds_the_good_records_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Why is the sky blue?"}\n{"text": "no prompt"}\n')
+    assert main(["prompts", "add", "--config", str(write_config(tmp_path)), str(prompts)]) == 0
+    report = capsys.readouterr().out
+    assert "1 added" in report and "1 malformed (skipped)" in report and "line 2:" in report
+
+
 @pytest.mark.parametrize("kind", ["sft", "dpo", "rm"])
 def test_export_writes_trl_ready_rows_that_load_with_datasets(tmp_path: Path, kind: str) -> None:
     import datasets
