@@ -16,6 +16,9 @@ from pathlib import Path
 from flywheel.config import Config, ConfigError, EndpointConfig
 from warehouse.store import warehouse_path_problem
 
+# What tasks/models.py loads from a checkpoint (its CHECKPOINT_FILES; that module imports torch).
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+
 
 def endpoints_in_use(config: Config) -> list[tuple[str, EndpointConfig]]:
     """(config field, endpoint) of every endpoint a round calls: references, judge, student."""
@@ -41,12 +44,13 @@ def missing_api_keys(config: Config) -> list[str]:
 
 
 def student_problem(config: Config) -> str | None:
-    """The round-0 student must be a checkpoint (config.json), or be allowed to be built."""
+    """The round-0 student must be a checkpoint, or be allowed to be built."""
     student_path = Path(config.student.path)
-    if (student_path / "config.json").is_file() or config.student.build_if_missing:
+    missing = [name for name in CHECKPOINT_FILES if not (student_path / name).is_file()]
+    if not missing or config.student.build_if_missing:
         return None
     return (
-        f"student.path = {str(student_path)!r} holds no checkpoint (no config.json) and "
+        f"student.path = {str(student_path)!r} holds no checkpoint (no {', '.join(missing)}) and "
         "student.build_if_missing is false. Fix: point student.path at a Hugging Face "
         "checkpoint directory, or set student.build_if_missing: true to build the sandbox's "
         "tiny student."

@@ -140,7 +140,8 @@ def test_run_with_an_unset_judge_key_exits_2_before_any_round_is_written(
     monkeypatch.delenv("FLYWHEEL_TEST_UNSET_KEY", raising=False)
     student = tmp_path / "student"  # present, so the run would not stop to build one
     student.mkdir()
-    (student / "config.json").write_text("{}")
+    for name in ("config.json", "model.safetensors"):
+        (student / name).write_text("{}")
     config = write_config(
         tmp_path,
         judge__api_key_env="FLYWHEEL_TEST_UNSET_KEY",

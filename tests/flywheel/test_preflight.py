@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from flywheel.config import Config, ConfigError, parse_config
-from flywheel.preflight import check_before_run
+from flywheel.preflight import CHECKPOINT_FILES, check_before_run
 from tests.conftest import REPO_ROOT, load_config_in
 
 UNSET = "FLYWHEEL_TEST_UNSET_KEY"
@@ -95,8 +95,22 @@ def test_missing_student_that_may_be_built_passes(tmp_path: Path) -> None:
 
 def test_existing_student_passes_without_build(tmp_path: Path) -> None:
     (tmp_path / "student").mkdir()
-    (tmp_path / "student" / "config.json").write_text("{}")
+    for name in CHECKPOINT_FILES:
+        (tmp_path / "student" / name).write_text("{}")
     check_before_run(load_config_in(tmp_path, student={"build_if_missing": False}))
+
+
+def test_a_student_folder_without_weights_is_no_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "config.json").write_text("{}")
+    message = refusal_of(load_config_in(tmp_path, student={"build_if_missing": False}))
+    assert "holds no checkpoint (no model.safetensors)" in message
+
+
+def test_checkpoint_files_are_the_ones_the_models_module_loads() -> None:
+    from tasks.models import CHECKPOINT_FILES as LOADED_FILES
+
+    assert CHECKPOINT_FILES == LOADED_FILES
 
 
 @pytest.mark.parametrize("below", ["", "models"])
