@@ -161,7 +161,9 @@ def command_sandbox(config: Config, args: argparse.Namespace) -> int:
 
 def command_run(config: Config, args: argparse.Namespace) -> int:
     from flows.prefect_env import quiet_prefect_defaults
+    from flywheel.preflight import check_before_run
 
+    check_before_run(config)
     quiet_prefect_defaults()  # before Prefect is imported: it reads its settings once
     from flows.run_command import run_flywheel_cli
 
@@ -169,6 +171,9 @@ def command_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_serve(config: Config, args: argparse.Namespace) -> int:
+    from flywheel.preflight import check_before_run
+
+    check_before_run(config)
     from flows.nightly import serve_nightly
 
     serve_nightly(args.config, args.cron or config.schedule.cron, config.schedule.timezone)

@@ -22,7 +22,9 @@ from flows.signals import interrupt_signal
 from flows.stale_runs import mark_stale_runs_crashed
 from flywheel.config import Config, load_config
 from flywheel.errors import describe_failure
+from flywheel.preflight import check_before_run
 from tasks.endpoints import step_logger
+from tasks.models import is_checkpoint
 from tasks.promote import register_base_model
 from tasks.prompts import add_prompt_records, ensure_eval_split
 from tasks.train import remove_staging_dirs
@@ -53,7 +55,7 @@ def planned_rounds(config: Config, target_rounds: int | None, one_more: bool) ->
 def prepare(config: Config) -> None:
     """Round-0 student, its registration as champion, the sandbox's pool and the eval split."""
     student_path = Path(config.student.path)
-    if not (student_path / "config.json").exists():
+    if not is_checkpoint(student_path):
         if not config.student.build_if_missing:
             raise RuntimeError(
                 f"student.path {student_path} holds no checkpoint. Fix: point student.path at a "
@@ -115,6 +117,7 @@ def flywheel(
     unblock is mined). One run at a time per warehouse: a second one is refused.
     """
     config = load_config(config_path)
+    check_before_run(config)
     with hold_run_lock(config.warehouse):
         mark_stale_runs_crashed(config)
         remove_staging_dirs(config)

@@ -9,13 +9,26 @@ holds its key (`api_key_env`), and the key is read only when the client is built
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import zoneinfo
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from flywheel.errors import InputError
 
@@ -31,6 +44,68 @@ class ConfigError(InputError):
 
 def _help(text: str, **kwargs: Any) -> Any:
     return Field(description=text, **kwargs)
+
+
+def field_problem(
+    problem: str, fix: str, field: str | None = None, value: Any = None
+) -> PydanticCustomError:
+    """A validation error with its own fix, shown by `describe_validation_error` as
+    `field = value: problem. Fix: fix`. A model-level check names the `field` (relative to
+    the model) and its `value`; a field validator leaves both out."""
+    context: dict[str, Any] = {"problem": problem, "fix": fix}
+    if field is not None:
+        context |= {"field": field, "value": value}
+    return PydanticCustomError("flywheel_check", "{problem}", context)
+
+
+@cache
+def _vendored_croniter() -> ModuleType:
+    """Prefect's vendored croniter, the parser `flywheel serve` schedules with. It is loaded
+    from its file: importing `prefect._vendor.croniter` runs Prefect's package init (~1 s),
+    which every command would pay for a config check."""
+    prefect_spec = importlib.util.find_spec("prefect")
+    origin = Path(prefect_spec.origin) if prefect_spec and prefect_spec.origin else None
+    source = origin.parent / "_vendor" / "croniter" / "croniter.py" if origin else None
+    if source is None or not source.is_file():
+        from prefect._vendor.croniter import croniter as module  # layout changed: pay the init
+
+        return module
+    spec = importlib.util.spec_from_file_location("flywheel._prefect_croniter", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cron_problem(cron: str) -> str | None:
+    """Why Prefect would refuse `cron` as a schedule (its rule: croniter parses it, and no
+    random or hashed fields), or None when it is valid."""
+    if not _vendored_croniter().croniter.is_valid(cron):
+        return "not a valid cron expression"
+    if any(part.casefold() in ("r", "h") for part in cron.split()):
+        return "random (R) and hashed (H) cron fields are not supported by Prefect"
+    return None
+
+
+@cache
+def _iana_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def url_problem(base_url: str) -> str | None:
+    """Why `base_url` is neither `sandbox` nor an http(s) URL with a host, or None."""
+    if base_url == SANDBOX_URL:
+        return None
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f"not a valid URL ({e})"
+    if parts.scheme not in ("http", "https"):
+        return "neither `sandbox` nor an http:// or https:// URL"
+    if not parts.hostname:
+        return "the URL has no host"
+    return None
 
 
 class Section(BaseModel):
@@ -75,6 +150,19 @@ class EndpointConfig(Section):
     price_out_per_mtok: float = _help(
         "USD per million completion tokens (0 for free)", default=0.0, ge=0
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, base_url: str) -> str:
+        problem = url_problem(base_url)
+        if problem is not None:
+            raise field_problem(
+                problem,
+                "write the server's OpenAI-compatible base URL, such as "
+                "http://127.0.0.1:8000/v1 or https://api.openai.com/v1, or `sandbox` for the "
+                "embedded arena",
+            )
+        return base_url
 
     @property
     def model_id(self) -> str:
@@ -166,6 +254,28 @@ class ScheduleConfig(Section):
     cron: str = _help("cron of the nightly deployment (`flywheel serve`)", default="0 2 * * *")
     timezone: str = _help("time zone of the cron schedule", default="UTC")
 
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, cron: str) -> str:
+        problem = cron_problem(cron)
+        if problem is not None:
+            raise field_problem(
+                problem,
+                'write five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *" '
+                "for 02:00 every night",
+            )
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, timezone: str) -> str:
+        if timezone not in _iana_timezones():
+            raise field_problem(
+                "not an IANA time zone",
+                "use a name from the tz database, such as UTC, Europe/Berlin or America/New_York",
+            )
+        return timezone
+
 
 class MiningConfig(Section):
     sft_min_gap_first: float = _help(
@@ -214,6 +324,29 @@ class TrainingConfig(Section):
         default_factory=lambda: StageTrainingConfig(learning_rate=2e-5, beta=0.05)
     )
     mining: MiningConfig = Field(default_factory=MiningConfig)
+
+    @model_validator(mode="after")
+    def _check_rl_groups(self) -> TrainingConfig:
+        """TRL's GRPO rule: the generation batch (per_device_train_batch_size x processes x
+        steps_per_generation; tasks/train.py leaves one step per generation, so `rl.batch_size`
+        completions per process) holds whole groups of `num_generations` completions."""
+        batch_size, group_size = self.rl.batch_size, self.rl.num_generations
+        if batch_size % group_size == 0:
+            return self
+        divisors = [str(n) for n in range(2, batch_size + 1) if batch_size % n == 0][:8]
+        next_multiple = -(-batch_size // group_size) * group_size
+        larger = f"training.rl.batch_size to a multiple of {group_size}, such as {next_multiple}"
+        raise field_problem(
+            f"GRPO's generation batch (training.rl.batch_size = {batch_size} completions) must "
+            f"hold whole groups of {group_size} completions per prompt, and {batch_size} is not "
+            f"a multiple of {group_size}",
+            f"set training.rl.num_generations to a divisor of {batch_size} "
+            f"({', '.join(divisors)}), or {larger}"
+            if divisors
+            else f"set {larger}",
+            field="rl.num_generations",
+            value=group_size,
+        )
 
 
 class EvaluationConfig(Section):
@@ -310,7 +443,21 @@ class Config(Section):
                     f"endpoint {endpoint.name!r} uses the sandbox but sandbox.models has no "
                     f"{endpoint.model!r}; add it under sandbox.models or change its model"
                 )
+        self._check_anchor_model()
         return self
+
+    def _check_anchor_model(self) -> None:
+        """The anchor's rating is fixed, so it must be a model in every rating: a reference."""
+        anchor = self.evaluation.anchor_model
+        valid = [ref.model_id for ref in self.references]
+        if anchor is None or anchor in valid:
+            return
+        raise field_problem(
+            "names no model that battles (the anchor must be a reference, `ref:<name>`)",
+            f"set it to one of {', '.join(valid)}, or remove it to anchor the first reference",
+            field="evaluation.anchor_model",
+            value=anchor,
+        )
 
     def sandbox_endpoints(self) -> list[EndpointConfig]:
         endpoints: list[EndpointConfig] = [*self.references, self.judge]
@@ -374,6 +521,13 @@ def describe_validation_error(error: ValidationError, source: str) -> str:
         field = ".".join(str(p) for p in loc) or "(top level)"
         value = item.get("input")
         shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+        context = item.get("ctx") or {}
+        if item["type"] == "flywheel_check":
+            if "field" in context:
+                field = ".".join([str(p) for p in loc] + [context["field"]])
+                shown = json.dumps(context["value"], default=str)
+            lines.append(f"  {field} = {shown}: {context['problem']}. Fix: {context['fix']}.")
+            continue
         if item["type"] == "extra_forbidden":
             keys = ", ".join(_valid_keys(Config, loc[:-1]))
             lines.append(

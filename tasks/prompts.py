@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.config import Config
+from flywheel.errors import InputError
 from tasks.dedup import (
     BandIndex,
     Candidates,
@@ -95,8 +96,23 @@ ADD_HINT = (
 )
 
 
-class PromptFileError(ValueError):
-    """A prompt file that cannot be read at all: missing, a folder, an unsupported format."""
+RECORD_EXAMPLE = (
+    'a JSON object such as {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}'
+)
+
+
+class PromptFileError(InputError):
+    """A prompt file that cannot be read at all: missing, unreadable, a folder, an unsupported
+    format; or one with no valid record (`NoValidRecordError`)."""
+
+
+class NoValidRecordError(PromptFileError):
+    """A prompt file read to the end without one valid record (empty, or every line bad);
+    nothing was stored. `report` holds the counts and the problems."""
+
+    def __init__(self, message: str, report: IngestReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class PoolExhaustedError(RuntimeError):
@@ -193,7 +209,9 @@ def add_prompt_file(
         numbered = _read_jsonl(file_path)
     report = IngestReport(source=source or file_path.stem, split=split, path=str(path))
     container = _Container(str(file_path.resolve()), file_sha256)
-    return _Ingest(config, report, container).run(numbered)
+    _Ingest(config, report, container).run(numbered)
+    _require_a_valid_record(report)
+    return report
 
 
 def add_prompt_records(
@@ -338,10 +356,35 @@ def _check_file(path: Path) -> Path:
 
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise PromptFileError(
+            f"prompt file {str(path)!r} cannot be read ({e.strerror or e}). Fix: check that it "
+            "is readable by this user, or copy it somewhere that is."
+        ) from e
     return digest.hexdigest()
+
+
+def _require_a_valid_record(report: IngestReport) -> None:
+    """Raise NoValidRecordError for a file that was empty or whose every record was bad."""
+    if report.n_malformed < report.n_records:
+        return
+    if report.n_records == 0:
+        raise NoValidRecordError(
+            f"prompt file {report.path!r} is empty: no records, nothing added. Fix: write one "
+            f"record per line, each {RECORD_EXAMPLE}.",
+            report,
+        )
+    first = report.problems[0]
+    raise NoValidRecordError(
+        f"prompt file {report.path!r} has no valid record: all {report.n_records:,} are "
+        f"malformed, nothing added; the first is line {first.line_no}: {first.reason}.\n"
+        f"Fix: make each line {RECORD_EXAMPLE}, then add the file again.",
+        report,
+    )
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:

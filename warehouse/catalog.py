@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from flywheel.errors import InputError
 from warehouse.store import MIGRATIONS_DIR, VIEWS_SQL
 
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -18,8 +19,31 @@ _GRAIN_PATTERN = re.compile(
 )
 
 
-class ReadOnlyQueryError(ValueError):
+LIST_HINT = "`flywheel sql` with no query lists the tables and views"
+_SUGGESTION_PREFIXES = ("Did you mean", "Candidate bindings")
+
+
+class ReadOnlyQueryError(InputError):
     """A statement that would change the warehouse, or more than one statement."""
+
+
+class QueryError(InputError):
+    """DuckDB refused the query (syntax, unknown table or column, a bad cast); one line."""
+
+
+def describe_query_error(error: duckdb.Error) -> str:
+    """`<DuckDB's first line>. Fix: ...`, with DuckDB's suggestion when it made one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    problem = (lines[0] if lines else type(error).__name__).rstrip(".!")
+    suggestion = next((line for line in lines[1:] if line.startswith(_SUGGESTION_PREFIXES)), "")
+    if isinstance(error, duckdb.ParserException):
+        fix = "correct the SQL syntax of the one SELECT (quote the whole query for the shell)"
+    elif isinstance(error, duckdb.CatalogException | duckdb.BinderException):
+        hint = f" ({suggestion})" if suggestion else ""
+        fix = f"check the table and column names{hint}; {LIST_HINT}"
+    else:
+        fix = f"correct the query; {LIST_HINT}"
+    return f"{problem}. Fix: {fix}."
 
 
 def documented_grains() -> dict[str, str]:
@@ -58,7 +82,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as e:
-        raise ReadOnlyQueryError(f"could not parse the query: {e}") from e
+        raise QueryError(describe_query_error(e)) from e
     if len(statements) != 1:
         raise ReadOnlyQueryError(
             f"`flywheel sql` runs exactly one query; got {len(statements)} statements. "
@@ -73,5 +97,9 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
 
 
 def run_read_only_query(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
+    """The result of one SELECT; `QueryError` (one line, with the fix) when DuckDB refuses it."""
     check_read_only(con, query)
-    return con.execute(query).df()
+    try:
+        return con.execute(query).df()
+    except duckdb.Error as e:
+        raise QueryError(describe_query_error(e)) from e

@@ -19,12 +19,15 @@ from typing import Any, Protocol
 import duckdb
 import pandas as pd
 
+from flywheel.errors import InputError
+
 PACKAGE_DIR = Path(__file__).parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 QUERIES_DIR = PACKAGE_DIR / "queries"
 VIEWS_SQL = PACKAGE_DIR / "views.sql"
 _LOCK_PATTERN = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
 _PID_PATTERN = re.compile(r"PID (\d+)")
+_NOT_DUCKDB_PATTERN = re.compile(r"not a valid DuckDB database file", re.IGNORECASE)
 
 
 class WarehouseLockedError(RuntimeError):
@@ -33,6 +36,49 @@ class WarehouseLockedError(RuntimeError):
 
 class WarehouseVersionError(RuntimeError):
     """The warehouse was written by a newer flywheel than this one."""
+
+
+class WarehousePathError(InputError):
+    """`warehouse.path` cannot hold the warehouse: a folder, a path under a regular file, a
+    folder that cannot be created, or a file that is not a DuckDB database."""
+
+
+def warehouse_path_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be the warehouse file, judged from the filesystem; None if it can."""
+    target = Path(path)
+    if target.is_dir():
+        return (
+            f"warehouse.path = {str(target)!r} is a folder. Fix: name a file in it, such as "
+            f"{str(target / 'flywheel.duckdb')!r}."
+        )
+    for folder in target.parents:
+        if folder.is_dir():
+            return None
+        if folder.exists():
+            return (
+                f"warehouse.path = {str(target)!r} lies under {str(folder)!r}, which is a file, "
+                "not a folder. Fix: point warehouse.path at a path whose parents are folders, "
+                "or move that file away."
+            )
+    return None
+
+
+def check_warehouse_path(path: str | Path) -> None:
+    """Raise WarehousePathError naming `warehouse.path` and the fix when `path` cannot be it."""
+    problem = warehouse_path_problem(path)
+    if problem is not None:
+        raise WarehousePathError(problem)
+
+
+def _create_parent(path: str) -> None:
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WarehousePathError(
+            f"warehouse.path = {path!r}: its folder {str(folder)!r} cannot be created "
+            f"({e.strerror or e}). Fix: point warehouse.path at a writable location."
+        ) from e
 
 
 def migration_files() -> list[tuple[int, Path]]:
@@ -129,11 +175,29 @@ def waiting_flag(path: str | Path) -> Path:
     return Path(f"{path}.wait")
 
 
+def _raise_waiting_flag(path: str) -> None:
+    """Ask the writer to let go. Where the flag cannot be written (a read-only filesystem or
+    folder) the waiter still retries until its timeout; the writer just is not asked."""
+    try:
+        waiting_flag(path).touch()
+    except OSError:
+        pass
+
+
+def _clear_waiting_flag(path: str) -> None:
+    """Remove the flag; where it cannot be removed (read-only location) it was never raised,
+    so a read-only open of such a warehouse is not refused over it."""
+    try:
+        waiting_flag(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def _open_with_retry(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
     try:
         return _open_waiting(path, read_only, timeout_s)
     finally:
-        waiting_flag(path).unlink(missing_ok=True)
+        _clear_waiting_flag(path)
 
 
 def _open_waiting(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
@@ -143,9 +207,15 @@ def _open_waiting(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDB
         try:
             return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as e:
+            if _NOT_DUCKDB_PATTERN.search(str(e)):
+                raise WarehousePathError(
+                    f"warehouse.path = {path!r} is a file but not a DuckDB database. Fix: point "
+                    "warehouse.path at a flywheel warehouse, or at a new path for an empty one "
+                    "(the file was left untouched)."
+                ) from e
             if not _LOCK_PATTERN.search(str(e)):
                 raise
-            waiting_flag(path).touch()
+            _raise_waiting_flag(path)
             if time.monotonic() >= deadline:
                 holder = describe_lock_holder(str(e))
                 raise WarehouseLockedError(
@@ -177,17 +247,19 @@ def connect(
     """Open the warehouse for one short burst; create and migrate it on first use.
 
     When another process holds the file, wait with backoff and retry until `timeout_s`,
-    then raise `WarehouseLockedError` naming the holder. `checkpoint_on_close=False` skips
+    then raise `WarehouseLockedError` naming the holder. A path that cannot be the warehouse
+    (a folder, under a regular file, not a DuckDB file) raises `WarehousePathError`. `checkpoint_on_close=False` skips
     DuckDB's checkpoint when the file is closed (committed rows stay in the write-ahead log,
     durable, and are replayed by the next open); it applies to the database, i.e. to every
     connection of this process to the file until the last one closes.
     """
     db_path = str(path)
+    check_warehouse_path(db_path)
     if read_only and not Path(db_path).exists():
         with connect(db_path, timeout_s=timeout_s):
             pass  # create and migrate, then reopen read-only
     if not read_only:
-        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        _create_parent(db_path)
     con = _open_with_retry(db_path, read_only, timeout_s)
     try:
         file_id = _file_identity(db_path)

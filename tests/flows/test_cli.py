@@ -134,6 +134,114 @@ def test_sql_formats_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert json.loads(capsys.readouterr().out) == [{"round_id": 1, "stage": "sft", "n_sft": 1}]
 
 
+def test_run_with_an_unset_judge_key_exits_2_before_any_round_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLYWHEEL_TEST_UNSET_KEY", raising=False)
+    student = tmp_path / "student"  # present, so the run would not stop to build one
+    student.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (student / name).write_text("{}")
+    config = write_config(
+        tmp_path,
+        judge__api_key_env="FLYWHEEL_TEST_UNSET_KEY",
+        student__path=str(student),
+        training__output_dir=str(tmp_path / "models"),
+    )
+    assert main(["run", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "endpoint 'judge'" in error and "FLYWHEEL_TEST_UNSET_KEY, which is not set" in error
+    assert "Traceback" not in error and "ExceptionGroup" not in error
+    warehouse = tmp_path / "flywheel.duckdb"
+    if warehouse.exists():
+        with connect(warehouse, read_only=True) as con:
+            assert con.execute("select count(*) from rounds").fetchone() == (0,)
+            assert con.execute("select count(*) from responses").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("query", "first_line"),
+    [
+        ("select * from nope", "Catalog Error: Table with name nope does not exist. Fix: "),
+        ("selec 1", 'Parser Error: syntax error at or near "selec". Fix: correct the SQL'),
+        ("select nope from rounds", 'Binder Error: Referenced column "nope" not found'),
+        ("select 'a'::int", "Conversion Error: Could not convert string 'a' to INT32. Fix: "),
+    ],
+)
+def test_sql_error_is_one_line_with_the_fix_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, query: str, first_line: str
+) -> None:
+    assert main(["sql", "--config", str(write_config(tmp_path)), query]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"flywheel: {first_line}")
+    assert error.count("\n") == 1, f"one line, no DuckDB context or traceback: {error!r}"
+
+
+def test_sql_error_passes_on_duckdb_suggestion(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["sql", "--config", str(write_config(tmp_path)), "select * from battle"]) == 2
+    assert 'Did you mean "battles"?' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["folder", "under_a_file"])
+def test_sql_on_a_bad_warehouse_path_names_the_field_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, where: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("a regular file")
+    bad_path = tmp_path / "folder" if where == "folder" else tmp_path / "notes.txt" / "w.duckdb"
+    config = str(write_config(tmp_path, warehouse__path=str(bad_path)))
+    assert main(["sql", "--config", config]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"flywheel: warehouse.path = {str(bad_path)!r} ")
+    assert "Fix:" in error and error.count("\n") == 1
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "is empty: no records, nothing added"),
+        (
+            '{"text": "hi"}\n[1]\n',
+            "has no valid record: all 2 are malformed, nothing added; "
+            "the first is line 1: missing field",
+        ),
+    ],
+)
+def test_prompts_add_of_a_file_without_a_valid_record_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: str, expected: str
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(content)
+    assert main(["prompts", "add", "--config", str(write_config(tmp_path)), str(prompts)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"flywheel: prompt file {str(prompts)!r} {expected}")
+    assert "Fix:" in error
+
+
+@pytest.mark.parametrize("problem", ["missing", "folder"])
+def test_prompts_add_of_a_missing_or_unreadable_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, problem: str
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    if problem == "folder":
+        prompts.mkdir()
+    assert main(["prompts", "add", "--config", str(write_config(tmp_path)), str(prompts)]) == 2
+    assert str(prompts) in capsys.readouterr().err
+
+
+def test_prompts_add_of_a_partly_malformed_file_adds_the_good_records_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Why is the sky blue?"}\n{"text": "no prompt"}\n')
+    assert main(["prompts", "add", "--config", str(write_config(tmp_path)), str(prompts)]) == 0
+    report = capsys.readouterr().out
+    assert "1 added" in report and "1 malformed (skipped)" in report and "line 2:" in report
+
+
 @pytest.mark.parametrize("kind", ["sft", "dpo", "rm"])
 def test_export_writes_trl_ready_rows_that_load_with_datasets(tmp_path: Path, kind: str) -> None:
     import datasets

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flywheel.config import Config
+from flywheel.errors import InputError
 from tasks import prompts as prompts_module
 from tasks.dedup import (
     BandIndex,
@@ -25,6 +26,7 @@ from tasks.dedup import (
     shingle_sets,
 )
 from tasks.prompts import (
+    NoValidRecordError,
     PoolExhaustedError,
     PromptFileError,
     add_prompt_file,
@@ -237,10 +239,73 @@ def test_malformed_lines_are_skipped_with_line_and_reason_and_valid_ones_kept(tm
     assert "13 malformed (skipped)" in summary and "line 2: bad JSON" in summary
 
 
-def test_empty_file_adds_nothing_and_says_so(smoke_config):
-    report = add_prompt_file(smoke_config, DATA / "empty.jsonl")
-    assert report.n_records == 0 and counts(report) == (0, 0, 0, 0, 0, 0)
-    assert "The input is empty" in report.summary()
+def stored_prompt_rows(config: Config) -> tuple[int, int]:
+    """(prompts, occurrences) stored; (0, 0) when the warehouse was never created."""
+    if not Path(config.warehouse.path).exists():
+        return (0, 0)
+    return rows(
+        config,
+        "select (select count(*) from prompts), (select count(*) from prompt_occurrences)",
+    )[0]
+
+
+@pytest.mark.parametrize("blank_lines", [False, True])
+def test_empty_file_is_refused_naming_the_file(tmp_path, smoke_config, blank_lines):
+    path = DATA / "empty.jsonl"
+    if blank_lines:
+        path = tmp_path / "blank.jsonl"
+        path.write_text("\n  \n\n")
+    with pytest.raises(NoValidRecordError) as refused:
+        add_prompt_file(smoke_config, path)
+    assert str(refused.value).startswith(f"prompt file {str(path)!r} is empty: no records")
+    assert '{"prompt": "..."}' in str(refused.value)
+    assert refused.value.report.n_records == 0
+    assert stored_prompt_rows(smoke_config) == (0, 0)
+
+
+@pytest.mark.parametrize("split", ["pool", "eval"])
+def test_file_whose_every_record_is_malformed_is_refused_naming_the_first_bad_line(
+    tmp_path, smoke_config, split
+):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('\n{"prompt": "unterminated\n{"text": "hello"}\n[1, 2]\n')
+    with pytest.raises(NoValidRecordError) as refused:
+        add_prompt_file(smoke_config, path, split=split)
+    first_line, fix = str(refused.value).splitlines()
+    assert first_line.startswith(
+        f"prompt file {str(path)!r} has no valid record: all 3 are malformed, nothing added; "
+        "the first is line 2: bad JSON: Unterminated string"
+    )
+    assert fix.startswith("Fix: make each line a JSON object such as")
+    assert refused.value.report.n_malformed == 3
+    assert [p.line_no for p in refused.value.report.problems] == [2, 3, 4]
+    assert stored_prompt_rows(smoke_config) == (0, 0)
+
+
+def test_a_refused_file_leaves_earlier_prompts_as_they_were(tmp_path, smoke_config):
+    good = write_jsonl(tmp_path / "good.jsonl", [{"prompt": story(1)}, {"prompt": story(2)}])
+    add_prompt_file(smoke_config, good)
+    before = stored_prompt_rows(smoke_config)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no prompt field"}\n')
+    with pytest.raises(NoValidRecordError):
+        add_prompt_file(smoke_config, bad)
+    assert stored_prompt_rows(smoke_config) == before == (2, 2)
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_a_file_that_cannot_be_read_raises_a_prompt_file_error(tmp_path, smoke_config):
+    """Root reads through permission bits; /proc/self/mem is a regular file that root still
+    cannot read from the start (EIO), a real unreadable file."""
+    unreadable = tmp_path / "unreadable.jsonl"
+    unreadable.symlink_to("/proc/self/mem")
+    with pytest.raises(PromptFileError, match=r"cannot be read \(.*\)\. Fix: check") as refused:
+        add_prompt_file(smoke_config, unreadable)
+    assert isinstance(refused.value, InputError)
+
+
+def test_prompt_file_errors_are_input_errors():
+    assert issubclass(PromptFileError, InputError) and issubclass(NoValidRecordError, InputError)
 
 
 def test_non_utf8_lines_are_reported_and_the_valid_line_is_kept(smoke_config):

@@ -1,0 +1,100 @@
+"""What can only be checked on this machine, checked before anything runs.
+
+`load_config` checks the file itself; `check_before_run` checks it against this machine: the
+API keys the endpoints name are set, the round-0 student exists or may be built, and the
+training output folder and the warehouse's folder can be written. Every problem is listed,
+one line each, in one `ConfigError`; nothing is started and nothing is stored before it
+passes. Key values are never read into a message: only the variable's name is shown.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from flywheel.config import Config, ConfigError, EndpointConfig
+from warehouse.store import warehouse_path_problem
+
+# What tasks/models.py loads from a checkpoint (its CHECKPOINT_FILES; that module imports torch).
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+
+
+def endpoints_in_use(config: Config) -> list[tuple[str, EndpointConfig]]:
+    """(config field, endpoint) of every endpoint a round calls: references, judge, student."""
+    named = [(f"references.{i}", ref) for i, ref in enumerate(config.references)]
+    named.append(("judge", config.judge))
+    if config.student.endpoint is not None:
+        named.append(("student.endpoint", config.student.endpoint))
+    return named
+
+
+def missing_api_keys(config: Config) -> list[str]:
+    """One line per endpoint whose `api_key_env` names an unset or empty variable."""
+    problems = []
+    for field, endpoint in endpoints_in_use(config):
+        variable = endpoint.api_key_env
+        if variable is not None and not os.environ.get(variable):
+            problems.append(
+                f"{field}.api_key_env: endpoint {endpoint.name!r} reads its API key from the "
+                f"environment variable {variable}, which is not set. Fix: export "
+                f"{variable}=<your key>, or set {field}.api_key_env: null for a keyless endpoint."
+            )
+    return problems
+
+
+def student_problem(config: Config) -> str | None:
+    """The round-0 student must be a checkpoint, or be allowed to be built."""
+    student_path = Path(config.student.path)
+    missing = [name for name in CHECKPOINT_FILES if not (student_path / name).is_file()]
+    if not missing or config.student.build_if_missing:
+        return None
+    return (
+        f"student.path = {str(student_path)!r} holds no checkpoint (no {', '.join(missing)}) and "
+        "student.build_if_missing is false. Fix: point student.path at a Hugging Face "
+        "checkpoint directory, or set student.build_if_missing: true to build the sandbox's "
+        "tiny student."
+    )
+
+
+def folder_problem(field: str, folder: Path) -> str | None:
+    """Create `folder` if missing, then write and remove a probe file in it; None if both work.
+
+    Root passes permission bits, so only a real write tells (a read-only filesystem, a path
+    under a regular file)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".flywheel-probe-"):
+            pass
+    except OSError as e:
+        reason = e.strerror or str(e)
+        if isinstance(e, FileExistsError | NotADirectoryError):
+            reason = "it, or a folder above it, is a regular file"
+        return (
+            f"{field}: folder {str(folder)!r} cannot be created or written ({reason}). Fix: "
+            f"point {field} at a writable folder."
+        )
+    return None
+
+
+def warehouse_problem(config: Config) -> str | None:
+    """`warehouse.path` must be able to be a file, in a folder DuckDB can write (file and WAL)."""
+    db_path = Path(config.warehouse.path)
+    problem = warehouse_path_problem(db_path)
+    if problem is not None:
+        return problem
+    return folder_problem("warehouse.path", db_path.parent)
+
+
+def check_before_run(config: Config) -> None:
+    """Raise ConfigError listing every problem with running `config` on this machine."""
+    problems = [
+        *missing_api_keys(config),
+        student_problem(config),
+        folder_problem("training.output_dir", Path(config.training.output_dir)),
+        warehouse_problem(config),
+    ]
+    found = [p for p in problems if p is not None]
+    if found:
+        lines = "\n".join(f"  {problem}" for problem in found)
+        raise ConfigError(f"cannot run this configuration on this machine:\n{lines}")
