@@ -184,3 +184,38 @@ def test_left_padding_is_used_for_generation(tiny_checkpoint: Path) -> None:
 def test_pick_device() -> None:
     assert pick_device("cpu") == "cpu"
     assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _copy_with_tokenizer_change(source: Path, target: Path, **changes: object) -> Path:
+    import json
+    import shutil
+
+    shutil.copytree(source, target)
+    config_path = target / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_path.read_text())
+    tokenizer_config.update(changes)
+    config_path.write_text(json.dumps(tokenizer_config))
+    if "chat_template" in changes:
+        (target / "chat_template.jinja").unlink(missing_ok=True)
+    return target
+
+
+def test_a_checkpoint_without_a_chat_template_is_refused_naming_the_fix(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from flywheel.errors import InputError
+
+    bare = _copy_with_tokenizer_change(tiny_checkpoint, tmp_path / "bare", chat_template=None)
+    with pytest.raises(InputError, match="has no chat template.*Fix: use a chat-tuned checkpoint"):
+        load_checkpoint(bare)
+
+
+def test_a_tokenizer_without_a_pad_token_pads_with_its_end_of_sequence_token(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    no_pad = _copy_with_tokenizer_change(tiny_checkpoint, tmp_path / "no-pad", pad_token=None)
+    assert AutoTokenizer.from_pretrained(no_pad).pad_token is None
+    _model, tokenizer = load_checkpoint(no_pad)
+    assert tokenizer.pad_token == tokenizer.eos_token
+    answers = generate_answers(no_pad, [[{"role": "user", "content": "hi"}]] * 2, 4)
+    assert len(answers) == 2

@@ -1,0 +1,179 @@
+"""A failure never looks like success, and a rerun repairs what it left: a failed training
+stage, a crash while the report is published, a killed publish's staging copies, calls that
+failed for good, a second run on the same warehouse, and runs a SIGKILL left "Running"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.run_command import run_flywheel_cli
+from flywheel.config import load_config
+from tests.flows.test_round import smoke_student, write_smoke_config  # noqa: F401
+from warehouse.store import connect
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=300):
+        yield
+
+
+def run_cli(config_path: Path, retry_failed: bool = False) -> int:
+    return run_flywheel_cli(load_config(config_path), str(config_path), 1, retry_failed)
+
+
+def round_row(config_path: Path) -> dict:
+    with connect(load_config(config_path).warehouse.path) as con:
+        frame = con.execute("select * from v_round_summary where round_id = 1").df()
+    return frame.iloc[0].to_dict()
+
+
+def flow_run_states(name: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))
+        )
+    return [run.state.type.value for run in runs]
+
+
+def summaries_since(started: datetime, round_id: int) -> int:
+    """How many `round-<n>-summary` artifact versions were published since `started`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"round-{round_id}-summary"])
+            )
+        )
+    return sum(1 for a in artifacts if a.created > started)
+
+
+@pytest.fixture
+def smoke(tmp_path: Path, smoke_student: Path, prefect_api: None) -> Path:  # noqa: F811
+    return write_smoke_config(tmp_path, smoke_student)
+
+
+def test_a_failed_training_stage_fails_the_run_and_a_rerun_trains_it(
+    smoke: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import tasks.train
+
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tasks.train, "_train", full_disk)
+    assert run_cli(smoke) == 1
+    terminal = capsys.readouterr()
+    assert "the sft stage failed: OSError: [Errno 28] No space left on device" in terminal.err
+    assert "FAILED" in terminal.out
+    row = round_row(smoke)
+    assert row["status"] == "failed" and "No space left on device" in row["error"]
+    assert "FAILED" in flow_run_states("round-1-sft")
+
+    staging = Path(load_config(smoke).training.output_dir) / ".r1-sft.tmp-0badc0de"
+    staging.mkdir(parents=True)
+    (staging / "model.safetensors").write_bytes(b"half a checkpoint")
+    scratch = staging.parent / ".scratch" / "flywheel-sft-killed"
+    scratch.mkdir(parents=True)
+    monkeypatch.undo()
+    assert run_cli(smoke) == 0
+    assert round_row(smoke)["status"] == "done"
+    assert not staging.exists(), "a killed publish's staging copy was left behind"
+    assert not scratch.exists(), "a killed stage's TRL scratch directory was left behind"
+    with connect(load_config(smoke).warehouse.path) as con:
+        statuses = con.execute("select status from training_runs order by status").fetchall()
+    assert statuses == [("done",), ("failed",)]
+
+
+def test_a_crash_while_publishing_the_report_leaves_the_round_to_finish_on_rerun(
+    smoke: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.round
+
+    def crash(*_args: object) -> None:
+        raise ConnectionError("the Prefect API went away")
+
+    started = datetime.now(UTC)
+    monkeypatch.setattr(flows.round, "publish_round_report", crash)
+    assert run_cli(smoke) == 1
+    assert round_row(smoke)["status"] == "failed"
+    assert summaries_since(started, 1) == 0
+    monkeypatch.undo()
+    assert run_cli(smoke) == 0
+    assert round_row(smoke)["status"] == "done"
+    assert summaries_since(started, 1) == 1
+
+
+def test_retry_failed_answers_and_judges_a_finished_rounds_failed_calls_and_mines_them(
+    smoke: Path,
+) -> None:
+    from flows.retry import rounds_with_failed_calls
+
+    faulty = yaml.safe_load(smoke.read_text())
+    faulty["references"][0]["max_retries"] = 0
+    faulty["judge"]["max_retries"] = 0
+    faulty["sandbox"]["models"]["sandbox-strong"]["rate_500"] = 0.3
+    faulty["sandbox"]["models"]["sandbox-judge"]["rate_500"] = 0.1
+    smoke.write_text(yaml.safe_dump(faulty))
+    assert run_cli(smoke) == 0
+    failed = rounds_with_failed_calls(load_config(smoke))
+    assert failed[1].n_unanswered > 0 and failed[1].n_error_battles > 0
+    n_battles, n_sft = round_row(smoke)["n_battles"], round_row(smoke)["n_sft"]
+
+    healthy = yaml.safe_load(smoke.read_text())
+    healthy["sandbox"]["models"]["sandbox-strong"]["rate_500"] = 0.0
+    healthy["sandbox"]["models"]["sandbox-judge"]["rate_500"] = 0.0
+    smoke.write_text(yaml.safe_dump(healthy))
+    assert run_cli(smoke) == 0, "nothing to retry without --retry-failed"
+    assert rounds_with_failed_calls(load_config(smoke)) == failed
+    assert run_cli(smoke, retry_failed=True) == 0
+    assert rounds_with_failed_calls(load_config(smoke)) == {}
+    assert round_row(smoke)["n_battles"] > n_battles
+    assert round_row(smoke)["n_sft"] >= n_sft
+
+
+def test_a_second_run_on_the_same_warehouse_is_refused_naming_the_first(
+    smoke: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import os
+
+    from flows.run_lock import hold_run_lock
+
+    with hold_run_lock(load_config(smoke).warehouse):
+        assert run_cli(smoke) == 1
+    message = capsys.readouterr().err
+    assert "another flywheel run is working on" in message and f"PID {os.getpid()}" in message
+    with connect(load_config(smoke).warehouse.path) as con:
+        assert con.execute("select count(*) from rounds").fetchone()[0] == 0
+
+
+def test_runs_a_kill_left_running_are_marked_crashed_by_the_next_run(smoke: Path) -> None:
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    @flow(name="flywheel")
+    def killed_flywheel(config_path: str) -> None: ...
+
+    with get_client(sync_client=True) as client:
+        killed = client.create_flow_run(
+            killed_flywheel, parameters={"config_path": str(smoke)}, state=Running()
+        )
+        other = client.create_flow_run(
+            killed_flywheel, parameters={"config_path": "/elsewhere.yaml"}, state=Running()
+        )
+    assert run_cli(smoke) == 0
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(killed.id).state.type.value == "CRASHED"
+        assert client.read_flow_run(other.id).state.type.value == "RUNNING"
