@@ -32,10 +32,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from evaluators.judges import build_judge_messages  # noqa: E402
 from flywheel.config import JudgeConfig, SandboxConfig, SandboxModelConfig, WarehouseConfig  # noqa: E402
-from sandbox.skills import generate_tasks  # noqa: E402
-from tasks.endpoints import ChatRequest, call_endpoint  # noqa: E402
+from flywheel.evaluators.judges import build_judge_messages  # noqa: E402
+from flywheel.sandbox.skills import generate_tasks  # noqa: E402
+from flywheel.tasks.endpoints import ChatRequest, call_endpoint  # noqa: E402
 
 TARGET_RATIO = 0.85
 SERVE_SNIPPET = (
@@ -48,7 +48,7 @@ SERVE_SNIPPET = (
 def sandbox_url(config: SandboxConfig, in_process: bool) -> Iterator[str]:
     """The base URL of a running sandbox (a child process, or a thread when `in_process`)."""
     if in_process:
-        from sandbox.server import start_sandbox
+        from flywheel.sandbox.server import start_sandbox
 
         with start_sandbox(config) as server:
             yield server.base_url

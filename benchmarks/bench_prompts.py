@@ -41,9 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from flywheel.config import Config, parse_config  # noqa: E402
-from tasks.dedup import jaccard, shingle_sets  # noqa: E402
-from tasks.prompts import add_prompt_file  # noqa: E402
-from warehouse.store import connect  # noqa: E402
+from flywheel.tasks.dedup import jaccard, shingle_sets  # noqa: E402
+from flywheel.tasks.prompts import add_prompt_file  # noqa: E402
+from flywheel.warehouse.store import connect  # noqa: E402
 
 VOCAB_SIZE = 30_000
 CATEGORIES = ["writing", "coding", "math", "reasoning", "qa", "summarise", "roleplay", "extract"]

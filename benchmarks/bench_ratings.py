@@ -31,7 +31,12 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-from evaluators.ratings import ELO_PER_NAT, aggregate_battles, bootstrap_ratings, fit_bradley_terry
+from flywheel.evaluators.ratings import (
+    ELO_PER_NAT,
+    aggregate_battles,
+    bootstrap_ratings,
+    fit_bradley_terry,
+)
 
 ANCHOR_RATING = 1000.0
 

@@ -57,10 +57,10 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
 
-    from flows.flywheel import arena, prepare, stage_of
-    from flows.prefect_env import quiet_prefect_defaults
-    from flows.round import arena_round
     from flywheel.config import load_config
+    from flywheel.flows.flywheel_flow import arena, prepare, stage_of
+    from flywheel.flows.prefect_env import quiet_prefect_defaults
+    from flywheel.flows.round import arena_round
 
     quiet_prefect_defaults()
     config = load_config(scratch_config(args.config, workdir))

@@ -41,7 +41,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from evaluators.skills import check_answer
+from flywheel.evaluators.skills import check_answer
 
 Winner = Literal["first", "second", "tie"]
 Outcome = Literal["win", "loss", "tie", "inconsistent", "unparsed"]

@@ -102,8 +102,8 @@ def print_frame(frame: pd.DataFrame, output_format: str = "table") -> None:
 
 
 def command_sql(config: Config, args: argparse.Namespace) -> int:
-    from warehouse.catalog import list_relations, run_read_only_query
-    from warehouse.store import connect
+    from flywheel.warehouse.catalog import list_relations, run_read_only_query
+    from flywheel.warehouse.store import connect
 
     with connect(
         config.warehouse.path, read_only=True, timeout_s=config.warehouse.lock_timeout_s
@@ -114,8 +114,8 @@ def command_sql(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_export(config: Config, args: argparse.Namespace) -> int:
-    from warehouse.export import export_rows, write_export
-    from warehouse.store import connect
+    from flywheel.warehouse.export import export_rows, write_export
+    from flywheel.warehouse.store import connect
 
     with connect(
         config.warehouse.path, read_only=True, timeout_s=config.warehouse.lock_timeout_s
@@ -128,7 +128,7 @@ def command_export(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_init(config: Config, args: argparse.Namespace) -> int:
-    from sandbox.student import build_student
+    from flywheel.sandbox.student import build_student
 
     report = build_student(config, force=args.force)
     how = f"built in {report.wall_s:.0f} s" if report.built else "existing checkpoint reused"
@@ -140,7 +140,7 @@ def command_init(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_prompts(config: Config, args: argparse.Namespace) -> int:
-    from tasks.prompts import add_prompt_file, prompt_stats
+    from flywheel.tasks.prompts import add_prompt_file, prompt_stats
 
     if args.prompts_command == "add":
         report = add_prompt_file(config, args.file, args.source, "eval" if args.eval else "pool")
@@ -153,19 +153,19 @@ def command_prompts(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_sandbox(config: Config, args: argparse.Namespace) -> int:
-    from sandbox.server import serve_forever
+    from flywheel.sandbox.server import serve_forever
 
     serve_forever(config.sandbox, args.port)
     return 0
 
 
 def command_run(config: Config, args: argparse.Namespace) -> int:
-    from flows.prefect_env import quiet_prefect_defaults
+    from flywheel.flows.prefect_env import quiet_prefect_defaults
     from flywheel.preflight import check_before_run
 
     check_before_run(config)
     quiet_prefect_defaults()  # before Prefect is imported: it reads its settings once
-    from flows.run_command import run_flywheel_cli
+    from flywheel.flows.run_command import run_flywheel_cli
 
     return run_flywheel_cli(config, args.config, args.rounds, args.retry_failed)
 
@@ -174,7 +174,7 @@ def command_serve(config: Config, args: argparse.Namespace) -> int:
     from flywheel.preflight import check_before_run
 
     check_before_run(config)
-    from flows.nightly import serve_nightly
+    from flywheel.flows.nightly import serve_nightly
 
     serve_nightly(args.config, args.cron or config.schedule.cron, config.schedule.timezone)
     return 0
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_usage_error(error: Exception) -> bool:
-    from warehouse.catalog import ReadOnlyQueryError
+    from flywheel.warehouse.catalog import ReadOnlyQueryError
 
     return isinstance(error, ReadOnlyQueryError)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flows.flywheel import flywheel
-from flows.prefect_env import quiet_prefect_defaults
+from flywheel.flows.flywheel_flow import flywheel
+from flywheel.flows.prefect_env import quiet_prefect_defaults
 
 DEPLOYMENT_NAME = "nightly"
 

@@ -8,7 +8,7 @@ import pandas as pd
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flywheel.config import Config
-from warehouse.store import connect_warehouse, read_query
+from flywheel.warehouse.store import connect_warehouse, read_query
 
 ROUND_METRICS_KEY = "round-metrics"
 ROUND_METRICS_COLUMNS = [

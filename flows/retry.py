@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from prefect import flow
 
-from flows.round import answer, draw_prompts, judge, mine, recorded_champion
 from flywheel.config import Config
-from warehouse.store import connect_warehouse, read_query
+from flywheel.flows.round import answer, draw_prompts, judge, mine, recorded_champion
+from flywheel.warehouse.store import connect_warehouse, read_query
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.progress import StepProgress
-from flows.report import publish_round_report
 from flywheel.config import Config
-from tasks.answer import AnswerReport, answer_prompts
-from tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
-from tasks.judge import JudgeReport, judge_battles, train_battle_pairs
-from tasks.mine import MiningReport, mine_round
-from tasks.promote import ModelVersion, PromotionDecision, current_champion, decide_round
-from tasks.prompts import draw_round_slice
-from tasks.train import StageResult, run_training_stage
-from warehouse.store import connect_warehouse, insert_new, now_utc
+from flywheel.flows.progress import StepProgress
+from flywheel.flows.report import publish_round_report
+from flywheel.tasks.answer import AnswerReport, answer_prompts
+from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
+from flywheel.tasks.judge import JudgeReport, judge_battles, train_battle_pairs
+from flywheel.tasks.mine import MiningReport, mine_round
+from flywheel.tasks.promote import ModelVersion, PromotionDecision, current_champion, decide_round
+from flywheel.tasks.prompts import draw_round_slice
+from flywheel.tasks.train import StageResult, run_training_stage
+from flywheel.warehouse.store import connect_warehouse, insert_new, now_utc
 
 
 @dataclass(frozen=True)

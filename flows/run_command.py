@@ -10,12 +10,12 @@ from __future__ import annotations
 import signal
 import sys
 
-from flows.report import round_summaries, terminal_table
-from flows.retry import rounds_with_failed_calls
-from flows.signals import interrupt_on_signals, interrupt_signal
-from flows.temporary_server import temporary_prefect_server
 from flywheel.config import Config
 from flywheel.errors import InputError, describe_failure, root_causes
+from flywheel.flows.report import round_summaries, terminal_table
+from flywheel.flows.retry import rounds_with_failed_calls
+from flywheel.flows.signals import interrupt_on_signals, interrupt_signal
+from flywheel.flows.temporary_server import temporary_prefect_server
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
@@ -26,7 +26,7 @@ def resume_command(config_path: str, rounds: int | None) -> str:
 
 
 def nothing_to_do(config: Config, rounds: int | None, retry_failed: bool) -> bool:
-    from flows.flywheel import planned_rounds
+    from flywheel.flows.flywheel_flow import planned_rounds
 
     if retry_failed and rounds_with_failed_calls(config):
         return False
@@ -53,7 +53,7 @@ def run_flywheel_cli(
 
 
 def _run(config: Config, config_path: str, rounds: int | None, retry_failed: bool) -> int:
-    from flows.flywheel import flywheel
+    from flywheel.flows.flywheel_flow import flywheel
 
     resume = resume_command(config_path, rounds)
     try:

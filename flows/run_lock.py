@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flywheel.config import WarehouseConfig
-from warehouse.store import now_utc
+from flywheel.warehouse.store import now_utc
 
 
 class RunLockedError(RuntimeError):

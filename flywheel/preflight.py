@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from flywheel.config import Config, ConfigError, EndpointConfig
-from warehouse.store import warehouse_path_problem
+from flywheel.warehouse.store import warehouse_path_problem
 
 # What tasks/models.py loads from a checkpoint (its CHECKPOINT_FILES; that module imports torch).
 CHECKPOINT_FILES = ("config.json", "model.safetensors")

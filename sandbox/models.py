@@ -25,10 +25,10 @@ import json
 import random
 import re
 
-from evaluators.judges import format_verdict_reply, parse_judge_request
-from evaluators.skills import check_answer, expected_answer, identify_skill, render_answer
 from flywheel.config import SandboxModelConfig
-from sandbox.skills import wrong_answer
+from flywheel.evaluators.judges import format_verdict_reply, parse_judge_request
+from flywheel.evaluators.skills import check_answer, expected_answer, identify_skill, render_answer
+from flywheel.sandbox.skills import wrong_answer
 
 SCORE_RIGHT = (8, 9)
 SCORE_WRONG = (2, 3)

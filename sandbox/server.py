@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flywheel.config import SandboxConfig, SandboxModelConfig
-from sandbox.models import (
+from flywheel.sandbox.models import (
     UnparseableJudgeRequest,
     count_tokens,
     model_reply,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from evaluators.skills import (
+from flywheel.evaluators.skills import (
     SKILLS,
     answers_match,
     expected_answer,

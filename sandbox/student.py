@@ -33,10 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluators.skills import check_answer, render_answer
 from flywheel.config import Config, StageTrainingConfig
-from sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
-from tasks.models import (
+from flywheel.evaluators.skills import check_answer, render_answer
+from flywheel.sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
+from flywheel.tasks.models import (
     build_tiny_llama,
     build_tokenizer,
     generate_answers,
@@ -184,7 +184,7 @@ def _train_student(
     config: Config, recipe: StudentRecipe, train: Sequence[SkillTask], path: Path, force: bool
 ) -> None:
     """Tokenizer, random tiny Llama, SFT on the noisy corpus; published to `path` when done."""
-    from tasks.train import train_sft
+    from flywheel.tasks.train import train_sft
 
     seed = config.student.seed
     texts = tokenizer_corpus(train[: recipe.n_tokenizer_tasks], seed)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flywheel.config import Config, EndpointConfig
-from tasks.endpoints import (
+from flywheel.tasks.endpoints import (
     CallBatchStats,
     CallResult,
     ChatRequest,
@@ -32,7 +32,7 @@ from tasks.endpoints import (
     stable_id,
     step_logger,
 )
-from warehouse.store import now_utc, read_query
+from flywheel.warehouse.store import now_utc, read_query
 
 
 @dataclass
@@ -280,7 +280,7 @@ def answer_locally(
     Decoding follows `config.student` (greedy or sampled, max_new_tokens, batch_size, device).
     Chunks of `8 * batch_size` prompts bound what a crash can lose.
     """
-    from tasks.models import generate_answers  # torch and transformers only when needed
+    from flywheel.tasks.models import generate_answers  # torch and transformers only when needed
 
     student = config.student
     missing, n_existing = _missing_prompts(config, prompt_ids, model_id, sample_idx)

@@ -42,7 +42,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from flywheel.config import SANDBOX_URL, EndpointConfig, WarehouseConfig
-from warehouse.store import (
+from flywheel.warehouse.store import (
     connect,
     connect_warehouse,
     now_utc,

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evaluators.abtest import (
+from flywheel.config import Config
+from flywheel.evaluators.abtest import (
     ABResult,
     Decision,
     JudgeAudit,
@@ -21,13 +22,12 @@ from evaluators.abtest import (
     judge_audit,
     score_ab_test,
 )
-from evaluators.ratings import Rating, aggregate_battles, bootstrap_ratings
-from evaluators.skills import check_answer
-from flywheel.config import Config
-from tasks.answer import answer_locally
-from tasks.judge import judge_battles
-from tasks.prompts import eval_prompt_ids
-from warehouse.store import connect_warehouse, insert_new, read_query
+from flywheel.evaluators.ratings import Rating, aggregate_battles, bootstrap_ratings
+from flywheel.evaluators.skills import check_answer
+from flywheel.tasks.answer import answer_locally
+from flywheel.tasks.judge import judge_battles
+from flywheel.tasks.prompts import eval_prompt_ids
+from flywheel.warehouse.store import connect_warehouse, insert_new, read_query
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from evaluators.judges import (
+from flywheel.config import Config
+from flywheel.evaluators.judges import (
     BattleOutcome,
     Verdict,
     build_judge_messages,
@@ -34,9 +35,8 @@ from evaluators.judges import (
     parse_verdict,
     verify_pair,
 )
-from flywheel.config import Config
-from tasks.answer import load_prompts, load_responses
-from tasks.endpoints import (
+from flywheel.tasks.answer import load_prompts, load_responses
+from flywheel.tasks.endpoints import (
     CallBatchStats,
     CallResult,
     ChatRequest,
@@ -52,7 +52,7 @@ from tasks.endpoints import (
     stable_id,
     step_logger,
 )
-from warehouse.store import now_utc, read_query
+from flywheel.warehouse.store import now_utc, read_query
 
 Purpose = Literal["train", "eval"]
 GameOrder = Literal["AB", "BA"]

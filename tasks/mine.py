@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 
 from flywheel.config import Config
-from warehouse.export import export_rows
-from warehouse.store import connect_warehouse, insert_new, read_query
+from flywheel.warehouse.export import export_rows
+from flywheel.warehouse.store import connect_warehouse, insert_new, read_query
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from flywheel.config import Config
-from warehouse.store import connect_warehouse, insert_new, transaction
+from flywheel.warehouse.store import connect_warehouse, insert_new, transaction
 
 log = logging.getLogger(__name__)
 BASE_VERSION_ID = "v0"

@@ -63,7 +63,7 @@ import pandas as pd
 
 from flywheel.config import Config
 from flywheel.errors import InputError
-from tasks.dedup import (
+from flywheel.tasks.dedup import (
     BandIndex,
     Candidates,
     Features,
@@ -80,7 +80,7 @@ from tasks.dedup import (
     self_candidates,
     shingle_sets,
 )
-from warehouse.store import connect_warehouse, insert_new, now_utc, read_query, transaction
+from flywheel.warehouse.store import connect_warehouse, insert_new, now_utc, read_query, transaction
 
 Split = Literal["pool", "eval"]
 T = TypeVar("T")

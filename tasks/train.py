@@ -27,8 +27,8 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from flywheel.config import Config, StageTrainingConfig
-from tasks.models import save_checkpoint, use_cpu_threads
-from warehouse.store import connect_warehouse, insert_new, transaction
+from flywheel.tasks.models import save_checkpoint, use_cpu_threads
+from flywheel.warehouse.store import connect_warehouse, insert_new, transaction
 
 RM_SUFFIX = "-rm"
 SCRATCH_DIR = ".scratch"
@@ -499,7 +499,7 @@ def run_training_stage(config: Config, round_id: int, stage: str, champion: Any)
     recorded = _recorded_stage(config, round_id)
     if recorded is not None:
         return recorded
-    from tasks.mine import training_rows
+    from flywheel.tasks.mine import training_rows
 
     rows = training_rows(config, round_id, stage)
     version_id = candidate_version_id(round_id, stage)

@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from flywheel.errors import InputError
-from warehouse.store import MIGRATIONS_DIR, VIEWS_SQL
+from flywheel.warehouse.store import MIGRATIONS_DIR, VIEWS_SQL
 
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _GRAIN_PATTERN = re.compile(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evaluators.abtest import (
+from flywheel.evaluators.abtest import (
     ABResult,
     JudgedGame,
     decide_promotion,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluators.judges import (
+from flywheel.evaluators.judges import (
     JUDGE_PROMPTS,
     BattleOutcome,
     Verdict,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluators.ratings import (
+from flywheel.evaluators.ratings import (
     BattleCounts,
     aggregate_battle_frame,
     aggregate_battles,

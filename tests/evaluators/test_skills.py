@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from evaluators.skills import (
+from flywheel.evaluators.skills import (
     SKILLS,
     check_answer,
     expected_answer,
@@ -14,7 +14,7 @@ from evaluators.skills import (
     identify_skill,
     render_answer,
 )
-from sandbox.skills import generate_tasks, wrong_answer
+from flywheel.sandbox.skills import generate_tasks, wrong_answer
 
 
 @pytest.mark.parametrize(

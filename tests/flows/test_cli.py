@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from flows.cli import main
+from flywheel.flows.cli import main
+from flywheel.warehouse.store import connect
 from tests.conftest import REPO_ROOT
 from tests.warehouse.literal_rows import write_literal_round
-from warehouse.store import connect
 
 
 def write_config(tmp_path: Path, **changes: Any) -> Path:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.run_command import run_flywheel_cli
 from flywheel.config import load_config
+from flywheel.flows.run_command import run_flywheel_cli
+from flywheel.warehouse.store import connect
 from tests.flows.test_round import smoke_student, write_smoke_config  # noqa: F401
-from warehouse.store import connect
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +67,12 @@ def smoke(tmp_path: Path, smoke_student: Path, prefect_api: None) -> Path:  # no
 def test_a_failed_training_stage_fails_the_run_and_a_rerun_trains_it(
     smoke: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import tasks.train
+    import flywheel.tasks.train
 
     def full_disk(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tasks.train, "_train", full_disk)
+    monkeypatch.setattr(flywheel.tasks.train, "_train", full_disk)
     assert run_cli(smoke) == 1
     terminal = capsys.readouterr()
     assert "the sft stage failed: OSError: [Errno 28] No space left on device" in terminal.err
@@ -99,13 +99,13 @@ def test_a_failed_training_stage_fails_the_run_and_a_rerun_trains_it(
 def test_a_crash_while_publishing_the_report_leaves_the_round_to_finish_on_rerun(
     smoke: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.round
+    import flywheel.flows.round
 
     def crash(*_args: object) -> None:
         raise ConnectionError("the Prefect API went away")
 
     started = datetime.now(UTC)
-    monkeypatch.setattr(flows.round, "publish_round_report", crash)
+    monkeypatch.setattr(flywheel.flows.round, "publish_round_report", crash)
     assert run_cli(smoke) == 1
     assert round_row(smoke)["status"] == "failed"
     assert summaries_since(started, 1) == 0
@@ -118,7 +118,7 @@ def test_a_crash_while_publishing_the_report_leaves_the_round_to_finish_on_rerun
 def test_retry_failed_answers_and_judges_a_finished_rounds_failed_calls_and_mines_them(
     smoke: Path,
 ) -> None:
-    from flows.retry import rounds_with_failed_calls
+    from flywheel.flows.retry import rounds_with_failed_calls
 
     faulty = yaml.safe_load(smoke.read_text())
     faulty["references"][0]["max_retries"] = 0
@@ -148,7 +148,7 @@ def test_a_second_run_on_the_same_warehouse_is_refused_naming_the_first(
 ) -> None:
     import os
 
-    from flows.run_lock import hold_run_lock
+    from flywheel.flows.run_lock import hold_run_lock
 
     with hold_run_lock(load_config(smoke).warehouse):
         assert run_cli(smoke) == 1

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flywheel.warehouse.contracts import NATURAL_KEYS, contract_violations
+from flywheel.warehouse.store import connect
 from tests.conftest import REPO_ROOT
-from warehouse.contracts import NATURAL_KEYS, contract_violations
-from warehouse.store import connect
 
 ROUND_METRICS_COLUMNS = {
     "round_id",
@@ -40,9 +40,9 @@ ROUND_METRICS_COLUMNS = {
 @pytest.fixture(scope="session")
 def smoke_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny student checkpoint (these tests check the round, not learning)."""
-    from evaluators.skills import render_answer
-    from sandbox.skills import generate_tasks
-    from tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
+    from flywheel.evaluators.skills import render_answer
+    from flywheel.sandbox.skills import generate_tasks
+    from flywheel.tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
 
     tasks = generate_tasks(300, seed=5)
     tokenizer = build_tokenizer(
@@ -88,7 +88,7 @@ def harness_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory)
     """One smoke round under prefect_test_harness; returns its root directory."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.flywheel import flywheel
+    from flywheel.flows.flywheel_flow import flywheel
 
     root = tmp_path_factory.mktemp("harness")
     config_path = write_smoke_config(root, smoke_student)
@@ -150,7 +150,7 @@ SERVE_SANDBOX = """
 import sys, time
 from pathlib import Path
 from flywheel.config import load_config
-from sandbox.server import start_sandbox
+from flywheel.sandbox.server import start_sandbox
 server = start_sandbox(load_config(sys.argv[1]).sandbox)
 Path(sys.argv[2]).write_text(str(server.port))
 while True:
@@ -167,7 +167,16 @@ def run_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
     env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_API_URL": ""}
     env.pop("PREFECT_API_URL")
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--config", str(config_path), "--rounds", "1"],
+        [
+            sys.executable,
+            "-m",
+            "flywheel.flows.cli",
+            "run",
+            "--config",
+            str(config_path),
+            "--rounds",
+            "1",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from flywheel.warehouse.store import connect
 from tests.flows.test_round import (
     decisions,
     sandbox_get,
@@ -19,7 +20,6 @@ from tests.flows.test_round import (
     start_sandbox_server,
     write_smoke_config,
 )
-from warehouse.store import connect
 
 STOP_TIMEOUT_S = 120  # an upper bound against hanging, not a speed target
 
@@ -30,7 +30,16 @@ def start_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
     env.pop("PREFECT_API_URL", None)
     env.pop("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--config", str(config_path), "--rounds", "1"],
+        [
+            sys.executable,
+            "-m",
+            "flywheel.flows.cli",
+            "run",
+            "--config",
+            str(config_path),
+            "--rounds",
+            "1",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

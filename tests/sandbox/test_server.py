@@ -12,11 +12,11 @@ import httpx
 import openai
 import pytest
 
-from evaluators.judges import build_judge_messages, parse_verdict
-from evaluators.skills import check_answer, render_answer
 from flywheel.config import SandboxConfig, SandboxModelConfig, load_config
-from sandbox.server import SandboxServer, start_sandbox
-from sandbox.skills import generate_tasks, wrong_answer
+from flywheel.evaluators.judges import build_judge_messages, parse_verdict
+from flywheel.evaluators.skills import check_answer, render_answer
+from flywheel.sandbox.server import SandboxServer, start_sandbox
+from flywheel.sandbox.skills import generate_tasks, wrong_answer
 from tests.conftest import REPO_ROOT
 
 N_PROMPTS = 500

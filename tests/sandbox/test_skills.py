@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from datasketch import MinHash, MinHashLSH
 
-from evaluators.skills import SKILLS, check_answer, render_answer
-from sandbox.skills import (
+from flywheel.evaluators.skills import SKILLS, check_answer, render_answer
+from flywheel.sandbox.skills import (
     MAX_PROMPT_WORDS,
     SkillTask,
     generate_tasks,

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from flywheel.config import Config
-from sandbox.student import (
+from flywheel.sandbox.student import (
     StudentRecipe,
     build_student,
     prose_words,

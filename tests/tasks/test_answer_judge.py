@@ -16,13 +16,13 @@ import httpx
 import pytest
 
 from flywheel.config import Config
-from sandbox.server import SandboxServer, start_sandbox
-from sandbox.skills import generate_tasks
-from tasks.answer import answer_locally, answer_prompts, response_id_for
-from tasks.endpoints import RetryPolicy
-from tasks.judge import judge_battles, train_battle_pairs
+from flywheel.sandbox.server import SandboxServer, start_sandbox
+from flywheel.sandbox.skills import generate_tasks
+from flywheel.tasks.answer import answer_locally, answer_prompts, response_id_for
+from flywheel.tasks.endpoints import RetryPolicy
+from flywheel.tasks.judge import judge_battles, train_battle_pairs
+from flywheel.warehouse.store import connect, insert_new, now_utc
 from tests.conftest import load_config_in
-from warehouse.store import connect, insert_new, now_utc
 
 ROUND_ID = 1
 CHAMPION_ID = "v0"
@@ -266,7 +266,7 @@ def test_planted_api_key_never_reaches_warehouse_or_logs(tmp_path, monkeypatch, 
 
 @pytest.fixture(scope="module")
 def tiny_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
+    from flywheel.tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
 
     texts = [t.prompt for t in generate_tasks(200, seed=3)]
     tokenizer = build_tokenizer(texts, vocab_size=300)

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from flywheel.config import EndpointConfig, WarehouseConfig
-from tasks.endpoints import (
+from flywheel.tasks.endpoints import (
     CallResult,
     ChatRequest,
     RetryPolicy,
@@ -29,7 +29,7 @@ from tasks.endpoints import (
     call_row,
     resolve_endpoint,
 )
-from warehouse.store import connect
+from flywheel.warehouse.store import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -352,7 +352,7 @@ def test_a_failed_flush_reaches_the_waiting_callers(warehouse):
 KILLED_WRITER = """
 import asyncio, os, signal, sys
 from flywheel.config import EndpointConfig, WarehouseConfig
-from tasks.endpoints import CallResult, ChatRequest, RowWriter, call_row
+from flywheel.tasks.endpoints import CallResult, ChatRequest, RowWriter, call_row
 
 async def main():
     writer = RowWriter(WarehouseConfig(path=sys.argv[1], lock_timeout_s=10))
@@ -384,7 +384,7 @@ def test_rows_committed_before_a_sigkill_survive_in_the_wal(warehouse):
 
 READER = """
 import sys, time
-from warehouse.store import connect
+from flywheel.warehouse.store import connect
 started = time.monotonic()
 with connect(sys.argv[1], read_only=True, timeout_s=20) as con:
     n = con.execute("select count(*) from llm_calls").fetchone()[0]
@@ -433,8 +433,8 @@ def test_a_waiting_process_makes_a_holding_writer_let_go(tmp_path) -> None:
     import sys
 
     from flywheel.config import WarehouseConfig
-    from tasks.endpoints import RowWriter
-    from warehouse.store import connect, now_utc
+    from flywheel.tasks.endpoints import RowWriter
+    from flywheel.warehouse.store import connect, now_utc
 
     db_path = tmp_path / "w.duckdb"
     with connect(db_path):

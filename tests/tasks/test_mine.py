@@ -7,9 +7,9 @@ import json
 import pytest
 
 from flywheel.config import Config
-from tasks.mine import mine_round, mining_rules, training_rows
+from flywheel.tasks.mine import mine_round, mining_rules, training_rows
+from flywheel.warehouse.store import connect, insert_new
 from tests.warehouse.literal_rows import ADDED_AT
-from warehouse.store import connect, insert_new
 
 REFS = ("ref:mixed", "ref:strong")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tasks.models import (
+from flywheel.tasks.models import (
     GeneratedAnswer,
     build_tiny_llama,
     build_tokenizer,

@@ -12,8 +12,8 @@ import pytest
 
 from flywheel.config import Config
 from flywheel.errors import InputError
-from tasks import prompts as prompts_module
-from tasks.dedup import (
+from flywheel.tasks import prompts as prompts_module
+from flywheel.tasks.dedup import (
     BandIndex,
     choose_bands,
     featurize,
@@ -25,7 +25,7 @@ from tasks.dedup import (
     self_candidates,
     shingle_sets,
 )
-from tasks.prompts import (
+from flywheel.tasks.prompts import (
     NoValidRecordError,
     PoolExhaustedError,
     PromptFileError,
@@ -36,8 +36,8 @@ from tasks.prompts import (
     eval_prompt_ids,
     prompt_stats,
 )
+from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
-from warehouse.store import connect
 
 DATA = Path(__file__).parent / "data" / "prompts"
 

@@ -10,8 +10,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from flywheel.config import StageTrainingConfig
-from tasks.models import build_tiny_llama, build_tokenizer, generate_answers, save_checkpoint
-from tasks.train import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.tasks.models import (
+    build_tiny_llama,
+    build_tokenizer,
+    generate_answers,
+    save_checkpoint,
+)
+from flywheel.tasks.train import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
 
 CFG = StageTrainingConfig(learning_rate=1e-3, max_steps=3, batch_size=4, max_length=64)
 RL_CFG = StageTrainingConfig(

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import duckdb
 
-from warehouse.contracts import NATURAL_KEYS
-from warehouse.store import insert_new
+from flywheel.warehouse.contracts import NATURAL_KEYS
+from flywheel.warehouse.store import insert_new
 
 ADDED_AT = datetime(2026, 11, 1, 2, 0)
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]

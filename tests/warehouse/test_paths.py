@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import warehouse.store as store
+import flywheel.warehouse.store as store
 from flywheel.errors import InputError
-from warehouse.store import WarehousePathError, connect
+from flywheel.warehouse.store import WarehousePathError, connect
 
 
 def test_a_folder_as_warehouse_path_is_refused_naming_the_field(tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_a_waiting_reader_still_opens_when_the_wait_flag_cannot_be_raised(
 READ_ONLY_QUERY = textwrap.dedent(
     """
     import sys
-    from warehouse.store import connect
+    from flywheel.warehouse.store import connect
     with connect(sys.argv[1], read_only=True) as con:
         print(con.execute("select count(*) from rounds").fetchone()[0])
     """

@@ -10,9 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.warehouse.literal_rows import LITERAL_ROWS, write_literal_round
-from warehouse.contracts import NATURAL_KEYS, contract_violations
-from warehouse.store import (
+from flywheel.warehouse.contracts import NATURAL_KEYS, contract_violations
+from flywheel.warehouse.store import (
     LATEST_SCHEMA_VERSION,
     WarehouseLockedError,
     WarehouseVersionError,
@@ -21,6 +20,7 @@ from warehouse.store import (
     migrate,
     schema_version,
 )
+from tests.warehouse.literal_rows import LITERAL_ROWS, write_literal_round
 
 
 @pytest.fixture

@@ -15,20 +15,20 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
-from flows.round import RoundResult, arena_round, mark_round_unfinished
-from flows.run_lock import hold_run_lock
-from flows.signals import interrupt_signal
-from flows.stale_runs import mark_stale_runs_crashed
 from flywheel.config import Config, load_config
 from flywheel.errors import describe_failure
+from flywheel.flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
+from flywheel.flows.round import RoundResult, arena_round, mark_round_unfinished
+from flywheel.flows.run_lock import hold_run_lock
+from flywheel.flows.signals import interrupt_signal
+from flywheel.flows.stale_runs import mark_stale_runs_crashed
 from flywheel.preflight import check_before_run
-from tasks.endpoints import step_logger
-from tasks.models import is_checkpoint
-from tasks.promote import register_base_model
-from tasks.prompts import add_prompt_records, ensure_eval_split
-from tasks.train import remove_staging_dirs
-from warehouse.store import connect_warehouse
+from flywheel.tasks.endpoints import step_logger
+from flywheel.tasks.models import is_checkpoint
+from flywheel.tasks.promote import register_base_model
+from flywheel.tasks.prompts import add_prompt_records, ensure_eval_split
+from flywheel.tasks.train import remove_staging_dirs
+from flywheel.warehouse.store import connect_warehouse
 
 SANDBOX_SOURCE = "sandbox"
 SANDBOX_POOL_SEED_OFFSET = 7919  # keeps the pool's tasks apart from the student's seed tasks
@@ -62,7 +62,7 @@ def prepare(config: Config) -> None:
                 "Hugging Face checkpoint directory, or set student.build_if_missing: true to "
                 "build the sandbox's tiny student."
             )
-        from sandbox.student import build_student
+        from flywheel.sandbox.student import build_student
 
         log = step_logger(__name__)
         log.info("building the round-0 student at %s (about 6 minutes on 2 cores)", student_path)
@@ -78,7 +78,7 @@ def prepare(config: Config) -> None:
 
 def fill_sandbox_pool(config: Config) -> None:
     """The sandbox's prompts enter the pool through the same ingest path as a user's file."""
-    from sandbox.skills import generate_tasks
+    from flywheel.sandbox.skills import generate_tasks
 
     with connect_warehouse(config.warehouse) as con:
         n_sandbox = con.execute(
@@ -101,7 +101,7 @@ def arena(config: Config) -> Iterator[str | None]:
     if not config.uses_sandbox:
         yield None
         return
-    from sandbox.server import start_sandbox
+    from flywheel.sandbox.server import start_sandbox
 
     with start_sandbox(config.sandbox) as server:
         yield server.base_url
