@@ -1,4 +1,4 @@
-"""Judge-call throughput through tasks/endpoints.py against the sandbox with injected latency.
+"""Judge-call throughput through llm/calls.py against the sandbox with injected latency.
 
 Sends `--n-calls` distinct judge requests (default 2,000) at `--concurrency` (default 64) to a
 sandbox judge that answers after `--latency-ms` (default 200), then `--n-sequential` (default
@@ -34,8 +34,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from flywheel.config import JudgeConfig, SandboxConfig, SandboxModelConfig, WarehouseConfig  # noqa: E402
 from flywheel.evaluators.judges import build_judge_messages  # noqa: E402
+from flywheel.llm.calls import call_endpoint  # noqa: E402
+from flywheel.llm.client import ChatRequest  # noqa: E402
 from flywheel.sandbox.skills import generate_tasks  # noqa: E402
-from flywheel.tasks.endpoints import ChatRequest, call_endpoint  # noqa: E402
 
 TARGET_RATIO = 0.85
 SERVE_SNIPPET = (

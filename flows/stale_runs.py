@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import Config, ConfigError, load_config
-from flywheel.tasks.endpoints import step_logger
+from flywheel.logs import step_logger
 
 FLOW_NAMES = ("flywheel", "arena-round")
 STALE_MESSAGE = "the process running it was killed; the warehouse's next run resumed its round"

@@ -4,7 +4,7 @@ One row per answer in `responses`, keyed by hash(prompt_id, model_id, sample_idx
 already stored is reused, never generated again. The champion answers locally (Hugging Face
 `generate`, batched with left padding, on GPU when one is present) or through
 `config.student.endpoint`; each reference answers through its endpoint with the call cache of
-`tasks/endpoints.py`. A reference whose calls fail after their retries leaves those prompts
+`llm/calls.py`. A reference whose calls fail after their retries leaves those prompts
 without an answer: the failures are counted, stored in `llm_calls` with their cause, and the
 round goes on with the others.
 """
@@ -19,20 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flywheel.config import Config, EndpointConfig
-from flywheel.tasks.endpoints import (
-    CallBatchStats,
-    CallResult,
-    ChatRequest,
-    ProgressFn,
-    RetryPolicy,
-    RowWriter,
-    open_warehouse,
-    run_calls,
-    run_sync,
-    stable_id,
-    step_logger,
-)
-from flywheel.warehouse.store import now_utc, read_query
+from flywheel.llm.calls import CallBatchStats, ProgressFn, run_calls, run_sync
+from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy
+from flywheel.logs import step_logger
+from flywheel.warehouse.ids import content_id
+from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
+from flywheel.warehouse.writer import RowWriter
 
 
 @dataclass
@@ -86,13 +78,13 @@ class PromptRow:
 
 def response_id_for(prompt_id: str, model_id: str, sample_idx: int = 0) -> str:
     """The natural key of an answer: hash of (prompt, model, sample)."""
-    return stable_id("response", prompt_id, model_id, sample_idx)
+    return content_id(["response", prompt_id, model_id, sample_idx])
 
 
 def load_prompts(config: Config, prompt_ids: Sequence[str]) -> dict[str, PromptRow]:
     """The stored prompts by id; an id that is not stored is an error."""
     wanted = sorted(set(prompt_ids))
-    with open_warehouse(config.warehouse) as con:
+    with connect_warehouse(config.warehouse) as con:
         rows = con.execute(read_query("battles_prompts"), [wanted]).fetchall()
     found = {pid: PromptRow(pid, json.loads(messages), text) for pid, messages, text in rows}
     missing = [pid for pid in wanted if pid not in found]
@@ -108,7 +100,7 @@ def load_responses(
     config: Config, prompt_ids: Sequence[str], model_ids: Sequence[str], sample_idx: int = 0
 ) -> dict[tuple[str, str], tuple[str, str]]:
     """Stored answers: (prompt_id, model_id) -> (response_id, text), for one sample index."""
-    with open_warehouse(config.warehouse) as con:
+    with connect_warehouse(config.warehouse) as con:
         rows = con.execute(
             read_query("battles_responses"), [sorted(set(prompt_ids)), sorted(set(model_ids))]
         ).fetchall()

@@ -35,24 +35,13 @@ from flywheel.evaluators.judges import (
     parse_verdict,
     verify_pair,
 )
+from flywheel.llm.calls import CallBatchStats, ProgressFn, load_cached_calls, run_calls, run_sync
+from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy, call_id_for, estimate_cost_usd
+from flywheel.logs import step_logger
 from flywheel.tasks.answer import load_prompts, load_responses
-from flywheel.tasks.endpoints import (
-    CallBatchStats,
-    CallResult,
-    ChatRequest,
-    ProgressFn,
-    RetryPolicy,
-    RowWriter,
-    call_id_for,
-    estimate_cost_usd,
-    load_cached_calls,
-    open_warehouse,
-    run_calls,
-    run_sync,
-    stable_id,
-    step_logger,
-)
-from flywheel.warehouse.store import now_utc, read_query
+from flywheel.warehouse.ids import content_id
+from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
+from flywheel.warehouse.writer import RowWriter
 
 Purpose = Literal["train", "eval"]
 GameOrder = Literal["AB", "BA"]
@@ -124,12 +113,12 @@ class BattlePlan:
 
 def battle_id_for(round_id: int, prompt_id: str, model_a: str, model_b: str, purpose: str) -> str:
     """The natural key of a battle: hash of (round, prompt, model A, model B, purpose)."""
-    return stable_id("battle", round_id, prompt_id, model_a, model_b, purpose)
+    return content_id(["battle", round_id, prompt_id, model_a, model_b, purpose])
 
 
 def judgment_id_for(battle_id: str, game_order: str, judge: str, prompt_version: str) -> str:
     """The natural key of a judged game: hash of (battle, order, judge, prompt version)."""
-    return stable_id("judgment", battle_id, game_order, judge, prompt_version)
+    return content_id(["judgment", battle_id, game_order, judge, prompt_version])
 
 
 def train_battle_pairs(
@@ -159,7 +148,7 @@ def _load_state(
     config: Config, battle_ids: list[str]
 ) -> tuple[dict[str, str], dict[tuple[str, str, str, str], tuple[Any, ...]]]:
     """Stored battle outcomes by id, and stored judgments by (battle, order, judge, version)."""
-    with open_warehouse(config.warehouse) as con:
+    with connect_warehouse(config.warehouse) as con:
         battles = dict(con.execute(read_query("battles_stored"), [battle_ids]).fetchall())
         rows = con.execute(read_query("battles_judgments"), [battle_ids]).fetchall()
     judgments = {(r[1], r[2], r[3], r[4]): r for r in rows}

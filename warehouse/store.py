@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -171,7 +172,7 @@ def describe_lock_holder(message: str) -> str:
 
 def waiting_flag(path: str | Path) -> Path:
     """A file that exists while some process waits for the warehouse: a writer holding the
-    file through a long step (tasks/endpoints.RowWriter) lets go when it sees it."""
+    file through a long step (warehouse/writer.RowWriter) lets go when it sees it."""
     return Path(f"{path}.wait")
 
 
@@ -282,11 +283,23 @@ class WarehouseSettings(Protocol):
     lock_timeout_s: float
 
 
+# One warehouse burst at a time per process (a RowWriter's flush, a cache lookup, a step's
+# query): the first burst on a file migrates it, and the writer's checkpoint needs no other
+# transaction running. Re-entrant: a burst may open the file again in the same thread.
+PROCESS_LOCK = threading.RLock()
+
+
+@contextmanager
 def connect_warehouse(
-    settings: WarehouseSettings,
-) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-    """`connect` to the configured file with the configured lock timeout."""
-    return connect(settings.path, timeout_s=settings.lock_timeout_s)
+    settings: WarehouseSettings, *, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The one way to open the configured file: a short burst, one at a time in this process,
+    waiting up to the configured lock timeout for other processes."""
+    with (
+        PROCESS_LOCK,
+        connect(settings.path, read_only=read_only, timeout_s=settings.lock_timeout_s) as con,
+    ):
+        yield con
 
 
 @contextmanager

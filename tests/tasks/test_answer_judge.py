@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from flywheel.config import Config
+from flywheel.llm.client import RetryPolicy
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks
 from flywheel.tasks.answer import answer_locally, answer_prompts, response_id_for
-from flywheel.tasks.endpoints import RetryPolicy
 from flywheel.tasks.judge import judge_battles, train_battle_pairs
 from flywheel.warehouse.store import connect, insert_new, now_utc
 from tests.conftest import load_config_in

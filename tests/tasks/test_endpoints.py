@@ -1,4 +1,4 @@
-"""tasks/endpoints.py against a tiny scripted OpenAI-compatible server on 127.0.0.1."""
+"""llm/client.py, llm/calls.py and the row writer against a tiny scripted OpenAI-compatible server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -19,17 +19,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from flywheel.config import EndpointConfig, WarehouseConfig
-from flywheel.tasks.endpoints import (
-    CallResult,
-    ChatRequest,
-    RetryPolicy,
-    RowWriter,
-    call_endpoint,
-    call_id_for,
-    call_row,
-    resolve_endpoint,
-)
+from flywheel.llm.calls import call_endpoint, call_row
+from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy, call_id_for, resolve_endpoint
 from flywheel.warehouse.store import connect
+from flywheel.warehouse.writer import RowWriter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -352,7 +345,9 @@ def test_a_failed_flush_reaches_the_waiting_callers(warehouse):
 KILLED_WRITER = """
 import asyncio, os, signal, sys
 from flywheel.config import EndpointConfig, WarehouseConfig
-from flywheel.tasks.endpoints import CallResult, ChatRequest, RowWriter, call_row
+from flywheel.llm.client import CallResult, ChatRequest
+from flywheel.warehouse.writer import RowWriter
+from flywheel.llm.calls import call_row
 
 async def main():
     writer = RowWriter(WarehouseConfig(path=sys.argv[1], lock_timeout_s=10))
@@ -433,8 +428,8 @@ def test_a_waiting_process_makes_a_holding_writer_let_go(tmp_path) -> None:
     import sys
 
     from flywheel.config import WarehouseConfig
-    from flywheel.tasks.endpoints import RowWriter
     from flywheel.warehouse.store import connect, now_utc
+    from flywheel.warehouse.writer import RowWriter
 
     db_path = tmp_path / "w.duckdb"
     with connect(db_path):

@@ -1,0 +1,1 @@
+"""Model access: the OpenAI-compatible client, the call cache, local checkpoints, TRL stages."""

@@ -1,0 +1,229 @@
+"""The call cache and batch runner: every request answered once, stored as it arrives.
+
+Before anything is sent, the call ids of a whole batch are looked up in the warehouse
+(`llm_calls`) in one query; a request answered before is served from there and never sent
+again. A call that fails after its retries is stored as an error row and retried on a later run
+(the row is then replaced); successes are never sent again. Each result's `llm_calls` row is
+written by a `RowWriter` as soon as it arrives, in one transaction with the rows derived from
+it (responses, judgments, battles), and the call keeps its concurrency slot until that
+transaction commits: a killed process loses at most `max_concurrency` sent calls per endpoint
+(those in flight), which a rerun sends again, and never leaves duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flywheel.config import EndpointConfig, WarehouseConfig
+from flywheel.llm.client import CallResult, ChatRequest, EndpointCaller, RetryPolicy, call_id_for
+from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
+from flywheel.warehouse.writer import RowWriter
+
+T = TypeVar("T")
+ProgressFn = Callable[[int, int], None]
+
+
+def call_row(
+    endpoint: EndpointConfig, request: ChatRequest, result: CallResult, round_id: int | None
+) -> dict[str, Any]:
+    """The `llm_calls` row of one sent request (never the key)."""
+    return {
+        "call_id": result.call_id,
+        "endpoint": endpoint.name,
+        "model": endpoint.model,
+        "request_json": json.dumps(request.payload(), ensure_ascii=False),
+        "response_text": result.text,
+        "finish_reason": result.finish_reason,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "latency_ms": result.latency_ms,
+        "cost_usd": result.cost_usd,
+        "n_attempts": result.n_attempts,
+        "error": result.error,
+        "round_id": round_id,
+        "created_at": now_utc(),
+    }
+
+
+def load_cached_calls(warehouse: WarehouseConfig, call_ids: Sequence[str]) -> dict[str, CallResult]:
+    """Successful calls already stored, by call id, in one query (errors are not cached)."""
+    if not call_ids:
+        return {}
+    with connect_warehouse(warehouse) as con:
+        rows = con.execute(read_query("calls_cached"), [list(call_ids)]).fetchall()
+    return {
+        row[0]: CallResult(
+            call_id=row[0],
+            text=row[1],
+            finish_reason=row[2],
+            prompt_tokens=row[3],
+            completion_tokens=row[4],
+            latency_ms=row[5],
+            cost_usd=row[6],
+            n_attempts=row[7] or 0,
+            cached=True,
+        )
+        for row in rows
+    }
+
+
+@dataclass
+class CallBatchStats:
+    """Counts of one batch of requests to one endpoint."""
+
+    n_requests: int = 0
+    n_cached: int = 0
+    n_sent: int = 0
+    n_failed: int = 0
+    n_attempts: int = 0
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+    n_flushes: int = 0  # set by call_endpoint: the writer's transactions
+    flush_s: float = 0.0  # and the time they took, summed
+
+
+async def run_calls(
+    endpoint: EndpointConfig,
+    requests: Sequence[ChatRequest],
+    *,
+    warehouse: WarehouseConfig,
+    writer: RowWriter,
+    sandbox_url: str | None = None,
+    round_id: int | None = None,
+    on_result: Callable[[int, CallResult], None] | None = None,
+    on_progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+    stats: CallBatchStats | None = None,
+    cached: dict[str, CallResult] | None = None,
+) -> list[CallResult]:
+    """Answer every request, from the cache when possible, else through the endpoint.
+
+    Identical requests in the batch are sent once. `on_result(i, result)` is called for each
+    request as its answer arrives (cached answers first), so callers can add derived rows to
+    the same `writer` (synchronously: they then share the transaction of the call's
+    `llm_calls` row). A sent call keeps its endpoint's concurrency slot until that
+    transaction commits. `cached`: the cache entries when the caller looked them up already
+    (see `load_cached_calls`).
+    """
+    stats = stats if stats is not None else CallBatchStats()
+    started = time.perf_counter()
+    call_ids = [call_id_for(endpoint, r) for r in requests]
+    if cached is None:
+        cached = await asyncio.to_thread(load_cached_calls, warehouse, sorted(set(call_ids)))
+    cached = {c: cached[c] for c in set(call_ids) if c in cached}
+    by_call: dict[str, list[int]] = {}
+    for i, call_id in enumerate(call_ids):
+        by_call.setdefault(call_id, []).append(i)
+    results: list[CallResult | None] = [None] * len(requests)
+    n_total, n_done = len(requests), 0
+    stats.n_requests += n_total
+
+    def deliver(call_id: str, result: CallResult) -> None:
+        nonlocal n_done
+        for i in by_call[call_id]:
+            results[i] = result
+            if on_result is not None:
+                on_result(i, result)
+            n_done += 1
+        if on_progress is not None:
+            on_progress(n_done, n_total)
+
+    for call_id, result in cached.items():
+        stats.n_cached += len(by_call[call_id])
+        deliver(call_id, result)
+    to_send = [c for c in by_call if c not in cached]
+    if to_send:
+        caller = EndpointCaller(endpoint, sandbox_url, retry=retry)
+
+        async def send(call_id: str) -> None:
+            request = requests[by_call[call_id][0]]
+            result = await caller.send_holding_slot(request, call_id)
+            try:
+                writer.add("llm_calls", call_row(endpoint, request, result, round_id))
+                stats.n_sent += 1
+                stats.n_attempts += result.n_attempts
+                stats.cost_usd += result.cost_usd or 0.0
+                if not result.ok:
+                    stats.n_failed += len(by_call[call_id])
+                    cause = (result.error or "").split(" ", 1)[0].rstrip(":")
+                    stats.errors[cause] = stats.errors.get(cause, 0) + 1
+                deliver(call_id, result)  # derived rows join the call's row in its transaction
+            except BaseException:
+                caller.release_slot()
+                raise
+            # the slot is freed once these rows are durable, by the writer's acknowledgement
+            writer.when_committed(caller.release_slot)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for call_id in to_send:
+                    group.create_task(send(call_id))
+            await writer.committed()  # every result is stored when this returns
+        finally:
+            await caller.aclose()
+    stats.wall_s += time.perf_counter() - started
+    return [r for r in results if r is not None]
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, also when this thread runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, name="flywheel-calls")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def call_endpoint(
+    endpoint: EndpointConfig,
+    requests: Sequence[ChatRequest],
+    *,
+    warehouse: WarehouseConfig,
+    sandbox_url: str | None = None,
+    round_id: int | None = None,
+    on_progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+) -> tuple[list[CallResult], CallBatchStats]:
+    """Sync convenience: answer `requests` (cache first), store the calls, return results."""
+
+    async def main() -> tuple[list[CallResult], CallBatchStats]:
+        writer = RowWriter(warehouse)
+        stats = CallBatchStats()
+        try:
+            results = await run_calls(
+                endpoint,
+                requests,
+                warehouse=warehouse,
+                writer=writer,
+                sandbox_url=sandbox_url,
+                round_id=round_id,
+                on_progress=on_progress,
+                retry=retry,
+                stats=stats,
+            )
+        finally:
+            await writer.close()
+        stats.n_flushes, stats.flush_s = writer.n_flushes, writer.flush_s
+        return results, stats
+
+    return run_sync(main())
