@@ -41,8 +41,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from flywheel.config import Config, parse_config  # noqa: E402
-from flywheel.tasks.dedup import jaccard, shingle_sets  # noqa: E402
-from flywheel.tasks.prompts import add_prompt_file  # noqa: E402
+from flywheel.pool.dedup import jaccard, shingle_sets  # noqa: E402
+from flywheel.pool.ingest import add_prompt_file  # noqa: E402
 from flywheel.warehouse.store import connect  # noqa: E402
 
 VOCAB_SIZE = 30_000

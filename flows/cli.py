@@ -140,7 +140,8 @@ def command_init(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_prompts(config: Config, args: argparse.Namespace) -> int:
-    from flywheel.tasks.prompts import add_prompt_file, prompt_stats
+    from flywheel.pool.eval_set import prompt_stats
+    from flywheel.pool.ingest import add_prompt_file
 
     if args.prompts_command == "add":
         report = add_prompt_file(config, args.file, args.source, "eval" if args.eval else "pool")

@@ -22,12 +22,13 @@ from flywheel.flows.round import RoundResult, arena_round, mark_round_unfinished
 from flywheel.flows.run_lock import hold_run_lock
 from flywheel.flows.signals import interrupt_signal
 from flywheel.flows.stale_runs import mark_stale_runs_crashed
+from flywheel.llm.checkpoints import is_checkpoint
+from flywheel.llm.trainers import remove_staging_dirs
 from flywheel.logs import step_logger
+from flywheel.pool.eval_set import ensure_eval_split
+from flywheel.pool.ingest import add_prompt_records
 from flywheel.preflight import check_before_run
-from flywheel.tasks.models import is_checkpoint
 from flywheel.tasks.promote import register_base_model
-from flywheel.tasks.prompts import add_prompt_records, ensure_eval_split
-from flywheel.tasks.train import remove_staging_dirs
 from flywheel.warehouse.store import connect_warehouse
 
 SANDBOX_SOURCE = "sandbox"

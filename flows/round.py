@@ -16,11 +16,11 @@ from flywheel.config import Config
 from flywheel.flows.progress import StepProgress
 from flywheel.flows.report import publish_round_report
 from flywheel.tasks.answer import AnswerReport, answer_prompts
+from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
 from flywheel.tasks.judge import JudgeReport, judge_battles, train_battle_pairs
 from flywheel.tasks.mine import MiningReport, mine_round
 from flywheel.tasks.promote import ModelVersion, PromotionDecision, current_champion, decide_round
-from flywheel.tasks.prompts import draw_round_slice
 from flywheel.tasks.train import StageResult, run_training_stage
 from flywheel.warehouse.store import connect_warehouse, insert_new, now_utc
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from flywheel.config import Config, ConfigError, EndpointConfig
 from flywheel.warehouse.store import warehouse_path_problem
 
-# What tasks/models.py loads from a checkpoint (its CHECKPOINT_FILES; that module imports torch).
+# What llm/checkpoints.py loads from a checkpoint (its CHECKPOINT_FILES; that module imports torch).
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
 
 

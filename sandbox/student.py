@@ -35,10 +35,7 @@ from pathlib import Path
 
 from flywheel.config import Config, StageTrainingConfig
 from flywheel.evaluators.skills import check_answer, render_answer
-from flywheel.sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
-from flywheel.tasks.models import (
-    build_tiny_llama,
-    build_tokenizer,
+from flywheel.llm.checkpoints import (
     generate_answers,
     is_checkpoint,
     load_checkpoint,
@@ -46,6 +43,8 @@ from flywheel.tasks.models import (
     publish_checkpoint,
     save_checkpoint,
 )
+from flywheel.sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
+from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
 STUDENT_TRAIN_SEED_OFFSET = 1_000_000
 STUDENT_HELDOUT_SEED_OFFSET = 2_000_000
@@ -184,7 +183,7 @@ def _train_student(
     config: Config, recipe: StudentRecipe, train: Sequence[SkillTask], path: Path, force: bool
 ) -> None:
     """Tokenizer, random tiny Llama, SFT on the noisy corpus; published to `path` when done."""
-    from flywheel.tasks.train import train_sft
+    from flywheel.llm.trainers import train_sft
 
     seed = config.student.seed
     texts = tokenizer_corpus(train[: recipe.n_tokenizer_tasks], seed)

@@ -272,7 +272,7 @@ def answer_locally(
     Decoding follows `config.student` (greedy or sampled, max_new_tokens, batch_size, device).
     Chunks of `8 * batch_size` prompts bound what a crash can lose.
     """
-    from flywheel.tasks.models import generate_answers  # torch and transformers only when needed
+    from flywheel.llm.checkpoints import generate_answers
 
     student = config.student
     missing, n_existing = _missing_prompts(config, prompt_ids, model_id, sample_idx)

@@ -24,9 +24,9 @@ from flywheel.evaluators.abtest import (
 )
 from flywheel.evaluators.ratings import Rating, aggregate_battles, bootstrap_ratings
 from flywheel.evaluators.skills import check_answer
+from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_locally
 from flywheel.tasks.judge import judge_battles
-from flywheel.tasks.prompts import eval_prompt_ids
 from flywheel.warehouse.store import connect_warehouse, insert_new, read_query
 
 log = logging.getLogger(__name__)

@@ -41,8 +41,9 @@ ROUND_METRICS_COLUMNS = {
 def smoke_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny student checkpoint (these tests check the round, not learning)."""
     from flywheel.evaluators.skills import render_answer
+    from flywheel.llm.checkpoints import save_checkpoint
     from flywheel.sandbox.skills import generate_tasks
-    from flywheel.tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
+    from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
     tasks = generate_tasks(300, seed=5)
     tokenizer = build_tokenizer(

@@ -108,7 +108,7 @@ def test_a_student_folder_without_weights_is_no_checkpoint(tmp_path: Path) -> No
 
 
 def test_checkpoint_files_are_the_ones_the_models_module_loads() -> None:
-    from flywheel.tasks.models import CHECKPOINT_FILES as LOADED_FILES
+    from flywheel.llm.checkpoints import CHECKPOINT_FILES as LOADED_FILES
 
     assert CHECKPOINT_FILES == LOADED_FILES
 

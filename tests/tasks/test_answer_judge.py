@@ -266,7 +266,8 @@ def test_planted_api_key_never_reaches_warehouse_or_logs(tmp_path, monkeypatch, 
 
 @pytest.fixture(scope="module")
 def tiny_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flywheel.tasks.models import build_tiny_llama, build_tokenizer, save_checkpoint
+    from flywheel.llm.checkpoints import save_checkpoint
+    from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
     texts = [t.prompt for t in generate_tasks(200, seed=3)]
     tokenizer = build_tokenizer(texts, vocab_size=300)

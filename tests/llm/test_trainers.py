@@ -1,4 +1,4 @@
-"""Each training stage runs a few steps on a tiny model: loss logged, weights changed, checkpoint loads."""
+"""Each stage of llm/trainers.py runs a few steps on a tiny model: loss logged, weights changed."""
 
 from __future__ import annotations
 
@@ -10,13 +10,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from flywheel.config import StageTrainingConfig
-from flywheel.tasks.models import (
-    build_tiny_llama,
-    build_tokenizer,
-    generate_answers,
-    save_checkpoint,
-)
-from flywheel.tasks.train import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.llm.checkpoints import generate_answers, save_checkpoint
+from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
 CFG = StageTrainingConfig(learning_rate=1e-3, max_steps=3, batch_size=4, max_length=64)
 RL_CFG = StageTrainingConfig(

@@ -1,11 +1,8 @@
-"""Pure helpers of the prompt pool: normalisation, prompt ids, word shingles, MinHash and LSH.
+"""Pure helpers of the prompt pool: word shingles, MinHash and LSH (normalisation: normalise.py).
 
 No I/O here. Everything works on whole batches with numpy so that a million prompts take
 seconds, not minutes:
 
-- `normalise_text` / `prompt_id_of`: the exact-duplicate key (NFC, stripped, whitespace
-  collapsed; case is kept: "Count the R's" and "count the r's" are different prompts for a
-  model, and they are caught as near-duplicates anyway).
 - `tokenize`: lower-cased runs of letters and digits (3.14, 1,000 and don't stay one word) and
   single symbols (+ - * / = < > ...); other punctuation is dropped; hashed to 64 bits.
 - `ngram_hashes`: hashes of every run of n consecutive words (word shingles, and the long
@@ -22,12 +19,9 @@ of the two shingle sets (`jaccard`).
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 import numpy as np
 import pandas as pd
@@ -37,42 +31,6 @@ import pandas as pd
 _WORD = re.compile(r"[^\W_]+(?:['.,][^\W_]+)*|[^\w\s.,;:!?'\"`()\[\]{}]")
 _SEED = 20240917  # fixed: hashes are recomputed in every process, never stored
 _MASK32 = np.uint64(0xFFFFFFFF)
-
-
-def clean_content(text: str) -> str:
-    """The text as stored: Unicode NFC, stripped; inner layout (newlines, indentation) kept."""
-    return unicodedata.normalize("NFC", text).strip()
-
-
-def normalise_text(text: str) -> str:
-    """The exact-duplicate form: NFC, stripped, every whitespace run collapsed to one space."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def messages_json(messages: Sequence[dict[str, str]]) -> str:
-    """Compact JSON of {role, content} turns; the same text as `json.dumps(messages,
-    ensure_ascii=False, separators=(",", ":"))`, built faster from the C string encoder."""
-    turns = (
-        '{"role":'
-        + encode_basestring(m["role"])
-        + ',"content":'
-        + encode_basestring(m["content"])
-        + "}"
-        for m in messages
-    )
-    return "[" + ",".join(turns) + "]"
-
-
-def prompt_id_of(messages: Sequence[dict[str, str]]) -> str:
-    """sha256 (hex) of the compact JSON of the normalised messages (role and normalised content
-    of each turn, in order)."""
-    canonical = [{"role": m["role"], "content": normalise_text(m["content"])} for m in messages]
-    return hashlib.sha256(messages_json(canonical).encode("utf-8")).hexdigest()
-
-
-def dedup_text(messages: Sequence[dict[str, str]]) -> str:
-    """The text compared for near-duplicates and contamination: every turn's content."""
-    return "\n".join(m["content"] for m in messages)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The prompt pool on literal files: dedup, decontamination, malformed input, eval split, slices."""
+"""The prompt pool on literal files: dedup, decontamination, malformed input, the eval split."""
 
 from __future__ import annotations
 
@@ -12,30 +12,26 @@ import pytest
 
 from flywheel.config import Config
 from flywheel.errors import InputError
-from flywheel.tasks import prompts as prompts_module
-from flywheel.tasks.dedup import (
+from flywheel.pool import ingest as ingest_module
+from flywheel.pool.dedup import (
     BandIndex,
     choose_bands,
     featurize,
     jaccard,
     lsh_params,
-    messages_json,
-    normalise_text,
-    prompt_id_of,
     self_candidates,
     shingle_sets,
 )
-from flywheel.tasks.prompts import (
-    NoValidRecordError,
+from flywheel.pool.eval_set import (
     PoolExhaustedError,
-    PromptFileError,
-    add_prompt_file,
-    add_prompt_records,
-    draw_round_slice,
     ensure_eval_split,
     eval_prompt_ids,
     prompt_stats,
 )
+from flywheel.pool.ingest import add_prompt_file, add_prompt_records
+from flywheel.pool.normalise import messages_json, normalise_text, prompt_id_of
+from flywheel.pool.records import PromptFileError
+from flywheel.pool.report import NoValidRecordError
 from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
 
@@ -380,7 +376,7 @@ def test_in_memory_records_take_the_same_path_and_are_idempotent(smoke_config):
 def test_an_interrupted_ingest_resumes_without_losing_or_doubling(tmp_path, monkeypatch):
     config = load_config_in(tmp_path, prompts={"batch_size": 2})
     path = write_jsonl(tmp_path / "five.jsonl", [{"prompt": story(i)} for i in range(5)])
-    real_write = prompts_module._Ingest._write
+    real_write = ingest_module._Ingest._write
     calls = {"n": 0}
 
     def failing_write(self, *args):
@@ -389,10 +385,10 @@ def test_an_interrupted_ingest_resumes_without_losing_or_doubling(tmp_path, monk
             raise RuntimeError("disk full")
         return real_write(self, *args)
 
-    monkeypatch.setattr(prompts_module._Ingest, "_write", failing_write)
+    monkeypatch.setattr(ingest_module._Ingest, "_write", failing_write)
     with pytest.raises(RuntimeError, match="disk full"):
         add_prompt_file(config, path)
-    monkeypatch.setattr(prompts_module._Ingest, "_write", real_write)
+    monkeypatch.setattr(ingest_module._Ingest, "_write", real_write)
     report = add_prompt_file(config, path)
     assert counts(report) == (3, 0, 0, 0, 0, 2)
     assert rows(config, "select count(*), count(distinct prompt_id) from prompts") == [(5, 5)]
@@ -472,30 +468,6 @@ def test_drawing_the_eval_set_decontaminates_the_pool(tmp_path):
     statuses = rows(config, "select split, status, contaminated_by from prompts order by split")
     eval_id = eval_prompt_ids(config)[0]
     assert statuses == [("eval", "active", None), ("pool", "contaminated", eval_id)]
-
-
-def test_slices_are_disjoint_idempotent_and_never_eval(tmp_path):
-    config = load_config_in(tmp_path, prompts={"eval_size": 4, "slice_size": 5})
-    fill_pool(config, {"a": 10, "b": 10})
-    first = draw_round_slice(config, 1)
-    second = draw_round_slice(config, 2)
-    assert len(first) == len(second) == 5
-    assert not set(first) & set(second)
-    assert not (set(first) | set(second)) & set(eval_prompt_ids(config))
-    assert draw_round_slice(config, 1) == first
-    assert rows(config, "select count(*) from prompts where slice_id = 1")[0][0] == 5
-
-
-def test_an_exhausted_pool_refuses_the_round_and_says_how_many_are_missing(tmp_path):
-    config = load_config_in(tmp_path, prompts={"eval_size": 4, "slice_size": 5})
-    fill_pool(config, {"a": 12})
-    draw_round_slice(config, 1)
-    with pytest.raises(PoolExhaustedError) as error:
-        draw_round_slice(config, 2)
-    message = str(error.value)
-    assert "round 2 needs 5 fresh prompts" in message and "only 3 unused" in message
-    assert "2 missing" in message and "flywheel prompts add FILE" in message
-    assert rows(config, "select count(*) from prompts where slice_id = 2")[0][0] == 0
 
 
 def test_an_eval_draw_from_a_too_small_pool_is_refused(tmp_path):

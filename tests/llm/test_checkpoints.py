@@ -1,4 +1,4 @@
-"""Local models: tokenizer with chat template, tiny Llama, atomic checkpoints, batched generation."""
+"""llm/checkpoints.py on the tiny model of sandbox/tiny_model.py: chat template, saves, generation."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from flywheel.tasks.models import (
+from flywheel.llm.checkpoints import (
     GeneratedAnswer,
-    build_tiny_llama,
-    build_tokenizer,
     generate_answers,
     is_checkpoint,
     load_checkpoint,
@@ -19,6 +17,7 @@ from flywheel.tasks.models import (
     pick_device,
     save_checkpoint,
 )
+from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
 TEXTS = [f"What is {a} plus {b}? Answer: {a + b}" for a in range(30) for b in range(10)] + [
     "Reverse the word 'banana'. Answer: ananab",

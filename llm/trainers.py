@@ -1,0 +1,412 @@
+"""The pure training stages on TRL's trainers: SFT, DPO, and reward model + RL (GRPO).
+
+The stage functions (`train_sft`, `train_dpo`, `train_rm_rl`) are pure: they take rows and a
+base checkpoint and return a `TrainResult`, touching no warehouse; `run_training_stage` at the
+of tasks/train.py wires them to the round (mined rows in; training run and candidate recorded). Each stage
+trains in a scratch directory and writes its output checkpoint with `save_checkpoint`, which
+renames it into place only when complete, so a stage that raises leaves nothing at `out_path`.
+
+Our knobs are `StageTrainingConfig`; everything else is TRL's defaults, except what a small
+CPU run needs: no gradient checkpointing, no intermediate saves, a log line every step, fp32
+on CPU and bf16 on a GPU. Trainer imports sit inside the functions (importing TRL costs ~4 s).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from flywheel.config import Config, StageTrainingConfig
+from flywheel.llm.checkpoints import save_checkpoint, use_cpu_threads
+
+RM_SUFFIX = "-rm"
+SCRATCH_DIR = ".scratch"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training stage produced.
+
+    `hyperparams` are the settings used (for `training_runs.hyperparams`); `metrics` holds
+    stage-specific figures such as the reward model's loss and the RL reward.
+    """
+
+    output_path: Path
+    n_examples: int
+    first_loss: float | None
+    last_loss: float | None
+    wall_s: float
+    hyperparams: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def scratch_directory(out_path: str | Path, kind: str) -> tempfile.TemporaryDirectory:
+    """TRL's scratch directory, under `<output_dir>/.scratch` so a killed run's leftovers are
+    found and removed by `remove_staging_dirs` (the system temp dir is shared by everyone)."""
+    root = Path(out_path).parent / SCRATCH_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=f"flywheel-{kind}-", dir=root)
+
+
+def remove_staging_dirs(config: Config) -> list[Path]:
+    """Delete what killed runs left in `training.output_dir`: hidden staging copies of
+    checkpoints being published (`.<name>.tmp-*`, `.<name>.old-*`) and TRL scratch dirs.
+
+    Call it only while holding the warehouse's run lock (no other run is writing there).
+    """
+    output_dir = Path(config.training.output_dir)
+    if not output_dir.is_dir():
+        return []
+    leftovers = [
+        path
+        for pattern in (".*.tmp-*", ".*.old-*", SCRATCH_DIR)
+        for path in output_dir.glob(pattern)
+        if path.is_dir()
+    ]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
+
+
+def reward_model_path(out_path: str | Path) -> Path:
+    """Where `train_rm_rl` writes the reward model of the policy written to `out_path`."""
+    out = Path(out_path)
+    return out.with_name(out.name + RM_SUFFIX)
+
+
+def _device_args() -> dict[str, Any]:
+    """fp32 on CPU (TRL's bf16 default fails there, threads set by load); bf16 on a capable GPU."""
+    on_gpu = torch.cuda.is_available()
+    if not on_gpu:
+        use_cpu_threads()
+    bf16 = on_gpu and torch.cuda.is_bf16_supported()
+    return {"use_cpu": not on_gpu, "bf16": bf16, "fp16": False}
+
+
+def _common_args(cfg: StageTrainingConfig, seed: int, scratch_dir: str) -> dict[str, Any]:
+    """TrainingArguments shared by every stage."""
+    return {
+        "output_dir": scratch_dir,
+        "learning_rate": cfg.learning_rate,
+        "num_train_epochs": cfg.num_train_epochs,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": 1,
+        "seed": seed,
+        "data_seed": seed,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "activation_checkpointing": False,
+        "dataloader_num_workers": 0,
+        **_device_args(),
+    }
+
+
+def _dpo_loss_args(cfg: StageTrainingConfig) -> dict[str, Any]:
+    """Plain DPO (sigmoid loss), or DPO plus the chosen answers' NLL when chosen_nll_weight > 0."""
+    if cfg.chosen_nll_weight == 0:
+        return {"loss_type": ["sigmoid"]}
+    return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.chosen_nll_weight]}
+
+
+@contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """Silence datasets/transformers progress bars while a stage runs (logs stay in log_history)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets_was_on = datasets.is_progress_bar_enabled()
+    hf_was_on = hf_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if datasets_was_on:
+            datasets.enable_progress_bars()
+        if hf_was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _run(trainer: Any) -> None:
+    """Train without echoing every log line to stdout (TRL's PrinterCallback).
+
+    Raises when no optimizer step ran (e.g. fewer examples than one batch needs), so an
+    untrained copy of the base is never published as a candidate.
+    """
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    if trainer.state.global_step == 0:
+        raise RuntimeError(
+            f"{type(trainer).__name__} ran no optimizer step: the dataset gave no full batch "
+            f"(batch size {trainer.args.per_device_train_batch_size}); give more examples"
+        )
+
+
+def _hyperparams(cfg: StageTrainingConfig, seed: int, **extra: Any) -> dict[str, Any]:
+    return {
+        **cfg.model_dump(),
+        "seed": seed,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        **extra,
+    }
+
+
+def _log_values(log_history: list[dict[str, Any]], key: str) -> list[float]:
+    """Per-step values of `key` in a trainer's log history (the final summary line excluded)."""
+    return [
+        float(entry[key]) for entry in log_history if key in entry and "train_runtime" not in entry
+    ]
+
+
+def _preference_dataset(rows: list[dict[str, Any]]) -> Any:
+    """TRL's conversational prompt/chosen/rejected dataset (DPO and reward model)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+    )
+
+
+def _first_last(values: list[float]) -> tuple[float | None, float | None]:
+    return (values[0], values[-1]) if values else (None, None)
+
+
+def _require_rows(rows: list[Any], stage: str) -> None:
+    if not rows:
+        raise ValueError(
+            f"{stage}: no training examples were given; the caller should skip the stage"
+        )
+
+
+def _load_tokenizer(base_path: str | Path) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+@_quiet_progress_bars()
+def train_sft(
+    base_path: str | Path,
+    rows: list[dict[str, Any]],
+    out_path: str | Path,
+    cfg: StageTrainingConfig,
+    seed: int,
+    warmup_ratio: float = 0.0,
+) -> TrainResult:
+    """Supervised fine-tuning on conversational rows `{"messages": [...]}` (loss on assistant turns).
+
+    `warmup_ratio` is the share of steps with a linear learning-rate warmup (0 for fine-tuning;
+    the sandbox student, trained from scratch, uses some).
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    _require_rows(rows, "sft")
+    started = time.perf_counter()
+    tokenizer = _load_tokenizer(base_path)
+    dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
+    with scratch_directory(out_path, "sft") as scratch:
+        args = SFTConfig(
+            **_common_args(cfg, seed, scratch),
+            max_length=cfg.max_length,
+            assistant_only_loss=True,
+            packing=False,
+            warmup_steps=warmup_ratio,
+        )
+        trainer = SFTTrainer(
+            model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
+        )
+        _run(trainer)
+        output = save_checkpoint(trainer.model, tokenizer, out_path)
+        losses = _log_values(trainer.state.log_history, "loss")
+    first, last = _first_last(losses)
+    return TrainResult(
+        output_path=output,
+        n_examples=len(rows),
+        first_loss=first,
+        last_loss=last,
+        wall_s=time.perf_counter() - started,
+        hyperparams=_hyperparams(
+            cfg, seed, stage="sft", assistant_only_loss=True, warmup_ratio=warmup_ratio
+        ),
+        metrics={"n_steps": trainer.state.global_step},
+    )
+
+
+@_quiet_progress_bars()
+def train_dpo(
+    base_path: str | Path,
+    rows: list[dict[str, Any]],
+    out_path: str | Path,
+    cfg: StageTrainingConfig,
+    seed: int,
+) -> TrainResult:
+    """DPO on `{"prompt": [...], "chosen": [...], "rejected": [...]}`, the base as reference model."""
+    from trl import DPOConfig, DPOTrainer
+
+    _require_rows(rows, "dpo")
+    started = time.perf_counter()
+    tokenizer = _load_tokenizer(base_path)
+    dataset = _preference_dataset(rows)
+    with scratch_directory(out_path, "dpo") as scratch:
+        args = DPOConfig(
+            **_common_args(cfg, seed, scratch),
+            max_length=cfg.max_length,
+            beta=cfg.beta,
+            **_dpo_loss_args(cfg),
+        )
+        # With no ref_model, TRL loads a frozen copy of the base checkpoint as the reference.
+        trainer = DPOTrainer(
+            model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
+        )
+        _run(trainer)
+        output = save_checkpoint(trainer.model, tokenizer, out_path)
+        history = trainer.state.log_history
+    first, last = _first_last(_log_values(history, "loss"))
+    margins = _log_values(history, "rewards/margins")
+    accuracies = _log_values(history, "rewards/accuracies")
+    return TrainResult(
+        output_path=output,
+        n_examples=len(rows),
+        first_loss=first,
+        last_loss=last,
+        wall_s=time.perf_counter() - started,
+        hyperparams=_hyperparams(cfg, seed, stage="dpo"),
+        metrics={
+            "n_steps": trainer.state.global_step,
+            "last_reward_margin": margins[-1] if margins else None,
+            "last_reward_accuracy": accuracies[-1] if accuracies else None,
+        },
+    )
+
+
+@_quiet_progress_bars()
+def train_reward_model(
+    base_path: str | Path,
+    rows: list[dict[str, Any]],
+    out_path: str | Path,
+    cfg: StageTrainingConfig,
+    seed: int,
+) -> TrainResult:
+    """A scalar reward model (sequence classifier, one label) initialised from `base_path`."""
+    from trl import RewardConfig, RewardTrainer
+
+    _require_rows(rows, "rm")
+    started = time.perf_counter()
+    tokenizer = _load_tokenizer(base_path)
+    dataset = _preference_dataset(rows)
+    with scratch_directory(out_path, "rm") as scratch:
+        args = RewardConfig(**_common_args(cfg, seed, scratch), max_length=cfg.max_length)
+        trainer = RewardTrainer(
+            model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
+        )
+        _run(trainer)
+        output = save_checkpoint(trainer.model, tokenizer, out_path, overwrite=True)
+        history = trainer.state.log_history
+    first, last = _first_last(_log_values(history, "loss"))
+    accuracies = _log_values(history, "accuracy")
+    return TrainResult(
+        output_path=output,
+        n_examples=len(rows),
+        first_loss=first,
+        last_loss=last,
+        wall_s=time.perf_counter() - started,
+        hyperparams=_hyperparams(cfg, seed, stage="rm"),
+        metrics={
+            "n_steps": trainer.state.global_step,
+            "last_accuracy": accuracies[-1] if accuracies else None,
+        },
+    )
+
+
+@_quiet_progress_bars()
+def train_rm_rl(
+    base_path: str | Path,
+    rm_rows: list[dict[str, Any]],
+    prompts: list[list[dict[str, str]]],
+    out_path: str | Path,
+    rm_cfg: StageTrainingConfig,
+    rl_cfg: StageTrainingConfig,
+    seed: int,
+    max_completion_tokens: int = 48,
+) -> TrainResult:
+    """Train a reward model on `rm_rows`, then optimise the base with GRPO against it.
+
+    The reward model is written to `reward_model_path(out_path)` (`<out_path>-rm`); GRPO keeps a
+    KL penalty `rl_cfg.beta` to the base (champion). `first_loss`/`last_loss` are GRPO's; the
+    reward model's loss and accuracy and the RL reward are in `metrics`. If RL fails, the
+    reward model written by this call is removed as well.
+    """
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    _require_rows(prompts, "rl")
+    started = time.perf_counter()
+    rm_path = reward_model_path(out_path)
+    rm_result = train_reward_model(base_path, rm_rows, rm_path, rm_cfg, seed)
+    try:
+        tokenizer = _load_tokenizer(base_path)
+        dataset = Dataset.from_list([{"prompt": p} for p in prompts])
+        with scratch_directory(out_path, "rl") as scratch:
+            args = GRPOConfig(
+                **_common_args(rl_cfg, seed, scratch),
+                beta=rl_cfg.beta,
+                num_generations=rl_cfg.num_generations,
+                max_completion_length=max_completion_tokens,
+            )
+            trainer = GRPOTrainer(
+                model=str(base_path),
+                reward_funcs=str(rm_path),
+                args=args,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+            )
+            _run(trainer)
+            output = save_checkpoint(trainer.model, tokenizer, out_path)
+            history = trainer.state.log_history
+    except BaseException:
+        shutil.rmtree(rm_path, ignore_errors=True)
+        raise
+    first, last = _first_last(_log_values(history, "loss"))
+    rewards = _log_values(history, "reward")
+    kls = _log_values(history, "kl")
+    return TrainResult(
+        output_path=output,
+        n_examples=len(prompts),
+        first_loss=first,
+        last_loss=last,
+        wall_s=time.perf_counter() - started,
+        hyperparams={
+            **_hyperparams(
+                rl_cfg, seed, stage="rm+rl", max_completion_tokens=max_completion_tokens
+            ),
+            "rm": rm_result.hyperparams,
+        },
+        metrics={
+            "n_steps": trainer.state.global_step,
+            "reward_model_path": str(rm_path),
+            "rm_n_examples": rm_result.n_examples,
+            "rm_first_loss": rm_result.first_loss,
+            "rm_last_loss": rm_result.last_loss,
+            "rm_last_accuracy": rm_result.metrics.get("last_accuracy"),
+            "rm_wall_s": rm_result.wall_s,
+            "rl_first_reward": rewards[0] if rewards else None,
+            "rl_last_reward": rewards[-1] if rewards else None,
+            "rl_last_kl": kls[-1] if kls else None,
+        },
+    )

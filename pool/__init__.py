@@ -1,0 +1,1 @@
+"""The prompt pool: file readers, normalisation, the dedup index, decontamination, ingest."""
