@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from flywheel.config import Config, load_config
 from flywheel.errors import describe_failure
 from flywheel.flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
-from flywheel.flows.round import RoundResult, arena_round, mark_round_unfinished
+from flywheel.flows.round import RoundResult, arena_round
 from flywheel.flows.run_lock import hold_run_lock
 from flywheel.flows.signals import interrupt_signal
 from flywheel.flows.stale_runs import mark_stale_runs_crashed
@@ -28,8 +28,8 @@ from flywheel.logs import step_logger
 from flywheel.pool.eval_set import ensure_eval_split
 from flywheel.pool.ingest import add_prompt_records
 from flywheel.preflight import check_before_run
-from flywheel.tasks.promote import register_base_model
-from flywheel.warehouse.store import connect_warehouse
+from flywheel.warehouse.lifecycle import mark_round_unfinished, register_base_model, round_statuses
+from flywheel.warehouse.store import connect_warehouse, read_query
 
 SANDBOX_SOURCE = "sandbox"
 SANDBOX_POOL_SEED_OFFSET = 7919  # keeps the pool's tasks apart from the student's seed tasks
@@ -42,8 +42,7 @@ def stage_of(config: Config, round_id: int) -> str:
 
 def planned_rounds(config: Config, target_rounds: int | None, one_more: bool) -> list[int]:
     """Round ids to run: an unfinished round first, then new ones up to the target total."""
-    with connect_warehouse(config.warehouse) as con:
-        rows = con.execute("select round_id, status from rounds order by round_id").fetchall()
+    rows = round_statuses(config.warehouse)
     unfinished = [rid for rid, status in rows if status != "done"]
     last_id = rows[-1][0] if rows else 0
     if one_more:
@@ -71,7 +70,7 @@ def prepare(config: Config) -> None:
         log.info(
             "built the round-0 student: held-out accuracy %.1f%%", 100 * built.heldout_accuracy
         )
-    register_base_model(config, str(student_path))
+    register_base_model(config.warehouse, str(student_path))
     if config.prompts.sandbox_pool_size:
         fill_sandbox_pool(config)
     ensure_eval_split(config)
@@ -82,9 +81,8 @@ def fill_sandbox_pool(config: Config) -> None:
     from flywheel.sandbox.skills import generate_tasks
 
     with connect_warehouse(config.warehouse) as con:
-        n_sandbox = con.execute(
-            "select count(*) from prompts where source = ?", [SANDBOX_SOURCE]
-        ).fetchone()[0]
+        query = read_query("prompts_count_of_source")
+        n_sandbox = con.execute(query, [SANDBOX_SOURCE]).fetchone()[0]
     if n_sandbox:
         return
     seed = config.prompts.seed + SANDBOX_POOL_SEED_OFFSET
@@ -144,7 +142,13 @@ def run_round(config: Config, round_id: int, sandbox_url: str | None) -> RoundRe
             if signum is None
             else ("interrupted", f"interrupted by {signal.Signals(signum).name}")
         )
-        mark_round_unfinished(config, round_id, status, cause, time.monotonic() - started)
+        mark_round_unfinished(
+            config.warehouse,
+            round_id,
+            status=status,
+            cause=cause,
+            attempt_wall_s=time.monotonic() - started,
+        )
         raise
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from prefect import flow
 
 from flywheel.config import Config
-from flywheel.flows.round import answer, draw_prompts, judge, mine, recorded_champion
+from flywheel.flows.round import answer, draw_prompts, judge, mine
+from flywheel.warehouse.lifecycle import recorded_champion, round_stage
 from flywheel.warehouse.store import connect_warehouse, read_query
 
 
@@ -39,14 +40,9 @@ def failed_calls_of_round(config: Config, round_id: int) -> FailedCalls:
 @flow(name="retry-round", flow_run_name="retry-round-{round_id}", log_prints=False)
 def retry_round_calls(config: Config, round_id: int, sandbox_url: str | None = None) -> None:
     """Answer, judge and mine a finished round again, with the champion it battled."""
-    champion = recorded_champion(config, round_id)
-    stage = round_stage(config, round_id)
+    champion = recorded_champion(config.warehouse, round_id)
+    stage = round_stage(config.warehouse, round_id)
     prompt_ids = draw_prompts(config, round_id)
     answer(config, round_id, prompt_ids, champion, sandbox_url)
     judge(config, round_id, prompt_ids, champion, sandbox_url)
     mine(config, round_id, stage)
-
-
-def round_stage(config: Config, round_id: int) -> str:
-    with connect_warehouse(config.warehouse) as con:
-        return con.execute("select stage from rounds where round_id = ?", [round_id]).fetchone()[0]

@@ -20,9 +20,17 @@ from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
 from flywheel.tasks.judge import JudgeReport, judge_battles, train_battle_pairs
 from flywheel.tasks.mine import MiningReport, mine_round
-from flywheel.tasks.promote import ModelVersion, PromotionDecision, current_champion, decide_round
+from flywheel.tasks.promote import PromotionDecision, decide_round
 from flywheel.tasks.train import StageResult, run_training_stage
-from flywheel.warehouse.store import connect_warehouse, insert_new, now_utc
+from flywheel.warehouse.lifecycle import (
+    ModelVersion,
+    add_round_time,
+    current_champion,
+    mark_round_done,
+    record_round_start,
+    recorded_champion,
+)
+from flywheel.warehouse.store import now_utc
 
 
 @dataclass(frozen=True)
@@ -144,18 +152,18 @@ def promote(
         return decide_round(
             config,
             round_id,
-            champion.version_id,
-            None,
-            False,
-            f"stage {trained.status}: {trained.reason}; champion kept",
+            champion=champion.version_id,
+            candidate=None,
+            promote=False,
+            reason=f"stage {trained.status}: {trained.reason}; champion kept",
         )
     return decide_round(
         config,
         round_id,
-        champion.version_id,
-        trained.candidate,
-        evaluation.decision.promote,
-        evaluation.decision.reason,
+        champion=champion.version_id,
+        candidate=trained.candidate,
+        promote=evaluation.decision.promote,
+        reason=evaluation.decision.reason,
     )
 
 
@@ -189,9 +197,9 @@ def arena_round(
     trained = train(config, round_id, stage, champion)
     evaluation = evaluate(config, round_id, trained, champion, sandbox_url)
     decision = promote(config, round_id, champion, trained, evaluation)
-    wall_s = add_round_time(config, round_id, time.monotonic() - started)
+    wall_s = add_round_time(config.warehouse, round_id, time.monotonic() - started)
     report(config, round_id)
-    mark_round_done(config, round_id)
+    mark_round_done(config.warehouse, round_id)
     return RoundResult(round_id, stage, champion.version_id, decision, wall_s)
 
 
@@ -200,7 +208,7 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
 
     On a resumed round the champion is the one recorded when it first started.
     """
-    champion = current_champion(config)
+    champion = current_champion(config.warehouse)
     row = {
         "round_id": round_id,
         "stage": stage,
@@ -210,50 +218,5 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
         "config_hash": config.fingerprint(),
         "started_at": now_utc(),
     }
-    with connect_warehouse(config.warehouse) as con:
-        insert_new(con, "rounds", [row], ["round_id"])
-        con.execute(
-            "update rounds set status = 'running', error = null where round_id = ?", [round_id]
-        )
-    return recorded_champion(config, round_id)
-
-
-def recorded_champion(config: Config, round_id: int) -> ModelVersion:
-    """The champion the round battled with, as recorded when it first started."""
-    with connect_warehouse(config.warehouse) as con:
-        recorded = con.execute(
-            "select m.version_id, m.checkpoint_path, m.status from rounds r "
-            "join model_versions m on m.version_id = r.champion_before where r.round_id = ?",
-            [round_id],
-        ).fetchone()
-    return ModelVersion(*recorded)
-
-
-def add_round_time(config: Config, round_id: int, attempt_wall_s: float) -> float:
-    """Add this attempt's time to any earlier attempt's; return the round's total."""
-    with connect_warehouse(config.warehouse) as con:
-        return con.execute(
-            "update rounds set wall_s = coalesce(wall_s, 0) + ? where round_id = ? returning wall_s",
-            [attempt_wall_s, round_id],
-        ).fetchone()[0]
-
-
-def mark_round_done(config: Config, round_id: int) -> None:
-    """The last act of a round, after its report is published: a rerun skips it from now on."""
-    with connect_warehouse(config.warehouse) as con:
-        con.execute(
-            "update rounds set status = 'done', error = null, finished_at = ? where round_id = ?",
-            [now_utc(), round_id],
-        )
-
-
-def mark_round_unfinished(
-    config: Config, round_id: int, status: str, cause: str, attempt_wall_s: float
-) -> None:
-    """`failed` (with the error) or `interrupted` (with the signal): a rerun resumes it."""
-    with connect_warehouse(config.warehouse) as con:
-        con.execute(
-            "update rounds set status = ?, error = ?, wall_s = coalesce(wall_s, 0) + ? "
-            "where round_id = ?",
-            [status, cause[:2000], attempt_wall_s, round_id],
-        )
+    record_round_start(config.warehouse, row)
+    return recorded_champion(config.warehouse, round_id)

@@ -11,11 +11,11 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from flywheel.config import Config, StageTrainingConfig
 from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
-from flywheel.warehouse.store import connect_warehouse, insert_new, transaction
+from flywheel.warehouse.lifecycle import ModelVersion, record_training, recorded_training
+from flywheel.warehouse.store import connect_warehouse, read_query
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,14 @@ def _stage_config(config: Config, stage: str) -> StageTrainingConfig:
 
 def _recorded_stage(config: Config, round_id: int) -> StageResult | None:
     """The stage's outcome if this round already recorded one (a resumed round trains once)."""
-    with connect_warehouse(config.warehouse) as con:
-        row = con.execute(
-            "select t.status, t.output_version, m.checkpoint_path, t.reason, t.n_examples "
-            "from training_runs t left join model_versions m on m.version_id = t.output_version "
-            "where t.round_id = ? and t.status in ('done', 'skipped')",
-            [round_id],
-        ).fetchone()
+    row = recorded_training(config.warehouse, round_id)
     return StageResult(*row) if row else None
 
 
 def _slice_prompts(config: Config, round_id: int) -> list[list[dict[str, str]]]:
     """The round's prompts as conversations, for the RL stage."""
     with connect_warehouse(config.warehouse) as con:
-        rows = con.execute(
-            "select messages from prompts where slice_id = ? and split = 'pool' and status = 'active' "
-            "order by prompt_id",
-            [round_id],
-        ).fetchall()
+        rows = con.execute(read_query("prompts_slice_messages"), [round_id]).fetchall()
     return [json.loads(messages) for (messages,) in rows]
 
 
@@ -82,20 +72,13 @@ def _train(
     )
 
 
-def _record(config: Config, run: dict, version: dict | None) -> None:
-    with connect_warehouse(config.warehouse) as con:
-        with transaction(con):
-            insert_new(con, "training_runs", [run], ["run_id"])
-            if version is not None:
-                insert_new(con, "model_versions", [version], ["version_id"])
-
-
-def run_training_stage(config: Config, round_id: int, stage: str, champion: Any) -> StageResult:
+def run_training_stage(
+    config: Config, round_id: int, stage: str, champion: ModelVersion
+) -> StageResult:
     """Train the round's candidate from the champion on the mined rows, and record it.
 
     Fewer rows than the stage's `min_examples` skips the stage; an exception leaves the
-    champion and the warehouse as they were, with the error recorded. `champion` has
-    `version_id` and `checkpoint_path`.
+    champion and the warehouse as they were, with the error recorded.
     """
     recorded = _recorded_stage(config, round_id)
     if recorded is not None:
@@ -114,7 +97,7 @@ def run_training_stage(config: Config, round_id: int, stage: str, champion: Any)
     min_examples = _stage_config(config, stage).min_examples
     if len(rows) < min_examples:
         reason = f"{len(rows)} mined examples, fewer than the {min_examples} training.{stage.split('+')[0]}.min_examples"
-        _record(config, {**run, "status": "skipped", "reason": reason}, None)
+        record_training(config.warehouse, {**run, "status": "skipped", "reason": reason}, None)
         return StageResult("skipped", None, None, reason, len(rows))
     out_path = Path(config.training.output_dir) / version_id
     for stale in (out_path, reward_model_path(out_path)):
@@ -123,8 +106,8 @@ def run_training_stage(config: Config, round_id: int, stage: str, champion: Any)
         result = _train(config, round_id, stage, champion.checkpoint_path, rows, out_path)
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"
-        _record(
-            config,
+        record_training(
+            config.warehouse,
             {
                 **run,
                 "run_id": f"{run['run_id']}-failed-{int(time.time())}",
@@ -134,8 +117,8 @@ def run_training_stage(config: Config, round_id: int, stage: str, champion: Any)
             None,
         )
         return StageResult("failed", None, None, reason, len(rows))
-    _record(
-        config,
+    record_training(
+        config.warehouse,
         {
             **run,
             "output_version": version_id,
