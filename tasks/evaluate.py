@@ -7,8 +7,6 @@ their inputs from the warehouse and writes `evaluations` and `ratings`.
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,12 +22,12 @@ from flywheel.evaluators.abtest import (
 )
 from flywheel.evaluators.ratings import Rating, aggregate_battles, bootstrap_ratings
 from flywheel.evaluators.skills import check_answer
+from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_locally
 from flywheel.tasks.judge import judge_battles
+from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.store import connect_warehouse, insert_new, read_query
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class EvaluationReport:
 
 
 def evaluation_id_for(round_id: int, candidate: str, champion: str) -> str:
-    return hashlib.sha256(f"{round_id}|{candidate}|{champion}".encode()).hexdigest()[:32]
+    return content_id(["evaluation", round_id, candidate, champion])
 
 
 def run_eval_battles(
@@ -145,7 +143,17 @@ def evaluate_round(
         sandbox_accuracy_champion=heldout_accuracy(config, champion),
     )
     write_evaluation(config, round_id, candidate, champion, report)
+    log = step_logger(__name__)
     log.info("round %d: %s", round_id, decision.reason)
+    log.info(
+        "round %d judge audit: position consistency %s, parse failures %s, first-position "
+        "wins %s, over %d games",
+        round_id,
+        audit.position_consistency,
+        audit.parse_failure_rate,
+        audit.first_position_win_share,
+        audit.n_games,
+    )
     return report
 
 

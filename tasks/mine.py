@@ -7,14 +7,12 @@ first iteration, 1 later) and writes the rows idempotently.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from flywheel.config import Config
+from flywheel.logs import step_logger
 from flywheel.warehouse.export import export_rows
 from flywheel.warehouse.store import connect_warehouse, insert_new, read_query
-
-log = logging.getLogger(__name__)
 
 MINED_TABLES = {"sft": "sft_examples", "dpo": "dpo_pairs", "rm": "rm_pairs"}
 MINED_KEYS = {
@@ -71,7 +69,7 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
             n_total[rule.kind] = con.execute(
                 f"select count(*) from {table} where round_id = ?", [round_id]
             ).fetchone()[0]
-            log.info(
+            step_logger(__name__).info(
                 "round %d: %d %s rows (K=%.1f)",
                 round_id,
                 n_total[rule.kind],

@@ -105,6 +105,27 @@ def test_empty_warehouse_is_migrated_to_the_latest_version(db_path: Path) -> Non
     assert views == 5
 
 
+def test_a_version_2_warehouse_keeps_its_evaluations_under_their_content_ids(
+    db_path: Path,
+) -> None:
+    from flywheel.tasks.evaluate import evaluation_id_for
+
+    con = duckdb.connect(str(db_path))
+    assert migrate(con, str(db_path), up_to=2) == 2
+    counts = dict.fromkeys(("n_prompts", "wins", "ties", "losses", "n_excluded"), 0)
+    rows = [
+        {"evaluation_id": f"old-{i}", "round_id": i, "candidate": f"r{i}-sft", "champion": "v0"}
+        | counts
+        | {"decision": "keep", "reason": "literal"}
+        for i in (1, 2)
+    ]
+    assert insert_new(con, "evaluations", rows, ["evaluation_id"]) == 2
+    con.close()
+    with connect(db_path) as con:
+        stored = con.execute("select evaluation_id from evaluations order by round_id").fetchall()
+    assert stored == [(evaluation_id_for(i, f"r{i}-sft", "v0"),) for i in (1, 2)]
+
+
 def test_previous_version_warehouse_upgrades_and_keeps_its_rows(db_path: Path) -> None:
     con = duckdb.connect(str(db_path))
     assert migrate(con, str(db_path), up_to=1) == 1
