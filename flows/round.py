@@ -14,13 +14,13 @@ from prefect.cache_policies import NO_CACHE
 
 from flywheel.config import Config
 from flywheel.flows.progress import StepProgress
-from flywheel.flows.report import publish_round_report
 from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
 from flywheel.tasks.judge import JudgeReport, judge_battles, train_battle_pairs
 from flywheel.tasks.mine import MiningReport, mine_round
 from flywheel.tasks.promote import PromotionDecision, decide_round
+from flywheel.tasks.report import publish_round_report
 from flywheel.tasks.train import StageResult, run_training_stage
 from flywheel.warehouse.lifecycle import (
     ModelVersion,

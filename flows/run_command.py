@@ -12,10 +12,10 @@ import sys
 
 from flywheel.config import Config
 from flywheel.errors import InputError, describe_failure, root_causes
-from flywheel.flows.report import round_summaries, terminal_table
 from flywheel.flows.retry import rounds_with_failed_calls
 from flywheel.flows.signals import interrupt_on_signals, interrupt_signal
 from flywheel.flows.temporary_server import temporary_prefect_server
+from flywheel.tasks.report import round_summaries, terminal_table
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
