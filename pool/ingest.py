@@ -92,14 +92,8 @@ from flywheel.pool.records import (
     validate_record,
 )
 from flywheel.pool.report import IngestReport, require_a_valid_record
-from flywheel.warehouse.store import (
-    connect_warehouse,
-    insert_new,
-    now_utc,
-    read_query,
-    registered,
-    transaction,
-)
+from flywheel.warehouse.store import connect_warehouse, now_utc, read_query, registered, transaction
+from flywheel.warehouse.writes import insert_new
 
 
 def add_prompt_file(

@@ -27,7 +27,8 @@ from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_locally
 from flywheel.tasks.judge import judge_battles
 from flywheel.warehouse.ids import content_id
-from flywheel.warehouse.store import connect_warehouse, insert_new, read_query
+from flywheel.warehouse.store import connect_warehouse, read_query
+from flywheel.warehouse.writes import insert_new
 
 
 @dataclass(frozen=True)

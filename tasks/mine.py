@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from flywheel.config import Config
 from flywheel.logs import step_logger
 from flywheel.warehouse.export import export_rows
-from flywheel.warehouse.store import connect_warehouse, insert_new, read_query
+from flywheel.warehouse.store import connect_warehouse, read_query
+from flywheel.warehouse.writes import insert_new
 
 MINED_TABLES = {"sft": "sft_examples", "dpo": "dpo_pairs", "rm": "rm_pairs"}
 MINED_KEYS = {

@@ -9,11 +9,11 @@ from typing import Any
 from flywheel.warehouse.store import (
     WarehouseSettings,
     connect_warehouse,
-    insert_new,
     now_utc,
     read_query,
     transaction,
 )
+from flywheel.warehouse.writes import insert_new
 
 BASE_VERSION_ID = "v0"
 

@@ -11,11 +11,11 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import duckdb
 import pandas as pd
@@ -322,58 +322,3 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -
         yield
     finally:
         con.unregister(name)
-
-
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    rows = con.execute(
-        "select column_name from information_schema.columns where table_name = ? "
-        "order by ordinal_position",
-        [table],
-    ).fetchall()
-    if not rows:
-        raise ValueError(f"no table {table!r} in the warehouse")
-    return [name for (name,) in rows]
-
-
-def insert_new(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    rows: Sequence[dict[str, Any]] | pd.DataFrame,
-    key: Sequence[str],
-) -> int:
-    """Insert the rows whose natural `key` is not stored yet; return how many were added.
-
-    Writing the same batch twice stores it once; duplicates inside the batch keep their
-    first row. `created_at` is filled with the current time when the rows lack it. The SQL is
-    `insert ... select ... where not exists`, which also runs on DuckLake (no primary keys).
-    """
-    batch = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    if batch.empty:
-        return 0
-    columns = table_columns(con, table)
-    if "created_at" in columns and "created_at" not in batch.columns:
-        batch = batch.assign(created_at=now_utc())
-    unknown = sorted(set(batch.columns) - set(columns))
-    missing_keys = sorted(set(key) - set(batch.columns))
-    if unknown or missing_keys:
-        raise ValueError(
-            f"cannot write to {table}: unknown columns {unknown}, missing key columns {missing_keys}"
-        )
-    names = [c for c in columns if c in batch.columns]
-    column_list = ", ".join(names)
-    key_match = " and ".join(f"t.{k} is not distinct from b.{k}" for k in key)
-    partition = ", ".join(key)
-    view_name = f"_batch_{table}"
-    con.register(view_name, batch)
-    try:
-        result = con.execute(
-            f"""
-            insert into {table} ({column_list})
-            select {column_list} from {view_name} as b
-            where not exists (select 1 from {table} as t where {key_match})
-            qualify row_number() over (partition by {partition}) = 1
-            """
-        ).fetchone()
-    finally:
-        con.unregister(view_name)
-    return int(result[0]) if result else 0

@@ -24,7 +24,7 @@ from flywheel.warehouse.store import (
     transaction,
     waiting_flag,
 )
-from flywheel.warehouse.writes import REPLACEABLE_ROWS, TABLE_KEYS, write_rows
+from flywheel.warehouse.writes import REPLACEABLE_ROWS, insert_new, row_key
 
 logger = logging.getLogger(__name__)
 WAITER_GRACE_S = 3.0  # how long a released writer waits for a waiting process to get in
@@ -57,9 +57,7 @@ class _Batch:
     def keys(self) -> set[tuple[str, Any]]:
         if self._keys is None:
             self._keys = {
-                (table, row.get(TABLE_KEYS[table]))
-                for table, rows in self.rows.items()
-                for row in rows
+                (table, row_key(table, row)) for table, rows in self.rows.items() for row in rows
             }
         return self._keys
 
@@ -349,11 +347,11 @@ class RowWriter:
                 if not table_rows:
                     continue
                 if not held or table not in REPLACEABLE_ROWS:
-                    write_rows(con, table, table_rows)
+                    insert_new(con, table, table_rows)
                     continue
                 known = self._replaceable_keys(con, table)
-                write_rows(con, table, table_rows, may_replace=known.__contains__)
-                known.update(row.get(TABLE_KEYS[table]) for row in table_rows)
+                insert_new(con, table, table_rows, may_replace=known.__contains__)
+                known.update(row_key(table, row) for row in table_rows)
         self._unchecked = True
         self.n_flushes += 1
         self.n_rows += sum(len(r) for r in rows.values())

@@ -1,10 +1,22 @@
-"""Idempotent writes by natural key: a stored row is never written twice, error rows are replaced."""
+"""The one idempotent write: rows go in by natural key, a stored row is never written twice, and
+a stored error row (a failed call, game or battle) is replaced by its retry.
+
+`insert_new(con, table, rows)` takes a list of dicts or a DataFrame; the natural keys are the
+tables' contracts (`contracts.NATURAL_KEYS`). Duplicates inside `rows` keep their first row.
+Three short statements (under a millisecond each on a small table, see
+`benchmarks/bench_calls.py`): delete the replaceable stored rows of these keys, then insert the
+rows whose key is not stored, `insert ... select ... where not exists` over one typed list
+parameter per column, which also runs on DuckLake (no primary keys).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
+
+from flywheel.warehouse.contracts import NATURAL_KEYS
 from flywheel.warehouse.store import now_utc
 
 # (key column, condition of a stored row that a new row may replace): a failed call, game
@@ -14,12 +26,8 @@ REPLACEABLE_ROWS: dict[str, tuple[str, str]] = {
     "judgments": ("judgment_id", "error is not null and raw_text is null"),
     "battles": ("battle_id", "outcome = 'error'"),
 }
-TABLE_KEYS: dict[str, str] = {
-    "llm_calls": "call_id",
-    "responses": "response_id",
-    "judgments": "judgment_id",
-    "battles": "battle_id",
-}
+Rows = Sequence[dict[str, Any]] | pd.DataFrame
+_COLUMN_TYPES: dict[str, dict[str, str]] = {}  # per table (the schema is set by migrations)
 
 
 def column_types(con: Any, table: str) -> dict[str, str]:
@@ -34,7 +42,28 @@ def column_types(con: Any, table: str) -> dict[str, str]:
     return dict(rows)
 
 
-_COLUMN_TYPES: dict[str, dict[str, str]] = {}  # of the tables in TABLE_KEYS (set by migrations)
+def row_key(table: str, row: dict[str, Any]) -> Any:
+    """The natural key of a row: its value, or a tuple of values for a composite key."""
+    key = NATURAL_KEYS[table]
+    return row.get(key[0]) if len(key) == 1 else tuple(row.get(c) for c in key)
+
+
+def _records(rows: Rows) -> list[dict[str, Any]]:
+    """Dicts of the rows; a DataFrame's missing values (NaN, NaT, NA) become None."""
+    if not isinstance(rows, pd.DataFrame):
+        return list(rows)
+    frame = rows.astype(object).where(rows.notna(), None)
+    return frame.to_dict("records")
+
+
+def _first_per_key(table: str, key: Sequence[str], rows: Rows) -> dict[Any, dict[str, Any]]:
+    first: dict[Any, dict[str, Any]] = {}
+    for row in _records(rows):
+        missing = [c for c in key if row.get(c) is None]
+        if missing:
+            raise ValueError(f"cannot write to {table}: a row has no {', '.join(missing)}")
+        first.setdefault(row_key(table, row), row)
+    return first
 
 
 def _keys_in(column: str, keys: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -45,27 +74,35 @@ def _keys_in(column: str, keys: Sequence[Any]) -> tuple[str, list[Any]]:
     return f"{column} = any(?::varchar[])", [list(keys)]
 
 
-def write_rows(
+def _delete_replaceable(
+    con: Any, table: str, keys: list[Any], may_replace: Callable[[Any], bool] | None
+) -> None:
+    """Delete the stored error rows these keys replace (`may_replace(key)`: whether a stored
+    row may need replacing; default any key). Nothing to do for other tables."""
+    if table not in REPLACEABLE_ROWS:
+        return
+    replace = [k for k in keys if may_replace is None or may_replace(k)]
+    if replace:
+        key_column, condition = REPLACEABLE_ROWS[table]
+        where, params = _keys_in(key_column, replace)
+        con.execute(f"delete from {table} where {condition} and {where}", params)
+
+
+def insert_new(
     con: Any,
     table: str,
-    rows: Sequence[dict[str, Any]],
+    rows: Rows,
+    key: Sequence[str] | None = None,
     *,
     may_replace: Callable[[Any], bool] | None = None,
 ) -> int:
-    """Idempotent write by natural key; stored error rows with the same key are replaced.
-
-    Duplicates inside `rows` keep their first row. Three short statements (under a millisecond
-    each on a small table, see `benchmarks/bench_calls.py`): delete the replaceable rows of
-    these keys, look up which keys are stored, insert the others with one typed list parameter
-    per column. `may_replace(key)`: whether a stored row may need replacing (default: any
-    key); the delete is skipped when none may.
-    """
-    key = TABLE_KEYS[table]
-    first: dict[Any, dict[str, Any]] = {}
-    for row in rows:
-        if row.get(key) is None:
-            raise ValueError(f"cannot write to {table}: a row has no {key}")
-        first.setdefault(row[key], row)
+    """Insert the rows whose natural key is not stored yet (replacing stored error rows of the
+    same key, see REPLACEABLE_ROWS); return how many were added. `key` defaults to the table's
+    contract. `created_at` is filled with the current time when the rows lack it."""
+    key = tuple(key or NATURAL_KEYS[table])
+    first = _first_per_key(table, key, rows)
+    if not first:
+        return 0
     types = _COLUMN_TYPES.get(table)
     if types is None:
         types = _COLUMN_TYPES[table] = column_types(con, table)
@@ -73,23 +110,18 @@ def write_rows(
     unknown = sorted(present - set(types))
     if unknown:
         raise ValueError(f"cannot write to {table}: unknown columns {unknown}")
-    replace = [k for k in first if may_replace is None or may_replace(k)]
-    if replace and table in REPLACEABLE_ROWS:
-        key_column, condition = REPLACEABLE_ROWS[table]
-        where, params = _keys_in(key_column, replace)
-        con.execute(f"delete from {table} where {condition} and {where}", params)
-    where, params = _keys_in(key, list(first))
-    stored = {
-        k for (k,) in con.execute(f"select {key} from {table} where {where}", params).fetchall()
-    }
-    new = [r for k, r in first.items() if k not in stored]
-    if not new:
-        return 0
+    _delete_replaceable(con, table, list(first), may_replace)
     names = [c for c in types if c in present or c == "created_at"]
     created_at = now_utc()
-    columns = ", ".join(f"unnest(?::{types[c]}[])" for c in names)
-    con.execute(
-        f"insert into {table} ({', '.join(names)}) select {columns}",
-        [[r.get(c, created_at) if c == "created_at" else r.get(c) for r in new] for c in names],
-    )
-    return len(new)
+    values = [
+        [r.get(c, created_at) if c == "created_at" else r.get(c) for r in first.values()]
+        for c in names
+    ]
+    columns = ", ".join(f"unnest(?::{types[c]}[]) as {c}" for c in names)
+    stored = " and ".join(f"t.{c} is not distinct from b.{c}" for c in key)
+    result = con.execute(
+        f"insert into {table} ({', '.join(names)}) select {', '.join(names)} "
+        f"from (select {columns}) as b where not exists (select 1 from {table} as t where {stored})",
+        values,
+    ).fetchone()
+    return int(result[0]) if result else 0

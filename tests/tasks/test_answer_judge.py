@@ -21,7 +21,8 @@ from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks
 from flywheel.tasks.answer import answer_locally, answer_prompts, response_id_for
 from flywheel.tasks.judge import judge_battles, train_battle_pairs
-from flywheel.warehouse.store import connect, insert_new, now_utc
+from flywheel.warehouse.store import connect, now_utc
+from flywheel.warehouse.writes import insert_new
 from tests.conftest import load_config_in
 
 ROUND_ID = 1

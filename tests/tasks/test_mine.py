@@ -8,7 +8,8 @@ import pytest
 
 from flywheel.config import Config
 from flywheel.tasks.mine import mine_round, mining_rules, training_rows
-from flywheel.warehouse.store import connect, insert_new
+from flywheel.warehouse.store import connect
+from flywheel.warehouse.writes import insert_new
 from tests.warehouse.literal_rows import ADDED_AT
 
 REFS = ("ref:mixed", "ref:strong")

@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 
 from flywheel.warehouse.contracts import NATURAL_KEYS
-from flywheel.warehouse.store import insert_new
+from flywheel.warehouse.writes import insert_new
 
 ADDED_AT = datetime(2026, 11, 1, 2, 0)
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]

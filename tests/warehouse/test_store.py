@@ -16,10 +16,10 @@ from flywheel.warehouse.store import (
     WarehouseLockedError,
     WarehouseVersionError,
     connect,
-    insert_new,
     migrate,
     schema_version,
 )
+from flywheel.warehouse.writes import insert_new
 from tests.warehouse.literal_rows import LITERAL_ROWS, write_literal_round
 
 
