@@ -63,10 +63,10 @@ def answer(
             config,
             round_id,
             prompt_ids,
-            champion.version_id,
-            champion.checkpoint_path,
-            sandbox_url,
-            "train",
+            champion_id=champion.version_id,
+            champion_path=champion.checkpoint_path,
+            sandbox_url=sandbox_url,
+            purpose="train",
             on_progress=progress,
         )
     finally:

@@ -207,9 +207,8 @@ def call_endpoint(
     """Sync convenience: answer `requests` (cache first), store the calls, return results."""
 
     async def main() -> tuple[list[CallResult], CallBatchStats]:
-        writer = RowWriter(warehouse)
         stats = CallBatchStats()
-        try:
+        async with RowWriter(warehouse) as writer:
             results = await run_calls(
                 endpoint,
                 requests,
@@ -221,8 +220,6 @@ def call_endpoint(
                 retry=retry,
                 stats=stats,
             )
-        finally:
-            await writer.close()
         stats.n_flushes, stats.flush_s = writer.n_flushes, writer.flush_s
         return results, stats
 

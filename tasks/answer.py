@@ -114,6 +114,7 @@ def load_responses(
 def response_row(
     prompt_id: str,
     model_id: str,
+    *,
     sample_idx: int,
     round_id: int,
     text: str,
@@ -187,12 +188,12 @@ async def answer_with_endpoint_async(
             row = response_row(
                 missing[i],
                 model_id,
-                sample_idx,
-                round_id,
-                result.text or "",
-                result.completion_tokens,
-                result.finish_reason,
-                result.call_id,
+                sample_idx=sample_idx,
+                round_id=round_id,
+                text=result.text or "",
+                n_tokens=result.completion_tokens,
+                finish_reason=result.finish_reason,
+                call_id=result.call_id,
             )
             writer.add("responses", row)
 
@@ -237,8 +238,7 @@ def answer_with_endpoint(
     """Answer through an endpoint (a reference, or a served champion when `model_id` is given)."""
 
     async def main() -> ModelAnswerCounts:
-        writer = RowWriter(config.warehouse)
-        try:
+        async with RowWriter(config.warehouse) as writer:
             return await answer_with_endpoint_async(
                 config,
                 round_id,
@@ -251,8 +251,6 @@ def answer_with_endpoint(
                 on_progress=on_progress,
                 retry=retry,
             )
-        finally:
-            await writer.close()
 
     return run_sync(main())
 
@@ -302,12 +300,12 @@ def answer_locally(
                 response_row(
                     pid,
                     model_id,
-                    sample_idx,
-                    round_id,
-                    answer.text,
-                    answer.n_tokens,
-                    answer.finish_reason,
-                    None,
+                    sample_idx=sample_idx,
+                    round_id=round_id,
+                    text=answer.text,
+                    n_tokens=answer.n_tokens,
+                    finish_reason=answer.finish_reason,
+                    call_id=None,  # generated locally, no endpoint call
                 ),
             )
         writer.flush_now()
@@ -365,11 +363,11 @@ def answer_prompts(
     config: Config,
     round_id: int,
     prompt_ids: Sequence[str],
+    *,
     champion_id: str,
     champion_path: str | None,
     sandbox_url: str | None,
     purpose: str = "train",
-    *,
     references: Sequence[EndpointConfig] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     retry: RetryPolicy | None = None,
@@ -427,11 +425,8 @@ def answer_prompts(
                 champion_path,
                 on_progress=progress.for_model(champion_id),
             )
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(job) for job in (champion_job, *jobs)]
-        finally:
-            await writer.close()
+        async with writer, asyncio.TaskGroup() as group:
+            tasks = [group.create_task(job) for job in (champion_job, *jobs)]
         return [task.result() for task in tasks]
 
     for counts in run_sync(main()):

@@ -338,26 +338,25 @@ async def _judge_async(
     on_progress: ProgressFn | None,
     retry: RetryPolicy | None,
 ) -> None:
-    writer = RowWriter(config.warehouse)
-    closer = _BattleCloser(config, round_id, purpose, writer, report)
-    by_id = {b.battle_id: b for b in battles}
-    for plan in battles:
-        if len(plan.games) == len(GAME_ORDERS):  # both games stored, the battle row was not
-            closer.close(plan)
+    async with RowWriter(config.warehouse) as writer:
+        closer = _BattleCloser(config, round_id, purpose, writer, report)
+        by_id = {b.battle_id: b for b in battles}
+        for plan in battles:
+            if len(plan.games) == len(GAME_ORDERS):  # both games stored, the battle row was not
+                closer.close(plan)
 
-    def on_result(i: int, result: CallResult) -> None:
-        game = games[i]
-        verdict = parse_verdict(result.text or "") if result.ok else None
-        writer.add("judgments", judgment_row(config, round_id, game, result, verdict))
-        if verdict is None:
-            report.n_errors += 1
-        else:
-            report.n_judged += 1
-            report.n_unparsed += int(not verdict.parse_ok)
-        closer.game_done(by_id[game.battle_id], game.order, verdict, result.error)
+        def on_result(i: int, result: CallResult) -> None:
+            game = games[i]
+            verdict = parse_verdict(result.text or "") if result.ok else None
+            writer.add("judgments", judgment_row(config, round_id, game, result, verdict))
+            if verdict is None:
+                report.n_errors += 1
+            else:
+                report.n_judged += 1
+                report.n_unparsed += int(not verdict.parse_ok)
+            closer.game_done(by_id[game.battle_id], game.order, verdict, result.error)
 
-    stats = CallBatchStats()
-    try:
+        stats = CallBatchStats()
         await run_calls(
             config.judge,
             [g.request for g in games],
@@ -371,8 +370,6 @@ async def _judge_async(
             stats=stats,
             cached=cached,
         )
-    finally:
-        await writer.close()
     report.cost_usd = stats.cost_usd
     report.errors = stats.errors
     report.outcomes = dict(closer.outcomes)

@@ -11,9 +11,11 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flywheel.config import Config, StageTrainingConfig
 from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.tasks.mine import training_rows
 from flywheel.warehouse.lifecycle import ModelVersion, record_training, recorded_training
 from flywheel.warehouse.store import connect_warehouse, read_query
 
@@ -83,8 +85,6 @@ def run_training_stage(
     recorded = _recorded_stage(config, round_id)
     if recorded is not None:
         return recorded
-    from flywheel.tasks.mine import training_rows
-
     rows = training_rows(config, round_id, stage)
     version_id = candidate_version_id(round_id, stage)
     run = {
@@ -96,9 +96,11 @@ def run_training_stage(
     }
     min_examples = _stage_config(config, stage).min_examples
     if len(rows) < min_examples:
-        reason = f"{len(rows)} mined examples, fewer than the {min_examples} training.{stage.split('+')[0]}.min_examples"
-        record_training(config.warehouse, {**run, "status": "skipped", "reason": reason}, None)
-        return StageResult("skipped", None, None, reason, len(rows))
+        field = f"training.{stage.split('+')[0]}.min_examples"
+        reason = f"{len(rows)} mined examples, fewer than the {min_examples} {field}"
+        skipped = {**run, "status": "skipped", "reason": reason}
+        record_training(config.warehouse, skipped, candidate=None)
+        return StageResult("skipped", None, None, reason=reason, n_examples=len(rows))
     out_path = Path(config.training.output_dir) / version_id
     for stale in (out_path, reward_model_path(out_path)):
         shutil.rmtree(stale, ignore_errors=True)  # left by a run killed before it was recorded
@@ -106,37 +108,39 @@ def run_training_stage(
         result = _train(config, round_id, stage, champion.checkpoint_path, rows, out_path)
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"
-        record_training(
-            config.warehouse,
-            {
-                **run,
-                "run_id": f"{run['run_id']}-failed-{int(time.time())}",
-                "status": "failed",
-                "reason": reason[:2000],
-            },
-            None,
-        )
-        return StageResult("failed", None, None, reason, len(rows))
-    record_training(
-        config.warehouse,
-        {
-            **run,
-            "output_version": version_id,
-            "status": "done",
-            "reason": "trained",
-            "hyperparams": json.dumps({**result.hyperparams, **result.metrics}, default=str),
-            "first_loss": result.first_loss,
-            "last_loss": result.last_loss,
-            "wall_s": result.wall_s,
-        },
-        {
-            "version_id": version_id,
-            "parent_id": champion.version_id,
-            "round_id": round_id,
-            "stage": stage,
-            "checkpoint_path": str(result.output_path),
-            "status": "candidate",
-            "training_run_id": run["run_id"],
-        },
-    )
+        failed_id = f"{run['run_id']}-failed-{int(time.time())}"
+        failed = {**run, "run_id": failed_id, "status": "failed", "reason": reason[:2000]}
+        record_training(config.warehouse, failed, candidate=None)
+        return StageResult("failed", None, None, reason=reason, n_examples=len(rows))
+    _record_candidate(config, run, champion, result, version_id)
     return StageResult("done", version_id, str(result.output_path), "trained", len(rows))
+
+
+def _record_candidate(
+    config: Config,
+    run: dict[str, Any],
+    champion: ModelVersion,
+    result: TrainResult,
+    version_id: str,
+) -> None:
+    """The done training run and the candidate version it trained, in one transaction."""
+    done = {
+        **run,
+        "output_version": version_id,
+        "status": "done",
+        "reason": "trained",
+        "hyperparams": json.dumps({**result.hyperparams, **result.metrics}, default=str),
+        "first_loss": result.first_loss,
+        "last_loss": result.last_loss,
+        "wall_s": result.wall_s,
+    }
+    candidate = {
+        "version_id": version_id,
+        "parent_id": champion.version_id,
+        "round_id": run["round_id"],
+        "stage": run["stage"],
+        "checkpoint_path": str(result.output_path),
+        "status": "candidate",
+        "training_run_id": run["run_id"],
+    }
+    record_training(config.warehouse, done, candidate=candidate)

@@ -135,7 +135,7 @@ def recorded_training(warehouse: WarehouseSettings, round_id: int) -> tuple[Any,
 
 
 def record_training(
-    warehouse: WarehouseSettings, run: dict[str, Any], candidate: dict[str, Any] | None
+    warehouse: WarehouseSettings, run: dict[str, Any], *, candidate: dict[str, Any] | None
 ) -> None:
     """A training run and, when it trained one, its candidate version, in one transaction."""
     with connect_warehouse(warehouse) as con, transaction(con):

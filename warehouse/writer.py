@@ -95,7 +95,8 @@ class RowWriter:
     step. Each such pause stalls every call waiting for its commit, hence the long `hold_s`. A
     close skips DuckDB's checkpoint (the commits made the rows durable; the next open replays
     the WAL) unless the WAL has grown past `checkpoint_wal_bytes`; `close` waits for every row
-    and checkpoints. Sync callers (no event loop) write with `flush_now`, one burst each.
+    and checkpoints; `async with RowWriter(...) as writer:` closes it. Sync callers (no event loop)
+    write with `flush_now`, one burst each.
     """
 
     def __init__(
@@ -199,6 +200,12 @@ class RowWriter:
                 self._threads.append(thread)
                 self._n_running += 1
             self._cond.notify()
+
+    async def __aenter__(self) -> RowWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         """Write what is left and wait for its commit; checkpoint the file and release it."""

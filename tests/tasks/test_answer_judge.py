@@ -83,7 +83,15 @@ def insert_prompts(config: Config, n_prompts: int, seed: int = 0) -> list[str]:
 
 
 def run_round_steps(config: Config, sandbox_url: str, prompt_ids: list[str], **kwargs):
-    answers = answer_prompts(config, ROUND_ID, prompt_ids, CHAMPION_ID, None, sandbox_url, **kwargs)
+    answers = answer_prompts(
+        config,
+        ROUND_ID,
+        prompt_ids,
+        champion_id=CHAMPION_ID,
+        champion_path=None,
+        sandbox_url=sandbox_url,
+        **kwargs,
+    )
     pairs = train_battle_pairs(config, ROUND_ID, prompt_ids, CHAMPION_ID)
     judged = judge_battles(config, ROUND_ID, pairs, "train", sandbox_url, **kwargs)
     return answers, pairs, judged
@@ -374,9 +382,9 @@ def test_local_champion_and_endpoint_references_answer_together(tmp_path, tiny_s
             config,
             ROUND_ID,
             prompt_ids,
-            CHAMPION_ID,
-            str(tiny_student),
-            server.base_url,
+            champion_id=CHAMPION_ID,
+            champion_path=str(tiny_student),
+            sandbox_url=server.base_url,
             on_progress=lambda done, total: seen.append((done, total)),
         )
         pairs = train_battle_pairs(config, ROUND_ID, prompt_ids, CHAMPION_ID)
