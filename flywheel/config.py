@@ -9,15 +9,10 @@ holds its key (`api_key_env`), and the key is read only when the client is built
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
-import zoneinfo
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -28,12 +23,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from flywheel.config_checks import (
+    SANDBOX_URL,
+    cron_problem,
+    describe_validation_error,
+    field_problem,
+    iana_timezones,
+    url_problem,
+)
 from flywheel.errors import InputError
 
 DEFAULT_CONFIG_PATH = Path("configs/demo.yaml")
-SANDBOX_URL = "sandbox"  # an endpoint with this base_url is served by the embedded sandbox
 Stage = Literal["sft", "dpo", "rm+rl"]
 STAGES: tuple[str, ...] = ("sft", "dpo", "rm+rl")
 
@@ -44,68 +45,6 @@ class ConfigError(InputError):
 
 def _help(text: str, **kwargs: Any) -> Any:
     return Field(description=text, **kwargs)
-
-
-def field_problem(
-    problem: str, fix: str, field: str | None = None, value: Any = None
-) -> PydanticCustomError:
-    """A validation error with its own fix, shown by `describe_validation_error` as
-    `field = value: problem. Fix: fix`. A model-level check names the `field` (relative to
-    the model) and its `value`; a field validator leaves both out."""
-    context: dict[str, Any] = {"problem": problem, "fix": fix}
-    if field is not None:
-        context |= {"field": field, "value": value}
-    return PydanticCustomError("flywheel_check", "{problem}", context)
-
-
-@cache
-def _vendored_croniter() -> ModuleType:
-    """Prefect's vendored croniter, the parser `flywheel serve` schedules with. It is loaded
-    from its file: importing `prefect._vendor.croniter` runs Prefect's package init (~1 s),
-    which every command would pay for a config check."""
-    prefect_spec = importlib.util.find_spec("prefect")
-    origin = Path(prefect_spec.origin) if prefect_spec and prefect_spec.origin else None
-    source = origin.parent / "_vendor" / "croniter" / "croniter.py" if origin else None
-    if source is None or not source.is_file():
-        from prefect._vendor.croniter import croniter as module  # layout changed: pay the init
-
-        return module
-    spec = importlib.util.spec_from_file_location("flywheel._prefect_croniter", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def cron_problem(cron: str) -> str | None:
-    """Why Prefect would refuse `cron` as a schedule (its rule: croniter parses it, and no
-    random or hashed fields), or None when it is valid."""
-    if not _vendored_croniter().croniter.is_valid(cron):
-        return "not a valid cron expression"
-    if any(part.casefold() in ("r", "h") for part in cron.split()):
-        return "random (R) and hashed (H) cron fields are not supported by Prefect"
-    return None
-
-
-@cache
-def _iana_timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def url_problem(base_url: str) -> str | None:
-    """Why `base_url` is neither `sandbox` nor an http(s) URL with a host, or None."""
-    if base_url == SANDBOX_URL:
-        return None
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError as e:
-        return f"not a valid URL ({e})"
-    if parts.scheme not in ("http", "https"):
-        return "neither `sandbox` nor an http:// or https:// URL"
-    if not parts.hostname:
-        return "the URL has no host"
-    return None
 
 
 class Section(BaseModel):
@@ -269,7 +208,7 @@ class ScheduleConfig(Section):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, timezone: str) -> str:
-        if timezone not in _iana_timezones():
+        if timezone not in iana_timezones():
             raise field_problem(
                 "not an IANA time zone",
                 "use a name from the tz database, such as UTC, Europe/Berlin or America/New_York",
@@ -475,77 +414,6 @@ class Config(Section):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _field_help(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
-    """The help line of the field at `loc`, walking nested sections."""
-    current: Any = model
-    info = None
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return None
-        info = fields[part]
-        annotation = info.annotation
-        current = _section_type(annotation)
-    return info.description if info else None
-
-
-def _section_type(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):  # list[X], X | None, dict[str, X]
-        found = _section_type(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            break
-        current = _section_type(fields[part].annotation)
-    return sorted(getattr(current, "model_fields", {}) or [])
-
-
-def describe_validation_error(error: ValidationError, source: str) -> str:
-    """One line per problem: `field = value: problem. Fix: ...`."""
-    lines = [f"invalid configuration in {source}:"]
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        value = item.get("input")
-        shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
-        context = item.get("ctx") or {}
-        if item["type"] == "flywheel_check":
-            if "field" in context:
-                field = ".".join([str(p) for p in loc] + [context["field"]])
-                shown = json.dumps(context["value"], default=str)
-            lines.append(f"  {field} = {shown}: {context['problem']}. Fix: {context['fix']}.")
-            continue
-        if item["type"] == "extra_forbidden":
-            keys = ", ".join(_valid_keys(Config, loc[:-1]))
-            lines.append(
-                f"  {field}: unknown key. Fix: remove it or correct its spelling; valid keys here: {keys}"
-            )
-            continue
-        if item["type"] == "missing":
-            help_text = _field_help(Config, loc) or "see configs/demo.yaml"
-            lines.append(f"  {field}: required but missing. Fix: add it ({help_text}).")
-            continue
-        help_text = _field_help(Config, loc) or "see configs/demo.yaml for a valid example"
-        lines.append(
-            f"  {field} = {shown}: {item['msg']}. Fix: set {field} to a value that satisfies "
-            f"this ({help_text})."
-        )
-    return "\n".join(lines)
-
-
 def parse_config(data: Any, source: str = "<dict>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(
@@ -555,7 +423,7 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(describe_validation_error(e, source)) from e
+        raise ConfigError(describe_validation_error(e, source, Config)) from e
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
