@@ -88,6 +88,16 @@ class CallBatchStats:
     n_flushes: int = 0  # set by call_endpoint: the writer's transactions
     flush_s: float = 0.0  # and the time they took, summed
 
+    def count_sent(self, result: CallResult, n_requests: int) -> None:
+        """A sent call that answered `n_requests` identical requests of the batch."""
+        self.n_sent += 1
+        self.n_attempts += result.n_attempts
+        self.cost_usd += result.cost_usd or 0.0
+        if not result.ok:
+            self.n_failed += n_requests
+            cause = (result.error or "").split(" ", 1)[0].rstrip(":")
+            self.errors[cause] = self.errors.get(cause, 0) + 1
+
 
 async def run_calls(
     endpoint: EndpointConfig,
@@ -141,35 +151,44 @@ async def run_calls(
     to_send = [c for c in by_call if c not in cached]
     if to_send:
         caller = EndpointCaller(endpoint, sandbox_url, retry=retry)
+        sends = [(call_id, requests[by_call[call_id][0]]) for call_id in to_send]
 
-        async def send(call_id: str) -> None:
-            request = requests[by_call[call_id][0]]
-            result = await caller.send_holding_slot(request, call_id)
-            try:
-                writer.add("llm_calls", call_row(endpoint, request, result, round_id))
-                stats.n_sent += 1
-                stats.n_attempts += result.n_attempts
-                stats.cost_usd += result.cost_usd or 0.0
-                if not result.ok:
-                    stats.n_failed += len(by_call[call_id])
-                    cause = (result.error or "").split(" ", 1)[0].rstrip(":")
-                    stats.errors[cause] = stats.errors.get(cause, 0) + 1
-                deliver(call_id, result)  # derived rows join the call's row in its transaction
-            except BaseException:
-                caller.release_slot()
-                raise
-            # the slot is freed once these rows are durable, by the writer's acknowledgement
-            writer.when_committed(caller.release_slot)
+        def store(call_id: str, request: ChatRequest, result: CallResult) -> None:
+            writer.add("llm_calls", call_row(endpoint, request, result, round_id))
+            stats.count_sent(result, len(by_call[call_id]))
+            deliver(call_id, result)  # derived rows join the call's row in its transaction
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for call_id in to_send:
-                    group.create_task(send(call_id))
-            await writer.committed()  # every result is stored when this returns
-        finally:
-            await caller.aclose()
+        await _send_all(caller, sends, writer, store)
     stats.wall_s += time.perf_counter() - started
     return [r for r in results if r is not None]
+
+
+async def _send_all(
+    caller: EndpointCaller,
+    sends: Sequence[tuple[str, ChatRequest]],
+    writer: RowWriter,
+    store: Callable[[str, ChatRequest, CallResult], None],
+) -> None:
+    """Send every (call id, request) at once within the endpoint's concurrency; `store` adds
+    each result's rows to `writer`, and the call's slot is freed once they are committed."""
+
+    async def send(call_id: str, request: ChatRequest) -> None:
+        result = await caller.send_holding_slot(request, call_id)
+        try:
+            store(call_id, request, result)
+        except BaseException:
+            caller.release_slot()
+            raise
+        # the slot is freed once these rows are durable, by the writer's acknowledgement
+        writer.when_committed(caller.release_slot)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for call_id, request in sends:
+                group.create_task(send(call_id, request))
+        await writer.committed()  # every result is stored when this returns
+    finally:
+        await caller.aclose()
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -1,9 +1,9 @@
 """The pure training stages on TRL's trainers: SFT, DPO, and reward model + RL (GRPO).
 
 The stage functions (`train_sft`, `train_dpo`, `train_rm_rl`) are pure: they take rows and a
-base checkpoint and return a `TrainResult`, touching no warehouse; `run_training_stage` at the
-of tasks/train.py wires them to the round (mined rows in; training run and candidate recorded). Each stage
-trains in a scratch directory and writes its output checkpoint with `save_checkpoint`, which
+base checkpoint and return a `TrainResult`, touching no warehouse; `run_training_stage` of
+tasks/train.py wires them to the round (mined rows in; training run and candidate recorded).
+Each stage trains in a scratch directory and writes its output checkpoint with `save_checkpoint`, which
 renames it into place only when complete, so a stage that raises leaves nothing at `out_path`.
 
 Our knobs are `StageTrainingConfig`; everything else is TRL's defaults, except what a small
@@ -13,6 +13,7 @@ on CPU and bf16 on a GPU. Trainer imports sit inside the functions (importing TR
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -49,12 +50,19 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def scratch_directory(out_path: str | Path, kind: str) -> tempfile.TemporaryDirectory:
+@contextmanager
+def scratch_directory(out_path: str | Path, kind: str) -> Iterator[str]:
     """TRL's scratch directory, under `<output_dir>/.scratch` so a killed run's leftovers are
-    found and removed by `remove_staging_dirs` (the system temp dir is shared by everyone)."""
+    found and removed by `remove_staging_dirs` (the system temp dir is shared by everyone);
+    `.scratch` itself goes when the last stage using it is done."""
     root = Path(out_path).parent / SCRATCH_DIR
     root.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(prefix=f"flywheel-{kind}-", dir=root)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"flywheel-{kind}-", dir=root) as scratch:
+            yield scratch
+    finally:
+        with contextlib.suppress(OSError):  # not empty: another stage is training
+            root.rmdir()
 
 
 def remove_staging_dirs(config: Config) -> list[Path]:
@@ -383,8 +391,6 @@ def train_rm_rl(
         shutil.rmtree(rm_path, ignore_errors=True)
         raise
     first, last = _first_last(_log_values(history, "loss"))
-    rewards = _log_values(history, "reward")
-    kls = _log_values(history, "kl")
     return TrainResult(
         output_path=output,
         n_examples=len(prompts),
@@ -397,16 +403,25 @@ def train_rm_rl(
             ),
             "rm": rm_result.hyperparams,
         },
-        metrics={
-            "n_steps": trainer.state.global_step,
-            "reward_model_path": str(rm_path),
-            "rm_n_examples": rm_result.n_examples,
-            "rm_first_loss": rm_result.first_loss,
-            "rm_last_loss": rm_result.last_loss,
-            "rm_last_accuracy": rm_result.metrics.get("last_accuracy"),
-            "rm_wall_s": rm_result.wall_s,
-            "rl_first_reward": rewards[0] if rewards else None,
-            "rl_last_reward": rewards[-1] if rewards else None,
-            "rl_last_kl": kls[-1] if kls else None,
-        },
+        metrics=_rm_rl_metrics(history, trainer.state.global_step, rm_result, rm_path),
     )
+
+
+def _rm_rl_metrics(
+    history: list[dict[str, Any]], n_steps: int, rm_result: TrainResult, rm_path: Path
+) -> dict[str, Any]:
+    """The reward model's figures and the RL reward and KL, for `TrainResult.metrics`."""
+    rewards = _log_values(history, "reward")
+    kls = _log_values(history, "kl")
+    return {
+        "n_steps": n_steps,
+        "reward_model_path": str(rm_path),
+        "rm_n_examples": rm_result.n_examples,
+        "rm_first_loss": rm_result.first_loss,
+        "rm_last_loss": rm_result.last_loss,
+        "rm_last_accuracy": rm_result.metrics.get("last_accuracy"),
+        "rm_wall_s": rm_result.wall_s,
+        "rl_first_reward": rewards[0] if rewards else None,
+        "rl_last_reward": rewards[-1] if rewards else None,
+        "rl_last_kl": kls[-1] if kls else None,
+    }

@@ -218,56 +218,61 @@ def create_app(config: SandboxConfig) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:
-        try:
-            body = ChatRequest.model_validate(await request.json())
-        except (ValueError, ValidationError) as e:  # JSON decode errors are ValueErrors
-            state.count_refused("400")
-            return openai_error(400, f"invalid request body: {e}", "invalid_request_error")
-        if body.model not in config.models:
-            state.count_refused("404")
-            known = ", ".join(config.models)
-            return openai_error(
-                404,
-                f"model {body.model!r} does not exist; sandbox models: {known}",
-                "invalid_request_error",
-                "model_not_found",
-            )
-        model = config.models[body.model]
-        if body.stream:
-            state.count(body.model, "400")
-            return openai_error(
-                400, "the sandbox does not stream; send stream=false", "invalid_request_error"
-            )
-        messages = [{"role": m.role, "content": m.content} for m in body.messages]
-        try:
-            reply = model_reply(body.model, model, config.seed, messages)
-        except UnparseableJudgeRequest as e:
-            state.count(body.model, "400")
-            return openai_error(400, str(e), "invalid_request_error", "unparseable_judge_request")
-        key = request_key(messages)
-        attempt = state.next_attempt(body.model, key)
-        fault, latency_s, retry_after_ms = _fault(body.model, model, config.seed, key, attempt)
-        state.count(body.model, fault or "ok")
-        await asyncio.sleep(latency_s)
-        if fault == "429":
-            headers = {"Retry-After": str(RETRY_AFTER_S), "retry-after-ms": str(retry_after_ms)}
-            return openai_error(
-                429,
-                "rate limit reached (injected by the sandbox)",
-                "rate_limit_error",
-                "rate_limit_exceeded",
-                headers,
-            )
-        if fault == "500":
-            return openai_error(
-                500, "internal server error (injected by the sandbox)", "server_error"
-            )
-        if fault == "timeout":
-            await asyncio.sleep(config.timeout_delay_s)
-        max_tokens = body.max_completion_tokens or body.max_tokens
-        return JSONResponse(_completion_body(body.model, key, reply, messages, max_tokens))
+        return await _chat_completion(config, state, request)
 
     return app
+
+
+async def _chat_completion(
+    config: SandboxConfig, state: SandboxState, request: Request
+) -> JSONResponse:
+    """One chat completion: validate, reply as the named model, with its injected faults."""
+    try:
+        body = ChatRequest.model_validate(await request.json())
+    except (ValueError, ValidationError) as e:  # JSON decode errors are ValueErrors
+        state.count_refused("400")
+        return openai_error(400, f"invalid request body: {e}", "invalid_request_error")
+    if body.model not in config.models:
+        state.count_refused("404")
+        known = ", ".join(config.models)
+        return openai_error(
+            404,
+            f"model {body.model!r} does not exist; sandbox models: {known}",
+            "invalid_request_error",
+            "model_not_found",
+        )
+    model = config.models[body.model]
+    if body.stream:
+        state.count(body.model, "400")
+        return openai_error(
+            400, "the sandbox does not stream; send stream=false", "invalid_request_error"
+        )
+    messages = [{"role": m.role, "content": m.content} for m in body.messages]
+    try:
+        reply = model_reply(body.model, model, config.seed, messages)
+    except UnparseableJudgeRequest as e:
+        state.count(body.model, "400")
+        return openai_error(400, str(e), "invalid_request_error", "unparseable_judge_request")
+    key = request_key(messages)
+    attempt = state.next_attempt(body.model, key)
+    fault, latency_s, retry_after_ms = _fault(body.model, model, config.seed, key, attempt)
+    state.count(body.model, fault or "ok")
+    await asyncio.sleep(latency_s)
+    if fault == "429":
+        headers = {"Retry-After": str(RETRY_AFTER_S), "retry-after-ms": str(retry_after_ms)}
+        return openai_error(
+            429,
+            "rate limit reached (injected by the sandbox)",
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            headers,
+        )
+    if fault == "500":
+        return openai_error(500, "internal server error (injected by the sandbox)", "server_error")
+    if fault == "timeout":
+        await asyncio.sleep(config.timeout_delay_s)
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    return JSONResponse(_completion_body(body.model, key, reply, messages, max_tokens))
 
 
 def _bind(host: str, port: int) -> socket.socket:

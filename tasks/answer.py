@@ -12,9 +12,8 @@ round goes on with the others.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,8 @@ from flywheel.llm.calls import CallBatchStats, ProgressFn, run_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy
 from flywheel.logs import step_logger
 from flywheel.warehouse.ids import content_id
-from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
+from flywheel.warehouse.reads import load_prompts, load_responses
+from flywheel.warehouse.store import now_utc
 from flywheel.warehouse.writer import RowWriter
 
 
@@ -39,6 +39,14 @@ class ModelAnswerCounts:
     n_failed: int = 0  # no answer after the retries; the cause is in llm_calls.error
     cost_usd: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+
+    def add_calls(self, stats: CallBatchStats, n_missing: int) -> None:
+        """The outcome of answering `n_missing` prompts through an endpoint."""
+        self.n_cached = stats.n_cached
+        self.n_failed = stats.n_failed
+        self.n_generated = n_missing - stats.n_cached - stats.n_failed
+        self.cost_usd = stats.cost_usd
+        self.errors = stats.errors
 
 
 @dataclass
@@ -69,46 +77,9 @@ class AnswerReport:
         return f"round {self.round_id} answers ({self.purpose}): " + "; ".join(parts)
 
 
-@dataclass(frozen=True)
-class PromptRow:
-    prompt_id: str
-    messages: list[dict[str, str]]
-    prompt_text: str
-
-
 def response_id_for(prompt_id: str, model_id: str, sample_idx: int = 0) -> str:
     """The natural key of an answer: hash of (prompt, model, sample)."""
     return content_id(["response", prompt_id, model_id, sample_idx])
-
-
-def load_prompts(config: Config, prompt_ids: Sequence[str]) -> dict[str, PromptRow]:
-    """The stored prompts by id; an id that is not stored is an error."""
-    wanted = sorted(set(prompt_ids))
-    with connect_warehouse(config.warehouse) as con:
-        rows = con.execute(read_query("battles_prompts"), [wanted]).fetchall()
-    found = {pid: PromptRow(pid, json.loads(messages), text) for pid, messages, text in rows}
-    missing = [pid for pid in wanted if pid not in found]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} prompt ids are not in the warehouse (first: {missing[0]}); "
-            "draw prompts with tasks/prompts.py before answering them"
-        )
-    return found
-
-
-def load_responses(
-    config: Config, prompt_ids: Sequence[str], model_ids: Sequence[str], sample_idx: int = 0
-) -> dict[tuple[str, str], tuple[str, str]]:
-    """Stored answers: (prompt_id, model_id) -> (response_id, text), for one sample index."""
-    with connect_warehouse(config.warehouse) as con:
-        rows = con.execute(
-            read_query("battles_responses"), [sorted(set(prompt_ids)), sorted(set(model_ids))]
-        ).fetchall()
-    return {
-        (prompt_id, model_id): (response_id, text)
-        for response_id, prompt_id, model_id, sample, text in rows
-        if sample == sample_idx
-    }
 
 
 def response_row(
@@ -141,7 +112,7 @@ def _missing_prompts(
 ) -> tuple[list[str], int]:
     """Prompts (in order, deduplicated) without a stored answer of `model_id`, and the rest."""
     unique_ids = list(dict.fromkeys(prompt_ids))
-    stored = load_responses(config, unique_ids, [model_id], sample_idx)
+    stored = load_responses(config.warehouse, unique_ids, [model_id], sample_idx)
     missing = [pid for pid in unique_ids if (pid, model_id) not in stored]
     return missing, len(unique_ids) - len(missing)
 
@@ -179,7 +150,7 @@ async def answer_with_endpoint_async(
         on_progress(n_existing, counts.n_needed)
     if not missing:
         return counts
-    prompts = await asyncio.to_thread(load_prompts, config, missing)
+    prompts = await asyncio.to_thread(load_prompts, config.warehouse, missing)
     tag = endpoint_cache_tag(endpoint, model_id, sample_idx)
     requests = [ChatRequest.for_endpoint(endpoint, prompts[pid].messages, tag) for pid in missing]
 
@@ -214,11 +185,7 @@ async def answer_with_endpoint_async(
         retry=retry,
         stats=stats,
     )
-    counts.n_cached = stats.n_cached
-    counts.n_failed = stats.n_failed
-    counts.n_generated = len(missing) - stats.n_cached - stats.n_failed
-    counts.cost_usd = stats.cost_usd
-    counts.errors = stats.errors
+    counts.add_calls(stats, n_missing=len(missing))
     _log_counts(counts, endpoint.name)
     return counts
 
@@ -279,7 +246,7 @@ def answer_locally(
         on_progress(n_existing, counts.n_needed)
     if not missing:
         return counts
-    prompts = load_prompts(config, missing)
+    prompts = load_prompts(config.warehouse, missing)
     writer = RowWriter(config.warehouse)
     chunk_size = 8 * student.batch_size
     for start in range(0, len(missing), chunk_size):
@@ -359,6 +326,43 @@ class _ProgressSum:
         return update
 
 
+def _champion_job(
+    config: Config,
+    round_id: int,
+    prompt_ids: Sequence[str],
+    writer: RowWriter,
+    *,
+    champion_id: str,
+    champion_path: str | None,
+    sandbox_url: str | None,
+    on_progress: ProgressFn,
+    retry: RetryPolicy | None,
+) -> Coroutine[Any, Any, ModelAnswerCounts]:
+    """The champion's answering: through `config.student.endpoint` when one is set, else
+    local generation from `champion_path` in a thread."""
+    if config.student.endpoint is not None:
+        return answer_with_endpoint_async(
+            config,
+            round_id,
+            prompt_ids,
+            config.student.endpoint,
+            sandbox_url,
+            writer,
+            model_id=champion_id,
+            on_progress=on_progress,
+            retry=retry,
+        )
+    return asyncio.to_thread(
+        answer_locally,
+        config,
+        round_id,
+        prompt_ids,
+        champion_id,
+        champion_path,
+        on_progress=on_progress,
+    )
+
+
 def answer_prompts(
     config: Config,
     round_id: int,
@@ -403,28 +407,17 @@ def answer_prompts(
             )
             for ref in refs
         ]
-        if config.student.endpoint is not None:
-            champion_job = answer_with_endpoint_async(
-                config,
-                round_id,
-                prompt_ids,
-                config.student.endpoint,
-                sandbox_url,
-                writer,
-                model_id=champion_id,
-                on_progress=progress.for_model(champion_id),
-                retry=retry,
-            )
-        else:
-            champion_job = asyncio.to_thread(
-                answer_locally,
-                config,
-                round_id,
-                prompt_ids,
-                champion_id,
-                champion_path,
-                on_progress=progress.for_model(champion_id),
-            )
+        champion_job = _champion_job(
+            config,
+            round_id,
+            prompt_ids,
+            writer,
+            champion_id=champion_id,
+            champion_path=champion_path,
+            sandbox_url=sandbox_url,
+            on_progress=progress.for_model(champion_id),
+            retry=retry,
+        )
         async with writer, asyncio.TaskGroup() as group:
             tasks = [group.create_task(job) for job in (champion_job, *jobs)]
         return [task.result() for task in tasks]

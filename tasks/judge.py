@@ -38,8 +38,8 @@ from flywheel.evaluators.judges import (
 from flywheel.llm.calls import CallBatchStats, ProgressFn, load_cached_calls, run_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy, call_id_for, estimate_cost_usd
 from flywheel.logs import step_logger
-from flywheel.tasks.answer import load_prompts, load_responses
 from flywheel.warehouse.ids import content_id
+from flywheel.warehouse.reads import load_prompts, load_responses
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
 from flywheel.warehouse.writer import RowWriter
 
@@ -126,7 +126,7 @@ def train_battle_pairs(
 ) -> list[Pair]:
     """(prompt, champion, reference) for every prompt where both sides have an answer."""
     ref_ids = [ref.model_id for ref in config.references]
-    stored = load_responses(config, prompt_ids, [champion_id, *ref_ids])
+    stored = load_responses(config.warehouse, prompt_ids, [champion_id, *ref_ids])
     pairs = [
         (pid, champion_id, ref_id)
         for pid in dict.fromkeys(prompt_ids)
@@ -174,8 +174,8 @@ def plan_battles(
     stored_battles, stored_games = _load_state(config, list(ids.values()))
     prompt_ids = [p[0] for p in unique_pairs]
     model_ids = sorted({m for p in unique_pairs for m in p[1:]})
-    answers = load_responses(config, prompt_ids, model_ids) if unique_pairs else {}
-    prompts = load_prompts(config, prompt_ids) if unique_pairs else {}
+    answers = load_responses(config.warehouse, prompt_ids, model_ids) if unique_pairs else {}
+    prompts = load_prompts(config.warehouse, prompt_ids) if unique_pairs else {}
     outcomes: Counter[str] = Counter()
     battles: list[BattlePlan] = []
     games: list[Game] = []
