@@ -103,11 +103,9 @@ def print_frame(frame: pd.DataFrame, output_format: str = "table") -> None:
 
 def command_sql(config: Config, args: argparse.Namespace) -> int:
     from flywheel.warehouse.catalog import list_relations, run_read_only_query
-    from flywheel.warehouse.store import connect
+    from flywheel.warehouse.store import connect_warehouse
 
-    with connect(
-        config.warehouse.path, read_only=True, timeout_s=config.warehouse.lock_timeout_s
-    ) as con:
+    with connect_warehouse(config.warehouse, read_only=True) as con:
         frame = list_relations(con) if args.query is None else run_read_only_query(con, args.query)
     print_frame(frame, args.format)
     return 0
@@ -115,11 +113,9 @@ def command_sql(config: Config, args: argparse.Namespace) -> int:
 
 def command_export(config: Config, args: argparse.Namespace) -> int:
     from flywheel.warehouse.export import export_rows, write_export
-    from flywheel.warehouse.store import connect
+    from flywheel.warehouse.store import connect_warehouse
 
-    with connect(
-        config.warehouse.path, read_only=True, timeout_s=config.warehouse.lock_timeout_s
-    ) as con:
+    with connect_warehouse(config.warehouse, read_only=True) as con:
         rows = export_rows(con, args.kind, args.round_id)
     path = write_export(rows, args.out)
     scope = "all rounds" if args.round_id is None else f"round {args.round_id}"

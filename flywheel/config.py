@@ -267,7 +267,7 @@ class TrainingConfig(Section):
     @model_validator(mode="after")
     def _check_rl_groups(self) -> TrainingConfig:
         """TRL's GRPO rule: the generation batch (per_device_train_batch_size x processes x
-        steps_per_generation; tasks/train.py leaves one step per generation, so `rl.batch_size`
+        steps_per_generation; llm/trainers.py leaves one step per generation, so `rl.batch_size`
         completions per process) holds whole groups of `num_generations` completions."""
         batch_size, group_size = self.rl.batch_size, self.rl.num_generations
         if batch_size % group_size == 0:

@@ -1,8 +1,9 @@
-"""The DuckDB warehouse: connect by path, versioned migrations, idempotent batched writes.
+"""The DuckDB warehouse file: the one way to open it (`connect_warehouse`), versioned migrations.
 
-Connections are opened for short bursts (`with connect(path) as con: ...`) and never held
-across a long step: while one process has the file open read-write no other process can
-open it at all, so an analyst's query waits only for the write in progress.
+Connections are opened for short bursts (`with connect_warehouse(settings) as con: ...`) and
+never held across a long step: while one process has the file open read-write no other process
+can open it at all, so an analyst's query waits only for the write in progress. Writes go
+through `writes.insert_new`; the row writer (`writer.RowWriter`) batches them for the steps.
 """
 
 from __future__ import annotations
