@@ -207,6 +207,31 @@ def _load_tokenizer(base_path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def _last(values: list[float]) -> float | None:
+    return values[-1] if values else None
+
+
+def _stage_result(
+    trainer: Any,
+    output: Path,
+    n_examples: int,
+    started: float,
+    hyperparams: dict[str, Any],
+    **metrics: Any,
+) -> TrainResult:
+    """What a finished trainer produced: its loss curve's ends, its steps and `metrics`."""
+    first, last = _first_last(_log_values(trainer.state.log_history, "loss"))
+    return TrainResult(
+        output_path=output,
+        n_examples=n_examples,
+        first_loss=first,
+        last_loss=last,
+        wall_s=time.perf_counter() - started,
+        hyperparams=hyperparams,
+        metrics={"n_steps": trainer.state.global_step, **metrics},
+    )
+
+
 @_quiet_progress_bars()
 def train_sft(
     base_path: str | Path,
@@ -241,19 +266,10 @@ def train_sft(
         )
         _run(trainer)
         output = save_checkpoint(trainer.model, tokenizer, out_path)
-        losses = _log_values(trainer.state.log_history, "loss")
-    first, last = _first_last(losses)
-    return TrainResult(
-        output_path=output,
-        n_examples=len(rows),
-        first_loss=first,
-        last_loss=last,
-        wall_s=time.perf_counter() - started,
-        hyperparams=_hyperparams(
-            cfg, seed, stage="sft", assistant_only_loss=True, warmup_ratio=warmup_ratio
-        ),
-        metrics={"n_steps": trainer.state.global_step},
+    hyperparams = _hyperparams(
+        cfg, seed, stage="sft", assistant_only_loss=True, warmup_ratio=warmup_ratio
     )
+    return _stage_result(trainer, output, len(rows), started, hyperparams)
 
 
 @_quiet_progress_bars()
@@ -284,22 +300,15 @@ def train_dpo(
         )
         _run(trainer)
         output = save_checkpoint(trainer.model, tokenizer, out_path)
-        history = trainer.state.log_history
-    first, last = _first_last(_log_values(history, "loss"))
-    margins = _log_values(history, "rewards/margins")
-    accuracies = _log_values(history, "rewards/accuracies")
-    return TrainResult(
-        output_path=output,
-        n_examples=len(rows),
-        first_loss=first,
-        last_loss=last,
-        wall_s=time.perf_counter() - started,
-        hyperparams=_hyperparams(cfg, seed, stage="dpo"),
-        metrics={
-            "n_steps": trainer.state.global_step,
-            "last_reward_margin": margins[-1] if margins else None,
-            "last_reward_accuracy": accuracies[-1] if accuracies else None,
-        },
+    history = trainer.state.log_history
+    return _stage_result(
+        trainer,
+        output,
+        len(rows),
+        started,
+        _hyperparams(cfg, seed, stage="dpo"),
+        last_reward_margin=_last(_log_values(history, "rewards/margins")),
+        last_reward_accuracy=_last(_log_values(history, "rewards/accuracies")),
     )
 
 
@@ -325,20 +334,14 @@ def train_reward_model(
         )
         _run(trainer)
         output = save_checkpoint(trainer.model, tokenizer, out_path, overwrite=True)
-        history = trainer.state.log_history
-    first, last = _first_last(_log_values(history, "loss"))
-    accuracies = _log_values(history, "accuracy")
-    return TrainResult(
-        output_path=output,
-        n_examples=len(rows),
-        first_loss=first,
-        last_loss=last,
-        wall_s=time.perf_counter() - started,
-        hyperparams=_hyperparams(cfg, seed, stage="rm"),
-        metrics={
-            "n_steps": trainer.state.global_step,
-            "last_accuracy": accuracies[-1] if accuracies else None,
-        },
+    accuracies = _log_values(trainer.state.log_history, "accuracy")
+    return _stage_result(
+        trainer,
+        output,
+        len(rows),
+        started,
+        _hyperparams(cfg, seed, stage="rm"),
+        last_accuracy=_last(accuracies),
     )
 
 
