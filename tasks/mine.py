@@ -15,11 +15,11 @@ from flywheel.warehouse.export import export_rows
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
 
-MINED_TABLES = {"sft": "sft_examples", "dpo": "dpo_pairs", "rm": "rm_pairs"}
+MINED_TABLES = {"sft": "sft_examples", "dpo": "preference_pairs", "rm": "preference_pairs"}
 MINED_KEYS = {
     "sft": ["round_id", "prompt_id"],
-    "dpo": ["round_id", "prompt_id"],
-    "rm": ["round_id", "prompt_id"],
+    "dpo": ["kind", "round_id", "prompt_id"],
+    "rm": ["kind", "round_id", "prompt_id"],
 }
 STAGE_DATA = {"sft": "sft", "dpo": "dpo", "rm+rl": "rm"}
 
@@ -67,9 +67,8 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
             selected = con.execute(query, params).df()
             table = MINED_TABLES[rule.kind]
             n_added[rule.kind] = insert_new(con, table, selected, MINED_KEYS[rule.kind])
-            n_total[rule.kind] = con.execute(
-                f"select count(*) from {table} where round_id = ?", [round_id]
-            ).fetchone()[0]
+            counted = {"kind": rule.kind, "round_id": round_id}
+            n_total[rule.kind] = con.execute(read_query("mined_count"), counted).fetchone()[0]
             step_logger(__name__).info(
                 "round %d: %d %s rows (K=%.1f)",
                 round_id,

@@ -7,9 +7,9 @@ with train_battles as (
 ), sft as (
     select round_id, count(*) as n_sft from sft_examples group by round_id
 ), dpo as (
-    select round_id, count(*) as n_dpo from dpo_pairs group by round_id
+    select round_id, count(*) as n_dpo from preference_pairs where kind = 'dpo' group by round_id
 ), rm as (
-    select round_id, count(*) as n_rm from rm_pairs group by round_id
+    select round_id, count(*) as n_rm from preference_pairs where kind = 'rm' group by round_id
 ), latest_evaluation as (
     select * from evaluations
     qualify row_number() over (partition by round_id order by created_at desc) = 1
@@ -65,10 +65,12 @@ with examples as (
 )
 select * from examples order by round_id, example_id;
 
--- one row per mined DPO pair, in TRL's conversational prompt/chosen/rejected form
-create or replace view v_dpo_pairs as
+-- one row per mined preference pair (DPO or reward model), in TRL's conversational
+-- prompt/chosen/rejected form, with its battle and rule
+create or replace view v_preference_pairs as
 with pairs as (
     select
+        d.kind,
         d.round_id,
         d.pair_id,
         d.prompt_id,
@@ -82,36 +84,20 @@ with pairs as (
         d.score_gap,
         d.rule_kind,
         d.rule_min_gap
-    from dpo_pairs as d
+    from preference_pairs as d
     join prompts as p using (prompt_id)
     join responses as c on c.response_id = d.chosen_response_id
     join responses as j on j.response_id = d.rejected_response_id
 )
 select * from pairs order by round_id, pair_id;
 
+-- one row per mined DPO pair, in TRL's conversational prompt/chosen/rejected form
+create or replace view v_dpo_pairs as
+select * exclude (kind) from v_preference_pairs where kind = 'dpo' order by round_id, pair_id;
+
 -- one row per mined reward-model pair, in TRL's conversational prompt/chosen/rejected form
 create or replace view v_rm_pairs as
-with pairs as (
-    select
-        d.round_id,
-        d.pair_id,
-        d.prompt_id,
-        p.category,
-        from_json(p.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') as prompt,
-        [{'role': 'assistant', 'content': c.response_text}] as chosen,
-        [{'role': 'assistant', 'content': j.response_text}] as rejected,
-        d.chosen_model,
-        d.rejected_model,
-        d.battle_id,
-        d.score_gap,
-        d.rule_kind,
-        d.rule_min_gap
-    from rm_pairs as d
-    join prompts as p using (prompt_id)
-    join responses as c on c.response_id = d.chosen_response_id
-    join responses as j on j.response_id = d.rejected_response_id
-)
-select * from pairs order by round_id, pair_id;
+select * exclude (kind) from v_preference_pairs where kind = 'rm' order by round_id, pair_id;
 
 -- one row per model version, with the chain of parents back to the round-0 student
 create or replace view v_model_lineage as

@@ -42,9 +42,10 @@ def column_types(con: Any, table: str) -> dict[str, str]:
     return dict(rows)
 
 
-def row_key(table: str, row: dict[str, Any]) -> Any:
-    """The natural key of a row: its value, or a tuple of values for a composite key."""
-    key = NATURAL_KEYS[table]
+def row_key(table: str, row: dict[str, Any], key: Sequence[str] | None = None) -> Any:
+    """The natural key of a row (`key`, default the table's): its value, or a tuple of values
+    for a composite key."""
+    key = key or NATURAL_KEYS[table]
     return row.get(key[0]) if len(key) == 1 else tuple(row.get(c) for c in key)
 
 
@@ -62,7 +63,7 @@ def _first_per_key(table: str, key: Sequence[str], rows: Rows) -> dict[Any, dict
         missing = [c for c in key if row.get(c) is None]
         if missing:
             raise ValueError(f"cannot write to {table}: a row has no {', '.join(missing)}")
-        first.setdefault(row_key(table, row), row)
+        first.setdefault(row_key(table, row, key), row)
     return first
 
 

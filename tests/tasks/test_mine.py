@@ -129,7 +129,8 @@ def test_dpo_pairs_take_the_widest_decisive_gap_and_may_choose_the_champion(
     mine_round(literal_battles, 1, "dpo")
     with connect(literal_battles.warehouse.path) as con:
         rows = con.execute(
-            "select prompt_id, chosen_model, rejected_model, score_gap from dpo_pairs order by prompt_id"
+            "select prompt_id, chosen_model, rejected_model, score_gap from preference_pairs "
+            "where kind = 'dpo' order by prompt_id"
         ).fetchall()
     assert rows == [
         ("p_lost_both", "ref:strong", "v0", 7.0),

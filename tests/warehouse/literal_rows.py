@@ -178,9 +178,10 @@ LITERAL_ROWS: dict[str, list[dict]] = {
             "score_gap": 7.0,
         },
     ],
-    "dpo_pairs": [
+    "preference_pairs": [
         {
             "pair_id": "d1",
+            "kind": "dpo",
             "round_id": 1,
             "prompt_id": "p1",
             "battle_id": "b1",
@@ -192,10 +193,9 @@ LITERAL_ROWS: dict[str, list[dict]] = {
             "rule_min_gap": 2.0,
             "score_gap": 7.0,
         },
-    ],
-    "rm_pairs": [
         {
             "pair_id": "m1",
+            "kind": "rm",
             "round_id": 1,
             "prompt_id": "p1",
             "battle_id": "b1",

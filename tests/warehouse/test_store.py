@@ -22,6 +22,8 @@ from flywheel.warehouse.store import (
 from flywheel.warehouse.writes import insert_new
 from tests.warehouse.literal_rows import LITERAL_ROWS, write_literal_round
 
+VIEWS_V3 = (Path(__file__).parent / "data" / "views_v3.sql").read_text(encoding="utf-8")
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
@@ -102,7 +104,9 @@ def test_empty_warehouse_is_migrated_to_the_latest_version(db_path: Path) -> Non
         views = con.execute(
             "select count(*) from information_schema.tables where table_type = 'VIEW'"
         ).fetchone()[0]
-    assert views == 5
+    assert (
+        views == 6
+    )  # v_round_summary, v_sft_data, v_preference_pairs, v_dpo_pairs, v_rm_pairs, v_model_lineage
 
 
 def test_a_version_2_warehouse_keeps_its_evaluations_under_their_content_ids(
@@ -124,6 +128,33 @@ def test_a_version_2_warehouse_keeps_its_evaluations_under_their_content_ids(
     with connect(db_path) as con:
         stored = con.execute("select evaluation_id from evaluations order by round_id").fetchall()
     assert stored == [(evaluation_id_for(i, f"r{i}-sft", "v0"),) for i in (1, 2)]
+
+
+def test_a_version_3_warehouse_keeps_every_pair_in_one_table_and_the_views_keep_their_columns(
+    db_path: Path,
+) -> None:
+    con = duckdb.connect(str(db_path))
+    assert migrate(con, str(db_path), up_to=3) == 3
+    con.execute(VIEWS_V3)
+    columns_before = {
+        view: [c for (c, *_) in con.execute(f"describe {view}").fetchall()]
+        for view in ("v_dpo_pairs", "v_rm_pairs")
+    }
+    pairs = LITERAL_ROWS["preference_pairs"]
+    for kind, table in (("dpo", "dpo_pairs"), ("rm", "rm_pairs")):
+        rows = [{k: v for k, v in r.items() if k != "kind"} for r in pairs if r["kind"] == kind]
+        assert insert_new(con, table, rows, ["pair_id"]) == 1
+    con.close()
+    with connect(db_path) as con:
+        stored = con.execute(
+            "select pair_id, kind, rule_kind from preference_pairs order by pair_id"
+        ).fetchall()
+        columns_after = {
+            view: [c for (c, *_) in con.execute(f"describe {view}").fetchall()]
+            for view in ("v_dpo_pairs", "v_rm_pairs")
+        }
+    assert stored == [("d1", "dpo", "dpo"), ("m1", "rm", "rm")]
+    assert columns_after == columns_before
 
 
 def test_previous_version_warehouse_upgrades_and_keeps_its_rows(db_path: Path) -> None:

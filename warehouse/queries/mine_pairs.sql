@@ -20,6 +20,7 @@ with decisive_battles as (
 ), pairs as (
     select
         md5(concat_ws('|', $kind, round_id, prompt_id)) as pair_id,
+        $kind as kind,
         round_id,
         prompt_id,
         battle_id,

@@ -1,0 +1,8 @@
+-- How many rows of one kind a round holds: SFT examples, or DPO / reward-model pairs.
+-- params: kind, round_id
+with mined as (
+    select 'sft' as kind, round_id from sft_examples
+    union all
+    select kind, round_id from preference_pairs
+)
+select count(*) from mined where kind = $kind and round_id = $round_id
