@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,12 +51,18 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def scratch_directory(out_path: str | Path, kind: str) -> tempfile.TemporaryDirectory:
+@contextmanager
+def scratch_directory(out_path: str | Path, kind: str) -> Iterator[str]:
     """TRL's scratch directory, under `<output_dir>/.scratch` so a killed run's leftovers are
     found and removed by `remove_staging_dirs` (the system temp dir is shared by everyone)."""
     root = Path(out_path).parent / SCRATCH_DIR
     root.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(prefix=f"flywheel-{kind}-", dir=root)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"flywheel-{kind}-", dir=root) as scratch:
+            yield scratch
+    finally:
+        with suppress(OSError):  # not empty: another stage's scratch is in use
+            root.rmdir()
 
 
 def remove_staging_dirs(config: Config) -> list[Path]:
