@@ -136,8 +136,10 @@ def temporary_prefect_server() -> Iterator[str | None]:
     try:
         wait_until_healthy(process, api_url, startup_timeout_s())
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            yield api_url
-            drain_prefect_workers()
+            try:
+                yield api_url
+            finally:
+                drain_prefect_workers()
     finally:
         stop_server(process)
 
