@@ -4,8 +4,8 @@ Every step asks the warehouse what is already done and does only the rest, so ru
 round again after a crash repeats no model call and writes no duplicate row.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: a served run rebuilds these flows in a
+# subprocess (cloudpickle), where postponed annotations such as `Config` cannot be resolved.
 import time
 from dataclasses import dataclass
 
