@@ -6,13 +6,12 @@ the round-0 student.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from flywheel.config import Config
+from tasks.endpoints import step_logger
 from warehouse.store import connect_warehouse, insert_new, transaction
 
-log = logging.getLogger(__name__)
 BASE_VERSION_ID = "v0"
 
 
@@ -100,8 +99,8 @@ def decide_round(
                 "update rounds set promoted = ?, champion_after = ?, decision_reason = ? where round_id = ?",
                 [promoted, champion_after, reason, round_id],
             )
-    log.info(
-        "round %d: %s (%s)",
+    step_logger(__name__).info(
+        "round %d decision: %s (%s)",
         round_id,
         "promoted " + champion_after if promoted else "kept " + champion,
         reason,
