@@ -18,14 +18,12 @@ from prefect.cache_policies import NO_CACHE
 from flows.prefect_env import quiet_prefect_defaults
 from flows.report import round_summaries, terminal_table
 from flows.round import RoundResult, arena_round, fail_round
+from flows.sandbox_pool import fill_sandbox_pool
 from flywheel.config import Config, load_config
 from tasks.endpoints import step_logger
 from tasks.promote import register_base_model
-from tasks.prompts import add_prompt_records, ensure_eval_split
+from tasks.prompts import ensure_eval_split
 from warehouse.store import connect_warehouse
-
-SANDBOX_SOURCE = "sandbox"
-SANDBOX_POOL_SEED_OFFSET = 7919  # keeps the pool's tasks apart from the student's seed tasks
 
 
 def stage_of(config: Config, round_id: int) -> str:
@@ -68,25 +66,6 @@ def prepare(config: Config) -> None:
     if config.prompts.sandbox_pool_size:
         fill_sandbox_pool(config)
     ensure_eval_split(config)
-
-
-def fill_sandbox_pool(config: Config) -> None:
-    """The sandbox's prompts enter the pool through the same ingest path as a user's file."""
-    from sandbox.skills import generate_tasks
-
-    with connect_warehouse(config.warehouse) as con:
-        n_sandbox = con.execute(
-            "select count(*) from prompts where source = ?", [SANDBOX_SOURCE]
-        ).fetchone()[0]
-    if n_sandbox:
-        return
-    seed = config.prompts.seed + SANDBOX_POOL_SEED_OFFSET
-    tasks = generate_tasks(
-        config.prompts.sandbox_pool_size, seed=seed, difficulty=config.sandbox.task_difficulty
-    )
-    records = [{"prompt": t.prompt, "category": t.skill} for t in tasks]
-    report = add_prompt_records(config, records, SANDBOX_SOURCE)
-    step_logger(__name__).info(report.summary())
 
 
 @contextlib.contextmanager
