@@ -70,7 +70,8 @@ def trend_markdown(metrics: pd.DataFrame) -> str:
     n_promoted = sum(p.promoted for p in points)
     return "\n".join(
         [
-            f"# The flywheel over {len(points)} rounds ({n_promoted} promoted)",
+            f"# The flywheel over {len(points)} round{'s' if len(points) != 1 else ''} "
+            f"({n_promoted} promoted)",
             "",
             f"![held-out win rate, length-controlled win rate and checker accuracy per round]"
             f"({svg_data_uri(trend_svg(points))})",

@@ -150,7 +150,8 @@ def approval_summary(
             f"Held-out A/B over {ab.n} prompts ({ab.n_excluded} excluded): win rate "
             f"**{ab.win_rate:.3f}** [{ab.ci_low:.3f}, {ab.ci_high:.3f}], length-controlled "
             f"{ab.lc_win_rate:.3f}; wins/ties/losses {ab.wins}/{ab.ties}/{ab.losses}; mean "
-            f"length {ab.mean_len_candidate:.0f} vs {ab.mean_len_champion:.0f} chars.",
+            f"answer length: candidate {ab.mean_len_candidate:.0f}, champion "
+            f"{ab.mean_len_champion:.0f} chars.",
             f"Checker accuracy: candidate {share(evaluation.sandbox_accuracy_candidate)}, "
             f"champion {share(evaluation.sandbox_accuracy_champion)}.",
             f"Rule: {evaluation.decision.reason}.",

@@ -73,7 +73,7 @@ def test_trend_markdown_embeds_the_svg_as_a_data_image() -> None:
         ]
     )
     markdown = trend_markdown(frame)
-    assert "over 1 rounds (1 promoted)" in markdown
+    assert "over 1 round (1 promoted)" in markdown
     uri = markdown.split("](", 1)[1].split(")", 1)[0]
     assert uri.startswith("data:image/svg+xml;base64,")
     svg = base64.b64decode(uri.split(",", 1)[1]).decode()
