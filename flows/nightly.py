@@ -6,7 +6,7 @@ The temporary server Prefect starts for ad-hoc runs cannot schedule; start one w
 The served deployment is `flywheel/nightly`; `prefect.yaml` deploys the same flow to a work
 pool as `flywheel/nightly-pool`, so the two never overwrite each other. Either way one round
 runs at a time: a trigger that fires while a round is still running is cancelled by Prefect
-(its state says the deployment's concurrency limit was reached), and the next trigger runs
+(its state message: "Deployment concurrency limit reached."), and the next trigger runs
 the round. When `flywheel serve` stops (Ctrl-C, SIGTERM) it pauses the deployment, which
 deletes its scheduled runs, so none pile up as Late; the next `flywheel serve` resumes it.
 """
