@@ -15,9 +15,11 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.report import publish_round_summary
 from flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
 from flows.round import RoundResult, arena_round, mark_round_unfinished
 from flows.run_lock import hold_run_lock
+from flows.sandbox_pool import fill_sandbox_pool
 from flows.signals import interrupt_signal
 from flows.stale_runs import mark_stale_runs_crashed
 from flywheel.config import Config, load_config
@@ -26,12 +28,9 @@ from flywheel.preflight import check_before_run
 from tasks.endpoints import step_logger
 from tasks.models import is_checkpoint
 from tasks.promote import register_base_model
-from tasks.prompts import add_prompt_records, ensure_eval_split
+from tasks.prompts import ensure_eval_split
 from tasks.train import remove_staging_dirs
 from warehouse.store import connect_warehouse
-
-SANDBOX_SOURCE = "sandbox"
-SANDBOX_POOL_SEED_OFFSET = 7919  # keeps the pool's tasks apart from the student's seed tasks
 
 
 def stage_of(config: Config, round_id: int) -> str:
@@ -74,25 +73,6 @@ def prepare(config: Config) -> None:
     if config.prompts.sandbox_pool_size:
         fill_sandbox_pool(config)
     ensure_eval_split(config)
-
-
-def fill_sandbox_pool(config: Config) -> None:
-    """The sandbox's prompts enter the pool through the same ingest path as a user's file."""
-    from sandbox.skills import generate_tasks
-
-    with connect_warehouse(config.warehouse) as con:
-        n_sandbox = con.execute(
-            "select count(*) from prompts where source = ?", [SANDBOX_SOURCE]
-        ).fetchone()[0]
-    if n_sandbox:
-        return
-    seed = config.prompts.seed + SANDBOX_POOL_SEED_OFFSET
-    tasks = generate_tasks(
-        config.prompts.sandbox_pool_size, seed=seed, difficulty=config.sandbox.task_difficulty
-    )
-    records = [{"prompt": t.prompt, "category": t.skill} for t in tasks]
-    report = add_prompt_records(config, records, SANDBOX_SOURCE)
-    step_logger(__name__).info(report.summary())
 
 
 @contextlib.contextmanager
@@ -144,7 +124,18 @@ def run_round(config: Config, round_id: int, sandbox_url: str | None) -> RoundRe
             else ("interrupted", f"interrupted by {signal.Signals(signum).name}")
         )
         mark_round_unfinished(config, round_id, status, cause, time.monotonic() - started)
+        if signum is None:
+            publish_failed_round_summary(config, round_id)
         raise
+
+
+def publish_failed_round_summary(config: Config, round_id: int) -> None:
+    """The failure in the round's summary artifact; a report that fails too is only logged,
+    so that the round's own cause is what the run shows."""
+    try:
+        publish_round_summary(config, round_id)
+    except Exception as e:
+        step_logger(__name__).warning("round %d: no summary published: %s", round_id, e)
 
 
 def retry_finished_rounds(config: Config, sandbox_url: str | None) -> None:

@@ -4,8 +4,8 @@ Every step asks the warehouse what is already done and does only the rest, so ru
 round again after a crash repeats no model call and writes no duplicate row.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: a served run rebuilds these flows in a
+# subprocess (cloudpickle), where postponed annotations such as `Config` cannot be resolved.
 import time
 from dataclasses import dataclass
 
@@ -19,7 +19,14 @@ from tasks.answer import AnswerReport, answer_prompts
 from tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
 from tasks.judge import JudgeReport, judge_battles, train_battle_pairs
 from tasks.mine import MiningReport, mine_round
-from tasks.promote import ModelVersion, PromotionDecision, current_champion, decide_round
+from tasks.promote import (
+    ModelVersion,
+    PromotionDecision,
+    approval_summary,
+    ask_for_approval,
+    current_champion,
+    decide_round,
+)
 from tasks.prompts import draw_round_slice
 from tasks.train import StageResult, run_training_stage
 from warehouse.store import connect_warehouse, insert_new, now_utc
@@ -139,7 +146,8 @@ def promote(
     trained: StageResult,
     evaluation: EvaluationReport | None,
 ) -> PromotionDecision:
-    """7. The champion moves only when the candidate is significantly better."""
+    """7. The champion moves only when the candidate is significantly better (and, with
+    evaluation.approval manual, a person approves it in the UI)."""
     if evaluation is None:
         return decide_round(
             config,
@@ -149,13 +157,13 @@ def promote(
             False,
             f"stage {trained.status}: {trained.reason}; champion kept",
         )
+    promote_now, reason = evaluation.decision.promote, evaluation.decision.reason
+    if promote_now and trained.candidate and config.evaluation.approval == "manual":
+        summary = approval_summary(round_id, trained.candidate, champion.version_id, evaluation)
+        answer = ask_for_approval(config, summary, reason)
+        promote_now, reason = answer.approved, answer.reason
     return decide_round(
-        config,
-        round_id,
-        champion.version_id,
-        trained.candidate,
-        evaluation.decision.promote,
-        evaluation.decision.reason,
+        config, round_id, champion.version_id, trained.candidate, promote_now, reason
     )
 
 

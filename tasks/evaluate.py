@@ -8,7 +8,6 @@ their inputs from the warehouse and writes `evaluations` and `ratings`.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,11 +24,10 @@ from evaluators.ratings import Rating, aggregate_battles, bootstrap_ratings
 from evaluators.skills import check_answer
 from flywheel.config import Config
 from tasks.answer import answer_locally
+from tasks.endpoints import step_logger
 from tasks.judge import judge_battles
 from tasks.prompts import eval_prompt_ids
 from warehouse.store import connect_warehouse, insert_new, read_query
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,21 @@ def evaluate_round(
         sandbox_accuracy_champion=heldout_accuracy(config, champion),
     )
     write_evaluation(config, round_id, candidate, champion, report)
-    log.info("round %d: %s", round_id, decision.reason)
+    step_logger(__name__).info(
+        "round %d A/B: candidate %s vs champion %s: win rate %.3f [%.3f, %.3f], "
+        "length-controlled %s, wins/ties/losses %d/%d/%d; %s",
+        round_id,
+        candidate,
+        champion,
+        ab.win_rate,
+        ab.ci_low,
+        ab.ci_high,
+        "-" if ab.lc_win_rate is None else f"{ab.lc_win_rate:.3f}",
+        ab.wins,
+        ab.ties,
+        ab.losses,
+        decision.reason,
+    )
     return report
 
 

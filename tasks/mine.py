@@ -7,14 +7,12 @@ first iteration, 1 later) and writes the rows idempotently.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from flywheel.config import Config
+from tasks.endpoints import step_logger
 from warehouse.export import export_rows
 from warehouse.store import connect_warehouse, insert_new, read_query
-
-log = logging.getLogger(__name__)
 
 MINED_TABLES = {"sft": "sft_examples", "dpo": "dpo_pairs", "rm": "rm_pairs"}
 MINED_KEYS = {
@@ -71,14 +69,13 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
             n_total[rule.kind] = con.execute(
                 f"select count(*) from {table} where round_id = ?", [round_id]
             ).fetchone()[0]
-            log.info(
-                "round %d: %d %s rows (K=%.1f)",
-                round_id,
-                n_total[rule.kind],
-                rule.kind,
-                rule.min_gap,
-            )
+    step_logger(__name__).info("round %d mined: %s", round_id, mining_counts(n_total, n_added))
     return MiningReport(round_id, n_added, n_total)
+
+
+def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:
+    """`sft 12 (12 new), dpo 30 (30 new)`: the round's rows per kind and this run's share."""
+    return ", ".join(f"{kind} {n_total[kind]} ({n_added[kind]} new)" for kind in n_total)
 
 
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:

@@ -27,6 +27,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from flywheel.config import Config, StageTrainingConfig
+from tasks.endpoints import step_logger
 from tasks.models import save_checkpoint, use_cpu_threads
 from warehouse.store import connect_warehouse, insert_new, transaction
 
@@ -520,6 +521,7 @@ def run_training_stage(config: Config, round_id: int, stage: str, champion: Any)
     if len(rows) < min_examples:
         reason = f"{len(rows)} mined examples, fewer than the {min_examples} training.{stage.split('+')[0]}.min_examples"
         _record(config, {**run, "status": "skipped", "reason": reason}, None)
+        step_logger(__name__).info("round %d %s stage skipped: %s", round_id, stage, reason)
         return StageResult("skipped", None, None, reason, len(rows))
     out_path = Path(config.training.output_dir) / version_id
     for stale in (out_path, reward_model_path(out_path)):
@@ -539,6 +541,16 @@ def run_training_stage(config: Config, round_id: int, stage: str, champion: Any)
             None,
         )
         return StageResult("failed", None, None, reason, len(rows))
+    step_logger(__name__).info(
+        "round %d %s stage trained %s on %d examples in %.0f s: loss %s -> %s",
+        round_id,
+        stage,
+        version_id,
+        len(rows),
+        result.wall_s,
+        "-" if result.first_loss is None else f"{result.first_loss:.4g}",
+        "-" if result.last_loss is None else f"{result.last_loss:.4g}",
+    )
     _record(
         config,
         {
