@@ -20,19 +20,16 @@ from flywheel.errors import describe_failure
 from flywheel.flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
 from flywheel.flows.round import RoundResult, arena_round
 from flywheel.flows.run_lock import hold_run_lock
+from flywheel.flows.sandbox_pool import fill_sandbox_pool
 from flywheel.flows.signals import interrupt_signal
 from flywheel.flows.stale_runs import mark_stale_runs_crashed
 from flywheel.llm.checkpoints import is_checkpoint
 from flywheel.llm.trainers import remove_staging_dirs
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import ensure_eval_split
-from flywheel.pool.ingest import add_prompt_records
 from flywheel.preflight import check_before_run
+from flywheel.tasks.report import publish_round_summary
 from flywheel.warehouse.lifecycle import mark_round_unfinished, register_base_model, round_statuses
-from flywheel.warehouse.store import connect_warehouse, read_query
-
-SANDBOX_SOURCE = "sandbox"
-SANDBOX_POOL_SEED_OFFSET = 7919  # keeps the pool's tasks apart from the student's seed tasks
 
 
 def stage_of(config: Config, round_id: int) -> str:
@@ -74,24 +71,6 @@ def prepare(config: Config) -> None:
     if config.prompts.sandbox_pool_size:
         fill_sandbox_pool(config)
     ensure_eval_split(config)
-
-
-def fill_sandbox_pool(config: Config) -> None:
-    """The sandbox's prompts enter the pool through the same ingest path as a user's file."""
-    from flywheel.sandbox.skills import generate_tasks
-
-    with connect_warehouse(config.warehouse) as con:
-        query = read_query("prompts_count_of_source")
-        n_sandbox = con.execute(query, [SANDBOX_SOURCE]).fetchone()[0]
-    if n_sandbox:
-        return
-    seed = config.prompts.seed + SANDBOX_POOL_SEED_OFFSET
-    tasks = generate_tasks(
-        config.prompts.sandbox_pool_size, seed=seed, difficulty=config.sandbox.task_difficulty
-    )
-    records = [{"prompt": t.prompt, "category": t.skill} for t in tasks]
-    report = add_prompt_records(config, records, SANDBOX_SOURCE)
-    step_logger(__name__).info(report.summary())
 
 
 @contextlib.contextmanager
@@ -149,7 +128,18 @@ def run_round(config: Config, round_id: int, sandbox_url: str | None) -> RoundRe
             cause=cause,
             attempt_wall_s=time.monotonic() - started,
         )
+        if signum is None:
+            publish_failed_round_summary(config, round_id)
         raise
+
+
+def publish_failed_round_summary(config: Config, round_id: int) -> None:
+    """The failure in the round's summary artifact; a report that fails too is only logged,
+    so that the round's own cause is what the run shows."""
+    try:
+        publish_round_summary(config, round_id)
+    except Exception as e:
+        step_logger(__name__).warning("round %d: no summary published: %s", round_id, e)
 
 
 def retry_finished_rounds(config: Config, sandbox_url: str | None) -> None:

@@ -4,8 +4,8 @@ Every step asks the warehouse what is already done and does only the rest, so ru
 round again after a crash repeats no model call and writes no duplicate row.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: a served run rebuilds these flows in a
+# subprocess (cloudpickle), where postponed annotations such as `Config` cannot be resolved.
 import time
 from dataclasses import dataclass
 
@@ -19,7 +19,12 @@ from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
 from flywheel.tasks.judge import JudgeReport, judge_battles, train_battle_pairs
 from flywheel.tasks.mine import MiningReport, mine_round
-from flywheel.tasks.promote import PromotionDecision, decide_round
+from flywheel.tasks.promote import (
+    PromotionDecision,
+    approval_summary,
+    ask_for_approval,
+    decide_round,
+)
 from flywheel.tasks.report import publish_round_report
 from flywheel.tasks.train import StageResult, run_training_stage
 from flywheel.warehouse.lifecycle import (
@@ -147,7 +152,8 @@ def promote(
     trained: StageResult,
     evaluation: EvaluationReport | None,
 ) -> PromotionDecision:
-    """7. The champion moves only when the candidate is significantly better."""
+    """7. The champion moves only when the candidate is significantly better (and, with
+    evaluation.approval manual, a person approves it in the UI)."""
     if evaluation is None:
         return decide_round(
             config,
@@ -157,13 +163,18 @@ def promote(
             promote=False,
             reason=f"stage {trained.status}: {trained.reason}; champion kept",
         )
+    promote_now, reason = evaluation.decision.promote, evaluation.decision.reason
+    if promote_now and trained.candidate and config.evaluation.approval == "manual":
+        summary = approval_summary(round_id, trained.candidate, champion.version_id, evaluation)
+        answer = ask_for_approval(config, summary, reason)
+        promote_now, reason = answer.approved, answer.reason
     return decide_round(
         config,
         round_id,
         champion=champion.version_id,
         candidate=trained.candidate,
-        promote=evaluation.decision.promote,
-        reason=evaluation.decision.reason,
+        promote=promote_now,
+        reason=reason,
     )
 
 

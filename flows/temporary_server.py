@@ -4,7 +4,8 @@ Prefect starts the same server (uvicorn on `create_app`, the UI off) when no PRE
 is set, but as a plain child in the terminal's process group: Ctrl-C kills it before the run
 can record why it stopped, and a SIGKILL of the run leaves it orphaned. This one runs in a
 session of its own, so a signal to the group reaches only flywheel, which stops it last; and
-the kernel stops it when flywheel dies (PR_SET_PDEATHSIG).
+the kernel stops it when flywheel dies (PR_SET_PDEATHSIG). Its output goes to
+`$PREFECT_HOME/flywheel-temporary-server.log`, not to the terminal.
 """
 
 from __future__ import annotations
@@ -80,14 +81,26 @@ def _is_healthy(api_url: str) -> bool:
         return False
 
 
-def wait_until_healthy(process: subprocess.Popen, api_url: str, timeout_s: float) -> None:
+def server_log_path() -> Path:
+    """Where the temporary server's own output goes (its shutdown is noisy under load)."""
+    from prefect.settings import PREFECT_HOME
+
+    home = Path(PREFECT_HOME.value())
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "flywheel-temporary-server.log"
+
+
+def wait_until_healthy(
+    process: subprocess.Popen, api_url: str, timeout_s: float, log_path: Path
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not _is_healthy(api_url):
         if process.poll() is not None:
             raise RuntimeError(
                 f"Prefect's temporary server exited with status {process.returncode} before it "
-                "was ready. Fix: check PREFECT_HOME is writable, or start `prefect server start` "
-                "and export PREFECT_API_URL=http://127.0.0.1:4200/api."
+                f"was ready (its output is in {log_path}). Fix: check PREFECT_HOME is writable, "
+                "or start `prefect server start` and export "
+                "PREFECT_API_URL=http://127.0.0.1:4200/api."
             )
         if time.monotonic() > deadline:
             raise RuntimeError(
@@ -126,18 +139,24 @@ def temporary_prefect_server() -> Iterator[str | None]:
         return
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    process = subprocess.Popen(
-        _server_command(port),
-        env=_server_environment(),
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-        stdin=subprocess.DEVNULL,
-    )
+    log_path = server_log_path()
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            _server_command(port),
+            env=_server_environment(),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_until_healthy(process, api_url, startup_timeout_s())
+        wait_until_healthy(process, api_url, startup_timeout_s(), log_path)
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            yield api_url
-            drain_prefect_workers()
+            try:
+                yield api_url
+            finally:
+                drain_prefect_workers()
     finally:
         stop_server(process)
 

@@ -177,7 +177,8 @@ class PromptsConfig(Section):
     batch_size: int = _help("records per ingest batch (bounds memory)", default=20000, gt=0)
     seed: int = _help("seed of the eval draw and the slice partition", default=0)
     sandbox_pool_size: int = _help(
-        "sandbox prompts generated into an empty pool on first run (0: none, bring your own)",
+        "sandbox prompts generated into an empty pool on first run, and as many new ones "
+        "from fresh seeds whenever the next slices would run short (0: none, bring your own)",
         default=0,
         ge=0,
     )
@@ -303,6 +304,17 @@ class EvaluationConfig(Section):
     )
     anchor_rating: float = _help("rating of the anchor model on the Elo scale", default=1000.0)
     seed: int = _help("seed of the bootstraps", default=0)
+    approval: Literal["auto", "manual"] = _help(
+        "auto promotes a passing candidate at once; manual pauses the run until a person "
+        "approves it in the Prefect UI (reject, or no answer in time, keeps the champion)",
+        default="auto",
+    )
+    approval_timeout_s: int = _help(
+        "manual approval: seconds to wait for the answer; then the champion is kept and the "
+        "reason says the approval timed out",
+        default=86400,
+        gt=0,
+    )
 
 
 class SandboxModelConfig(Section):

@@ -145,7 +145,21 @@ def evaluate_round(
     )
     write_evaluation(config, round_id, candidate, champion, report)
     log = step_logger(__name__)
-    log.info("round %d: %s", round_id, decision.reason)
+    log.info(
+        "round %d A/B: candidate %s vs champion %s: win rate %.3f [%.3f, %.3f], "
+        "length-controlled %s, wins/ties/losses %d/%d/%d; %s",
+        round_id,
+        candidate,
+        champion,
+        ab.win_rate,
+        ab.ci_low,
+        ab.ci_high,
+        "-" if ab.lc_win_rate is None else f"{ab.lc_win_rate:.3f}",
+        ab.wins,
+        ab.ties,
+        ab.losses,
+        decision.reason,
+    )
     log.info(
         "round %d judge audit: position consistency %s, parse failures %s, first-position "
         "wins %s, over %d games",

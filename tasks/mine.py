@@ -69,14 +69,13 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
             n_added[rule.kind] = insert_new(con, table, selected, MINED_KEYS[rule.kind])
             counted = {"kind": rule.kind, "round_id": round_id}
             n_total[rule.kind] = con.execute(read_query("mined_count"), counted).fetchone()[0]
-            step_logger(__name__).info(
-                "round %d: %d %s rows (K=%.1f)",
-                round_id,
-                n_total[rule.kind],
-                rule.kind,
-                rule.min_gap,
-            )
+    step_logger(__name__).info("round %d mined: %s", round_id, mining_counts(n_total, n_added))
     return MiningReport(round_id, n_added, n_total)
+
+
+def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:
+    """`sft 12 (12 new), dpo 30 (30 new)`: the round's rows per kind and this run's share."""
+    return ", ".join(f"{kind} {n_total[kind]} ({n_added[kind]} new)" for kind in n_total)
 
 
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:

@@ -8,30 +8,23 @@ import pandas as pd
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flywheel.config import Config
+from flywheel.tasks.trend_chart import TrendPoint, svg_data_uri, trend_svg
 from flywheel.warehouse.store import connect_warehouse, read_query
 
 ROUND_METRICS_KEY = "round-metrics"
-ROUND_METRICS_COLUMNS = [
-    "round_id",
-    "stage",
-    "champion_before",
-    "champion_after",
-    "promoted",
-    "n_battles",
-    "n_sft",
-    "n_dpo",
-    "n_rm",
-    "win_rate",
-    "win_rate_ci_low",
-    "win_rate_ci_high",
-    "sandbox_accuracy",
-    "wall_s",
-]
+ROUND_TREND_KEY = "round-trend"
+SIGNIFICANT_DIGITS = 3
 
 
 def round_summaries(config: Config) -> pd.DataFrame:
     with connect_warehouse(config.warehouse) as con:
         return con.execute("select * from v_round_summary").df()
+
+
+def round_metrics(config: Config) -> pd.DataFrame:
+    """`round_metrics.sql`: one row per round, the A/B result and decision first."""
+    with connect_warehouse(config.warehouse) as con:
+        return con.execute(read_query("round_metrics")).df()
 
 
 def _clean(value: object) -> object:
@@ -41,8 +34,60 @@ def _clean(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def round_metrics_rows(summaries: pd.DataFrame) -> list[dict]:
-    return [{c: _clean(row[c]) for c in ROUND_METRICS_COLUMNS} for _, row in summaries.iterrows()]
+def significant(value: object, digits: int = SIGNIFICANT_DIGITS) -> object:
+    """A float rounded to `digits` significant digits (0.5263157 -> 0.526); others unchanged."""
+    if not isinstance(value, float) or value == 0 or not math.isfinite(value):
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def round_metrics_rows(metrics: pd.DataFrame) -> list[dict]:
+    """The table artifact's rows: every float to 3 significant digits."""
+    return [
+        {column: significant(_clean(row[column])) for column in metrics.columns}
+        for _, row in metrics.iterrows()
+    ]
+
+
+def trend_points(metrics: pd.DataFrame) -> list[TrendPoint]:
+    return [
+        TrendPoint(
+            round_id=int(row["round_id"]),
+            win_rate=_clean(row["win_rate"]),
+            win_rate_ci_low=_clean(row["win_rate_ci_low"]),
+            win_rate_ci_high=_clean(row["win_rate_ci_high"]),
+            lc_win_rate=_clean(row["lc_win_rate"]),
+            sandbox_accuracy=_clean(row["sandbox_accuracy"]),
+            promoted=bool(_clean(row["promoted"])),
+        )
+        for _, row in metrics.iterrows()
+    ]
+
+
+def trend_markdown(metrics: pd.DataFrame) -> str:
+    """The trend picture over all rounds, embedded as a `data:` SVG image, and its key."""
+    points = trend_points(metrics)
+    n_promoted = sum(p.promoted for p in points)
+    return "\n".join(
+        [
+            f"# The flywheel over {len(points)} round{'s' if len(points) != 1 else ''} "
+            f"({n_promoted} promoted)",
+            "",
+            f"![held-out win rate, length-controlled win rate and checker accuracy per round]"
+            f"({svg_data_uri(trend_svg(points))})",
+            "",
+            "Blue: the candidate's held-out win rate against the champion, with its 95% "
+            "interval as a bar (above the dashed 0.5 line the candidate was better). Orange, "
+            "dashed: the length-controlled win rate. Green: the champion's checker accuracy "
+            "after the round, where the sandbox can check answers. Red star: promoted. A gap: "
+            "no A/B that round (stage skipped or failed).",
+        ]
+    )
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    """A markdown table with every float to 3 significant digits."""
+    return frame.map(significant).to_markdown(index=False)
 
 
 def _fmt(value: object, pattern: str = "{:.3f}") -> str:
@@ -74,18 +119,17 @@ def round_markdown(config: Config, round_id: int) -> str:
     lines = [
         f"# Round {round_id}: {row['stage']}",
         "",
-        f"**Decision:** {'promoted ' + str(row['champion_after']) if row['promoted'] else 'kept ' + str(row['champion_after'])}"
-        f" — {rnd[0] if rnd else ''}",
+        _decision_line(row, rnd[0] if rnd else None),
         "",
         f"Mined: {_fmt(row['n_sft'], '{:.0f}')} SFT, {_fmt(row['n_dpo'], '{:.0f}')} DPO, "
         f"{_fmt(row['n_rm'], '{:.0f}')} RM from {_fmt(row['n_battles'], '{:.0f}')} battles; "
         f"sandbox accuracy of the champion after the round: {_fmt(row['sandbox_accuracy'], '{:.1%}')}",
         "",
         "## Champion vs each reference (train battles)",
-        win_rates.to_markdown(index=False) if not win_rates.empty else "(no battles)",
+        _markdown_table(win_rates) if not win_rates.empty else "(no battles)",
         "",
         "## Training",
-        training.to_markdown(index=False) if not training.empty else "(no training run)",
+        _markdown_table(training) if not training.empty else "(no training run)",
     ]
     if not evaluation.empty:
         e = evaluation.iloc[0]
@@ -100,26 +144,50 @@ def round_markdown(config: Config, round_id: int) -> str:
             f"{_fmt(e['parse_failure_rate'])}, first-position win share {_fmt(e['first_position_win_share'])}",
             "",
             "## Ratings (Bradley-Terry, Elo scale)",
-            ratings.to_markdown(index=False),
+            ratings.to_markdown(index=False, floatfmt=".0f"),
         ]
     lines += [
         "",
         "## Tokens and cost",
-        costs.to_markdown(index=False) if not costs.empty else "(no calls)",
+        _markdown_table(costs) if not costs.empty else "(no calls)",
     ]
     return "\n".join(lines)
 
 
-def publish_round_report(config: Config, round_id: int) -> None:
-    """A new version of the keyed `round-metrics` table (its history shows the trend) and the
-    round's markdown summary."""
-    rows = round_metrics_rows(round_summaries(config))
-    create_table_artifact(table=rows, key=ROUND_METRICS_KEY, description=f"after round {round_id}")
+def _decision_line(row: pd.Series, reason: str | None) -> str:
+    if row["status"] in ("failed", "interrupted"):
+        return (
+            f"**Round {row['status']}:** {row['error']}. The champion stays "
+            f"{row['champion_before']}; the next `flywheel run` resumes this round."
+        )
+    moved = "promoted" if row["promoted"] else "kept"
+    return f"**Decision:** {moved} {row['champion_after']} — {reason or ''}"
+
+
+def publish_round_summary(config: Config, round_id: int) -> None:
+    """The round's markdown summary (a failed round's says so, with its cause)."""
     create_markdown_artifact(
         markdown=round_markdown(config, round_id),
         key=f"round-{round_id}-summary",
         description=f"round {round_id} summary",
     )
+
+
+def publish_round_report(config: Config, round_id: int) -> None:
+    """New versions of the keyed `round-metrics` table and `round-trend` picture, and the
+    round's markdown summary."""
+    metrics = round_metrics(config)
+    create_table_artifact(
+        table=round_metrics_rows(metrics),
+        key=ROUND_METRICS_KEY,
+        description=f"after round {round_id}",
+    )
+    create_markdown_artifact(
+        markdown=trend_markdown(metrics),
+        key=ROUND_TREND_KEY,
+        description=f"the trend after round {round_id}",
+    )
+    publish_round_summary(config, round_id)
 
 
 def terminal_table(summaries: pd.DataFrame) -> str:

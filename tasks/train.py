@@ -15,6 +15,7 @@ from typing import Any
 
 from flywheel.config import Config, StageTrainingConfig
 from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.logs import step_logger
 from flywheel.tasks.mine import training_rows
 from flywheel.warehouse.lifecycle import ModelVersion, record_training, recorded_training
 from flywheel.warehouse.store import connect_warehouse, read_query
@@ -100,6 +101,7 @@ def run_training_stage(
         reason = f"{len(rows)} mined examples, fewer than the {min_examples} {field}"
         skipped = {**run, "status": "skipped", "reason": reason}
         record_training(config.warehouse, skipped, candidate=None)
+        step_logger(__name__).info("round %d %s stage skipped: %s", round_id, stage, reason)
         return StageResult("skipped", None, None, reason=reason, n_examples=len(rows))
     out_path = Path(config.training.output_dir) / version_id
     for stale in (out_path, reward_model_path(out_path)):
@@ -112,6 +114,16 @@ def run_training_stage(
         failed = {**run, "run_id": failed_id, "status": "failed", "reason": reason[:2000]}
         record_training(config.warehouse, failed, candidate=None)
         return StageResult("failed", None, None, reason=reason, n_examples=len(rows))
+    step_logger(__name__).info(
+        "round %d %s stage trained %s on %d examples in %.0f s: loss %s -> %s",
+        round_id,
+        stage,
+        version_id,
+        len(rows),
+        result.wall_s,
+        "-" if result.first_loss is None else f"{result.first_loss:.4g}",
+        "-" if result.last_loss is None else f"{result.last_loss:.4g}",
+    )
     _record_candidate(config, run, champion, result, version_id)
     return StageResult("done", version_id, str(result.output_path), "trained", len(rows))
 

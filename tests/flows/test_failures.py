@@ -45,8 +45,8 @@ def flow_run_states(name: str) -> list[str]:
     return [run.state.type.value for run in runs]
 
 
-def summaries_since(started: datetime, round_id: int) -> int:
-    """How many `round-<n>-summary` artifact versions were published since `started`."""
+def summaries_since(started: datetime, round_id: int) -> list[str]:
+    """The `round-<n>-summary` markdown versions published since `started`, oldest first."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -56,7 +56,7 @@ def summaries_since(started: datetime, round_id: int) -> int:
                 key=ArtifactFilterKey(any_=[f"round-{round_id}-summary"])
             )
         )
-    return sum(1 for a in artifacts if a.created > started)
+    return [a.data for a in sorted(artifacts, key=lambda a: a.created) if a.created > started]
 
 
 @pytest.fixture
@@ -72,6 +72,7 @@ def test_a_failed_training_stage_fails_the_run_and_a_rerun_trains_it(
     def full_disk(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
+    started = datetime.now(UTC)
     monkeypatch.setattr(flywheel.tasks.train, "_train", full_disk)
     assert run_cli(smoke) == 1
     terminal = capsys.readouterr()
@@ -80,6 +81,8 @@ def test_a_failed_training_stage_fails_the_run_and_a_rerun_trains_it(
     row = round_row(smoke)
     assert row["status"] == "failed" and "No space left on device" in row["error"]
     assert "FAILED" in flow_run_states("round-1-sft")
+    (summary,) = summaries_since(started, 1)
+    assert "**Round failed:**" in summary and "No space left on device" in summary
 
     staging = Path(load_config(smoke).training.output_dir) / ".r1-sft.tmp-0badc0de"
     staging.mkdir(parents=True)
@@ -108,11 +111,12 @@ def test_a_crash_while_publishing_the_report_leaves_the_round_to_finish_on_rerun
     monkeypatch.setattr(flywheel.flows.round, "publish_round_report", crash)
     assert run_cli(smoke) == 1
     assert round_row(smoke)["status"] == "failed"
-    assert summaries_since(started, 1) == 0
     monkeypatch.undo()
     assert run_cli(smoke) == 0
     assert round_row(smoke)["status"] == "done"
-    assert summaries_since(started, 1) == 1
+    failure_summary, summary = summaries_since(started, 1)
+    assert "**Round failed:** ConnectionError: the Prefect API went away" in failure_summary
+    assert "**Decision:**" in summary
 
 
 def test_retry_failed_answers_and_judges_a_finished_rounds_failed_calls_and_mines_them(

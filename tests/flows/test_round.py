@@ -32,6 +32,7 @@ ROUND_METRICS_COLUMNS = {
     "win_rate",
     "win_rate_ci_low",
     "win_rate_ci_high",
+    "lc_win_rate",
     "sandbox_accuracy",
     "wall_s",
 }
