@@ -57,7 +57,7 @@ def _run(config: Config, config_path: str, rounds: int | None, retry_failed: boo
 
     resume = resume_command(config_path, rounds)
     try:
-        with interrupt_on_signals(), temporary_prefect_server():
+        with interrupt_on_signals(f"Resume with: {resume}"), temporary_prefect_server():
             flywheel(config_path, rounds, retry_failed=retry_failed)
     except BaseException as e:
         signum = interrupt_signal(e)

@@ -21,7 +21,7 @@ from types import FrameType
 
 from flywheel.errors import root_causes
 
-GRACE_S = 20.0
+GRACE_S = 30.0
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -52,12 +52,16 @@ def interrupt_signal(error: BaseException) -> int | None:
     return None
 
 
-def _exit_later(status: int) -> None:
+def _exit_later(status: int, last_words: str) -> None:
     """Exit with `status` after GRACE_S unless the process has exited by then (child
     servers started with PR_SET_PDEATHSIG stop with it)."""
 
     def stop() -> None:
-        sys.stderr.flush()
+        print(
+            f"flywheel: still stopping after {GRACE_S:.0f} s; exiting. {last_words}",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(status)
 
     timer = threading.Timer(GRACE_S, stop)
@@ -66,12 +70,16 @@ def _exit_later(status: int) -> None:
 
 
 @contextlib.contextmanager
-def interrupt_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT/SIGTERM raise `Interrupted`; a second one exits at once."""
+def interrupt_on_signals(last_words: str) -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM raise `Interrupted`; a second one exits at once.
+
+    `last_words` (how to resume) is printed when the process cannot wait any longer.
+    """
     received: list[int] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         if received:  # a second signal: stop now
+            print(f"flywheel: exiting. {last_words}", file=sys.stderr, flush=True)
             os._exit(128 + signum)
         received.append(signum)
         print(
@@ -79,7 +87,7 @@ def interrupt_on_signals() -> Iterator[None]:
             file=sys.stderr,
             flush=True,
         )
-        _exit_later(128 + signum)
+        _exit_later(128 + signum, last_words)
         raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, handle) for signum in HANDLED_SIGNALS}

@@ -25,6 +25,7 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 HEALTH_POLL_S = 0.2
 STOP_GRACE_S = 5.0
+DRAIN_TIMEOUT_S = 5.0  # per queue; with the stop, well inside flows.signals.GRACE_S
 
 
 def _die_with_parent() -> None:
@@ -168,4 +169,4 @@ def drain_prefect_workers() -> None:
 
     for worker in (APILogWorker, EventsWorker):
         with contextlib.suppress(Exception):
-            worker.drain_all(timeout=10)
+            worker.drain_all(timeout=DRAIN_TIMEOUT_S)
