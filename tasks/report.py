@@ -18,7 +18,7 @@ SIGNIFICANT_DIGITS = 3
 
 def round_summaries(config: Config) -> pd.DataFrame:
     with connect_warehouse(config.warehouse) as con:
-        return con.execute("select * from v_round_summary").df()
+        return con.execute(read_query("report_round_summaries")).df()
 
 
 def round_metrics(config: Config) -> pd.DataFrame:
@@ -98,23 +98,14 @@ def _fmt(value: object, pattern: str = "{:.3f}") -> str:
 def round_markdown(config: Config, round_id: int) -> str:
     """Decision and reason, win rates per reference, mined counts, training, judge audit, cost."""
     with connect_warehouse(config.warehouse) as con:
-        summary = con.execute("select * from v_round_summary where round_id = ?", [round_id]).df()
-        rnd = con.execute(
-            "select decision_reason from rounds where round_id = ?", [round_id]
-        ).fetchone()
-        training = con.execute(
-            "select stage, status, reason, n_examples, first_loss, last_loss, wall_s "
-            "from training_runs where round_id = ?",
-            [round_id],
-        ).df()
-        evaluation = con.execute("select * from evaluations where round_id = ?", [round_id]).df()
-        win_rates = con.execute(read_query("round_win_rates"), {"round_id": round_id}).df()
-        costs = con.execute(read_query("round_costs"), {"round_id": round_id}).df()
-        ratings = con.execute(
-            "select model_id, rating, ci_low, ci_high, n_battles from ratings where round_id = ? "
-            "order by rating desc",
-            [round_id],
-        ).df()
+        params = {"round_id": round_id}
+        summary = con.execute(read_query("report_round_summary"), params).df()
+        rnd = con.execute(read_query("report_round_decision"), params).fetchone()
+        training = con.execute(read_query("report_round_training"), params).df()
+        evaluation = con.execute(read_query("report_round_evaluations"), params).df()
+        win_rates = con.execute(read_query("round_win_rates"), params).df()
+        costs = con.execute(read_query("round_costs"), params).df()
+        ratings = con.execute(read_query("report_round_ratings"), params).df()
     row = summary.iloc[0]
     lines = [
         f"# Round {round_id}: {row['stage']}",
