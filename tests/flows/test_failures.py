@@ -13,7 +13,7 @@ import yaml
 from flywheel.config import load_config
 from flywheel.flows.run_command import run_flywheel_cli
 from flywheel.warehouse.store import connect
-from tests.flows.test_round import smoke_student, write_smoke_config  # noqa: F401
+from tests.flows.test_round import write_smoke_config
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def summaries_since(started: datetime, round_id: int) -> list[str]:
 
 
 @pytest.fixture
-def smoke(tmp_path: Path, smoke_student: Path, prefect_api: None) -> Path:  # noqa: F811
+def smoke(tmp_path: Path, smoke_student: Path, prefect_api: None) -> Path:
     return write_smoke_config(tmp_path, smoke_student)
 
 

@@ -166,8 +166,12 @@ def sandbox_get(url: str, path: str) -> dict:
 
 
 def run_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_API_URL": ""}
-    env.pop("PREFECT_API_URL")
+    """`flywheel run --rounds 1` on its own temporary Prefect server (Prefect's start-up
+    timeout left to flywheel's default), in a session of its own so that signalling its
+    process group spares pytest."""
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", None)
     return subprocess.Popen(
         [
             sys.executable,
@@ -183,6 +187,7 @@ def run_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
 
 

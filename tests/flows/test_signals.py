@@ -15,37 +15,13 @@ import pytest
 from flywheel.warehouse.store import connect
 from tests.flows.test_round import (
     decisions,
+    run_flywheel,
     sandbox_get,
-    smoke_student,  # noqa: F401  (fixture)
     start_sandbox_server,
     write_smoke_config,
 )
 
 STOP_TIMEOUT_S = 120  # an upper bound against hanging, not a speed target
-
-
-def start_flywheel(config_path: Path, prefect_home: Path) -> subprocess.Popen:
-    """`flywheel run` in a session of its own, so that signalling its group spares pytest."""
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
-    env.pop("PREFECT_API_URL", None)
-    env.pop("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", None)
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flywheel.flows.cli",
-            "run",
-            "--config",
-            str(config_path),
-            "--rounds",
-            "1",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def children_of(pid: int) -> list[int]:
@@ -83,7 +59,7 @@ def round_status(db_path: Path) -> tuple[str, str | None]:
 
 
 @pytest.fixture
-def arena(tmp_path: Path, smoke_student: Path):  # noqa: F811
+def arena(tmp_path: Path, smoke_student: Path):
     """A smoke config whose endpoints are a sandbox server outside the run's process group."""
     server, url = start_sandbox_server(write_smoke_config(tmp_path))
     try:
@@ -101,7 +77,7 @@ def test_a_signal_stops_the_run_and_marks_the_round_interrupted_for_a_rerun(
     arena: tuple[Path, str], tmp_path: Path, signum: int, to_group: bool, exit_status: int
 ) -> None:
     config_path, url = arena
-    run = start_flywheel(config_path, tmp_path / "prefect")
+    run = run_flywheel(config_path, tmp_path / "prefect")
     wait_until_judging(run, url, "sandbox-judge")
     helpers = children_of(run.pid)
     if to_group:
@@ -124,7 +100,7 @@ def test_a_signal_stops_the_run_and_marks_the_round_interrupted_for_a_rerun(
     if signum != signal.SIGINT:
         return  # the resume after a Ctrl-C is the same as after a SIGTERM
 
-    rerun = start_flywheel(config_path, tmp_path / "prefect")
+    rerun = run_flywheel(config_path, tmp_path / "prefect")
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output
     assert decisions(tmp_path / "flywheel.duckdb")[0][:2] == (1, "done")
@@ -134,7 +110,7 @@ def test_sigkill_of_the_run_takes_its_prefect_server_with_it(
     arena: tuple[Path, str], tmp_path: Path
 ) -> None:
     config_path, url = arena
-    run = start_flywheel(config_path, tmp_path / "prefect")
+    run = run_flywheel(config_path, tmp_path / "prefect")
     wait_until_judging(run, url, "sandbox-judge")
     helpers = children_of(run.pid)
     assert helpers, "the run started no Prefect server"
@@ -154,7 +130,7 @@ def test_a_round_starts_and_finishes_while_every_cpu_is_busy(
     n_hogs = 4 * (os.cpu_count() or 2)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n_hogs)]
     try:
-        run = start_flywheel(config_path, tmp_path / "prefect")
+        run = run_flywheel(config_path, tmp_path / "prefect")
         db_path = tmp_path / "flywheel.duckdb"
         while run.poll() is None and not _round_started(db_path):
             time.sleep(0.5)
