@@ -61,7 +61,7 @@ def answer(
     champion: ModelVersion,
     sandbox_url: str | None,
 ) -> AnswerReport:
-    """2. The champion answers locally; each reference answers through its endpoint."""
+    """2. The champion answers through student.backend; each reference through its endpoint."""
     progress = StepProgress(f"round-{round_id}-answer-progress", f"round {round_id}: answers")
     try:
         return answer_prompts(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +90,18 @@ class EndpointConfig(Section):
     price_out_per_mtok: float = _help(
         "USD per million completion tokens (0 for free)", default=0.0, ge=0
     )
+    token_limit_field: Literal["max_tokens", "max_completion_tokens"] = _help(
+        "the request field carrying max_tokens; reasoning models (o1, o3, gpt-5) refuse "
+        "`max_tokens` with a 400 and need `max_completion_tokens`",
+        default="max_tokens",
+    )
+    stop: list[str] = _help("strings that end a reply (sent as `stop`; empty: none)", default=[])
+    seed: int | None = _help("`seed` sent with every request (null: none sent)", default=None)
+    extra_body: dict[str, Any] = _help(
+        "more JSON fields merged into every request body (e.g. top_k, chat_template_kwargs, "
+        "reasoning_effort); they are part of the call-cache key",
+        default_factory=dict,
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -131,6 +144,87 @@ class JudgeConfig(EndpointConfig):
     )
 
 
+Backend = Literal["local", "server", "vllm", "endpoint"]
+SERVER_COMMAND = "transformers serve {checkpoint} --host {host} --port {port}"
+VLLM_COMMAND = (
+    "vllm serve {checkpoint} --host {host} --port {port} "
+    "--tensor-parallel-size {tensor_parallel_size} "
+    "--gpu-memory-utilization {gpu_memory_utilization} --dtype {dtype}"
+)
+SERVE_PLACEHOLDERS = frozenset(
+    {
+        "checkpoint",
+        "version",
+        "host",
+        "port",
+        "tensor_parallel_size",
+        "gpu_memory_utilization",
+        "dtype",
+        "max_model_len",
+    }
+)
+
+
+class ServeConfig(Section):
+    command: str | None = _help(
+        "command serving one checkpoint on an OpenAI-compatible port, with placeholders "
+        "{checkpoint} {version} {host} {port} {tensor_parallel_size} {gpu_memory_utilization} "
+        "{dtype} {max_model_len}; null: `transformers serve` for backend server, `vllm serve` "
+        "for backend vllm",
+        default=None,
+    )
+    extra_args: list[str] = _help(
+        "arguments appended to the command (e.g. [--enable-prefix-caching])", default=[]
+    )
+    host: str = _help("address the served model binds", default="127.0.0.1")
+    port: int = _help("port it listens on; 0 picks a free one", default=0, ge=0, le=65535)
+    health_timeout_s: float = _help(
+        "seconds to wait for the server to answer GET /health or /v1/models; then the step "
+        "fails with the server's last log lines",
+        default=600.0,
+        gt=0,
+    )
+    stop_timeout_s: float = _help(
+        "seconds between SIGTERM and SIGKILL when the server is stopped", default=15.0, gt=0
+    )
+    model: str = _help(
+        "the request `model` field: {checkpoint} (what vLLM and transformers serve expect "
+        "unless --served-model-name is given) or {version}",
+        default="{checkpoint}",
+        min_length=1,
+    )
+    max_concurrency: int = _help("requests in flight at once to the server", default=16, gt=0)
+    timeout_s: float = _help("seconds before one request is abandoned", default=300.0, gt=0)
+    max_retries: int = _help("retries of a transient failure", default=2, ge=0)
+    tensor_parallel_size: int = _help("vllm: GPUs one model is split over", default=1, gt=0)
+    gpu_memory_utilization: float = _help(
+        "vllm: share of each GPU's memory it may take", default=0.9, gt=0, le=1
+    )
+    dtype: str = _help("vllm: weight dtype (auto, bfloat16, float16)", default="auto")
+    max_model_len: int | None = _help(
+        "vllm: context length (null: the model's own)", default=None, gt=0
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _check_command(cls, command: str | None) -> str | None:
+        if command is None:
+            return None
+        names = {name for _, name, _, _ in string.Formatter().parse(command) if name}
+        unknown = sorted(names - SERVE_PLACEHOLDERS)
+        if unknown:
+            raise field_problem(
+                f"unknown placeholder {{{unknown[0]}}}",
+                f"use only {', '.join('{' + n + '}' for n in sorted(SERVE_PLACEHOLDERS))}",
+            )
+        if "checkpoint" not in names and "version" not in names:
+            raise field_problem(
+                "never says which checkpoint to serve",
+                "put {checkpoint} where the server takes the model path",
+            )
+        return command
+
+
 class StudentConfig(Section):
     path: str = _help(
         "Hugging Face checkpoint directory of the round-0 student; built by `flywheel init` "
@@ -141,8 +235,23 @@ class StudentConfig(Section):
     build_if_missing: bool = _help(
         "build the sandbox's tiny student when `path` is absent", default=True
     )
+    backend: Backend | None = _help(
+        "how the model under training answers (champion's train answers, both sides of the "
+        "eval): local (HF generate), server (`serve.command` serves each version), vllm "
+        "(`vllm serve` serves each version), endpoint (the fixed URL `endpoint`); null: "
+        "endpoint when `endpoint` is set, else local",
+        default=None,
+    )
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     endpoint: EndpointConfig | None = _help(
-        "answer through this endpoint instead of generating locally (the champion is served)",
+        "backend endpoint: a URL that already serves the student. Its `model` may hold "
+        "{checkpoint} or {version} (the server then refuses another version); otherwise "
+        "`endpoint_reload_command` must make it serve the version that answers",
+        default=None,
+    )
+    endpoint_reload_command: str | None = _help(
+        "backend endpoint: command run before a version answers, with placeholders "
+        "{checkpoint} {version}; it must exit 0 once the URL serves that version",
         default=None,
     )
     max_new_tokens: int = _help("tokens generated per answer", default=48, gt=0)
@@ -153,6 +262,38 @@ class StudentConfig(Section):
         "auto uses a GPU when one is present", default="auto"
     )
     seed: int = _help("seed for building the sandbox student and for sampling", default=0)
+
+    @property
+    def answer_backend(self) -> Backend:
+        if self.backend is not None:
+            return self.backend
+        return "endpoint" if self.endpoint is not None else "local"
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> StudentConfig:
+        backend = self.answer_backend
+        if backend == "endpoint" and self.endpoint is None:
+            raise field_problem(
+                "is endpoint but student.endpoint is not set",
+                "set student.endpoint (base_url, model), or choose local, server or vllm",
+                field="backend",
+                value=backend,
+            )
+        if backend != "endpoint" or self.endpoint is None:
+            return self
+        names_version = any(p in self.endpoint.model for p in ("{checkpoint}", "{version}"))
+        fixed_real_url = self.endpoint.base_url != SANDBOX_URL
+        if fixed_real_url and not names_version and self.endpoint_reload_command is None:
+            raise field_problem(
+                "is a fixed URL with nothing making it serve the version that must answer (after "
+                "a promotion it would answer with stale weights)",
+                "put {checkpoint} or {version} in student.endpoint.model (the server then "
+                "refuses another version), set student.endpoint_reload_command, or use "
+                "backend server or vllm",
+                field="endpoint.model",
+                value=self.endpoint.model,
+            )
+        return self
 
 
 class PromptsConfig(Section):

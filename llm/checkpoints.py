@@ -9,6 +9,7 @@ model at the target path.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -18,8 +19,10 @@ from typing import Any, Literal
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    GenerationConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -148,8 +151,9 @@ def load_checkpoint(
 
 
 def chat_tokenizer(checkpoint: Path) -> PreTrainedTokenizerBase:
-    """The checkpoint's tokenizer, which must have a chat template; with no pad token it pads
-    with its end-of-sequence token (the usual choice for decoder-only models)."""
+    """The checkpoint's tokenizer, which must have a chat template. With no pad token it pads
+    with its end-of-sequence token, or else its end-of-turn token (decoder-only models have
+    no pad token of their own; padded positions are masked, so any token will do)."""
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     if tokenizer.chat_template is None:
         raise InputError(
@@ -158,13 +162,71 @@ def chat_tokenizer(checkpoint: Path) -> PreTrainedTokenizerBase:
             f"`chat_template` to {checkpoint / 'tokenizer_config.json'}."
         )
     if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
+        fallback = tokenizer.eos_token or end_of_turn_token(tokenizer)
+        if fallback is None:
             raise InputError(
-                f"checkpoint {checkpoint}: its tokenizer has neither a pad nor an end-of-sequence "
-                f"token. Fix: set `pad_token` in {checkpoint / 'tokenizer_config.json'}."
+                f"checkpoint {checkpoint}: its tokenizer has no pad, end-of-sequence or "
+                f"end-of-turn token. Fix: set `pad_token` in {checkpoint / 'tokenizer_config.json'}."
             )
-        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.pad_token = fallback
     return tokenizer
+
+
+_TURN_PROBE = "FLYWHEEL-END-OF-TURN-PROBE"
+
+
+def end_of_turn_token(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The special token the chat template writes right after an assistant turn's content
+    (Llama-3 `<|eot_id|>`, Qwen2.5 `<|im_end|>`, Gemma `<end_of_turn>`), or None when the
+    template writes none there or cannot render a two-turn conversation."""
+    conversation = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": _TURN_PROBE},
+    ]
+    try:
+        rendered = tokenizer.apply_chat_template(conversation, tokenize=False)
+    except Exception:  # a template may refuse this conversation (jinja raise_exception)
+        return None
+    if not isinstance(rendered, str) or _TURN_PROBE not in rendered:
+        return None
+    after = rendered.split(_TURN_PROBE, 1)[1]
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
+    special = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    if not ids or ids[0] not in special | set(tokenizer.all_special_ids):
+        return None
+    return tokenizer.convert_ids_to_tokens(ids[0])
+
+
+def stop_token_ids(generation_config: Any, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The ids that end an answer: the checkpoint's `generation_config.eos_token_id` (an int or
+    a list), the tokenizer's end-of-sequence token and the chat template's end-of-turn token.
+
+    Base Llama-3 and Qwen2.5 checkpoints name `<|end_of_text|>` / `<|endoftext|>` as eos while
+    their chat template ends each turn with `<|eot_id|>` / `<|im_end|>`: stopping on eos alone
+    runs every answer to the length limit.
+    """
+    configured = getattr(generation_config, "eos_token_id", None)
+    ids = [configured] if isinstance(configured, int) else list(configured or [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    turn_end = end_of_turn_token(tokenizer)
+    if turn_end is not None:
+        ids.append(tokenizer.convert_tokens_to_ids(turn_end))
+    return list(dict.fromkeys(int(i) for i in ids))
+
+
+def checkpoint_stops(path: str | Path) -> tuple[list[int], list[str]]:
+    """The checkpoint's stop tokens (`stop_token_ids`) as ids and as strings, read without
+    loading its weights: what a server is asked to stop on, the same stops as local."""
+    checkpoint = Path(path)
+    _require_checkpoint(checkpoint)
+    tokenizer = chat_tokenizer(checkpoint)
+    try:
+        generation_config = GenerationConfig.from_pretrained(checkpoint)
+    except OSError:  # no generation_config.json: the model config's own eos
+        generation_config = AutoConfig.from_pretrained(checkpoint)
+    ids = stop_token_ids(generation_config, tokenizer)
+    return ids, [t for t in tokenizer.convert_ids_to_tokens(ids) if t]
 
 
 @dataclass(frozen=True)
@@ -174,6 +236,75 @@ class GeneratedAnswer:
     text: str
     n_tokens: int
     finish_reason: FinishReason
+
+
+@dataclass
+class LocalGenerator:
+    """A checkpoint loaded once, answering any number of batches of conversations."""
+
+    path: Path
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    stop_ids: list[int]
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> LocalGenerator:
+        model, tokenizer = load_checkpoint(path, device)
+        if model.device.type == "cpu":
+            use_cpu_threads()
+        tokenizer.padding_side = "left"
+        return cls(Path(path), model, tokenizer, stop_token_ids(model.generation_config, tokenizer))
+
+    def encode(self, conversation: list[dict[str, str]]) -> list[int]:
+        """The prompt's ids: the chat template with the generation prompt added."""
+        text = self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(
+        self,
+        conversations: list[list[dict[str, str]]],
+        max_new_tokens: int,
+        batch_size: int = 64,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        seed: int = 0,
+    ) -> list[GeneratedAnswer]:
+        """Answer each conversation, in the order given.
+
+        Prompts are sorted by length and batched with left padding. Greedy decoding is
+        deterministic; sampling is seeded by `seed`. Generation stops at any of `stop_ids`;
+        `n_tokens` counts generated tokens up to and excluding that stop token.
+        """
+        encoded = [self.encode(c) for c in conversations]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        answers: list[GeneratedAnswer | None] = [None] * len(encoded)
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+            if do_sample
+            else {"do_sample": False}
+        )
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                batch_ids = order[start : start + batch_size]
+                batch = self.tokenizer.pad(
+                    {"input_ids": [encoded[i] for i in batch_ids]},
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.model.device)
+                output = self.model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=self.stop_ids,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    **sampling,
+                )
+                new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
+                for i, tokens in zip(batch_ids, new_tokens, strict=True):
+                    answers[i] = _to_answer(tokens, self.tokenizer, self.stop_ids)
+        return [a for a in answers if a is not None]
 
 
 def generate_answers(
@@ -186,56 +317,59 @@ def generate_answers(
     seed: int = 0,
     device: str = "auto",
 ) -> list[GeneratedAnswer]:
-    """Answer each conversation with the checkpoint at `model_path`, in the order given.
-
-    Prompts are rendered with the chat template (generation prompt added), sorted by length and
-    batched with left padding. Greedy decoding is deterministic; sampling is seeded by `seed`.
-    `n_tokens` counts generated tokens up to and excluding the end-of-turn token.
-    """
+    """Load the checkpoint at `model_path` and answer each conversation (`LocalGenerator`)."""
     if not conversations:
         return []
-    model, tokenizer = load_checkpoint(model_path, device)
-    if model.device.type == "cpu":
-        use_cpu_threads()
-    tokenizer.padding_side = "left"
-    prompts = [
-        tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-        for c in conversations
-    ]
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
-    answers: list[GeneratedAnswer | None] = [None] * len(encoded)
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            batch_ids = order[start : start + batch_size]
-            batch = tokenizer.pad(
-                {"input_ids": [encoded[i] for i in batch_ids]}, padding=True, return_tensors="pt"
-            ).to(model.device)
-            sampling: dict[str, Any] = (
-                {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
-                if do_sample
-                else {"do_sample": False}
-            )
-            output = model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                **sampling,
-            )
-            new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
-            for i, tokens in zip(batch_ids, new_tokens, strict=True):
-                answers[i] = _to_answer(tokens, tokenizer)
-    return [a for a in answers if a is not None]
+    generator = LocalGenerator.load(model_path, device)
+    return generator.generate(
+        conversations,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        do_sample=do_sample,
+        temperature=temperature,
+        seed=seed,
+    )
 
 
-def _to_answer(tokens: list[int], tokenizer: PreTrainedTokenizerBase) -> GeneratedAnswer:
-    """Cut generated ids at the first end-of-turn token and decode them."""
-    eos_id = tokenizer.eos_token_id
-    if eos_id in tokens:
-        kept, reason = tokens[: tokens.index(eos_id)], "stop"
+def _to_answer(
+    tokens: list[int], tokenizer: PreTrainedTokenizerBase, stop_ids: list[int]
+) -> GeneratedAnswer:
+    """Cut generated ids at the first stop token and decode them."""
+    stops = set(stop_ids)
+    cut = next((k for k, token in enumerate(tokens) if token in stops), None)
+    if cut is not None:
+        kept, reason = tokens[:cut], "stop"
     else:
         kept, reason = tokens, "length"
     text = tokenizer.decode(kept, skip_special_tokens=True).strip()
     return GeneratedAnswer(text=text, n_tokens=len(kept), finish_reason=reason)
+
+
+_weights_hashes: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+
+
+def weights_sha256(path: str | Path) -> str:
+    """sha256 over the checkpoint's `*.safetensors` files (each name and its bytes, in name
+    order): which weights answered, whatever the directory is called.
+
+    Computed once per checkpoint in a process (remembered by the files' sizes and mtimes, so
+    rewritten weights are hashed again); hashing reads every byte (about 1 GB/s).
+    """
+    checkpoint = Path(path).resolve()
+    files = sorted(checkpoint.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(
+            f"{checkpoint} holds no *.safetensors weights to identify. Fix: point at a "
+            "checkpoint written by save_pretrained (safetensors is its default format)."
+        )
+    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    key = (str(checkpoint), stamp)
+    if key not in _weights_hashes:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.name.encode() + b"\0")
+            with file.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 22), b""):
+                    digest.update(block)
+        _weights_hashes[key] = digest.hexdigest()
+    return _weights_hashes[key]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import re
 import time
@@ -52,13 +53,19 @@ class ChatRequest:
 
     `cache_tag` is hashed into the call id but never sent: it separates requests that are
     identical on the wire but must not share an answer (a second sample, or a served
-    champion whose weights changed behind the same model name).
+    champion whose weights changed behind the same model name). `stop`, `seed`,
+    `extra_body` (canonical JSON) and `token_limit_field` are sent, and hashed only when set,
+    so the call ids of requests without them are unchanged.
     """
 
     messages: tuple[tuple[tuple[str, str], ...], ...]
     temperature: float
     max_tokens: int
     cache_tag: str | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    extra_body: str | None = None
+    token_limit_field: str = "max_tokens"
 
     @classmethod
     def of(
@@ -67,9 +74,16 @@ class ChatRequest:
         temperature: float,
         max_tokens: int,
         cache_tag: str | None = None,
+        **options: Any,
     ) -> ChatRequest:
+        """`options`: stop, seed, extra_body (a dict), token_limit_field."""
         frozen = tuple(tuple(sorted((k, str(v)) for k, v in m.items())) for m in messages)
-        return cls(frozen, float(temperature), int(max_tokens), cache_tag)
+        extra = options.pop("extra_body", None)
+        options["stop"] = tuple(options.get("stop") or ())
+        extra_json = json.dumps(extra, sort_keys=True) if extra else None
+        return cls(
+            frozen, float(temperature), int(max_tokens), cache_tag, **options, extra_body=extra_json
+        )
 
     @classmethod
     def for_endpoint(
@@ -78,12 +92,30 @@ class ChatRequest:
         messages: Sequence[dict[str, str]],
         cache_tag: str | None = None,
     ) -> ChatRequest:
-        """A request with the endpoint's configured temperature and max_tokens."""
-        return cls.of(messages, endpoint.temperature, endpoint.max_tokens, cache_tag)
+        """A request with the endpoint's configured sampling and body options."""
+        return cls.of(
+            messages,
+            endpoint.temperature,
+            endpoint.max_tokens,
+            cache_tag,
+            stop=endpoint.stop,
+            seed=endpoint.seed,
+            extra_body=endpoint.extra_body,
+            token_limit_field=endpoint.token_limit_field,
+        )
 
     @property
     def message_dicts(self) -> list[dict[str, str]]:
         return [dict(m) for m in self.messages]
+
+    def _options(self) -> dict[str, Any]:
+        """The set options, as sent (the token limit under its field's name)."""
+        options: dict[str, Any] = {self.token_limit_field: self.max_tokens}
+        if self.stop:
+            options["stop"] = list(self.stop)
+        if self.seed is not None:
+            options["seed"] = self.seed
+        return options | (json.loads(self.extra_body) if self.extra_body else {})
 
     def body(self, model: str) -> dict[str, Any]:
         """The JSON body sent to /chat/completions (the cache tag is never sent)."""
@@ -91,7 +123,7 @@ class ChatRequest:
             "model": model,
             "messages": self.message_dicts,
             "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
+            **self._options(),
         }
 
     def payload(self) -> dict[str, Any]:
@@ -100,6 +132,7 @@ class ChatRequest:
             "messages": self.message_dicts,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
+            **self._options(),
         }
         if self.cache_tag is not None:
             body["cache_tag"] = self.cache_tag
@@ -127,8 +160,9 @@ class CallResult:
 
 
 def endpoint_identity(endpoint: EndpointConfig) -> str:
-    """The configured base URL (`sandbox` for the embedded server, whatever its port)."""
-    return endpoint.base_url.rstrip("/")
+    """The configured base URL (`sandbox` for the embedded server, whatever its port), or the
+    endpoint's own `identity` when it has one (a served student, whatever its port)."""
+    return getattr(endpoint, "identity", None) or endpoint.base_url.rstrip("/")
 
 
 def call_id_for(endpoint: EndpointConfig, request: ChatRequest) -> str:

@@ -15,6 +15,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flywheel.config import Config, EndpointConfig
@@ -82,6 +83,22 @@ def response_id_for(prompt_id: str, model_id: str, sample_idx: int = 0) -> str:
     return content_id(["response", prompt_id, model_id, sample_idx])
 
 
+@dataclass(frozen=True)
+class AnswerSource:
+    """Which backend and which weights answered: stored on every `responses` row."""
+
+    backend: str  # local | server | vllm | endpoint | reference
+    served_model: str | None  # the request `model`, or the checkpoint path of a local answer
+    weights_sha256: str | None  # of the checkpoint's safetensors; None for references
+
+    def cache_tag(self) -> str:
+        return f"backend={self.backend};weights={self.weights_sha256 or '-'}"
+
+
+def reference_source(endpoint: EndpointConfig) -> AnswerSource:
+    return AnswerSource("reference", endpoint.model, None)
+
+
 def response_row(
     prompt_id: str,
     model_id: str,
@@ -92,6 +109,7 @@ def response_row(
     n_tokens: int | None,
     finish_reason: str | None,
     call_id: str | None,
+    source: AnswerSource | None = None,
 ) -> dict[str, Any]:
     return {
         "response_id": response_id_for(prompt_id, model_id, sample_idx),
@@ -103,6 +121,9 @@ def response_row(
         "n_tokens": n_tokens,
         "finish_reason": finish_reason,
         "call_id": call_id,
+        "backend": source.backend if source else None,
+        "served_model": source.served_model if source else None,
+        "weights_sha256": source.weights_sha256 if source else None,
         "created_at": now_utc(),
     }
 
@@ -117,11 +138,19 @@ def _missing_prompts(
     return missing, len(unique_ids) - len(missing)
 
 
-def endpoint_cache_tag(endpoint: EndpointConfig, model_id: str, sample_idx: int) -> str | None:
-    """Separates a served champion's answers per version, and samples after the first."""
+def endpoint_cache_tag(
+    endpoint: EndpointConfig,
+    model_id: str,
+    sample_idx: int,
+    source: AnswerSource | None = None,
+) -> str | None:
+    """Separates a served champion's answers per version, backend and weights, and samples
+    after the first."""
     parts = []
     if model_id != endpoint.model_id:
         parts.append(f"model_id={model_id}")
+    if source is not None and source.backend != "reference":
+        parts.append(source.cache_tag())
     if sample_idx:
         parts.append(f"sample={sample_idx}")
     return ";".join(parts) or None
@@ -139,9 +168,14 @@ async def answer_with_endpoint_async(
     sample_idx: int = 0,
     on_progress: ProgressFn | None = None,
     retry: RetryPolicy | None = None,
+    source: AnswerSource | None = None,
 ) -> ModelAnswerCounts:
-    """Answer the prompts without a stored answer through `endpoint`; rows go to `writer`."""
+    """Answer the prompts without a stored answer through `endpoint`; rows go to `writer`.
+
+    `source`: which backend and weights answer (default: the endpoint as a reference).
+    """
     model_id = model_id or endpoint.model_id
+    source = source or reference_source(endpoint)
     missing, n_existing = await asyncio.to_thread(
         _missing_prompts, config, prompt_ids, model_id, sample_idx
     )
@@ -151,7 +185,7 @@ async def answer_with_endpoint_async(
     if not missing:
         return counts
     prompts = await asyncio.to_thread(load_prompts, config.warehouse, missing)
-    tag = endpoint_cache_tag(endpoint, model_id, sample_idx)
+    tag = endpoint_cache_tag(endpoint, model_id, sample_idx, source)
     requests = [ChatRequest.for_endpoint(endpoint, prompts[pid].messages, tag) for pid in missing]
 
     def store(i: int, result: CallResult) -> None:
@@ -165,6 +199,7 @@ async def answer_with_endpoint_async(
                 n_tokens=result.completion_tokens,
                 finish_reason=result.finish_reason,
                 call_id=result.call_id,
+                source=source,
             )
             writer.add("responses", row)
 
@@ -201,6 +236,7 @@ def answer_with_endpoint(
     sample_idx: int = 0,
     on_progress: ProgressFn | None = None,
     retry: RetryPolicy | None = None,
+    source: AnswerSource | None = None,
 ) -> ModelAnswerCounts:
     """Answer through an endpoint (a reference, or a served champion when `model_id` is given)."""
 
@@ -217,6 +253,7 @@ def answer_with_endpoint(
                 sample_idx=sample_idx,
                 on_progress=on_progress,
                 retry=retry,
+                source=source,
             )
 
     return run_sync(main())
@@ -234,10 +271,12 @@ def answer_locally(
 ) -> ModelAnswerCounts:
     """Generate the missing answers with the local checkpoint, writing each chunk as it ends.
 
-    Decoding follows `config.student` (greedy or sampled, max_new_tokens, batch_size, device).
-    Chunks of `8 * batch_size` prompts bound what a crash can lose.
+    The checkpoint is loaded once; prompts are sorted by length (short batches pad little),
+    then generated in chunks of `8 * batch_size` prompts, each stored when it ends (a crash
+    loses at most one chunk). Decoding follows `config.student` (greedy or sampled,
+    max_new_tokens, batch_size, device) and stops at the checkpoint's end-of-turn tokens.
     """
-    from flywheel.llm.checkpoints import generate_answers
+    from flywheel.llm.checkpoints import LocalGenerator, weights_sha256
 
     student = config.student
     missing, n_existing = _missing_prompts(config, prompt_ids, model_id, sample_idx)
@@ -247,19 +286,21 @@ def answer_locally(
     if not missing:
         return counts
     prompts = load_prompts(config.warehouse, missing)
+    generator = LocalGenerator.load(model_path, student.device)
+    source = AnswerSource("local", str(model_path), weights_sha256(model_path))
+    lengths = {pid: len(generator.encode(prompts[pid].messages)) for pid in missing}
+    by_length = sorted(missing, key=lambda pid: lengths[pid], reverse=True)
     writer = RowWriter(config.warehouse)
     chunk_size = 8 * student.batch_size
-    for start in range(0, len(missing), chunk_size):
-        chunk = missing[start : start + chunk_size]
-        answers = generate_answers(
-            model_path,
+    for start in range(0, len(by_length), chunk_size):
+        chunk = by_length[start : start + chunk_size]
+        answers = generator.generate(
             [prompts[pid].messages for pid in chunk],
             max_new_tokens=student.max_new_tokens,
             batch_size=student.batch_size,
             do_sample=student.do_sample,
             temperature=student.temperature,
             seed=student.seed + sample_idx,
-            device=student.device,
         )
         for pid, answer in zip(chunk, answers, strict=True):
             writer.add(
@@ -273,6 +314,7 @@ def answer_locally(
                     n_tokens=answer.n_tokens,
                     finish_reason=answer.finish_reason,
                     call_id=None,  # generated locally, no endpoint call
+                    source=source,
                 ),
             )
         writer.flush_now()
@@ -281,6 +323,119 @@ def answer_locally(
             on_progress(n_existing + counts.n_generated, counts.n_needed)
     _log_counts(counts, f"local {model_path}")
     return counts
+
+
+def answer_served(
+    config: Config,
+    round_id: int,
+    prompt_ids: Sequence[str],
+    model_id: str,
+    model_path: str,
+    *,
+    sandbox_url: str | None = None,
+    sample_idx: int = 0,
+    on_progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+) -> ModelAnswerCounts:
+    """Serve the checkpoint (student.backend server or vllm) only when answers are missing,
+    answer through it like a reference (call cache, concurrency, retries), then stop it."""
+    from flywheel.llm.checkpoints import checkpoint_stops, weights_sha256
+    from flywheel.llm.serving import serve_checkpoint, served_endpoint
+
+    student = config.student
+    missing, n_existing = _missing_prompts(config, prompt_ids, model_id, sample_idx)
+    if not missing:
+        counts = ModelAnswerCounts(model_id, n_needed=n_existing, n_existing=n_existing)
+        if on_progress is not None:
+            on_progress(n_existing, n_existing)
+        return counts
+    stop_ids, stops = checkpoint_stops(model_path)
+    weights = weights_sha256(model_path)
+    log_dir = Path(config.training.output_dir) / "serve-logs"
+    backend = student.answer_backend
+    with serve_checkpoint(student.serve, backend, model_path, model_id, log_dir) as served:
+        endpoint = served_endpoint(student, served, stop_ids, stops, sample_idx)
+        return answer_with_endpoint(
+            config,
+            round_id,
+            prompt_ids,
+            endpoint,
+            sandbox_url,
+            model_id=model_id,
+            sample_idx=sample_idx,
+            on_progress=on_progress,
+            retry=retry,
+            source=AnswerSource(backend, served.model, weights),
+        )
+
+
+def fixed_endpoint_source(config: Config, model_path: str | None) -> AnswerSource:
+    """The source of answers from `student.endpoint`: its weights when the checkpoint is here."""
+    from flywheel.llm.checkpoints import is_checkpoint, weights_sha256
+
+    endpoint = config.student.endpoint
+    assert endpoint is not None
+    weights = weights_sha256(model_path) if model_path and is_checkpoint(model_path) else None
+    return AnswerSource("endpoint", endpoint.model, weights)
+
+
+def answer_as_student(
+    config: Config,
+    round_id: int,
+    prompt_ids: Sequence[str],
+    model_id: str,
+    model_path: str | None,
+    *,
+    sandbox_url: str | None = None,
+    sample_idx: int = 0,
+    on_progress: ProgressFn | None = None,
+    retry: RetryPolicy | None = None,
+) -> ModelAnswerCounts:
+    """One version of the model under training answers, through `student.backend`."""
+    backend = config.student.answer_backend
+    if backend == "endpoint":
+        from flywheel.llm.serving import fixed_endpoint
+
+        endpoint = fixed_endpoint(config.student, model_id, model_path, sample_idx)
+        source = fixed_endpoint_source(config, model_path)
+        return answer_with_endpoint(
+            config,
+            round_id,
+            prompt_ids,
+            endpoint,
+            sandbox_url,
+            model_id=model_id,
+            sample_idx=sample_idx,
+            on_progress=on_progress,
+            retry=retry,
+            source=AnswerSource("endpoint", endpoint.model, source.weights_sha256),
+        )
+    if model_path is None:
+        raise ValueError(
+            f"{model_id} answers with student.backend {backend}, which needs its checkpoint "
+            "directory, but none was given"
+        )
+    if backend == "local":
+        return answer_locally(
+            config,
+            round_id,
+            prompt_ids,
+            model_id,
+            model_path,
+            sample_idx=sample_idx,
+            on_progress=on_progress,
+        )
+    return answer_served(
+        config,
+        round_id,
+        prompt_ids,
+        model_id,
+        model_path,
+        sandbox_url=sandbox_url,
+        sample_idx=sample_idx,
+        on_progress=on_progress,
+        retry=retry,
+    )
 
 
 def _log_counts(counts: ModelAnswerCounts, source: str) -> None:
@@ -338,28 +493,40 @@ def _champion_job(
     on_progress: ProgressFn,
     retry: RetryPolicy | None,
 ) -> Coroutine[Any, Any, ModelAnswerCounts]:
-    """The champion's answering: through `config.student.endpoint` when one is set, else
-    local generation from `champion_path` in a thread."""
-    if config.student.endpoint is not None:
-        return answer_with_endpoint_async(
-            config,
-            round_id,
-            prompt_ids,
-            config.student.endpoint,
-            sandbox_url,
-            writer,
-            model_id=champion_id,
-            on_progress=on_progress,
-            retry=retry,
-        )
+    """The champion's answering through `student.backend`: the fixed endpoint shares the
+    references' writer; local generation and served versions run in a thread."""
+    if config.student.answer_backend == "endpoint":
+        from flywheel.llm.serving import fixed_endpoint
+
+        async def through_endpoint() -> ModelAnswerCounts:
+            endpoint = await asyncio.to_thread(
+                fixed_endpoint, config.student, champion_id, champion_path
+            )
+            source = fixed_endpoint_source(config, champion_path)
+            return await answer_with_endpoint_async(
+                config,
+                round_id,
+                prompt_ids,
+                endpoint,
+                sandbox_url,
+                writer,
+                model_id=champion_id,
+                on_progress=on_progress,
+                retry=retry,
+                source=AnswerSource("endpoint", endpoint.model, source.weights_sha256),
+            )
+
+        return through_endpoint()
     return asyncio.to_thread(
-        answer_locally,
+        answer_as_student,
         config,
         round_id,
         prompt_ids,
         champion_id,
         champion_path,
+        sandbox_url=sandbox_url,
         on_progress=on_progress,
+        retry=retry,
     )
 
 
@@ -378,14 +545,14 @@ def answer_prompts(
 ) -> AnswerReport:
     """The champion and each reference answer `prompt_ids`; already stored answers are reused.
 
-    The champion generates locally from `champion_path`, or through `config.student.endpoint`
-    when one is set; references (default `config.references`; pass [] for none) answer through
+    The champion answers through `config.student.backend` (local generation from
+    `champion_path`, a server the flow starts for it, or the fixed `student.endpoint`); references (default `config.references`; pass [] for none) answer through
     their endpoints concurrently with the champion's generation.
     """
-    if config.student.endpoint is None and champion_path is None:
+    if config.student.answer_backend != "endpoint" and champion_path is None:
         raise ValueError(
-            "the champion answers locally (student.endpoint is not set) but no champion_path "
-            "was given; pass the champion's checkpoint directory"
+            f"the champion answers with student.backend {config.student.answer_backend} but "
+            "no champion_path was given; pass the champion's checkpoint directory"
         )
     refs = list(config.references if references is None else references)
     model_ids = [champion_id, *(r.model_id for r in refs)]

@@ -24,7 +24,7 @@ from flywheel.evaluators.ratings import Rating, aggregate_battles, bootstrap_rat
 from flywheel.evaluators.skills import check_answer
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids
-from flywheel.tasks.answer import answer_locally
+from flywheel.tasks.answer import answer_as_student
 from flywheel.tasks.judge import judge_battles
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.store import connect_warehouse, read_query
@@ -56,11 +56,12 @@ def run_eval_battles(
 ) -> None:
     """Both models answer every held-out prompt; the judge compares them in both orders.
 
-    `candidate` and `champion` are (version_id, checkpoint path).
+    `candidate` and `champion` are (version_id, checkpoint path). Each answers through
+    `student.backend`; with a served backend each is served in turn (one server at a time).
     """
     prompt_ids = eval_prompt_ids(config)
     for version_id, path in (candidate, champion):
-        answer_locally(config, round_id, prompt_ids, version_id, path)
+        answer_as_student(config, round_id, prompt_ids, version_id, path, sandbox_url=sandbox_url)
     pairs = [(prompt_id, candidate[0], champion[0]) for prompt_id in prompt_ids]
     judge_battles(config, round_id, pairs, "eval", sandbox_url, on_progress=on_progress)
 

@@ -73,7 +73,7 @@ def test_every_endpoint_in_use_is_checked(tmp_path: Path) -> None:
     data["student"]["endpoint"] = {
         "name": "served",
         "base_url": "http://127.0.0.1:8000/v1",
-        "model": "m",
+        "model": "{version}",
         "api_key_env": "FLYWHEEL_TEST_UNSET_STUDENT_KEY",
     }
     message = refusal_of(parse_config(data))

@@ -10,11 +10,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from flywheel.llm.checkpoints import (
     GeneratedAnswer,
+    LocalGenerator,
+    checkpoint_stops,
+    end_of_turn_token,
     generate_answers,
     is_checkpoint,
     load_checkpoint,
     pick_device,
     save_checkpoint,
+    stop_token_ids,
+    weights_sha256,
 )
 from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
@@ -165,3 +170,53 @@ def test_a_tokenizer_without_a_pad_token_pads_with_its_end_of_sequence_token(
     assert tokenizer.pad_token == tokenizer.eos_token
     answers = generate_answers(no_pad, [[{"role": "user", "content": "hi"}]] * 2, 4)
     assert len(answers) == 2
+
+
+@pytest.fixture(scope="module")
+def turn_end_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.llm.turn_end_checkpoint import build_turn_end_checkpoint
+
+    return build_turn_end_checkpoint(tmp_path_factory.mktemp("turn-end") / "qwen-layout")
+
+
+def test_generation_stops_at_the_chat_templates_end_of_turn_token_not_only_eos(
+    turn_end_checkpoint: Path,
+) -> None:
+    from tests.llm.turn_end_checkpoint import ANSWER, QUESTION
+
+    generator = LocalGenerator.load(turn_end_checkpoint, device="cpu")
+    assert generator.tokenizer.eos_token == "<|endoftext|>"
+    assert generator.model.generation_config.eos_token_id == generator.tokenizer.eos_token_id
+    assert end_of_turn_token(generator.tokenizer) == "<|im_end|>"
+    [answer] = generator.generate([QUESTION], max_new_tokens=16)
+    assert answer == GeneratedAnswer(ANSWER, n_tokens=answer.n_tokens, finish_reason="stop")
+    assert checkpoint_stops(turn_end_checkpoint)[1] == ["<|endoftext|>", "<|im_end|>"]
+
+
+def test_a_generation_config_list_of_eos_ids_is_honoured(turn_end_checkpoint: Path) -> None:
+    generator = LocalGenerator.load(turn_end_checkpoint, device="cpu")
+    answer_ids = generator.tokenizer("Answer", add_special_tokens=False)["input_ids"]
+    generator.model.generation_config.eos_token_id = [answer_ids[0], 0]
+    ids = stop_token_ids(generator.model.generation_config, generator.tokenizer)
+    assert ids[:2] == [answer_ids[0], 0] and len(ids) == 3  # eos 0 once, then <|im_end|>
+
+
+def test_a_tokenizer_without_pad_or_eos_pads_with_its_end_of_turn_token(
+    turn_end_checkpoint: Path, tmp_path: Path
+) -> None:
+    bare = _copy_with_tokenizer_change(
+        turn_end_checkpoint, tmp_path / "no-eos", pad_token=None, eos_token=None
+    )
+    _model, tokenizer = load_checkpoint(bare)
+    assert tokenizer.pad_token == "<|im_end|>"
+
+
+def test_weights_hash_follows_the_weights_not_the_directory(
+    tiny_checkpoint: Path, turn_end_checkpoint: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = shutil.copytree(tiny_checkpoint, tmp_path / "renamed")
+    assert weights_sha256(copy) == weights_sha256(tiny_checkpoint)
+    assert weights_sha256(turn_end_checkpoint) != weights_sha256(tiny_checkpoint)
+    assert len(weights_sha256(copy)) == 64
