@@ -73,7 +73,7 @@ class ServedModel:
 def request_model(template: str, checkpoint: str | Path | None, version_id: str) -> str:
     """The `model` field for a version: `{checkpoint}` and `{version}` filled in."""
     text = template.replace("{version}", version_id)
-    return text.replace("{checkpoint}", str(checkpoint)) if checkpoint is not None else text
+    return text.replace("{checkpoint}", "" if checkpoint is None else str(checkpoint))
 
 
 def serve_argv(

@@ -1,0 +1,176 @@
+"""llm/serving.py: the commands it builds, and a served checkpoint's lifecycle and failures.
+
+The failing servers are small real commands (`python -c ...`) that exit, hang or spawn a
+worker, so that each failure is exercised as a user would meet it, in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import ServeConfig
+from flywheel.llm.serving import (
+    ServeError,
+    require_command,
+    serve_argv,
+    serve_checkpoint,
+)
+
+PYTHON = sys.executable
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def gone_within(pids: list[int], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def python_server(code: str, **settings: object) -> ServeConfig:
+    """A 'server' command running `code` with the checkpoint path as sys.argv[1]."""
+    command = f"{PYTHON} -c {json.dumps(code)} {{checkpoint}}"
+    return ServeConfig(command=command, **settings)
+
+
+def test_vllm_command_carries_every_setting() -> None:
+    serve = ServeConfig(
+        tensor_parallel_size=2,
+        gpu_memory_utilization=0.5,
+        dtype="bfloat16",
+        max_model_len=4096,
+        extra_args=["--enable-prefix-caching"],
+    )
+    argv = serve_argv(serve, "vllm", "/models/r1 sft", "r1-sft", 8123)
+    assert argv == [
+        "vllm",
+        "serve",
+        "/models/r1 sft",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8123",
+        "--tensor-parallel-size",
+        "2",
+        "--gpu-memory-utilization",
+        "0.5",
+        "--dtype",
+        "bfloat16",
+        "--max-model-len",
+        "4096",
+        "--enable-prefix-caching",
+    ]
+    assert "--max-model-len" not in serve_argv(ServeConfig(), "vllm", "/m", "v0", 1)
+
+
+def test_server_default_is_transformers_serve_of_the_checkpoint() -> None:
+    argv = serve_argv(ServeConfig(), "server", "/models/v0", "v0", 9000)
+    assert argv == ["transformers", "serve", "/models/v0", "--host", "127.0.0.1", "--port", "9000"]
+
+
+def test_vllm_backend_is_refused_when_vllm_is_not_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing installed
+    with pytest.raises(ServeError, match=r"vLLM is not installed here.*Fix: install vLLM"):
+        require_command(serve_argv(ServeConfig(), "vllm", "/m", "v0", 1), "vllm")
+    with pytest.raises(ServeError, match="not installed"):
+        with serve_checkpoint(ServeConfig(), "vllm", tmp_path, "v0", tmp_path / "logs"):
+            pass
+
+
+def test_a_command_that_does_not_exist_fails_naming_the_fix(tmp_path: Path) -> None:
+    serve = ServeConfig(command="no-such-server-xyz {checkpoint} --port {port}")
+    with pytest.raises(ServeError, match=r"'no-such-server-xyz'.*Fix: check student.serve"):
+        with serve_checkpoint(serve, "server", tmp_path, "v0", tmp_path / "logs"):
+            pass
+
+
+def test_a_server_that_cannot_load_the_checkpoint_fails_with_its_last_log_lines(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import sys; print('loading', sys.argv[1]); "
+        "print('OSError: no file named model.safetensors', file=sys.stderr); sys.exit(3)"
+    )
+    with pytest.raises(ServeError) as raised:
+        with serve_checkpoint(python_server(code), "server", tmp_path, "v0", tmp_path / "logs"):
+            pytest.fail("an exited server must not be used")
+    message = str(raised.value)
+    assert "exited with status 3 before it answered" in message
+    assert "| OSError: no file named model.safetensors" in message
+    assert "Fix: check student.serve.command" in message
+
+
+def test_a_server_never_healthy_times_out_and_leaves_no_process(tmp_path: Path) -> None:
+    """The server and the worker it spawned are both stopped after the health timeout."""
+    code = (
+        "import os, subprocess, sys, time; "
+        "worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+        "open(sys.argv[1], 'w').write('%d %d' % (os.getpid(), worker.pid)); "
+        "print('still loading', flush=True); time.sleep(600)"
+    )
+    pid_file = tmp_path / "pids"
+    serve = python_server(code, health_timeout_s=2.0, stop_timeout_s=5.0)
+    with pytest.raises(ServeError) as raised:
+        with serve_checkpoint(serve, "server", pid_file, "v0", tmp_path / "logs"):
+            pytest.fail("a server that never answered must not be used")
+    assert "within 2 s (student.serve.health_timeout_s)" in str(raised.value)
+    assert "| still loading" in str(raised.value)
+    pids = [int(p) for p in pid_file.read_text().split()]
+    assert len(pids) == 2 and gone_within(pids)
+
+
+def test_a_configured_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        serve = python_server("import sys; open(sys.argv[1], 'w')", port=port)
+        marker = tmp_path / "started"
+        with pytest.raises(ServeError, match=rf"port {port} on 127.0.0.1 is already in use"):
+            with serve_checkpoint(serve, "server", marker, "v0", tmp_path / "logs"):
+                pass
+    assert not marker.exists()
+
+
+def test_a_failure_inside_the_block_stops_the_server(tmp_path: Path) -> None:
+    """A healthy server (a tiny HTTP server answering /health) is stopped when answering
+    raises, and its port is free again."""
+    code = (
+        "import http.server, os, sys\n"
+        "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n"
+        "http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()\n"
+    )
+    script = tmp_path / "health_server.py"
+    script.write_text(code)
+    serve = ServeConfig(command=f"{PYTHON} {script} {{checkpoint}} {{port}}", stop_timeout_s=5.0)
+    pid_file = tmp_path / "pid"
+    with pytest.raises(RuntimeError, match="answering failed"):
+        with serve_checkpoint(serve, "server", pid_file, "v0", tmp_path / "logs") as served:
+            assert served.base_url.startswith("http://127.0.0.1:")
+            assert served.model == str(pid_file)  # {checkpoint}: what the request names
+            assert alive(served.pid)
+            raise RuntimeError("answering failed")
+    assert gone_within([int(pid_file.read_text())])
+    assert not os.path.exists(f"/proc/{served.pid}") or not alive(served.pid)
