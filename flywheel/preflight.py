@@ -1,10 +1,11 @@
 """What can only be checked on this machine, checked before anything runs.
 
 `load_config` checks the file itself; `check_before_run` checks it against this machine: the
-API keys the endpoints name are set, the round-0 student exists or may be built, and the
-training output folder and the warehouse's folder can be written. Every problem is listed,
-one line each, in one `ConfigError`; nothing is started and nothing is stored before it
-passes. Key values are never read into a message: only the variable's name is shown.
+API keys the endpoints name are set, the round-0 student exists or may be built, a served
+student's serving command is installed, and the training output folder and the warehouse's
+folder can be written. Every problem is listed, one line each, in one `ConfigError`; nothing
+is started and nothing is stored before it passes. Key values are never read into a
+message: only the variable's name is shown.
 """
 
 from __future__ import annotations
@@ -86,11 +87,27 @@ def warehouse_problem(config: Config) -> str | None:
     return folder_problem("warehouse.path", db_path.parent)
 
 
+def serve_command_problem(config: Config) -> str | None:
+    """With student.backend server or vllm, the serving command must be installed here."""
+    from flywheel.llm.serving import ServeError, require_command, serve_argv
+
+    backend = config.student.answer_backend
+    if backend not in ("server", "vllm"):
+        return None
+    argv = serve_argv(config.student.serve, backend, config.student.path, "v0", 1)
+    try:
+        require_command(argv, backend)
+    except ServeError as e:
+        return str(e)
+    return None
+
+
 def check_before_run(config: Config) -> None:
     """Raise ConfigError listing every problem with running `config` on this machine."""
     problems = [
         *missing_api_keys(config),
         student_problem(config),
+        serve_command_problem(config),
         folder_problem("training.output_dir", Path(config.training.output_dir)),
         warehouse_problem(config),
     ]

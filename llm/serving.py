@@ -1,7 +1,8 @@
 """Serving backends: a checkpoint served on an OpenAI-compatible port for as long as it answers.
 
 `serve_checkpoint` starts the configured command (`vllm serve`, `transformers serve`, any
-server) for one model version in a process group of its own, waits until GET /health or
+server) for one model version in a process group of its own, under llm/serve_guard.py (which
+stops the group should this process die without stopping it), waits until GET /health or
 /v1/models answers, hands back the endpoint to call, and stops the whole group (SIGTERM,
 then SIGKILL) however the block ends. A command that is not installed, exits, or is never
 healthy, and a configured port already in use, fail with `ServeError`: the server's last log
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ from flywheel.config import (
 )
 from flywheel.errors import InputError
 
+GUARD = Path(__file__).with_name("serve_guard.py")  # stops the server if this process dies
 LOG_TAIL_LINES = 15
 POLL_S = 0.5
 FIXES = {
@@ -140,15 +143,15 @@ _live_lock = threading.Lock()
 
 
 def stop_server(process: subprocess.Popen, timeout_s: float) -> None:
-    """SIGTERM the server's process group, SIGKILL it after `timeout_s`; reap it."""
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 30.0)):
+    """SIGTERM the server's process group and wait up to `timeout_s` for it (the guard exits
+    once the server has); then SIGKILL whatever is left of the group, and reap the guard."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
             break
         try:
-            process.wait(timeout=wait_s)
-            break
+            process.wait(timeout=timeout_s if sig == signal.SIGTERM else 30.0)
         except subprocess.TimeoutExpired:
             continue
     with _live_lock:
@@ -219,7 +222,11 @@ def serve_checkpoint(
     with log_path.open("wb") as log:
         try:
             process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+                [sys.executable, str(GUARD), str(os.getpid()), *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
             )
         except OSError as e:
             raise ServeError(f"{describe} could not start: {e}. Fix: {FIXES['server']}.") from e

@@ -1,10 +1,13 @@
 """Step 2 of the round: the champion and every reference answer the round's prompts.
 
 One row per answer in `responses`, keyed by hash(prompt_id, model_id, sample_idx): an answer
-already stored is reused, never generated again. The champion answers locally (Hugging Face
-`generate`, batched with left padding, on GPU when one is present) or through
-`config.student.endpoint`; each reference answers through its endpoint with the call cache of
-`llm/calls.py`. A reference whose calls fail after their retries leaves those prompts
+already stored is reused, never generated again. The champion (and, in the eval, each side)
+answers through `student.backend`: `local` (Hugging Face `generate`, the checkpoint loaded
+once, batched by length with left padding, on GPU when one is present), `server` / `vllm`
+(the version's checkpoint served for the step by llm/serving.py, then stopped) or
+`endpoint` (the fixed `student.endpoint`, checked to serve that version). Each reference
+answers through its endpoint with the call cache of `llm/calls.py`. Every row records its
+backend, the served model and the checkpoint's weights hash. A reference whose calls fail after their retries leaves those prompts
 without an answer: the failures are counted, stored in `llm_calls` with their cause, and the
 round goes on with the others.
 """
@@ -369,14 +372,13 @@ def answer_served(
         )
 
 
-def fixed_endpoint_source(config: Config, model_path: str | None) -> AnswerSource:
-    """The source of answers from `student.endpoint`: its weights when the checkpoint is here."""
+def fixed_endpoint_source(answering: EndpointConfig, model_path: str | None) -> AnswerSource:
+    """Answers from `student.endpoint`: the model it was asked for, and the weights of the
+    checkpoint it must serve when that checkpoint is on this machine."""
     from flywheel.llm.checkpoints import is_checkpoint, weights_sha256
 
-    endpoint = config.student.endpoint
-    assert endpoint is not None
     weights = weights_sha256(model_path) if model_path and is_checkpoint(model_path) else None
-    return AnswerSource("endpoint", endpoint.model, weights)
+    return AnswerSource("endpoint", answering.model, weights)
 
 
 def answer_as_student(
@@ -397,7 +399,6 @@ def answer_as_student(
         from flywheel.llm.serving import fixed_endpoint
 
         endpoint = fixed_endpoint(config.student, model_id, model_path, sample_idx)
-        source = fixed_endpoint_source(config, model_path)
         return answer_with_endpoint(
             config,
             round_id,
@@ -408,7 +409,7 @@ def answer_as_student(
             sample_idx=sample_idx,
             on_progress=on_progress,
             retry=retry,
-            source=AnswerSource("endpoint", endpoint.model, source.weights_sha256),
+            source=fixed_endpoint_source(endpoint, model_path),
         )
     if model_path is None:
         raise ValueError(
@@ -502,7 +503,6 @@ def _champion_job(
             endpoint = await asyncio.to_thread(
                 fixed_endpoint, config.student, champion_id, champion_path
             )
-            source = fixed_endpoint_source(config, champion_path)
             return await answer_with_endpoint_async(
                 config,
                 round_id,
@@ -513,7 +513,7 @@ def _champion_job(
                 model_id=champion_id,
                 on_progress=on_progress,
                 retry=retry,
-                source=AnswerSource("endpoint", endpoint.model, source.weights_sha256),
+                source=fixed_endpoint_source(endpoint, champion_path),
             )
 
         return through_endpoint()

@@ -174,3 +174,69 @@ def test_a_failure_inside_the_block_stops_the_server(tmp_path: Path) -> None:
             raise RuntimeError("answering failed")
     assert gone_within([int(pid_file.read_text())])
     assert not os.path.exists(f"/proc/{served.pid}") or not alive(served.pid)
+
+
+def test_preflight_refuses_a_vllm_backend_without_vllm_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flywheel.config import ConfigError
+    from flywheel.preflight import check_before_run
+    from tests.conftest import load_config_in
+
+    config = load_config_in(tmp_path, student={"backend": "vllm"})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match=r"cannot run 'vllm' \(vLLM is not installed here"):
+        check_before_run(config)
+
+
+KILLED_PARENT = """
+import sys
+from pathlib import Path
+from flywheel.config import ServeConfig
+from flywheel.llm.serving import serve_checkpoint
+
+serve = ServeConfig(command=sys.argv[1], stop_timeout_s=5.0)
+with serve_checkpoint(serve, "server", Path(sys.argv[2]), "v0", Path(sys.argv[3])) as served:
+    print(served.pid, flush=True)
+    sys.stdin.read()  # until killed
+"""
+
+
+def test_a_killed_flywheel_process_leaves_no_server_behind(tmp_path: Path) -> None:
+    """SIGKILL gives the parent no chance to stop its server: the guard does it."""
+    import signal
+    import subprocess
+
+    code = (
+        "import http.server, os, sys\n"
+        "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n"
+        "http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()\n"
+    )
+    script = tmp_path / "health_server.py"
+    script.write_text(code)
+    pid_file = tmp_path / "pid"
+    parent = subprocess.Popen(
+        [
+            PYTHON,
+            "-c",
+            KILLED_PARENT,
+            f"{PYTHON} {script} {{checkpoint}} {{port}}",
+            str(pid_file),
+            str(tmp_path / "logs"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        guard_pid = int(parent.stdout.readline())
+        server_pid = int(pid_file.read_text())
+        assert alive(guard_pid) and alive(server_pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        assert gone_within([guard_pid, server_pid])
+    finally:
+        parent.kill()
