@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -71,6 +71,19 @@ class ServedModel:
     model: str  # the request `model` field
     log_path: Path
     pid: int
+    process: subprocess.Popen = field(repr=False, compare=False)
+
+    def require_running(self, what: str) -> None:
+        """ServeError with the server's last lines when it has exited (it crashed while
+        answering: the answers stored so far are kept, a rerun asks only the rest)."""
+        code = self.process.poll()
+        if code is not None:
+            raise ServeError(
+                f"the {self.backend} serving {self.version_id} exited with status {code} "
+                f"{what}; its last lines ({self.log_path}):\n{log_tail(self.log_path)}\n"
+                "Fix: see the server's error above (out of memory: lower "
+                "student.serve.gpu_memory_utilization or max_model_len); a rerun resumes."
+            )
 
 
 def request_model(template: str, checkpoint: str | Path | None, version_id: str) -> str:
@@ -240,7 +253,14 @@ def serve_checkpoint(
             raise ServeError(f"{e}\nFix: {FIXES.get(backend, FIXES['server'])}.") from None
         model = request_model(serve.model, checkpoint, version_id)
         yield ServedModel(
-            backend, version_id, Path(checkpoint), f"{root_url}/v1", model, log_path, process.pid
+            backend,
+            version_id,
+            Path(checkpoint),
+            f"{root_url}/v1",
+            model,
+            log_path,
+            process.pid,
+            process,
         )
     finally:
         stop_server(process, serve.stop_timeout_s)

@@ -358,7 +358,7 @@ def answer_served(
     backend = student.answer_backend
     with serve_checkpoint(student.serve, backend, model_path, model_id, log_dir) as served:
         endpoint = served_endpoint(student, served, stop_ids, stops, sample_idx)
-        return answer_with_endpoint(
+        counts = answer_with_endpoint(
             config,
             round_id,
             prompt_ids,
@@ -370,6 +370,8 @@ def answer_served(
             retry=retry,
             source=AnswerSource(backend, served.model, weights),
         )
+        served.require_running(f"while answering ({counts.n_failed} prompts left unanswered)")
+    return counts
 
 
 def fixed_endpoint_source(answering: EndpointConfig, model_path: str | None) -> AnswerSource:

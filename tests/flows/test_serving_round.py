@@ -97,7 +97,11 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+MAX_NEW_TOKENS = 48
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_a_smoke_round_served_by_transformers_serve_matches_local_generation(
     smoke_student: Path, tmp_path: Path
 ) -> None:
@@ -109,14 +113,17 @@ def test_a_smoke_round_served_by_transformers_serve_matches_local_generation(
 
     config_path = write_smoke_config(tmp_path, smoke_student)
     data = yaml.safe_load(config_path.read_text())
-    data["student"]["backend"] = "server"
+    data["student"] |= {"backend": "server", "max_new_tokens": MAX_NEW_TOKENS}
+    data["prompts"] |= {"slice_size": 16, "eval_size": 16}  # transformers serve: ~1 s an answer
     config_path.write_text(yaml.safe_dump(data))
     with prefect_test_harness(server_startup_timeout=120):
         flywheel(str(config_path), rounds=1)
     db_path = str(tmp_path / "flywheel.duckdb")
     assert processes_mentioning(str(tmp_path)) == [], "a server outlived its step"
     with connect(db_path, read_only=True) as con:
-        versions = dict(con.execute("select version_id, checkpoint_path from model_versions"))
+        versions = dict(
+            con.execute("select version_id, checkpoint_path from model_versions").fetchall()
+        )
         rows = con.execute(
             "select r.model_id, p.messages, r.response_text, r.backend, r.weights_sha256 "
             "from responses as r join prompts as p using (prompt_id) "
@@ -133,7 +140,7 @@ def test_a_smoke_round_served_by_transformers_serve_matches_local_generation(
         generator = LocalGenerator.load(path, device="cpu")
 
         conversations = [json.loads(row[1]) for row in mine]
-        local = generator.generate(conversations, max_new_tokens=96, batch_size=64)
+        local = generator.generate(conversations, max_new_tokens=MAX_NEW_TOKENS)
         for row, answer in zip(mine, local, strict=True):
             agreements.append(row[2] == answer.text)
             if row[2] != answer.text:

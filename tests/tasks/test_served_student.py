@@ -145,3 +145,32 @@ def test_a_fixed_url_serving_another_version_is_refused_and_answers_nothing(
     assert counts.n_generated == 1
     [(_, _, backend, served_model, weights)] = stored_answers(config).values()
     assert (backend, served_model, weights) == ("endpoint", "sandbox-strong", None)
+
+
+CRASHING_SERVER = """
+import http.server, os, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')
+    def do_POST(self):
+        print('CUDA out of memory (simulated)', flush=True)
+        os._exit(1)
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), Handler).serve_forever()
+"""
+
+
+def test_a_server_that_dies_while_answering_fails_the_step_with_its_last_lines(
+    tmp_path: Path, turn_end_checkpoint: Path
+) -> None:
+    from flywheel.llm.client import RetryPolicy
+
+    script = tmp_path / "crashing_server.py"
+    script.write_text(CRASHING_SERVER)
+    serve = {"command": f"{sys.executable} {script} {{checkpoint}} {{port}}", "max_retries": 1}
+    config = load_config_in(tmp_path, student={"backend": "server", "serve": serve})
+    prompt_ids = insert_messages(config, [QUESTION])
+    fast = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05)
+    with pytest.raises(ServeError, match=r"exited with status 1 while answering") as raised:
+        answer_as_student(config, ROUND_ID, prompt_ids, "v0", str(turn_end_checkpoint), retry=fast)
+    assert "| CUDA out of memory (simulated)" in str(raised.value)
+    assert stored_answers(config) == {}
