@@ -240,3 +240,30 @@ def test_a_killed_flywheel_process_leaves_no_server_behind(tmp_path: Path) -> No
         assert gone_within([guard_pid, server_pid])
     finally:
         parent.kill()
+
+
+def test_a_served_student_decodes_like_local_generation_with_its_own_stop_tokens() -> None:
+    from flywheel.config import StudentConfig
+    from flywheel.llm.client import ChatRequest
+    from flywheel.llm.serving import ServedModel, served_endpoint
+
+    student = StudentConfig(max_new_tokens=96, do_sample=False)
+    for backend, stop, extra in (
+        ("vllm", None, {"stop_token_ids": [0, 2]}),  # vLLM's stop strings skip special tokens
+        ("server", ["<|endoftext|>", "<|im_end|>"], {}),
+    ):
+        served = ServedModel(
+            backend, "v0", Path("/m"), "http://127.0.0.1:1/v1", "/m", Path("l"), 1, None
+        )
+        endpoint = served_endpoint(student, served, [0, 2], ["<|endoftext|>", "<|im_end|>"])
+        body = ChatRequest.for_endpoint(endpoint, [{"role": "user", "content": "hi"}]).body("/m")
+        assert body["max_tokens"] == 96 and body["temperature"] == 0.0 and "seed" not in body
+        assert body.get("stop") == stop
+        assert {k: body[k] for k in extra} == extra
+        assert endpoint.identity == f"served:{backend}"  # the cache key ignores the port
+    sampled = StudentConfig(do_sample=True, temperature=0.7, seed=3)
+    served = ServedModel(
+        "server", "v0", Path("/m"), "http://127.0.0.1:1/v1", "/m", Path("l"), 1, None
+    )
+    endpoint = served_endpoint(sampled, served, [0], ["<|end|>"], sample_idx=2)
+    assert (endpoint.temperature, endpoint.seed) == (0.7, 5)
