@@ -83,6 +83,13 @@ class EndpointConfig(Section):
     max_retries: int = _help("retries of a transient failure (429, 5xx, timeout)", default=4, ge=0)
     temperature: float = _help("sampling temperature; 0 is greedy", default=0.0, ge=0, le=2)
     max_tokens: int = _help("upper bound on tokens generated per reply", default=512, gt=0)
+    max_context_chars: int | None = _help(
+        "context budget in characters of message content (about 4 per token) for one request; "
+        "over it the oldest user/assistant turns are dropped, the system prompt and the latest "
+        "turns kept (null: no budget)",
+        default=None,
+        gt=0,
+    )
     price_in_per_mtok: float = _help(
         "USD per million prompt tokens (0 for free)", default=0.0, ge=0
     )

@@ -30,8 +30,8 @@ from flywheel.config import Config
 from flywheel.evaluators.judges import (
     BattleOutcome,
     Verdict,
-    build_judge_messages,
     combine_games,
+    fit_judge_messages,
     parse_verdict,
     verify_pair,
 )
@@ -71,6 +71,7 @@ class JudgeReport:
     outcomes: dict[str, int] = field(default_factory=dict)
     n_verified: int = 0
     n_verifier_agree: int = 0
+    n_prompts_cut: int = 0  # battles sent this run whose conversation lost its oldest turns
     errors: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -80,7 +81,8 @@ class JudgeReport:
             f"{self.n_battles_stored} already decided, {self.n_planned_games} games planned "
             f"({self.n_cached} cached, {self.n_to_send} sent, est. ${self.estimated_cost_usd:.4f}, "
             f"spent ${self.cost_usd:.4f}); {self.n_judged} judged, {self.n_unparsed} unparsed, "
-            f"{self.n_errors} errors; battles: {outcomes or 'none'}"
+            f"{self.n_errors} errors; {self.n_prompts_cut} conversations cut to the judge's "
+            f"context; battles: {outcomes or 'none'}"
         )
 
 
@@ -92,6 +94,7 @@ class Game:
     order: GameOrder
     judgment_id: str
     request: ChatRequest
+    n_turns_cut: int = 0  # earlier conversation turns dropped to fit judge.max_context_chars
 
 
 @dataclass
@@ -104,11 +107,17 @@ class BattlePlan:
     model_b: str
     response_a_id: str
     response_b_id: str
-    question: str
+    conversation: list[dict[str, str]]  # the prompt's turns: system prompt, every turn
     answer_a: str
     answer_b: str
     games: dict[str, Verdict | None] = field(default_factory=dict)  # order -> verdict; None: failed
     game_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def question(self) -> str:
+        """The last user turn (what the verifier checks)."""
+        users = [m["content"] for m in self.conversation if m["role"] == "user"]
+        return users[-1] if users else ""
 
 
 def battle_id_for(round_id: int, prompt_id: str, model_a: str, model_b: str, purpose: str) -> str:
@@ -179,6 +188,7 @@ def plan_battles(
     outcomes: Counter[str] = Counter()
     battles: list[BattlePlan] = []
     games: list[Game] = []
+    cut_battles: set[str] = set()
     for pair in unique_pairs:
         prompt_id, model_a, model_b = pair
         battle_id = ids[pair]
@@ -195,7 +205,7 @@ def plan_battles(
             model_b,
             answers[(prompt_id, model_a)][0],
             answers[(prompt_id, model_b)][0],
-            prompts[prompt_id].prompt_text,
+            prompts[prompt_id].messages,
             answers[(prompt_id, model_a)][1],
             answers[(prompt_id, model_b)][1],
         )
@@ -209,14 +219,17 @@ def plan_battles(
             first, second = (
                 (plan.answer_a, plan.answer_b) if order == "AB" else (plan.answer_b, plan.answer_a)
             )
-            messages = build_judge_messages(plan.question, first, second, judge.prompt_version)
-            judgment_id = judgment_id_for(battle_id, order, judge.name, judge.prompt_version)
-            games.append(
-                Game(battle_id, order, judgment_id, ChatRequest.for_endpoint(judge, messages))
+            messages, n_cut = fit_judge_messages(
+                plan.conversation, first, second, judge.prompt_version, judge.max_context_chars
             )
+            judgment_id = judgment_id_for(battle_id, order, judge.name, judge.prompt_version)
+            request = ChatRequest.for_endpoint(judge, messages)
+            games.append(Game(battle_id, order, judgment_id, request, n_cut))
+            cut_battles.update([battle_id] if n_cut else [])
     report.n_battles_stored = sum(outcomes.values())
     report.outcomes = dict(outcomes)
     report.n_planned_games = len(games)
+    report.n_prompts_cut = len(cut_battles)
     return battles, games
 
 
@@ -242,6 +255,7 @@ def judgment_row(
         "parse_ok": bool(verdict and verdict.parse_ok),
         "call_id": result.call_id,
         "error": result.error if not result.ok else (verdict.error if verdict else None),
+        "context_turns_cut": game.n_turns_cut,
         "created_at": now_utc(),
     }
 

@@ -3,7 +3,23 @@
 -- one row per round
 create or replace view v_round_summary as
 with train_battles as (
-    select round_id, count(*) as n_battles from battles where purpose = 'train' group by round_id
+    select
+        round_id,
+        count(*) as n_battles,
+        count(*) filter (where outcome in ('win', 'loss')) as n_decisive,
+        -- decided, but no score gap: its games lost their scores (mining by gap skips them)
+        count(*) filter (where outcome in ('win', 'loss') and score_gap is null)
+            as n_decisive_without_gap
+    from battles
+    where purpose = 'train'
+    group by round_id
+), judge_cuts as (
+    -- train battles whose conversation lost its oldest turns to the judge's context budget
+    select j.round_id, count(distinct j.battle_id) as n_judge_prompts_cut
+    from judgments as j
+    join battles as b using (battle_id)
+    where b.purpose = 'train' and j.context_turns_cut > 0
+    group by j.round_id
 ), sft as (
     select round_id, count(*) as n_sft from sft_examples group by round_id
 ), dpo as (
@@ -21,6 +37,9 @@ with train_battles as (
         r.champion_after,
         r.promoted,
         b.n_battles,
+        b.n_decisive,
+        b.n_decisive_without_gap,
+        coalesce(c.n_judge_prompts_cut, 0) as n_judge_prompts_cut,
         sft.n_sft,
         dpo.n_dpo,
         rm.n_rm,
@@ -34,6 +53,7 @@ with train_battles as (
         r.error
     from rounds as r
     left join train_battles as b using (round_id)
+    left join judge_cuts as c using (round_id)
     left join sft using (round_id)
     left join dpo using (round_id)
     left join rm using (round_id)

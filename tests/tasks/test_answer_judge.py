@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from flywheel.config import Config
+from flywheel.evaluators.judges import read_judge_request
 from flywheel.llm.client import RetryPolicy
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks
@@ -393,3 +394,75 @@ def test_local_champion_and_endpoint_references_answer_together(tmp_path, tiny_s
     assert all(c.n_generated == 8 and c.n_failed == 0 for c in report.by_model.values())
     assert seen[-1] == (24, 24)
     assert len(pairs) == 16 and sum(judged.outcomes.values()) == 16
+
+
+CODE_CONVERSATION = [
+    {"role": "system", "content": "You review Python code. Keep indentation exact."},
+    {
+        "role": "user",
+        "content": "Why does this fail?\n\ndef total(xs):\n    for x in xs:\n        s += x\n    return s",
+    },
+    {"role": "assistant", "content": "`s` is never set. Start with:\n\n    s = 0"},
+    {"role": "user", "content": "Show the whole function,\n  indented as before."},
+]
+
+
+def insert_conversation(config: Config, messages: list[dict]) -> str:
+    """One multi-turn pool prompt of slice 1; its id."""
+    row = {
+        "prompt_id": "p-conversation",
+        "messages": json.dumps(messages),
+        "prompt_text": " ".join(messages[-1]["content"].split()),
+        "source": "test",
+        "split": "pool",
+        "slice_id": 1,
+        "status": "active",
+        "n_chars": sum(len(m["content"]) for m in messages),
+        "added_at": now_utc(),
+    }
+    with connect(config.warehouse.path) as con:
+        insert_new(con, "prompts", [row], ["prompt_id"])
+    return row["prompt_id"]
+
+
+def request_log(server: SandboxServer, model: str) -> list[dict]:
+    base = server.base_url.removesuffix("/v1")
+    return httpx.get(f"{base}/sandbox/requests/log", params={"model": model}, timeout=5).json()[
+        "requests"
+    ]
+
+
+def test_the_whole_conversation_reaches_references_and_judge_intact(served_config, sandbox):
+    prompt_id = insert_conversation(served_config, CODE_CONVERSATION)
+    _, pairs, judged = run_round_steps(served_config, sandbox.base_url, [prompt_id])
+    assert judged.n_errors == 0 and judged.n_prompts_cut == 0 and len(pairs) == 2
+    for ref in served_config.references:
+        (sent,) = request_log(sandbox, ref.model)
+        assert sent["messages"] == CODE_CONVERSATION
+    judge_requests = request_log(sandbox, served_config.judge.model)
+    assert len(judge_requests) >= 2  # both orders (equal answers of two references share calls)
+    for sent in judge_requests:
+        request = read_judge_request(sent["messages"])
+        assert request is not None and request.conversation == CODE_CONVERSATION
+        assert "        s += x" in sent["messages"][1]["content"]
+
+
+def test_a_judge_context_budget_cuts_the_oldest_turns_and_counts_them(tmp_path):
+    config = served_champion_config(tmp_path, judge={"max_context_chars": 3000})
+    long_first_turn = {"role": "user", "content": "Read this log:\n" + "    line\n" * 400}
+    conversation = [CODE_CONVERSATION[0], long_first_turn, *CODE_CONVERSATION[2:]]
+    prompt_id = insert_conversation(config, conversation)  # ~4,500 characters to the judge
+    with start_sandbox(config.sandbox) as server:
+        _, pairs, judged = run_round_steps(config, server.base_url, [prompt_id])
+        judge_requests = request_log(server, config.judge.model)
+    assert judged.n_prompts_cut == len(pairs) == 2
+    for sent in judge_requests:
+        request = read_judge_request(sent["messages"])
+        assert request is not None and request.n_turns_dropped == 2
+        assert request.conversation == [conversation[0], conversation[-1]]
+        assert "2 earlier turns of this conversation were cut" in sent["messages"][1]["content"]
+    with connect(config.warehouse.path, read_only=True) as con:
+        cut = con.execute(
+            "select count(*) from judgments where judge <> 'verifier' and context_turns_cut = 2"
+        ).fetchone()[0]
+    assert cut == 2 * len(pairs)
