@@ -1,7 +1,10 @@
 """The pairwise judge: versioned prompts, request building, verdict parsing, game combining.
 
-Protocol (Arena Learning / MT-Bench pairwise): the judge sees one question and two answers,
-shown as Assistant A (the answer shown first) and Assistant B (shown second), and replies
+Protocol (Arena Learning / MT-Bench pairwise): the judge sees the conversation (system
+prompt and every turn, whitespace kept; a lone user turn is shown as its text, more turns
+each after a `[Role turn <boundary>]` marker, and a note says how many of the oldest turns
+were cut to fit `judge.max_context_chars`) and two answers to its last user turn, shown as
+Assistant A (the answer shown first) and Assistant B (shown second), and replies
 
     Scores: <A's score> <B's score>        integers 1-10
     Explanation: <one or two sentences>
@@ -11,27 +14,43 @@ Every battle is judged in both orders (game AB shows model A first, game BA show
 first); `combine_games` un-swaps the positions and combines the two games into a battle.
 
 Delimiters: the question and both answers are wrapped in marker lines carrying a boundary
-token, the first 16 hex digits of a SHA-256 over (prompt version, question, both answers).
+token, the first 16 hex digits of a SHA-256 over (prompt version, the conversation, both
+answers).
 Text inside an answer cannot know the hash of itself, so it cannot close its block early or
-pose as the question; `parse_judge_request` recovers the three texts exactly and checks
-the token.
+pose as the question or as a turn; `read_judge_request` recovers the turns and both
+answers exactly and checks the token.
 
-Verdict parsing (`parse_verdict`), never raises, never guesses:
-1. Primary pattern: standalone verdict lines, i.e. lines consisting only of
-   `Verdict: [[A]]` (or `Final verdict:`; markdown `**` and any case allowed). All such
-   lines must agree, else the reply does not parse ("conflicting verdicts"). A verdict
-   quoted inside prose is not a standalone line and is ignored. Prose after it is fine.
-2. Fallback (no standalone verdict line): the bracketed labels `[[A]]`, `[[B]]`, `[[C]]`
-   anywhere in the reply (FastChat's pattern); exactly one distinct label must occur.
-3. Scores: the last line `Scores: X Y` (separator space, comma, slash or "and"; X and Y
-   numbers). The verdict is authoritative: scores are kept only when they are within 1-10
-   and agree with it (the winner's score is not below the loser's; a tie's scores differ
-   by at most 1). Otherwise the verdict stands with both scores None and `error` saying
-   why (out of range, contradicting, missing), so the game still counts for win rates but
-   gives no score gap to mining.
+Verdict parsing (`parse_verdict`), never raises, never guesses. It reads the reply's
+`final_text`: `<think>...</think>` blocks removed (an unclosed `<think>` is a draft to the
+end, a lone `</think>` ends one), full-width forms folded (`：` `［［A］］` `【A】`).
+1. Labels: `[[A]]` `[[B]]` `[[C]]` `[[Tie]]` and the five labels `[[A>>B]]` `[[A>B]]`
+   `[[A=B]]` `[[B>A]]` `[[B>>A]]` (which also give the verdict's `strength`); on a verdict
+   line single brackets `[A]` count too, in prose only double brackets do.
+2. Final verdicts first: lines `Final verdict: [[B]]`, or a line starting `My final verdict
+   is ...` and ending with the label. If there are none, standalone `Verdict: [[A]]` lines
+   (markdown `**`, a leading `- `, any case); `Draft verdict:` (or preliminary, initial)
+   lines never count. All verdicts of the rank used must agree, else the reply does not
+   parse ("conflicting verdicts"): two different final verdicts stay unparsed.
+3. Fallback (no verdict line): bracketed labels anywhere (FastChat's pattern); exactly one
+   distinct label must occur, and its sentence must neither negate it (`not`, `cannot`,
+   `neither`, ... before the label: "I cannot pick [[A]]") nor prefer another answer in
+   words ("[[A]] since Assistant B is better"). A final-verdict sentence is checked the same
+   way.
+4. Scores (`find_scores`), the first layout found: the last `Scores:` line with a pair
+   (`8 3`, `8, 3`, `8/10 and 3/10`, `(8, 3)`, `8 - 3`, `A: 8, B: 3`) or a lone `Scores:`
+   line followed by `Assistant 1: 10` / `Assistant 2: 4` (or A/B); else one labelled score
+   per answer anywhere (`Assistant A score: 8/10`, `A: 8, B: 3`; two different values for
+   one answer are ambiguous: none), or exactly two unlabelled `Score: 8/10` lines (A's
+   first); else a first line that is only a pair. Half points are kept. The verdict is
+   authoritative: scores are kept only when they are within 1-10 and agree with it (the
+   winner's score is not below the loser's; a tie's scores differ by at most 1). Otherwise
+   the verdict stands with both scores None and `error` saying why (out of range,
+   contradicting, missing), so the game still counts for win rates but gives no score gap
+   to mining (counted per round: `n_decisive_without_gap`).
 A Verdict with parse_ok False has winner and scores None and the reason in `error`.
 
-Pure: standard library only (and evaluators.skills for the verifier judge).
+Pure: standard library only (and evaluators.skills for the verifier judge, llm.context for
+the context budget).
 """
 
 from __future__ import annotations
@@ -39,6 +58,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -324,6 +344,8 @@ class Verdict:
 
     parse_ok False: no usable verdict (winner and scores None, reason in `error`).
     parse_ok True with `error` set: the verdict stands but the scores were dropped.
+    `strength`: how strongly a five-label verdict prefers the winner (2 for `A>>B`, 1 for
+    `A>B`, 0 for `A=B`); None when the label does not say (`[[A]]`).
     """
 
     parse_ok: bool
@@ -331,39 +353,234 @@ class Verdict:
     score_first: float | None
     score_second: float | None
     error: str | None
+    strength: int | None = None
 
 
-_LABEL_WINNERS: dict[str, Winner] = {"A": "first", "B": "second", "C": "tie"}
+# label (upper case, spaces removed) -> (winner by position, strength)
+LABELS: dict[str, tuple[Winner, int | None]] = {
+    "A": ("first", None),
+    "B": ("second", None),
+    "C": ("tie", None),
+    "TIE": ("tie", None),
+    "A>>B": ("first", 2),
+    "A>B": ("first", 1),
+    "A=B": ("tie", 0),
+    "B>A": ("second", 1),
+    "B>>A": ("second", 2),
+}
+_LABEL = r"(?:A\s*>>\s*B|A\s*>\s*B|A\s*=\s*B|B\s*>>\s*A|B\s*>\s*A|TIE|A|B|C)"
+_DOUBLE = rf"\[\[\s*(?P<double>{_LABEL})\s*\]\]"
+_SINGLE = rf"\[\s*(?P<single>{_LABEL})\s*\]"
+_LINE_START = r"^[\s>*#_\-•]*"
+_LINE_END = r"[\s*_.!]*$"
 _VERDICT_LINE_RE = re.compile(
-    r"^[\s*#_]*(?:final\s+)?verdict[\s*_]*:[\s*_]*\[\[\s*([ABC])\s*\]\][\s*_.]*$",
+    rf"{_LINE_START}(?P<kind>final\s+|draft\s+|preliminary\s+|initial\s+)?verdict[\s*_]*:"
+    rf"[\s*_]*(?:{_DOUBLE}|{_SINGLE}){_LINE_END}",
     re.IGNORECASE,
 )
-_LABEL_RE = re.compile(r"\[\[\s*([ABC])\s*\]\]", re.IGNORECASE)
-_NUMBER = r"[-+]?[0-9]+(?:\.[0-9]+)?"
-_SCORES_LINE_RE = re.compile(
-    rf"^[\s*#_]*scores?[\s*_]*:[\s*_]*({_NUMBER})(?:\s*/\s*10)?\s*(?:,|\s|and)\s*"
-    rf"({_NUMBER})(?:\s*/\s*10)?[\s*_.]*$",
+_FINAL_SENTENCE_RE = re.compile(
+    rf"{_LINE_START}(?:my\s+)?final\s+(?:verdict|decision|answer)\b(?P<between>[^\[\]\n]*?)"
+    rf"(?:{_DOUBLE}|{_SINGLE}){_LINE_END}",
     re.IGNORECASE,
 )
+_PROSE_LABEL_RE = re.compile(_DOUBLE, re.IGNORECASE)
+_NEGATION_RE = re.compile(
+    r"\b(?:not|cannot|can't|can\s+not|never|no|neither|nor|won't|wouldn't|don't|doesn't|"
+    r"isn't|unable|impossible|refuse)\b",
+    re.IGNORECASE,
+)
+_PREFERENCE_RES = (
+    re.compile(
+        r"\b(?:assistant|answer|response)\s*(?P<who>[AB12])(?:'s\s+(?:answer|response))?\s+"
+        r"(?:is|was)\s+(?:\w+\s+){0,2}?(?:better|superior|stronger|preferable|preferred)\b",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"\b(?:prefer|choose|pick)\s+(?:assistant|answer|response)\s*(?P<who>[AB12])\b",
+        re.IGNORECASE,
+    ),
+)
+_THINK_BLOCK_RE = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
+_WIDE_BRACKETS = str.maketrans({"【": "[", "】": "]", "〔": "[", "〕": "]", "〖": "[", "〗": "]"})
 
 
 def _failed(reason: str) -> Verdict:
     return Verdict(parse_ok=False, winner=None, score_first=None, score_second=None, error=reason)
 
 
-def _find_winner(text: str) -> tuple[Winner | None, str | None]:
-    """(winner by position, None), or (None, why there is no usable verdict)."""
-    lines = text.splitlines()
-    labels = {m.group(1).upper() for line in lines if (m := _VERDICT_LINE_RE.match(line))}
-    source = "verdict lines"
-    if not labels:
-        labels = {label.upper() for label in _LABEL_RE.findall(text)}
-        source = "bracketed labels"
-    if not labels:
+def final_text(text: str) -> str:
+    """The part of a reply that holds its final answer: `<think>...</think>` blocks removed
+    (an unclosed `<think>` drafts to the end; a lone `</think>` ends a draft), full-width
+    forms folded (NFKC: `：` `［` `］` `（` `）` full-width digits; `【】` become `[]`)."""
+    text = _THINK_BLOCK_RE.sub("", text)
+    lowered = text.lower()
+    if "</think>" in lowered:
+        text = text[lowered.rindex("</think>") + len("</think>") :]
+    elif "<think>" in lowered:
+        text = text[: lowered.index("<think>")]
+    return unicodedata.normalize("NFKC", text).translate(_WIDE_BRACKETS)
+
+
+def _label_of(match: re.Match[str]) -> str:
+    return re.sub(r"\s+", "", (match.group("double") or match.group("single"))).upper()
+
+
+def _preferred_positions(text: str) -> set[Winner]:
+    """Positions that `text` says in words are better ("Assistant B is better")."""
+    found: set[Winner] = set()
+    for pattern in _PREFERENCE_RES:
+        for m in pattern.finditer(text):
+            found.add("first" if m.group("who").upper() in ("A", "1") else "second")
+    return found
+
+
+def _contradiction(label: str, before: str, after: str = "") -> str | None:
+    """Why the words around a label negate it (a negation before it in its sentence) or
+    contradict it (its sentence prefers another answer); None when they do neither."""
+    winner = LABELS[label][0]
+    if _NEGATION_RE.search(before):
+        return f"negated label [[{label}]]: {before.strip()[:80]!r}"
+    if _preferred_positions(before + " " + after) - {winner}:
+        return f"contradicted label [[{label}]]: the same sentence prefers another answer"
+    return None
+
+
+_SENTENCE_STOPS = (". ", "! ", "? ", "\n", "; ")
+
+
+def _sentence_around(text: str, start: int, end: int) -> tuple[str, str]:
+    """(the text of a label's sentence before the label, the text after it)."""
+    begin = max(text.rfind(stop, 0, start) for stop in _SENTENCE_STOPS) + 1
+    ends = [i for stop in _SENTENCE_STOPS if (i := text.find(stop, end)) != -1]
+    return text[begin:start], text[end : min(ends, default=len(text))]
+
+
+def _find_label(text: str) -> tuple[str | None, str | None]:
+    """(label, None), or (None, why there is no usable verdict). See the module doc."""
+    final_labels, verdict_labels, prose_lines = [], [], []
+    for line in text.splitlines():
+        if m := _VERDICT_LINE_RE.match(line):
+            kind = (m.group("kind") or "").strip().lower()
+            if kind == "final":
+                final_labels.append(_label_of(m))
+            elif not kind:
+                verdict_labels.append(_label_of(m))
+        elif m := _FINAL_SENTENCE_RE.match(line):
+            label = _label_of(m)
+            problem = _contradiction(label, m.group("between"))
+            if problem is not None:
+                return None, problem
+            final_labels.append(label)
+        else:
+            prose_lines.append(line)  # a draft verdict line is neither
+    for labels, source in ((final_labels, "final verdicts"), (verdict_labels, "verdict lines")):
+        if labels:
+            return _one_label(labels, source)
+    text = "\n".join(prose_lines)
+    prose = list(_PROSE_LABEL_RE.finditer(text))
+    if not prose:
         return None, "no verdict: expected a final line `Verdict: [[A]]`, `[[B]]` or `[[C]]`"
-    if len(labels) > 1:
-        return None, f"conflicting verdicts in {source}: {', '.join(sorted(labels))}"
-    return _LABEL_WINNERS[labels.pop()], None
+    labels = [_label_of(m) for m in prose]
+    label, problem = _one_label(labels, "bracketed labels")
+    if label is None:
+        return None, problem
+    for m in prose:
+        problem = _contradiction(label, *_sentence_around(text, m.start(), m.end()))
+        if problem is not None:
+            return None, problem
+    return label, None
+
+
+def _one_label(labels: list[str], source: str) -> tuple[str | None, str | None]:
+    distinct = sorted({LABELS[label] for label in labels}, key=str)
+    if len(distinct) > 1:
+        return None, f"conflicting verdicts in {source}: {', '.join(sorted(set(labels)))}"
+    return labels[-1], None
+
+
+# --- scores ---------------------------------------------------------------------------
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+_OUT_OF = r"(?:\s*/\s*10(?:\.0)?)?"
+_PAIR = (
+    rf"\(?\s*(?P<x>{_NUMBER}){_OUT_OF}\s*(?:,|;|-|\band\b|\bvs\.?|\s)\s*"
+    rf"(?P<y>{_NUMBER}){_OUT_OF}\s*\)?"
+)
+_WHO_A = r"(?:assistant\s*)?(?:A|1)(?:'s)?(?:\s+score)?"
+_WHO_B = r"(?:assistant\s*)?(?:B|2)(?:'s)?(?:\s+score)?"
+_LABELLED_PAIR = (
+    rf"{_WHO_A}\s*[:=]\s*(?P<x>{_NUMBER}){_OUT_OF}\s*[,;]?\s*(?:and\s+)?"
+    rf"{_WHO_B}\s*[:=]\s*(?P<y>{_NUMBER}){_OUT_OF}"
+)
+_SCORES_HEAD = rf"{_LINE_START}scores?[\s*_]*:[\s*_]*"
+_SCORES_PAIR_RES = (
+    re.compile(rf"{_SCORES_HEAD}{_LABELLED_PAIR}{_LINE_END}", re.IGNORECASE),
+    re.compile(rf"{_SCORES_HEAD}{_PAIR}{_LINE_END}", re.IGNORECASE),
+)
+_SCORES_ALONE_RE = re.compile(rf"{_SCORES_HEAD}{_LINE_END}", re.IGNORECASE)
+_LABELLED_PAIR_LINE_RE = re.compile(rf"{_LINE_START}{_LABELLED_PAIR}{_LINE_END}", re.IGNORECASE)
+_BARE_PAIR_LINE_RE = re.compile(rf"{_LINE_START}{_PAIR}{_LINE_END}", re.IGNORECASE)
+_ONE_SCORE_RE = re.compile(
+    rf"{_LINE_START}(?:(?:score\s+(?:of|for)\s+)?(?:assistant\s*)?(?P<who>A|B|1|2)(?:'s)?"
+    rf"(?:\s+score)?|score)[\s*_]*:[\s*_]*(?P<v>{_NUMBER}){_OUT_OF}{_LINE_END}",
+    re.IGNORECASE,
+)
+
+
+def _pair(m: re.Match[str]) -> tuple[float, float]:
+    return float(m.group("x")), float(m.group("y"))
+
+
+def _scores_block(lines: list[str]) -> tuple[float, float] | None:
+    """The last `Scores:` line with a pair, or a lone `Scores:` followed by one labelled
+    line per answer (`Assistant 1: 10` / `Assistant 2: 4`)."""
+    found: tuple[float, float] | None = None
+    for i, line in enumerate(lines):
+        if m := _SCORES_PAIR_RES[0].match(line) or _SCORES_PAIR_RES[1].match(line):
+            found = _pair(m)
+        elif _SCORES_ALONE_RE.match(line):
+            following = [ln for ln in lines[i + 1 :] if ln.strip()][:2]
+            parsed = [_ONE_SCORE_RE.match(ln) for ln in following]
+            whos = [p.group("who") for p in parsed if p is not None and p.group("who")]
+            if len(whos) == 2 and {w.upper() for w in whos} in ({"A", "B"}, {"1", "2"}):
+                by_who = {p.group("who").upper(): float(p.group("v")) for p in parsed if p}
+                found = (by_who.get("A", by_who.get("1")), by_who.get("B", by_who.get("2")))  # type: ignore[assignment]
+    return found
+
+
+def _labelled_scores(lines: list[str]) -> tuple[float, float] | None:
+    """One labelled score per answer anywhere (`Assistant A score: 8/10`, `A: 8, B: 3`), or
+    exactly two unlabelled `Score: 8/10` lines (A's first); None when absent or ambiguous."""
+    values: dict[str, set[float]] = {"first": set(), "second": set()}
+    unlabelled: list[float] = []
+    for line in lines:
+        if m := _LABELLED_PAIR_LINE_RE.match(line):
+            x, y = _pair(m)
+            values["first"].add(x)
+            values["second"].add(y)
+        elif m := _ONE_SCORE_RE.match(line):
+            who, value = m.group("who"), float(m.group("v"))
+            if who is None:
+                unlabelled.append(value)
+            else:
+                values["first" if who.upper() in ("A", "1") else "second"].add(value)
+    if len(values["first"]) == 1 and len(values["second"]) == 1:
+        return values["first"].pop(), values["second"].pop()
+    if not values["first"] and not values["second"] and len(unlabelled) == 2:
+        return unlabelled[0], unlabelled[1]
+    return None
+
+
+def find_scores(text: str) -> tuple[float, float] | None:
+    """(score of the answer shown first, of the second) in the layouts judges write, tried in
+    this order: a `Scores:` block (the last), labelled scores per answer, a first line that is
+    only a pair (`8 3`, `(8, 3)`, `8 - 3`). `text` is a reply's `final_text`."""
+    lines = text.splitlines()
+    found = _scores_block(lines) or _labelled_scores(lines)
+    if found is None:
+        first_line = next((ln for ln in lines if ln.strip()), "")
+        if m := _BARE_PAIR_LINE_RE.match(first_line):
+            found = _pair(m)
+    return found
 
 
 def _scores_problem(winner: Winner, first: float, second: float) -> str | None:
@@ -384,17 +601,18 @@ def parse_verdict(text: str) -> Verdict:
     """Parse a judge reply (see the module doc for the exact rules); never raises."""
     if not isinstance(text, str) or not text.strip():
         return _failed("empty reply")
-    winner, reason = _find_winner(text)
-    if winner is None:
+    final = final_text(text)
+    label, reason = _find_label(final)
+    if label is None:
         return _failed(reason or "no verdict")
-    score_lines = [m for line in text.splitlines() if (m := _SCORES_LINE_RE.match(line))]
-    if not score_lines:
-        return Verdict(True, winner, None, None, "scores missing: no `Scores: X Y` line")
-    first, second = float(score_lines[-1].group(1)), float(score_lines[-1].group(2))
-    problem = _scores_problem(winner, first, second)
+    winner, strength = LABELS[label]
+    scores = find_scores(final)
+    if scores is None:
+        return Verdict(True, winner, None, None, "scores missing: no `Scores: X Y` line", strength)
+    problem = _scores_problem(winner, *scores)
     if problem is not None:
-        return Verdict(True, winner, None, None, problem)
-    return Verdict(True, winner, first, second, None)
+        return Verdict(True, winner, None, None, problem, strength)
+    return Verdict(True, winner, scores[0], scores[1], None, strength)
 
 
 def format_verdict_reply(score_first: int, score_second: int, explanation: str) -> str:

@@ -223,3 +223,127 @@ def test_a_forged_turn_marker_inside_a_turn_stays_text() -> None:
     ]
     request = read_judge_request(build_judge_messages(forged, "a", "b"))
     assert request is not None and request.conversation == forged
+
+
+# Judge replies in the layouts real judges write; each written for these tests.
+SCORE_LAYOUTS = {
+    "scores_then_one_line_per_assistant": (
+        "Scores:\nAssistant 1: 9\nAssistant 2: 4\nExplanation: the first is right.\nVerdict: [[A]]",
+        (9.0, 4.0),
+    ),
+    "scores_then_lettered_lines_with_bullets": (
+        "**Scores:**\n- Assistant A: 3/10\n- Assistant B: 8/10\n\nVerdict: [[B]]",
+        (3.0, 8.0),
+    ),
+    "score_out_of_ten_per_assistant": (
+        "Assistant A's answer is correct.\nScore: 8/10\n\nAssistant B's answer misses the "
+        "point.\nScore: 3/10\n\nFinal verdict: [[A]]",
+        (8.0, 3.0),
+    ),
+    "labelled_score_per_assistant": (
+        "Assistant A score: 7\nAssistant B score: 7.5\nBoth are fine.\nVerdict: [[C]]",
+        (7.0, 7.5),
+    ),
+    "parenthesised_pair": ("Scores: (8, 3)\nVerdict: [[A]]", (8.0, 3.0)),
+    "lettered_pair_on_one_line": ("Scores: A: 8, B: 3\nVerdict: [[A]]", (8.0, 3.0)),
+    "lettered_pair_without_a_scores_word": ("A: 2, B: 9\nVerdict: [[B]]", (2.0, 9.0)),
+    "dash_separated_pair": ("Scores: 8 - 3\nVerdict: [[A]]", (8.0, 3.0)),
+    "leading_bullet": ("- Scores: 6 9\n- Verdict: [[B]]", (6.0, 9.0)),
+    "full_width_colon": ("Scores：8 3\nVerdict：[[A]]", (8.0, 3.0)),
+    "half_points": ("Scores: 7.5 6.5\nVerdict: [[A]]", (7.5, 6.5)),
+    "pair_alone_on_the_first_line": (
+        "8 3\nAssistant 1 answers the question; Assistant 2 does not. [[A]]",
+        (8.0, 3.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(SCORE_LAYOUTS))
+def test_scores_are_read_in_the_layouts_judges_write(layout: str) -> None:
+    reply, (first, second) = SCORE_LAYOUTS[layout]
+    verdict = parse_verdict(reply)
+    assert verdict.parse_ok, verdict.error
+    assert (verdict.score_first, verdict.score_second, verdict.error) == (first, second, None)
+
+
+VERDICT_LAYOUTS = {
+    "final_verdict_over_a_draft": (
+        "Draft verdict: [[A]]\nOn a second look B is right.\nFinal verdict: [[B]]",
+        "second",
+    ),
+    "final_over_plain_verdict_lines": (
+        "Verdict: [[A]]\nWait, I misread.\nFinal verdict: [[B]]",
+        "second",
+    ),
+    "think_block_is_ignored": (
+        "<think>Maybe [[A]]... no.\nVerdict: [[A]]</think>\nScores: 2 8\nVerdict: [[B]]",
+        "second",
+    ),
+    "lone_closing_think_tag_ends_the_draft": (
+        "leaning [[A]] here\n</think>\nVerdict: [[B]]",
+        "second",
+    ),
+    "single_brackets_on_a_verdict_line": ("Scores: 8 2\nVerdict: [A]", "first"),
+    "tie_label": ("Scores: 6 6\nVerdict: [[Tie]]", "tie"),
+    "full_width_brackets": ("Verdict：［［B］］", "second"),
+    "lenticular_brackets": ("最终裁决：【A】\nVerdict: 【A】", "first"),
+    "my_final_verdict_sentence": ("Both are close.\nMy final verdict is: [[A]]", "first"),
+    "five_label_sentence": (
+        "My final verdict is: Assistant B is slightly better: [[B>A]]",
+        "second",
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(VERDICT_LAYOUTS))
+def test_the_final_verdict_is_read_over_drafts_and_in_every_bracket_style(layout: str) -> None:
+    reply, winner = VERDICT_LAYOUTS[layout]
+    verdict = parse_verdict(reply)
+    assert (verdict.parse_ok, verdict.winner) == (True, winner), verdict.error
+
+
+NEVER_GUESS = {
+    "negated_label": (
+        "I cannot pick [[A]] here; both answers are wrong in different ways.",
+        "negated",
+    ),
+    "negated_final_sentence": ("My final verdict is not [[A]]", "negated"),
+    "contradicted_label": ("Overall [[A]] since Assistant B is clearly better.", "contradicted"),
+    "contradicted_final_sentence": (
+        "My final verdict is: Assistant A is better: [[B>A]]",
+        "contradicted",
+    ),
+    "two_final_verdicts": ("Final verdict: [[A]]\nFinal verdict: [[B]]", "conflicting"),
+    "two_plain_verdict_lines": ("Verdict: [[A]]\nVerdict: [[B]]", "conflicting"),
+    "only_a_draft": ("Draft verdict: [[A]]\nI need to think more.", "no verdict"),
+    "only_inside_think": ("<think>Verdict: [[A]]</think>\nI am not sure.", "no verdict"),
+    "single_bracket_in_prose": ("Assistant [A] is fine, see [B].", "no verdict"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEVER_GUESS))
+def test_a_negated_contradicted_or_doubled_verdict_stays_unparsed(case: str) -> None:
+    reply, reason = NEVER_GUESS[case]
+    verdict = parse_verdict(reply)
+    assert (verdict.parse_ok, verdict.winner) == (False, None)
+    assert reason in (verdict.error or ""), verdict.error
+
+
+def test_ambiguous_labelled_scores_are_dropped_not_guessed() -> None:
+    reply = "Assistant A: 8/10\nAssistant A: 6/10\nAssistant B: 3/10\nVerdict: [[A]]"
+    verdict = parse_verdict(reply)
+    assert (verdict.winner, verdict.score_first, verdict.score_second) == ("first", None, None)
+    three_unlabelled = "Score: 8/10\nScore: 3/10\nScore: 5/10\nVerdict: [[A]]"
+    assert parse_verdict(three_unlabelled).score_first is None
+
+
+def test_five_labels_carry_their_strength() -> None:
+    assert parse_verdict("[[A>>B]]") == Verdict(
+        True, "first", None, None, "scores missing: no `Scores: X Y` line", 2
+    )
+    assert parse_verdict("Verdict: [[B>A]]").strength == 1
+    assert (
+        parse_verdict("Verdict: [[A=B]]").winner,
+        parse_verdict("Verdict: [[A=B]]").strength,
+    ) == ("tie", 0)
+    assert parse_verdict("Verdict: [[A]]").strength is None
