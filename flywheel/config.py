@@ -136,6 +136,13 @@ class JudgeConfig(EndpointConfig):
     use_verifier: bool = _help(
         "also score checkable prompts with the verifier judge (sandbox skills)", default=True
     )
+    max_share_without_gap: float = _help(
+        "warn when more than this share of a round's decisive battles has no score gap (the "
+        "judge's scores were missing or dropped, so mining by gap cannot use them)",
+        default=0.2,
+        ge=0,
+        le=1,
+    )
 
 
 class StudentConfig(Section):

@@ -72,6 +72,8 @@ class JudgeReport:
     n_verified: int = 0
     n_verifier_agree: int = 0
     n_prompts_cut: int = 0  # battles sent this run whose conversation lost its oldest turns
+    n_decisive: int = 0  # win or loss battles of the round and purpose, stored before or now
+    n_decisive_without_gap: int = 0  # of those, no score gap (scores missing or dropped)
     errors: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -82,7 +84,8 @@ class JudgeReport:
             f"({self.n_cached} cached, {self.n_to_send} sent, est. ${self.estimated_cost_usd:.4f}, "
             f"spent ${self.cost_usd:.4f}); {self.n_judged} judged, {self.n_unparsed} unparsed, "
             f"{self.n_errors} errors; {self.n_prompts_cut} conversations cut to the judge's "
-            f"context; battles: {outcomes or 'none'}"
+            f"context; battles: {outcomes or 'none'}; {self.n_decisive_without_gap} of "
+            f"{self.n_decisive} decisive battles without a score gap"
         )
 
 
@@ -389,6 +392,34 @@ async def _judge_async(
     report.outcomes = dict(closer.outcomes)
 
 
+def _score_gap_counts(config: Config, round_id: int, purpose: str) -> tuple[int, int]:
+    """(decisive battles, of those without a score gap) stored for the round and purpose."""
+    with connect_warehouse(config.warehouse) as con:
+        params = {"round_id": round_id, "purpose": purpose}
+        n_decisive, n_without = con.execute(read_query("judge_score_gaps"), params).fetchone()
+    return int(n_decisive), int(n_without)
+
+
+def _warn_missing_gaps(config: Config, report: JudgeReport) -> None:
+    """A warning when more than `judge.max_share_without_gap` of decisive battles has no gap."""
+    if not report.n_decisive:
+        return
+    share = report.n_decisive_without_gap / report.n_decisive
+    if share > config.judge.max_share_without_gap:
+        step_logger(__name__).warning(
+            "round %d (%s): %d of %d decisive battles (%.0f%%) have no score gap: the judge's "
+            "scores were missing or dropped (see judgments.error), so mining by score gap skips "
+            "them. Fix: check the judge's replies against judge.prompt_version's format "
+            "(over judge.max_share_without_gap = %.2f)",
+            report.round_id,
+            report.purpose,
+            report.n_decisive_without_gap,
+            report.n_decisive,
+            100 * share,
+            config.judge.max_share_without_gap,
+        )
+
+
 def judge_battles(
     config: Config,
     round_id: int,
@@ -440,7 +471,9 @@ def judge_battles(
                 retry,
             )
         )
+    report.n_decisive, report.n_decisive_without_gap = _score_gap_counts(config, round_id, purpose)
     logger.info(report.summary())
+    _warn_missing_gaps(config, report)
     if report.n_unparsed or report.n_errors:
         logger.warning(
             "round %d: %d games unparsed (excluded from mining and ratings), %d games failed (%s)",

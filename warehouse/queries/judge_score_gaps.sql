@@ -1,0 +1,14 @@
+-- Decisive battles of one round and purpose, and how many of them have no score gap (their
+-- games kept a verdict but lost the scores, so the mining rules by score gap skip them).
+-- params: round_id, purpose
+with decisive as (
+    select score_gap
+    from battles
+    where round_id = $round_id
+      and purpose = $purpose
+      and outcome in ('win', 'loss')
+)
+select
+    count(*) as n_decisive,
+    count(*) filter (where score_gap is null) as n_decisive_without_gap
+from decisive
