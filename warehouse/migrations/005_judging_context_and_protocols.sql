@@ -4,3 +4,7 @@
 
 alter table judgments add column context_turns_cut integer default 0;
 alter table responses add column context_turns_cut integer default 0;
+
+-- the final assistant turn of an ingested conversation (or Alpaca's `output`), taken off the
+-- prompt and kept as a reference answer; null when the record had none
+alter table prompts add column reference_answer varchar;
