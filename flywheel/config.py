@@ -131,18 +131,35 @@ class EndpointConfig(Section):
 class JudgeConfig(EndpointConfig):
     name: str = _help("short name of the judge", default="judge", min_length=1)
     prompt_version: str = _help(
-        "version of the pairwise judge prompt in evaluators/judges.py", default="v1"
+        "version of the pairwise judge prompt and its verdict protocol "
+        "(evaluators/judge_prompts.py): v1 (1-10 scores), arena-hard-v1 (five labels "
+        "[[A>>B]]..[[B>>A]]), mt-bench-pair-v1 ([[A]]/[[B]]/[[C]]), json-v1 (JSON schema "
+        "through response_format, text when the endpoint refuses it)",
+        default="v1",
     )
     use_verifier: bool = _help(
         "also score checkable prompts with the verifier judge (sandbox skills)", default=True
     )
     max_share_without_gap: float = _help(
-        "warn when more than this share of a round's decisive battles has no score gap (the "
-        "judge's scores were missing or dropped, so mining by gap cannot use them)",
+        "warn when more than this share of a round's decisive battles has neither a score gap "
+        "nor a label strength (the judge's scores were missing or dropped, so mining cannot "
+        "rank them)",
         default=0.2,
         ge=0,
         le=1,
     )
+
+    @field_validator("prompt_version")
+    @classmethod
+    def _check_prompt_version(cls, version: str) -> str:
+        from flywheel.evaluators.judge_prompts import JUDGE_PROMPTS
+
+        if version not in JUDGE_PROMPTS:
+            raise field_problem(
+                "not a known judge prompt version",
+                f"use one of {', '.join(sorted(JUDGE_PROMPTS))}",
+            )
+        return version
 
 
 class StudentConfig(Section):
@@ -240,6 +257,13 @@ class MiningConfig(Section):
     )
     min_gap_later: float = _help(
         "score gap K for every kind after the first iteration", default=1.0, ge=0
+    )
+    min_label_strength: float = _help(
+        "label strength a battle judged without scores needs (five labels: 2 for A>>B, 1 for "
+        "A>B, the mean of both games; pair labels: 1); 2 keeps only significant wins",
+        default=1.0,
+        ge=0,
+        le=2,
     )
     accumulate: bool = _help(
         "train on this round's examples plus every earlier round's of the same kind", default=True
@@ -359,6 +383,11 @@ class SandboxModelConfig(Section):
         "judge: std of the noise added to each 1-10 score", default=0.5, ge=0
     )
     position_bias: float = _help("judge: score bonus of the answer shown first", default=0.3, ge=0)
+    accepts_response_format: bool = _help(
+        "judge: answers `response_format` (JSON schema) requests; false refuses them with "
+        "HTTP 400, as endpoints without structured output do",
+        default=True,
+    )
     malformed_rate: float = _help(
         "judge: share of replies without a parseable verdict", default=0.01, ge=0, le=1
     )

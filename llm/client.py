@@ -12,7 +12,9 @@ reach a row, a log line or an error message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
+import json
 import random
 import re
 import time
@@ -59,6 +61,7 @@ class ChatRequest:
     temperature: float
     max_tokens: int
     cache_tag: str | None = None
+    response_format: str | None = None  # JSON text of OpenAI's `response_format`, sent as is
 
     @classmethod
     def of(
@@ -67,9 +70,10 @@ class ChatRequest:
         temperature: float,
         max_tokens: int,
         cache_tag: str | None = None,
+        response_format: str | None = None,
     ) -> ChatRequest:
         frozen = tuple(tuple(sorted((k, str(v)) for k, v in m.items())) for m in messages)
-        return cls(frozen, float(temperature), int(max_tokens), cache_tag)
+        return cls(frozen, float(temperature), int(max_tokens), cache_tag, response_format)
 
     @classmethod
     def for_endpoint(
@@ -77,9 +81,16 @@ class ChatRequest:
         endpoint: EndpointConfig,
         messages: Sequence[dict[str, str]],
         cache_tag: str | None = None,
+        response_format: str | None = None,
     ) -> ChatRequest:
         """A request with the endpoint's configured temperature and max_tokens."""
-        return cls.of(messages, endpoint.temperature, endpoint.max_tokens, cache_tag)
+        return cls.of(
+            messages, endpoint.temperature, endpoint.max_tokens, cache_tag, response_format
+        )
+
+    def without_response_format(self) -> ChatRequest:
+        """The same request asking for plain text (for an endpoint that refused the format)."""
+        return dataclasses.replace(self, response_format=None)
 
     @property
     def message_dicts(self) -> list[dict[str, str]]:
@@ -87,12 +98,15 @@ class ChatRequest:
 
     def body(self, model: str) -> dict[str, Any]:
         """The JSON body sent to /chat/completions (the cache tag is never sent)."""
-        return {
+        body = {
             "model": model,
             "messages": self.message_dicts,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
+        if self.response_format is not None:
+            body["response_format"] = json.loads(self.response_format)
+        return body
 
     def payload(self) -> dict[str, Any]:
         """What is stored in `llm_calls.request_json`: messages and sampling parameters."""
@@ -103,6 +117,8 @@ class ChatRequest:
         }
         if self.cache_tag is not None:
             body["cache_tag"] = self.cache_tag
+        if self.response_format is not None:
+            body["response_format"] = json.loads(self.response_format)
         return body
 
 

@@ -14,7 +14,8 @@ Endpoints:
 
 Errors have OpenAI's shape `{"error": {"message", "type", "param", "code"}}`: a bad body
 is 400, an unknown model 404, a judge request the judge cannot read 400 (never an invented
-verdict).
+verdict), a `response_format` sent to a model with `accepts_response_format: false` 400 (as
+endpoints without structured output answer).
 
 Faults and determinism: the reply text depends only on (sandbox seed, model, messages)
 (`sandbox/models.py`). The server counts how many times it has seen each (model, messages)
@@ -266,12 +267,20 @@ async def _chat_completion(
         return openai_error(
             400, "the sandbox does not stream; send stream=false", "invalid_request_error"
         )
+    if body.response_format is not None and not model.accepts_response_format:
+        state.count(body.model, "400")
+        return openai_error(
+            400,
+            f"model {body.model!r} does not support response_format; send the request without it",
+            "invalid_request_error",
+            "unsupported_parameter",
+        )
     messages = [{"role": m.role, "content": m.content} for m in body.messages]
     state.log_request(
         {"model": body.model, "messages": messages, "response_format": body.response_format}
     )
     try:
-        reply = model_reply(body.model, model, config.seed, messages)
+        reply = model_reply(body.model, model, config.seed, messages, body.response_format)
     except UnparseableJudgeRequest as e:
         state.count(body.model, "400")
         return openai_error(400, str(e), "invalid_request_error", "unparseable_judge_request")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from flywheel.config import Config
@@ -32,7 +32,8 @@ from flywheel.evaluators.judges import (
     Verdict,
     combine_games,
     fit_judge_messages,
-    parse_verdict,
+    judge_prompt,
+    parse_reply,
     verify_pair,
 )
 from flywheel.llm.calls import CallBatchStats, ProgressFn, load_cached_calls, run_calls, run_sync
@@ -47,6 +48,7 @@ Purpose = Literal["train", "eval"]
 GameOrder = Literal["AB", "BA"]
 GAME_ORDERS: tuple[GameOrder, GameOrder] = ("AB", "BA")
 VERIFIER_JUDGE = "verifier"
+REFUSAL_CAUSE = "BadRequestError"  # CallBatchStats' cause of an HTTP 400
 Pair = tuple[str, str, str]  # (prompt_id, model_a, model_b)
 
 
@@ -72,6 +74,7 @@ class JudgeReport:
     n_verified: int = 0
     n_verifier_agree: int = 0
     n_prompts_cut: int = 0  # battles sent this run whose conversation lost its oldest turns
+    n_format_refused: int = 0  # JSON games asked again as text: the endpoint refused the format
     n_decisive: int = 0  # win or loss battles of the round and purpose, stored before or now
     n_decisive_without_gap: int = 0  # of those, no score gap (scores missing or dropped)
     errors: dict[str, int] = field(default_factory=dict)
@@ -123,6 +126,16 @@ class BattlePlan:
         return users[-1] if users else ""
 
 
+def is_format_refusal(request: ChatRequest, result: CallResult) -> bool:
+    """True when a request with `response_format` failed with HTTP 400 (the endpoint does not
+    take structured output): it is asked again without it."""
+    return (
+        request.response_format is not None
+        and not result.ok
+        and "(HTTP 400)" in (result.error or "")
+    )
+
+
 def battle_id_for(round_id: int, prompt_id: str, model_a: str, model_b: str, purpose: str) -> str:
     """The natural key of a battle: hash of (round, prompt, model A, model B, purpose)."""
     return content_id(["battle", round_id, prompt_id, model_a, model_b, purpose])
@@ -169,10 +182,10 @@ def _load_state(
 
 def _stored_verdict(row: tuple[Any, ...]) -> Verdict | None:
     """The verdict of a stored judgment; None when its call had failed (to judge again)."""
-    _, _, _, _, _, raw_text, score_first, score_second, verdict, parse_ok, _, error = row
+    _, _, _, _, _, raw_text, score_first, score_second, verdict, parse_ok, _, error, strength = row
     if raw_text is None and error is not None:
         return None
-    return Verdict(bool(parse_ok), verdict, score_first, score_second, error)
+    return Verdict(bool(parse_ok), verdict, score_first, score_second, error, strength)
 
 
 def plan_battles(
@@ -226,7 +239,11 @@ def plan_battles(
                 plan.conversation, first, second, judge.prompt_version, judge.max_context_chars
             )
             judgment_id = judgment_id_for(battle_id, order, judge.name, judge.prompt_version)
-            request = ChatRequest.for_endpoint(judge, messages)
+            request = ChatRequest.for_endpoint(
+                judge,
+                messages,
+                response_format=judge_prompt(judge.prompt_version).response_format_json,
+            )
             games.append(Game(battle_id, order, judgment_id, request, n_cut))
             cut_battles.update([battle_id] if n_cut else [])
     report.n_battles_stored = sum(outcomes.values())
@@ -255,6 +272,7 @@ def judgment_row(
         "score_first": verdict.score_first if verdict else None,
         "score_second": verdict.score_second if verdict else None,
         "verdict": verdict.winner if verdict else None,
+        "label_strength": verdict.strength if verdict else None,
         "parse_ok": bool(verdict and verdict.parse_ok),
         "call_id": result.call_id,
         "error": result.error if not result.ok else (verdict.error if verdict else None),
@@ -280,6 +298,7 @@ def battle_row(
         "score_a": outcome.score_a if outcome else None,
         "score_b": outcome.score_b if outcome else None,
         "score_gap": outcome.score_gap if outcome else None,
+        "label_strength": outcome.label_strength if outcome else None,
         "outcome": outcome.outcome if outcome else "error",
         "created_at": now_utc(),
     }
@@ -362,9 +381,16 @@ async def _judge_async(
             if len(plan.games) == len(GAME_ORDERS):  # both games stored, the battle row was not
                 closer.close(plan)
 
+        refused: list[Game] = []  # JSON games whose endpoint refused `response_format`
+
         def on_result(i: int, result: CallResult) -> None:
             game = games[i]
-            verdict = parse_verdict(result.text or "") if result.ok else None
+            if is_format_refusal(game.request, result):
+                refused.append(game)  # asked again below, as text; nothing stored for it
+                return
+            verdict = (
+                parse_reply(result.text or "", config.judge.prompt_version) if result.ok else None
+            )
             writer.add("judgments", judgment_row(config, round_id, game, result, verdict))
             if verdict is None:
                 report.n_errors += 1
@@ -387,6 +413,35 @@ async def _judge_async(
             stats=stats,
             cached=cached,
         )
+        if refused:
+            report.n_format_refused = len(refused)
+            n_refused_calls = len({g.request for g in refused})
+            stats.errors[REFUSAL_CAUSE] = stats.errors.get(REFUSAL_CAUSE, 0) - n_refused_calls
+            stats.errors = {k: v for k, v in stats.errors.items() if v > 0}
+            step_logger(__name__).warning(
+                "round %d: %s refused response_format (HTTP 400) for %d games; asking again "
+                "without it and parsing the text",
+                round_id,
+                config.judge.name,
+                len(refused),
+            )
+            # on_result reads games[i]: the second batch is the refused games, as text requests
+            games[:] = [replace(g, request=g.request.without_response_format()) for g in refused]
+            text_stats = CallBatchStats()
+            await run_calls(
+                config.judge,
+                [g.request for g in games],
+                warehouse=config.warehouse,
+                writer=writer,
+                sandbox_url=sandbox_url,
+                round_id=round_id,
+                on_result=on_result,
+                retry=retry,
+                stats=text_stats,
+            )
+            stats.cost_usd += text_stats.cost_usd
+            for cause, n in text_stats.errors.items():
+                stats.errors[cause] = stats.errors.get(cause, 0) + n
     report.cost_usd = stats.cost_usd
     report.errors = stats.errors
     report.outcomes = dict(closer.outcomes)

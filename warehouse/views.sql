@@ -7,9 +7,11 @@ with train_battles as (
         round_id,
         count(*) as n_battles,
         count(*) filter (where outcome in ('win', 'loss')) as n_decisive,
-        -- decided, but no score gap: its games lost their scores (mining by gap skips them)
-        count(*) filter (where outcome in ('win', 'loss') and score_gap is null)
-            as n_decisive_without_gap
+        -- decided, but neither a score gap nor a label strength: its games lost their scores
+        -- (mining cannot rank it)
+        count(*) filter (
+            where outcome in ('win', 'loss') and score_gap is null and label_strength is null
+        ) as n_decisive_without_gap
     from battles
     where purpose = 'train'
     group by round_id

@@ -11,8 +11,10 @@ from flywheel.evaluators.judges import (
     build_judge_messages,
     combine_games,
     fit_judge_messages,
+    format_protocol_reply,
     format_verdict_reply,
     parse_judge_request,
+    parse_reply,
     parse_verdict,
     read_judge_request,
     request_boundary,
@@ -51,7 +53,7 @@ def test_edited_or_foreign_requests_are_not_read() -> None:
 
 
 def test_unknown_prompt_version_is_refused() -> None:
-    with pytest.raises(ValueError, match="known versions: v1"):
+    with pytest.raises(ValueError, match="known versions: .*mt-bench-pair-v1, v1"):
         build_judge_messages(QUESTION, "a", "b", version="v0")
 
 
@@ -347,3 +349,101 @@ def test_five_labels_carry_their_strength() -> None:
         parse_verdict("Verdict: [[A=B]]").strength,
     ) == ("tie", 0)
     assert parse_verdict("Verdict: [[A]]").strength is None
+
+
+# One literal reply per protocol, each written for these tests.
+PROTOCOL_REPLIES = {
+    "arena-hard-v1": [
+        (
+            "Assistant A computes 85 correctly; Assistant B adds wrongly.\n\n"
+            "My final verdict is: Assistant A is significantly better: [[A>>B]]",
+            Verdict(True, "first", None, None, None, 2),
+        ),
+        (
+            "Both are fine.\n\nMy final verdict is tie: [[A=B]]",
+            Verdict(True, "tie", None, None, None, 0),
+        ),
+        ("B is a little clearer.\n[[B>A]]", Verdict(True, "second", None, None, None, 1)),
+    ],
+    "mt-bench-pair-v1": [
+        (
+            "Assistant B follows the instructions.\n\n[[B]]",
+            Verdict(True, "second", None, None, None, 1),
+        ),
+        ("Equally good.\n[[C]]", Verdict(True, "tie", None, None, None, 0)),
+    ],
+    "json-v1": [
+        (
+            '{"explanation": "A is right.", "score_a": 9, "score_b": 2, "verdict": "A"}',
+            Verdict(True, "first", 9.0, 2.0, None),
+        ),
+        (
+            'Sure.\n```json\n{"explanation": "same", "score_a": 6.5, "score_b": 6, "verdict": "tie"}\n```',
+            Verdict(True, "tie", 6.5, 6.0, None),
+        ),
+        (
+            '<think>{"verdict": "A"}</think>\n{"explanation": "x", "score_a": 3, "score_b": 8, "verdict": "B"}',
+            Verdict(True, "second", 3.0, 8.0, None),
+        ),
+        ("Scores: 8 3\nVerdict: [[A]]", Verdict(True, "first", 8.0, 3.0, None)),  # text fallback
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("version", "reply", "expected"),
+    [(v, reply, expected) for v, cases in PROTOCOL_REPLIES.items() for reply, expected in cases],
+)
+def test_each_protocol_maps_to_the_same_verdict_record(
+    version: str, reply: str, expected: Verdict
+) -> None:
+    assert parse_reply(reply, version) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (
+            '{"verdict": "A", "score_a": 9, "score_b": 2}\n{"verdict": "B"}',
+            "conflicting verdicts in JSON",
+        ),
+        ('{"verdict": "maybe", "score_a": 5, "score_b": 5}', "JSON verdict must be A, B or tie"),
+    ],
+)
+def test_json_replies_never_guess(reply: str, reason: str) -> None:
+    verdict = parse_reply(reply, "json-v1")
+    assert (verdict.parse_ok, verdict.winner) == (False, None) and reason in (verdict.error or "")
+
+
+@pytest.mark.parametrize("version", sorted(JUDGE_PROMPTS))
+@pytest.mark.parametrize(("first", "second"), [(9, 2), (6, 5), (4, 4), (2, 8)])
+def test_every_protocol_reply_the_sandbox_writes_parses_back(
+    version: str, first: int, second: int
+) -> None:
+    verdict = parse_reply(format_protocol_reply(version, first, second, "Because."), version)
+    expected = "first" if first > second else "second" if second > first else "tie"
+    assert (verdict.parse_ok, verdict.winner, verdict.error) == (True, expected, None)
+    protocol = JUDGE_PROMPTS[version].protocol
+    if protocol in ("scores", "json"):
+        assert (verdict.score_first, verdict.score_second) == (first, second)
+    else:
+        assert verdict.strength is not None
+
+
+def test_every_version_reads_its_own_requests_back() -> None:
+    for version, prompt in JUDGE_PROMPTS.items():
+        messages = build_judge_messages(CODE_CONVERSATION, "a", "b", version)
+        request = read_judge_request(messages)
+        assert request is not None and request.version == version
+        assert request.conversation == CODE_CONVERSATION
+        assert messages[0]["content"] == prompt.system
+    assert JUDGE_PROMPTS["json-v1"].response_format["type"] == "json_schema"
+
+
+def test_label_strength_of_a_battle_is_the_mean_of_its_games() -> None:
+    strong_a = Verdict(True, "first", None, None, None, 2)
+    slight_a_second = Verdict(True, "second", None, None, None, 1)  # game BA: A shown second
+    assert combine_games(strong_a, slight_a_second) == BattleOutcome("win", None, None, None, 1.5)
+    tie = Verdict(True, "tie", None, None, None, 0)
+    assert combine_games(strong_a, tie).label_strength == 0.0  # a tie
+    assert combine_games(_v("first", 9, 2), _v("second", 2, 9)).label_strength is None

@@ -22,6 +22,7 @@ from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks
 from flywheel.tasks.answer import answer_locally, answer_prompts, response_id_for
 from flywheel.tasks.judge import judge_battles, train_battle_pairs
+from flywheel.tasks.mine import mine_round
 from flywheel.warehouse.store import connect, now_utc
 from flywheel.warehouse.writes import insert_new
 from tests.conftest import load_config_in
@@ -466,3 +467,80 @@ def test_a_judge_context_budget_cuts_the_oldest_turns_and_counts_them(tmp_path):
             "select count(*) from judgments where judge <> 'verifier' and context_turns_cut = 2"
         ).fetchone()[0]
     assert cut == 2 * len(pairs)
+
+
+@pytest.mark.parametrize("version", ["v1", "arena-hard-v1", "mt-bench-pair-v1", "json-v1"])
+def test_a_round_runs_with_each_verdict_protocol_and_mines(tmp_path, version):
+    config = served_champion_config(tmp_path, judge={"prompt_version": version})
+    prompt_ids = insert_prompts(config, 12)
+    with start_sandbox(config.sandbox) as server:
+        _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
+        sent = request_log(server, config.judge.model)
+    assert judged.n_errors == 0 and judged.n_format_refused == 0
+    assert judged.n_unparsed <= 2  # the sandbox judge's malformed_rate is 1%
+    assert judged.n_decisive > 0 and judged.n_decisive_without_gap == 0
+    assert {read_judge_request(r["messages"]).version for r in sent} == {version}
+    wants_json = version == "json-v1"
+    assert all((r["response_format"] is not None) == wants_json for r in sent)
+    with connect(config.warehouse.path, read_only=True) as con:
+        gaps, strengths = con.execute(
+            "select count(score_gap), count(label_strength) from battles "
+            "where outcome in ('win', 'loss')"
+        ).fetchone()
+    if version in ("v1", "json-v1"):
+        assert gaps == judged.n_decisive  # scores: every decisive battle has a gap
+    else:
+        assert gaps == 0 and strengths == judged.n_decisive  # labels: a strength instead
+    mined = mine_round(config, ROUND_ID, "dpo")
+    assert mined.n_total["dpo"] > 0
+
+
+def test_a_json_judge_that_refuses_response_format_is_asked_again_as_text(tmp_path):
+    config = served_champion_config(tmp_path, judge={"prompt_version": "json-v1"})
+    models = {name: m.model_dump() for name, m in config.sandbox.models.items()}
+    models["sandbox-judge"]["accepts_response_format"] = False
+    config = served_champion_config(
+        tmp_path, judge={"prompt_version": "json-v1"}, sandbox={"models": models}
+    )
+    prompt_ids = insert_prompts(config, 6)
+    with start_sandbox(config.sandbox) as server:
+        _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
+        refused = sandbox_stats(server)["models"]["sandbox-judge"]["400"]
+        sent = request_log(server, config.judge.model)
+    assert judged.n_format_refused == 2 * len(pairs) == refused
+    assert judged.n_errors == 0 and "BadRequestError" not in judged.errors
+    assert sent and all(r["response_format"] is None for r in sent)
+    assert judged.n_decisive_without_gap == 0 and judged.n_judged == 2 * len(pairs)
+
+
+def test_decisive_battles_without_a_gap_are_counted_and_warned_about(tmp_path, caplog):
+    config = served_champion_config(tmp_path, judge={"max_share_without_gap": 0.4})
+    prompt_ids = insert_prompts(config, 3)
+    battles = [
+        {
+            "battle_id": f"b{i}",
+            "round_id": ROUND_ID,
+            "prompt_id": pid,
+            "purpose": "train",
+            "model_a": CHAMPION_ID,
+            "model_b": "ref:strong",
+            "response_a_id": f"ra{i}",
+            "response_b_id": f"rb{i}",
+            "judge": "judge",
+            "score_gap": gap,
+            "outcome": "loss",
+        }
+        for i, (pid, gap) in enumerate(zip(prompt_ids, [None, None, 4.0], strict=True))
+    ]
+    with connect(config.warehouse.path) as con:
+        insert_new(con, "battles", battles, ["battle_id"])
+        insert_new(con, "rounds", [{"round_id": ROUND_ID, "stage": "sft", "status": "running"}])
+    with caplog.at_level(logging.WARNING):
+        judged = judge_battles(config, ROUND_ID, [], "train", None)
+    assert (judged.n_decisive, judged.n_decisive_without_gap) == (3, 2)
+    assert "2 of 3 decisive battles (67%) have no score gap" in caplog.text
+    with connect(config.warehouse.path, read_only=True) as con:
+        summary = con.execute(
+            "select n_decisive, n_decisive_without_gap from v_round_summary"
+        ).fetchall()
+    assert summary == [(3, 2)]
