@@ -13,6 +13,14 @@ are in, the battle is combined and stored in `battles`, outcome from model A's s
 - A game whose call failed after its retries is stored with raw_text null and the cause in
   `error`; its battle is `error`. On a later run such games and battles are judged again and
   their rows replaced; decided battles are never judged again.
+- The judge sees the prompt's whole conversation (cut to `judge.max_context_chars` by the
+  rule of `llm/context.py`, counted in `n_prompts_cut` and `judgments.context_turns_cut`),
+  in the protocol of `judge.prompt_version` (`evaluators/judge_prompts.py`). A JSON-protocol
+  game whose endpoint refuses `response_format` (HTTP 400) is asked again without it and
+  its text parsed (`n_format_refused`); only the text call's judgment is stored.
+- After the step, the round's decisive battles with neither a score gap nor a label strength
+  are counted (`n_decisive_without_gap`) and a warning logged above
+  `judge.max_share_without_gap`.
 - With `judge.use_verifier`, battles on checkable prompts also get a verifier judgment
   (judge `verifier`, game AB) from the skill checker; the battle's outcome stays the model
   judge's, and agreement is counted.
