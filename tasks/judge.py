@@ -81,6 +81,8 @@ class JudgeReport:
     outcomes: dict[str, int] = field(default_factory=dict)
     n_verified: int = 0
     n_verifier_agree: int = 0
+    n_checker_decisive: int = 0  # verified battles where exactly one answer is right
+    n_checker_agree: int = 0  # of those, the judge's outcome names the right one
     n_prompts_cut: int = 0  # battles sent this run whose conversation lost its oldest turns
     n_format_refused: int = 0  # JSON games asked again as text: the endpoint refused the format
     n_decisive: int = 0  # win or loss battles of the round and purpose, stored before or now
@@ -96,7 +98,9 @@ class JudgeReport:
             f"spent ${self.cost_usd:.4f}); {self.n_judged} judged, {self.n_unparsed} unparsed, "
             f"{self.n_errors} errors; {self.n_prompts_cut} conversations cut to the judge's "
             f"context; battles: {outcomes or 'none'}; {self.n_decisive_without_gap} of "
-            f"{self.n_decisive} decisive battles without a score gap"
+            f"{self.n_decisive} decisive battles without a score gap; the judge agrees with "
+            f"the checker on {self.n_checker_agree} of {self.n_checker_decisive} battles "
+            "where exactly one answer is right"
         )
 
 
@@ -368,6 +372,9 @@ class _BattleCloser:
         self.writer.add("judgments", verifier_row(self.round_id, plan, verified))
         self.report.n_verified += 1
         self.report.n_verifier_agree += int(verified.outcome == outcome.outcome)
+        if verified.outcome in ("win", "loss"):  # exactly one answer is right: calibration
+            self.report.n_checker_decisive += 1
+            self.report.n_checker_agree += int(verified.outcome == outcome.outcome)
 
 
 async def _judge_async(

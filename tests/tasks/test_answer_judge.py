@@ -493,6 +493,9 @@ def test_a_round_runs_with_each_verdict_protocol_and_mines(tmp_path, version):
         assert gaps == 0 and strengths == judged.n_decisive  # labels: a strength instead
     mined = mine_round(config, ROUND_ID, "dpo")
     assert mined.n_total["dpo"] > 0
+    # calibration: the sandbox judge mostly sides with the checker when one answer is right
+    assert judged.n_checker_decisive > 0
+    assert judged.n_checker_agree >= 0.7 * judged.n_checker_decisive
 
 
 def test_a_json_judge_that_refuses_response_format_is_asked_again_as_text(tmp_path):
