@@ -59,6 +59,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -294,7 +295,7 @@ class Verdict:
     score_first: float | None
     score_second: float | None
     error: str | None
-    strength: int | None = None
+    strength: float | None = None
 
 
 # label (upper case, spaces removed) -> (winner by position, strength)
@@ -691,6 +692,48 @@ def parse_reply(text: str, version: str = "v1") -> Verdict:
             strength = 0 if verdict.winner == "tie" else 1
         verdict = replace(verdict, error=error, strength=strength)
     return verdict
+
+
+PanelAggregate = Literal["majority", "mean"]
+
+
+def _mean_of(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def aggregate_verdicts(verdicts: Sequence[Verdict], how: PanelAggregate = "majority") -> Verdict:
+    """One game's verdict from a judge panel's verdicts on it (one verdict: itself).
+
+    - Fewer than half of the verdicts parsed: unparsed (the panel did not answer).
+    - mean: when every parsed verdict kept its scores, the mean score per position, and the
+      higher mean wins (equal means: tie). Otherwise as majority.
+    - majority: the winner more than half of the parsed verdicts name; its scores are the
+      means over those verdicts that kept scores, its strength the mean of theirs (None if
+      one has none). No such winner: a tie without scores ("panel split").
+    """
+    if len(verdicts) == 1:
+        return verdicts[0]
+    parsed = [v for v in verdicts if v.parse_ok]
+    if 2 * len(parsed) < len(verdicts):
+        return _failed(f"panel: {len(verdicts) - len(parsed)} of {len(verdicts)} verdicts unparsed")
+    scored = [v for v in parsed if v.score_first is not None and v.score_second is not None]
+    if how == "mean" and scored and len(scored) == len(parsed):
+        first = _mean_of([v.score_first for v in scored])  # type: ignore[misc]
+        second = _mean_of([v.score_second for v in scored])  # type: ignore[misc]
+        winner: Winner = "first" if first > second else "second" if second > first else "tie"
+        return Verdict(True, winner, first, second, None)
+    counts = {w: sum(v.winner == w for v in parsed) for w in ("first", "second", "tie")}
+    top = max(counts, key=lambda w: counts[w])
+    if 2 * counts[top] <= len(parsed):
+        return Verdict(True, "tie", None, None, "panel split: no winner named by a majority", 0)
+    agreeing = [v for v in parsed if v.winner == top]
+    kept = [v for v in agreeing if v.score_first is not None and v.score_second is not None]
+    first_score = _mean_of([v.score_first for v in kept]) if kept else None  # type: ignore[misc]
+    second_score = _mean_of([v.score_second for v in kept]) if kept else None  # type: ignore[misc]
+    strengths = [v.strength for v in agreeing]
+    strength = None if None in strengths else _mean_of(strengths)  # type: ignore[arg-type]
+    error = None if kept else "scores missing: no panel judge in the majority kept scores"
+    return Verdict(True, top, first_score, second_score, error, strength)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,36 @@ class JudgeConfig(EndpointConfig):
         le=1,
     )
 
+    panel: list[EndpointConfig] = _help(
+        "more judges that judge every game with the same prompt version (a judge panel); each "
+        "game's verdict is then aggregated by `panel_aggregate`; empty: the judge alone",
+        default_factory=list,
+    )
+    panel_aggregate: Literal["majority", "mean"] = _help(
+        "how a panel's verdicts on one game combine: majority (the winner more than half of "
+        "the panel names, else a tie) or mean (the higher mean score wins; games without "
+        "scores fall back to majority)",
+        default="majority",
+    )
+
+    @property
+    def members(self) -> list[EndpointConfig]:
+        """Every judge that judges each game: this one first, then the panel."""
+        return [self, *self.panel]
+
+    @model_validator(mode="after")
+    def _check_panel_names(self) -> JudgeConfig:
+        names = [m.name for m in self.members]
+        repeated = sorted({n for n in names if names.count(n) > 1 or n == "verifier"})
+        if repeated:
+            raise field_problem(
+                f"judge names must be unique and not `verifier`; repeated or reserved: {repeated}",
+                "give every panel judge its own `name`",
+                "panel",
+                names,
+            )
+        return self
+
     @field_validator("prompt_version")
     @classmethod
     def _check_prompt_version(cls, version: str) -> str:
@@ -454,7 +484,7 @@ class Config(Section):
         )
 
     def sandbox_endpoints(self) -> list[EndpointConfig]:
-        endpoints: list[EndpointConfig] = [*self.references, self.judge]
+        endpoints: list[EndpointConfig] = [*self.references, *self.judge.members]
         if self.student.endpoint is not None:
             endpoints.append(self.student.endpoint)
         return [e for e in endpoints if e.base_url == SANDBOX_URL]

@@ -28,16 +28,18 @@ are in, the battle is combined and stored in `battles`, outcome from model A's s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from flywheel.config import Config
+from flywheel.config import Config, EndpointConfig
 from flywheel.evaluators.judges import (
     BattleOutcome,
     Verdict,
+    aggregate_verdicts,
     combine_games,
     fit_judge_messages,
     judge_prompt,
@@ -113,6 +115,7 @@ class Game:
     judgment_id: str
     request: ChatRequest
     n_turns_cut: int = 0  # earlier conversation turns dropped to fit judge.max_context_chars
+    judge: EndpointConfig | None = None  # the panel member judging it; None: config.judge
 
 
 @dataclass
@@ -128,14 +131,20 @@ class BattlePlan:
     conversation: list[dict[str, str]]  # the prompt's turns: system prompt, every turn
     answer_a: str
     answer_b: str
-    games: dict[str, Verdict | None] = field(default_factory=dict)  # order -> verdict; None: failed
-    game_errors: dict[str, str] = field(default_factory=dict)
+    # (order, judge name) -> verdict; None: the call failed
+    games: dict[tuple[str, str], Verdict | None] = field(default_factory=dict)
+    game_errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def question(self) -> str:
         """The last user turn (what the verifier checks)."""
         users = [m["content"] for m in self.conversation if m["role"] == "user"]
         return users[-1] if users else ""
+
+
+def games_per_battle(config: Config) -> int:
+    """Judged games one battle needs: both orders, by every judge of the panel."""
+    return len(GAME_ORDERS) * len(config.judge.members)
 
 
 def is_format_refusal(request: ChatRequest, result: CallResult) -> bool:
@@ -238,25 +247,25 @@ def plan_battles(
             answers[(prompt_id, model_b)][1],
         )
         battles.append(plan)
-        for order in GAME_ORDERS:
-            stored = stored_games.get((battle_id, order, judge.name, judge.prompt_version))
+        for order, member in ((o, m) for o in GAME_ORDERS for m in judge.members):
+            stored = stored_games.get((battle_id, order, member.name, judge.prompt_version))
             verdict = _stored_verdict(stored) if stored is not None else None
             if verdict is not None:
-                plan.games[order] = verdict
+                plan.games[(order, member.name)] = verdict
                 continue
             first, second = (
                 (plan.answer_a, plan.answer_b) if order == "AB" else (plan.answer_b, plan.answer_a)
             )
             messages, n_cut = fit_judge_messages(
-                plan.conversation, first, second, judge.prompt_version, judge.max_context_chars
+                plan.conversation, first, second, judge.prompt_version, member.max_context_chars
             )
-            judgment_id = judgment_id_for(battle_id, order, judge.name, judge.prompt_version)
+            judgment_id = judgment_id_for(battle_id, order, member.name, judge.prompt_version)
             request = ChatRequest.for_endpoint(
-                judge,
+                member,
                 messages,
                 response_format=judge_prompt(judge.prompt_version).response_format_json,
             )
-            games.append(Game(battle_id, order, judgment_id, request, n_cut))
+            games.append(Game(battle_id, order, judgment_id, request, n_cut, member))
             cut_battles.update([battle_id] if n_cut else [])
     report.n_battles_stored = sum(outcomes.values())
     report.outcomes = dict(outcomes)
@@ -278,7 +287,7 @@ def judgment_row(
         "battle_id": game.battle_id,
         "round_id": round_id,
         "game_order": game.order,
-        "judge": config.judge.name,
+        "judge": (game.judge or config.judge).name,
         "prompt_version": config.judge.prompt_version,
         "raw_text": result.text if result.ok else None,
         "score_first": verdict.score_first if verdict else None,
@@ -348,16 +357,16 @@ class _BattleCloser:
         self.outcomes: Counter[str] = Counter(report.outcomes)
 
     def game_done(
-        self, plan: BattlePlan, order: str, verdict: Verdict | None, error: str | None
+        self, plan: BattlePlan, key: tuple[str, str], verdict: Verdict | None, error: str | None
     ) -> None:
-        plan.games[order] = verdict
+        plan.games[key] = verdict
         if error is not None:
-            plan.game_errors[order] = error
-        if len(plan.games) == len(GAME_ORDERS):
+            plan.game_errors[key] = error
+        if len(plan.games) == games_per_battle(self.config):
             self.close(plan)
 
     def close(self, plan: BattlePlan) -> None:
-        ab, ba = plan.games["AB"], plan.games["BA"]
+        ab, ba = (self.game_verdict(plan, order) for order in GAME_ORDERS)
         outcome = combine_games(ab, ba) if ab is not None and ba is not None else None
         self.writer.add(
             "battles", battle_row(self.config, self.round_id, self.purpose, plan, outcome)
@@ -376,6 +385,31 @@ class _BattleCloser:
             self.report.n_checker_decisive += 1
             self.report.n_checker_agree += int(verified.outcome == outcome.outcome)
 
+    def game_verdict(self, plan: BattlePlan, order: str) -> Verdict | None:
+        """The game's verdict: the judge's, or the panel's aggregate; None if a call failed."""
+        judge = self.config.judge
+        verdicts = [plan.games[(order, member.name)] for member in judge.members]
+        if any(v is None for v in verdicts):
+            return None
+        return aggregate_verdicts(verdicts, judge.panel_aggregate)  # type: ignore[arg-type]
+
+
+class _ProgressSum:
+    """Adds the (done, total) of each judge's batch into one callback."""
+
+    def __init__(self, on_progress: ProgressFn | None, totals: dict[str, int]) -> None:
+        self.on_progress = on_progress
+        self.done = dict.fromkeys(totals, 0)
+        self.total = dict(totals)
+
+    def for_judge(self, name: str) -> ProgressFn:
+        def update(n_done: int, n_total: int) -> None:
+            self.done[name], self.total[name] = n_done, n_total
+            if self.on_progress is not None:
+                self.on_progress(sum(self.done.values()), sum(self.total.values()))
+
+        return update
+
 
 async def _judge_async(
     config: Config,
@@ -393,16 +427,10 @@ async def _judge_async(
         closer = _BattleCloser(config, round_id, purpose, writer, report)
         by_id = {b.battle_id: b for b in battles}
         for plan in battles:
-            if len(plan.games) == len(GAME_ORDERS):  # both games stored, the battle row was not
+            if len(plan.games) == games_per_battle(config):  # all stored, the battle row was not
                 closer.close(plan)
 
-        refused: list[Game] = []  # JSON games whose endpoint refused `response_format`
-
-        def on_result(i: int, result: CallResult) -> None:
-            game = games[i]
-            if is_format_refusal(game.request, result):
-                refused.append(game)  # asked again below, as text; nothing stored for it
-                return
+        def store(game: Game, result: CallResult) -> None:
             verdict = (
                 parse_reply(result.text or "", config.judge.prompt_version) if result.ok else None
             )
@@ -412,54 +440,110 @@ async def _judge_async(
             else:
                 report.n_judged += 1
                 report.n_unparsed += int(not verdict.parse_ok)
-            closer.game_done(by_id[game.battle_id], game.order, verdict, result.error)
+            key = (game.order, (game.judge or config.judge).name)
+            closer.game_done(by_id[game.battle_id], key, verdict, result.error)
 
-        stats = CallBatchStats()
-        await run_calls(
-            config.judge,
-            [g.request for g in games],
-            warehouse=config.warehouse,
-            writer=writer,
-            sandbox_url=sandbox_url,
-            round_id=round_id,
-            on_result=on_result,
-            on_progress=on_progress,
-            retry=retry,
-            stats=stats,
-            cached=cached,
-        )
-        if refused:
-            report.n_format_refused = len(refused)
-            n_refused_calls = len({g.request for g in refused})
-            stats.errors[REFUSAL_CAUSE] = stats.errors.get(REFUSAL_CAUSE, 0) - n_refused_calls
-            stats.errors = {k: v for k, v in stats.errors.items() if v > 0}
-            step_logger(__name__).warning(
-                "round %d: %s refused response_format (HTTP 400) for %d games; asking again "
-                "without it and parsing the text",
-                round_id,
-                config.judge.name,
-                len(refused),
-            )
-            # on_result reads games[i]: the second batch is the refused games, as text requests
-            games[:] = [replace(g, request=g.request.without_response_format()) for g in refused]
-            text_stats = CallBatchStats()
-            await run_calls(
-                config.judge,
-                [g.request for g in games],
-                warehouse=config.warehouse,
-                writer=writer,
-                sandbox_url=sandbox_url,
-                round_id=round_id,
-                on_result=on_result,
-                retry=retry,
-                stats=text_stats,
-            )
-            stats.cost_usd += text_stats.cost_usd
-            for cause, n in text_stats.errors.items():
-                stats.errors[cause] = stats.errors.get(cause, 0) + n
-    report.cost_usd = stats.cost_usd
-    report.errors = stats.errors
+        members = config.judge.members
+        by_judge = {
+            m.name: [g for g in games if (g.judge or config.judge).name == m.name] for m in members
+        }
+        progress = _ProgressSum(on_progress, {name: len(g) for name, g in by_judge.items()})
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    _judge_with(
+                        config,
+                        member,
+                        by_judge[member.name],
+                        cached,
+                        writer,
+                        store,
+                        report,
+                        sandbox_url,
+                        progress.for_judge(member.name),
+                        retry,
+                        round_id,
+                    )
+                )
+                for member in members
+                if by_judge[member.name]
+            ]
+    stats = [task.result() for task in tasks]
+    report.cost_usd = sum(s.cost_usd for s in stats)
+    report.errors = {}
+    for batch in stats:
+        for cause, n in batch.errors.items():
+            report.errors[cause] = report.errors.get(cause, 0) + n
     report.outcomes = dict(closer.outcomes)
+
+
+async def _judge_with(
+    config: Config,
+    judge: EndpointConfig,
+    games: list[Game],
+    cached: dict[str, CallResult],
+    writer: RowWriter,
+    store: Callable[[Game, CallResult], None],
+    report: JudgeReport,
+    sandbox_url: str | None,
+    on_progress: ProgressFn,
+    retry: RetryPolicy | None,
+    round_id: int,
+) -> CallBatchStats:
+    """One judge's games: sent (or cached), each result stored; JSON games its endpoint
+    refused `response_format` for are asked again as text. Returns the batch's counts."""
+    refused: list[Game] = []
+
+    def on_result(i: int, result: CallResult) -> None:
+        if is_format_refusal(games[i].request, result):
+            refused.append(games[i])  # asked again below, as text; nothing stored for it
+        else:
+            store(games[i], result)
+
+    stats = CallBatchStats()
+    await run_calls(
+        judge,
+        [g.request for g in games],
+        warehouse=config.warehouse,
+        writer=writer,
+        sandbox_url=sandbox_url,
+        round_id=round_id,
+        on_result=on_result,
+        on_progress=on_progress,
+        retry=retry,
+        stats=stats,
+        cached=cached,
+    )
+    if not refused:
+        return stats
+    report.n_format_refused += len(refused)
+    n_refused_calls = len({g.request for g in refused})
+    stats.errors[REFUSAL_CAUSE] = stats.errors.get(REFUSAL_CAUSE, 0) - n_refused_calls
+    stats.errors = {k: v for k, v in stats.errors.items() if v > 0}
+    step_logger(__name__).warning(
+        "round %d: %s refused response_format (HTTP 400) for %d games; asking again without "
+        "it and parsing the text",
+        round_id,
+        judge.name,
+        len(refused),
+    )
+    as_text = [replace(g, request=g.request.without_response_format()) for g in refused]
+    text_stats = CallBatchStats()
+    await run_calls(
+        judge,
+        [g.request for g in as_text],
+        warehouse=config.warehouse,
+        writer=writer,
+        sandbox_url=sandbox_url,
+        round_id=round_id,
+        on_result=lambda i, result: store(as_text[i], result),
+        retry=retry,
+        stats=text_stats,
+    )
+    stats.cost_usd += text_stats.cost_usd
+    for cause, n in text_stats.errors.items():
+        stats.errors[cause] = stats.errors.get(cause, 0) + n
+    return stats
 
 
 def _score_gap_counts(config: Config, round_id: int, purpose: str) -> tuple[int, int]:
@@ -504,12 +588,17 @@ def judge_battles(
     logger = step_logger(__name__)
     report = JudgeReport(round_id, purpose)
     battles, games = plan_battles(config, round_id, pairs, purpose, report)
-    call_ids = [call_id_for(config.judge, g.request) for g in games]
+    call_ids = [call_id_for(g.judge or config.judge, g.request) for g in games]
     cached = load_cached_calls(config.warehouse, sorted(set(call_ids)))
-    to_send = [g.request for g, c in zip(games, call_ids, strict=True) if c not in cached]
+    to_send = [g for g, c in zip(games, call_ids, strict=True) if c not in cached]
     report.n_cached = len(games) - len(to_send)
     report.n_to_send = len(to_send)
-    report.estimated_cost_usd = estimate_cost_usd(config.judge, to_send)
+    report.estimated_cost_usd = sum(
+        estimate_cost_usd(
+            m, [g.request for g in to_send if (g.judge or config.judge).name == m.name]
+        )
+        for m in config.judge.members
+    )
     logger.info(
         "judge plan, round %d (%s): %d pairs, %d decided before, %d without both answers; "
         "%d battles to decide: %d games to judge, %d from the call cache, %d to send to %s "
@@ -523,7 +612,7 @@ def judge_battles(
         len(games),
         report.n_cached,
         report.n_to_send,
-        config.judge.name,
+        ", ".join(m.name for m in config.judge.members),
         report.estimated_cost_usd,
     )
     if battles:

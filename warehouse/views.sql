@@ -4,7 +4,8 @@
 -- is known: on battles where the skill checker (the verifier judgment) says exactly one answer
 -- is right, how often the judge's battle outcome agrees; next to position consistency, the
 -- share of battles with both games parsed whose two games name the same winner (A, B or tie)
--- once the order is undone.
+-- once the order is undone; with a judge panel, inter-judge agreement: the share of games
+-- judged by two or more judges whose parsed verdicts all agree.
 create or replace view v_judge_calibration as
 with games as (
     select
@@ -45,6 +46,24 @@ with games as (
         count(*) filter (where outcome in ('win', 'loss') and outcome <> truth) as n_judge_opposes
     from checked
     group by round_id, purpose
+), panel_games as (
+    select
+        b.round_id,
+        b.purpose,
+        count(distinct j.verdict) = 1 as unanimous
+    from judgments as j
+    join battles as b on b.battle_id = j.battle_id
+    where j.judge <> 'verifier' and j.parse_ok
+    group by b.round_id, b.purpose, j.battle_id, j.game_order
+    having count(distinct j.judge) >= 2
+), panel as (
+    select
+        round_id,
+        purpose,
+        count(*) as n_panel_games,
+        count(*) filter (where unanimous) as n_panel_unanimous
+    from panel_games
+    group by round_id, purpose
 ), judge_calibration as (
     select
         round_id,
@@ -54,9 +73,12 @@ with games as (
         coalesce(k.n_judge_opposes, 0) as n_judge_opposes,
         k.n_judge_agrees / nullif(k.n_checker_decisive, 0) as checker_agreement,
         coalesce(c.n_both_parsed, 0) as n_both_parsed,
-        c.n_position_consistent / nullif(c.n_both_parsed, 0) as position_consistency
+        c.n_position_consistent / nullif(c.n_both_parsed, 0) as position_consistency,
+        coalesce(p.n_panel_games, 0) as n_panel_games,
+        p.n_panel_unanimous / nullif(p.n_panel_games, 0) as panel_agreement
     from consistency as c
     full join calibration as k using (round_id, purpose)
+    left join panel as p using (round_id, purpose)
 )
 select * from judge_calibration order by round_id, purpose;
 

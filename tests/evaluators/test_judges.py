@@ -8,6 +8,7 @@ from flywheel.evaluators.judges import (
     JUDGE_PROMPTS,
     BattleOutcome,
     Verdict,
+    aggregate_verdicts,
     build_judge_messages,
     combine_games,
     fit_judge_messages,
@@ -447,3 +448,27 @@ def test_label_strength_of_a_battle_is_the_mean_of_its_games() -> None:
     tie = Verdict(True, "tie", None, None, None, 0)
     assert combine_games(strong_a, tie).label_strength == 0.0  # a tie
     assert combine_games(_v("first", 9, 2), _v("second", 2, 9)).label_strength is None
+
+
+def test_a_panel_majority_names_the_winner_and_a_split_is_a_tie() -> None:
+    a9, a8, b7 = _v("first", 9, 2), _v("first", 8, 4), _v("second", 3, 7)
+    assert aggregate_verdicts([a9, a8, b7]) == Verdict(True, "first", 8.5, 3.0, None, None)
+    split = aggregate_verdicts([a9, b7])
+    assert (split.winner, split.score_first, split.error) == (
+        "tie",
+        None,
+        "panel split: no winner named by a majority",
+    )
+    assert aggregate_verdicts([a9]) is a9
+
+
+def test_a_panel_mean_decides_by_the_mean_scores_and_needs_every_score() -> None:
+    a9, b7 = _v("first", 9, 2), _v("second", 4, 7)
+    assert aggregate_verdicts([a9, b7], "mean") == Verdict(True, "first", 6.5, 4.5, None)
+    no_scores = _v("second")
+    assert aggregate_verdicts([a9, no_scores], "mean").winner == "tie"  # majority: a split
+
+
+def test_a_panel_that_mostly_did_not_answer_is_unparsed() -> None:
+    verdict = aggregate_verdicts([_v("first", 9, 2), _v(None), _v(None)])
+    assert verdict.parse_ok is False and "2 of 3 verdicts unparsed" in (verdict.error or "")

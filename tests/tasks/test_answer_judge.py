@@ -547,3 +547,28 @@ def test_decisive_battles_without_a_gap_are_counted_and_warned_about(tmp_path, c
             "select n_decisive, n_decisive_without_gap from v_round_summary"
         ).fetchall()
     assert summary == [(3, 2)]
+
+
+def test_a_judge_panel_judges_every_game_and_its_agreement_is_audited(tmp_path):
+    base = served_champion_config(tmp_path)
+    models = {name: m.model_dump() for name, m in base.sandbox.models.items()}
+    models["sandbox-judge-2"] = models["sandbox-judge"] | {"score_noise": 2.0}
+    panel = [{"name": "judge-2", "base_url": "sandbox", "model": "sandbox-judge-2"}]
+    config = served_champion_config(
+        tmp_path, judge={"panel": panel, "panel_aggregate": "mean"}, sandbox={"models": models}
+    )
+    prompt_ids = insert_prompts(config, 8)
+    with start_sandbox(config.sandbox) as server:
+        _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
+        again = run_round_steps(config, server.base_url, prompt_ids)[2]
+    assert judged.n_errors == 0 and judged.n_planned_games == 4 * len(pairs)
+    assert again.n_planned_games == 0 and again.n_battles_stored == len(pairs)
+    with connect(config.warehouse.path, read_only=True) as con:
+        per_judge = dict(
+            con.execute("select judge, count(*) from judgments group by judge").fetchall()
+        )
+        n_games, agreement = con.execute(
+            "select n_panel_games, panel_agreement from v_judge_calibration where purpose = 'train'"
+        ).fetchone()
+    assert per_judge["judge"] == per_judge["judge-2"] == 2 * len(pairs)
+    assert n_games >= 2 * len(pairs) - judged.n_unparsed and 0.0 <= agreement <= 1.0

@@ -1,4 +1,4 @@
-"""v_judge_calibration on literal battles: agreement with the checker, position consistency."""
+"""v_judge_calibration on literal battles: checker agreement, position consistency, panel."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ def write_literal_battles(con) -> None:
                     "parse_ok": True,
                 }
             )
+    # a second panel judge on game AB of two battles: agrees on one, not on the other
+    for battle_id, verdict in (("b_agree", "first"), ("b_oppose", "first")):
+        judgments.append(
+            {
+                "judgment_id": f"{battle_id}-judge-2-AB",
+                "battle_id": battle_id,
+                "round_id": 1,
+                "game_order": "AB",
+                "judge": "judge-2",
+                "prompt_version": "v1",
+                "verdict": verdict,
+                "parse_ok": True,
+            }
+        )
     insert_new(con, "battles", battles)
     insert_new(con, "judgments", judgments)
 
@@ -59,7 +73,7 @@ def test_the_judge_is_calibrated_where_exactly_one_answer_is_right(tmp_path: Pat
         write_literal_battles(con)
         row = con.execute(
             "select n_checker_decisive, n_judge_agrees, n_judge_opposes, checker_agreement, "
-            "n_both_parsed, position_consistency from v_judge_calibration "
-            "where round_id = 1 and purpose = 'train'"
+            "n_both_parsed, position_consistency, n_panel_games, panel_agreement "
+            "from v_judge_calibration where round_id = 1 and purpose = 'train'"
         ).fetchone()
-    assert row == (3, 1, 1, 1 / 3, 4, 0.75)
+    assert row == (3, 1, 1, 1 / 3, 4, 0.75, 2, 0.5)
