@@ -10,6 +10,11 @@ Assistant A (the answer shown first) and Assistant B (shown second), and replies
     Explanation: <one or two sentences>
     Verdict: [[A]]                         [[A]] A better, [[B]] B better, [[C]] tie
 
+That is version `v1`; the other versions of `evaluators/judge_prompts.py` ask for Arena-Hard's
+five labels, MT-bench's pair labels or a JSON object, and `parse_reply` reads each protocol
+into the same `Verdict` (winner, scores where given, label strength where given). With a
+judge panel, `aggregate_verdicts` makes one verdict of a game's several.
+
 Every battle is judged in both orders (game AB shows model A first, game BA shows model B
 first); `combine_games` un-swaps the positions and combines the two games into a battle.
 
@@ -63,7 +68,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from flywheel.evaluators.judge_prompts import JUDGE_PROMPTS, JudgePrompt, judge_prompt
+from flywheel.evaluators.judge_prompts import JUDGE_PROMPTS, judge_prompt
 from flywheel.evaluators.skills import check_answer
 from flywheel.llm.context import content_chars, fit_conversation
 
@@ -113,10 +118,6 @@ def as_conversation(question: str | Conversation) -> Conversation:
     if isinstance(question, str):
         return [{"role": "user", "content": question}]
     return [{"role": m["role"], "content": m["content"]} for m in question]
-
-
-def _judge_prompt(version: str) -> JudgePrompt:
-    return judge_prompt(version)
 
 
 def _cut_note(n_turns_dropped: int, boundary: str) -> str:
@@ -173,7 +174,7 @@ def build_judge_messages(
     prompt and every turn, whitespace kept); `n_turns_dropped` earlier turns were cut from it
     (the judge is told so).
     """
-    prompt = _judge_prompt(version)
+    prompt = judge_prompt(version)
     conversation = as_conversation(question)
     boundary = request_boundary(version, conversation, answer_first, answer_second, n_turns_dropped)
     user = prompt.user_template.format(
@@ -598,7 +599,7 @@ def format_protocol_reply(
     """A well-formed reply in the protocol of `version`, deciding by the two scores (what the
     sandbox judge writes). `structured` False: a JSON reply asked for without
     `response_format` comes as text, in a ```json fence."""
-    protocol = _judge_prompt(version).protocol
+    protocol = judge_prompt(version).protocol
     explanation = " ".join(explanation.split())
     if protocol == "five-labels":
         label = five_label_for(score_first, score_second)
