@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     prompt_commands = prompts.add_subparsers(
         dest="prompts_command", required=True, metavar="ACTION"
     )
-    add = prompt_commands.add_parser("add", help="ingest a JSONL or Parquet file of prompts")
+    add = prompt_commands.add_parser(
+        "add", help="ingest a prompt file (JSONL, JSON, CSV, Parquet; gzip too)"
+    )
     _add_config_argument(add)
     add.add_argument("file")
     add.add_argument("--source", default=None, help="source name (default: the file's name)")

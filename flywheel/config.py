@@ -84,6 +84,13 @@ class EndpointConfig(Section):
     max_retries: int = _help("retries of a transient failure (429, 5xx, timeout)", default=4, ge=0)
     temperature: float = _help("sampling temperature; 0 is greedy", default=0.0, ge=0, le=2)
     max_tokens: int = _help("upper bound on tokens generated per reply", default=512, gt=0)
+    max_context_chars: int | None = _help(
+        "context budget in characters of message content (about 4 per token) for one request; "
+        "over it the oldest user/assistant turns are dropped, the system prompt and the latest "
+        "turns kept (null: no budget)",
+        default=None,
+        gt=0,
+    )
     price_in_per_mtok: float = _help(
         "USD per million prompt tokens (0 for free)", default=0.0, ge=0
     )
@@ -137,11 +144,65 @@ class EndpointConfig(Section):
 class JudgeConfig(EndpointConfig):
     name: str = _help("short name of the judge", default="judge", min_length=1)
     prompt_version: str = _help(
-        "version of the pairwise judge prompt in evaluators/judges.py", default="v1"
+        "version of the pairwise judge prompt and its verdict protocol "
+        "(evaluators/judge_prompts.py): v1 (1-10 scores), arena-hard-v1 (five labels "
+        "[[A>>B]]..[[B>>A]]), mt-bench-pair-v1 ([[A]]/[[B]]/[[C]]), json-v1 (JSON schema "
+        "through response_format, text when the endpoint refuses it)",
+        default="v1",
     )
     use_verifier: bool = _help(
         "also score checkable prompts with the verifier judge (sandbox skills)", default=True
     )
+    max_share_without_gap: float = _help(
+        "warn when more than this share of a round's decisive battles has neither a score gap "
+        "nor a label strength (the judge's scores were missing or dropped, so mining cannot "
+        "rank them)",
+        default=0.2,
+        ge=0,
+        le=1,
+    )
+
+    panel: list[EndpointConfig] = _help(
+        "more judges that judge every game with the same prompt version (a judge panel); each "
+        "game's verdict is then aggregated by `panel_aggregate`; empty: the judge alone",
+        default_factory=list,
+    )
+    panel_aggregate: Literal["majority", "mean"] = _help(
+        "how a panel's verdicts on one game combine: majority (the winner more than half of "
+        "the panel names, else a tie) or mean (the higher mean score wins; games without "
+        "scores fall back to majority)",
+        default="majority",
+    )
+
+    @property
+    def members(self) -> list[EndpointConfig]:
+        """Every judge that judges each game: this one first, then the panel."""
+        return [self, *self.panel]
+
+    @model_validator(mode="after")
+    def _check_panel_names(self) -> JudgeConfig:
+        names = [m.name for m in self.members]
+        repeated = sorted({n for n in names if names.count(n) > 1 or n == "verifier"})
+        if repeated:
+            raise field_problem(
+                f"judge names must be unique and not `verifier`; repeated or reserved: {repeated}",
+                "give every panel judge its own `name`",
+                "panel",
+                names,
+            )
+        return self
+
+    @field_validator("prompt_version")
+    @classmethod
+    def _check_prompt_version(cls, version: str) -> str:
+        from flywheel.evaluators.judge_prompts import JUDGE_PROMPTS
+
+        if version not in JUDGE_PROMPTS:
+            raise field_problem(
+                "not a known judge prompt version",
+                f"use one of {', '.join(sorted(JUDGE_PROMPTS))}",
+            )
+        return version
 
 
 Backend = Literal["local", "server", "vllm", "endpoint"]
@@ -368,6 +429,13 @@ class MiningConfig(Section):
     min_gap_later: float = _help(
         "score gap K for every kind after the first iteration", default=1.0, ge=0
     )
+    min_label_strength: float = _help(
+        "label strength a battle judged without scores needs (five labels: 2 for A>>B, 1 for "
+        "A>B, the mean of both games; pair labels: 1); 2 keeps only significant wins",
+        default=1.0,
+        ge=0,
+        le=2,
+    )
     accumulate: bool = _help(
         "train on this round's examples plus every earlier round's of the same kind", default=True
     )
@@ -486,6 +554,11 @@ class SandboxModelConfig(Section):
         "judge: std of the noise added to each 1-10 score", default=0.5, ge=0
     )
     position_bias: float = _help("judge: score bonus of the answer shown first", default=0.3, ge=0)
+    accepts_response_format: bool = _help(
+        "judge: answers `response_format` (JSON schema) requests; false refuses them with "
+        "HTTP 400, as endpoints without structured output do",
+        default=True,
+    )
     malformed_rate: float = _help(
         "judge: share of replies without a parseable verdict", default=0.01, ge=0, le=1
     )
@@ -552,7 +625,7 @@ class Config(Section):
         )
 
     def sandbox_endpoints(self) -> list[EndpointConfig]:
-        endpoints: list[EndpointConfig] = [*self.references, self.judge]
+        endpoints: list[EndpointConfig] = [*self.references, *self.judge.members]
         if self.student.endpoint is not None:
             endpoints.append(self.student.endpoint)
         return [e for e in endpoints if e.base_url == SANDBOX_URL]

@@ -25,6 +25,7 @@ def endpoints_in_use(config: Config) -> list[tuple[str, EndpointConfig]]:
     """(config field, endpoint) of every endpoint a round calls: references, judge, student."""
     named = [(f"references.{i}", ref) for i, ref in enumerate(config.references)]
     named.append(("judge", config.judge))
+    named += [(f"judge.panel.{i}", judge) for i, judge in enumerate(config.judge.panel)]
     if config.student.endpoint is not None:
         named.append(("student.endpoint", config.student.endpoint))
     return named

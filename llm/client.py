@@ -12,6 +12,7 @@ reach a row, a log line or an error message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import json
 import random
@@ -66,6 +67,7 @@ class ChatRequest:
     seed: int | None = None
     extra_body: str | None = None
     token_limit_field: str = "max_tokens"
+    response_format: str | None = None  # JSON text of OpenAI's `response_format`, sent as is
 
     @classmethod
     def of(
@@ -76,7 +78,7 @@ class ChatRequest:
         cache_tag: str | None = None,
         **options: Any,
     ) -> ChatRequest:
-        """`options`: stop, seed, extra_body (a dict), token_limit_field."""
+        """`options`: stop, seed, extra_body (a dict), token_limit_field, response_format."""
         frozen = tuple(tuple(sorted((k, str(v)) for k, v in m.items())) for m in messages)
         extra = options.pop("extra_body", None)
         options["stop"] = tuple(options.get("stop") or ())
@@ -91,6 +93,7 @@ class ChatRequest:
         endpoint: EndpointConfig,
         messages: Sequence[dict[str, str]],
         cache_tag: str | None = None,
+        response_format: str | None = None,
     ) -> ChatRequest:
         """A request with the endpoint's configured sampling and body options."""
         return cls.of(
@@ -102,7 +105,12 @@ class ChatRequest:
             seed=endpoint.seed,
             extra_body=endpoint.extra_body,
             token_limit_field=endpoint.token_limit_field,
+            response_format=response_format,
         )
+
+    def without_response_format(self) -> ChatRequest:
+        """The same request asking for plain text (for an endpoint that refused the format)."""
+        return dataclasses.replace(self, response_format=None)
 
     @property
     def message_dicts(self) -> list[dict[str, str]]:
@@ -119,12 +127,15 @@ class ChatRequest:
 
     def body(self, model: str) -> dict[str, Any]:
         """The JSON body sent to /chat/completions (the cache tag is never sent)."""
-        return {
+        body = {
             "model": model,
             "messages": self.message_dicts,
             "temperature": self.temperature,
             **self._options(),
         }
+        if self.response_format is not None:
+            body["response_format"] = json.loads(self.response_format)
+        return body
 
     def payload(self) -> dict[str, Any]:
         """What is stored in `llm_calls.request_json`: messages and sampling parameters."""
@@ -136,6 +147,8 @@ class ChatRequest:
         }
         if self.cache_tag is not None:
             body["cache_tag"] = self.cache_tag
+        if self.response_format is not None:
+            body["response_format"] = json.loads(self.response_format)
         return body
 
 

@@ -6,9 +6,11 @@ is deduplicated, decontaminated and written in short warehouse bursts, so memory
 grow with the file and a crash loses at most the batch in flight (adding the file again
 resumes: stored occurrences are skipped).
 
-1. validate   a record holds `prompt` (text, or a list of chat turns) or `messages` (chat
-              turns: an optional system turn, then user/assistant alternating, ending with the
-              user), optionally `category`; a bad line (JSON, UTF-8, fields, roles, empty
+1. validate   a record is in one of the formats of `pool.formats` (flywheel `prompt`, OpenAI
+              `messages`, ShareGPT `conversations`, Alpaca `instruction`), optionally with
+              `category` (text or integer); its turns are an optional system turn, then
+              user/assistant alternating, ending with the user (a final assistant turn is
+              kept as `reference_answer`); a bad line (JSON, UTF-8, fields, roles, empty
               text, over `max_chars` characters) is skipped with its line number and reason.
 2. exact      id = sha256 of the normalised messages (NFC, stripped, whitespace collapsed;
               case kept). A known id adds only an occurrence (file sha256 + line number), so
@@ -78,15 +80,13 @@ from flywheel.pool.normalise import (
     messages_json,
 )
 from flywheel.pool.records import (
-    PARQUET_SUFFIXES,
     Record,
     RecordProblem,
     RecordSource,
     Split,
     check_file,
     prefetched,
-    read_jsonl,
-    read_parquet,
+    read_records,
     record_sha256,
     sha256_of_file,
     validate_record,
@@ -99,13 +99,11 @@ from flywheel.warehouse.writes import insert_new
 def add_prompt_file(
     config: Config, path: str | Path, source: str | None = None, split: Split = "pool"
 ) -> IngestReport:
-    """Ingest a JSONL or Parquet file into the pool (or, with split="eval", the eval set)."""
+    """Ingest a prompt file (JSONL, JSON, CSV, Parquet; see `pool.records.read_records`) into
+    the pool (or, with split="eval", the eval set)."""
     file_path = check_file(Path(path))
     file_sha256 = sha256_of_file(file_path)
-    if file_path.suffix.lower() in PARQUET_SUFFIXES:
-        numbered = read_parquet(file_path, config.prompts.batch_size)
-    else:
-        numbered = read_jsonl(file_path)
+    numbered = read_records(file_path, config.prompts.batch_size)
     report = IngestReport(source=source or file_path.stem, split=split, path=str(path))
     container = RecordSource(str(file_path.resolve()), file_sha256)
     _Ingest(config, report, container).run(numbered)
@@ -323,6 +321,7 @@ class _Ingest:
                 "duplicate_of": pd.Series(duplicate_of, dtype=object),
                 "contaminated_by": pd.Series(contaminated_by, dtype=object),
                 "n_chars": pd.Series([r.n_chars for r in new], dtype="int64"),
+                "reference_answer": pd.Series([r.reference_answer for r in new], dtype=object),
                 "added_at": now_utc(),
             }
         )

@@ -1,31 +1,57 @@
-"""Prompt files and records: JSONL and Parquet readers, and the validation of one record.
+"""Prompt files and records: the file readers, and the validation of one record.
 
-A record holds `prompt` (text, or a list of chat turns) or `messages` (chat turns: an optional
-system turn, then user/assistant alternating, ending with the user), optionally `category`; a
-bad line (JSON, UTF-8, fields, roles, empty text, over `max_chars` characters) becomes a
-`RecordProblem` with its line number and reason.
+Files: JSON lines (`.jsonl`, `.ndjson`, and `.json` as datasets' `Dataset.to_json` writes it),
+a `.json` file holding one top-level array (read whole; a record's "line" is its position),
+any of these gzipped (`.gz`), CSV with a header row (`.csv`, `.csv.gz`; a record's line is
+the line its row starts on) and Parquet. Record formats (flywheel `prompt`, OpenAI
+`messages`, ShareGPT `conversations`, Alpaca `instruction`) are mapped to chat turns by
+`pool.formats`; then the turns must be an optional system turn, then user/assistant
+alternating, ending with the user (a final assistant turn was taken off as the reference
+answer). A bad record (JSON, UTF-8, fields, roles, empty text, over `max_chars` characters)
+becomes a `RecordProblem` with its line number and reason.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
+import gzip
 import hashlib
+import io
 import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from flywheel.errors import InputError
+from flywheel.pool.formats import json_type, to_turns
 from flywheel.pool.normalise import clean_content, normalise_text, prompt_id_of
 
 T = TypeVar("T")
 Split = Literal["pool", "eval"]
 ROLES = ("system", "user", "assistant")
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-PARQUET_SUFFIXES = (".parquet", ".pq")
+SUFFIX_FORMATS: tuple[tuple[tuple[str, ...], str], ...] = (
+    ((".jsonl.gz", ".ndjson.gz"), "jsonl.gz"),
+    ((".jsonl", ".ndjson"), "jsonl"),
+    ((".json.gz",), "json.gz"),
+    ((".json",), "json"),
+    ((".csv.gz",), "csv.gz"),
+    ((".csv",), "csv"),
+    ((".parquet", ".pq"), "parquet"),
+)
+PARQUET_COLUMNS = (
+    "prompt",
+    "messages",
+    "conversations",
+    "instruction",
+    "input",
+    "output",
+    "system",
+    "category",
+)
 RECORD_EXAMPLE = (
     'a JSON object such as {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}'
 )
@@ -64,21 +90,91 @@ class Record:
     prompt_text: str
     category: str | None
     n_chars: int
+    reference_answer: str | None = None  # a final assistant turn (or Alpaca `output`) taken off
+
+
+def file_format(path: Path) -> str | None:
+    """The format a file's name says: jsonl, jsonl.gz, json, json.gz, csv, csv.gz, parquet."""
+    name = path.name.lower()
+    for suffixes, kind in SUFFIX_FORMATS:
+        if name.endswith(suffixes):
+            return kind
+    return None
 
 
 def check_file(path: Path) -> Path:
-    suffix = path.suffix.lower()
     if not path.exists():
         raise PromptFileError(f"prompt file {str(path)!r} does not exist. Fix: check the path.")
     if not path.is_file():
-        raise PromptFileError(f"{str(path)!r} is not a file. Fix: pass one JSONL or Parquet file.")
-    if suffix not in JSONL_SUFFIXES + PARQUET_SUFFIXES:
+        raise PromptFileError(f"{str(path)!r} is not a file. Fix: pass one prompt file.")
+    if file_format(path) is None:
+        suffix = "".join(path.suffixes[-2:]).lower()
         raise PromptFileError(
             f"prompt file {str(path)!r} has the unsupported extension {suffix or '(none)'!r}. "
-            "Fix: use .jsonl (one JSON object per line) or .parquet, with a `prompt` or "
-            "`messages` field and optionally `category`."
+            "Fix: use .jsonl (one JSON object per line; .jsonl.gz too), .json (JSON lines or "
+            "one array), .csv or .parquet, with a `prompt`, `messages`, `conversations` or "
+            "`instruction` field and optionally `category`."
         )
     return path
+
+
+def read_records(path: Path, batch_size: int) -> Iterator[tuple[int, Any]]:
+    """(line or row number, record or RecordProblem) of every record of a checked file."""
+    kind = file_format(path)
+    if kind == "parquet":
+        return read_parquet(path, batch_size)
+    if kind in ("csv", "csv.gz"):
+        return read_csv(path)
+    if kind in ("json", "json.gz") and _starts_with_array(path):
+        return read_json_array(path)
+    return read_jsonl(path)
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _starts_with_array(path: Path) -> bool:
+    """True when the first non-blank character of the file is `[` (one JSON array)."""
+    with _open_binary(path) as handle:
+        head = handle.read(4096)
+    return head.removeprefix(codecs.BOM_UTF8).lstrip(b" \t\r\n").startswith(b"[")
+
+
+def read_json_array(path: Path) -> Iterator[tuple[int, Any]]:
+    """(position from 1, element) of a file holding one JSON array (read whole)."""
+    try:
+        with _open_binary(path) as handle:
+            data = json.loads(handle.read().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, OSError, EOFError) as e:
+        raise PromptFileError(
+            f"prompt file {str(path)!r} starts a JSON array but is not valid JSON ({e}). Fix: "
+            "repair it, or write one JSON object per line (JSON lines)."
+        ) from e
+    yield from enumerate(data, start=1)
+
+
+def read_csv(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line the row starts on, {column: cell}) of a CSV file with a header; empty cells are
+    absent; a cell holding JSON turns (`messages`, `conversations`) is parsed later."""
+    with _open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+        reader = csv.DictReader(text)
+        try:
+            next_line = 2  # the header is line 1
+            for row in reader:
+                start, next_line = next_line, reader.line_num + 1  # a quoted cell spans lines
+                cells = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+                if cells:
+                    yield start, cells
+        except UnicodeDecodeError as e:
+            raise PromptFileError(
+                f"CSV file {str(path)!r} is not UTF-8 ({e.reason}). Fix: save it as UTF-8."
+            ) from e
+        except csv.Error as e:
+            raise PromptFileError(
+                f"CSV file {str(path)!r} line {reader.line_num}: {e}. Fix: quote cells that "
+                "hold commas, quotes or newlines."
+            ) from e
 
 
 def sha256_of_file(path: Path) -> str:
@@ -97,7 +193,7 @@ def sha256_of_file(path: Path) -> str:
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed object or RecordProblem) for every non-blank line."""
-    with path.open("rb") as handle:
+    with _open_binary(path) as handle:
         for line_no, raw in enumerate(handle, start=1):
             if line_no == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                 raise PromptFileError(
@@ -134,12 +230,12 @@ def read_parquet(path: Path, batch_size: int) -> Iterator[tuple[int, Any]]:
         parquet = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a corrupt file
         raise PromptFileError(f"{str(path)!r} is not a readable Parquet file: {e}") from e
-    columns = [c for c in ("messages", "prompt", "category") if c in parquet.schema_arrow.names]
-    if "messages" not in columns and "prompt" not in columns:
+    columns = [c for c in PARQUET_COLUMNS if c in parquet.schema_arrow.names]
+    if not set(columns) & {"prompt", "messages", "conversations", "instruction"}:
         raise PromptFileError(
-            f"Parquet file {str(path)!r} has no `prompt` or `messages` column (columns: "
-            f"{', '.join(parquet.schema_arrow.names)}). Fix: name the prompt column `prompt` "
-            "(text) or `messages` (chat turns)."
+            f"Parquet file {str(path)!r} has no `prompt`, `messages`, `conversations` or "
+            f"`instruction` column (columns: {', '.join(parquet.schema_arrow.names)}). Fix: "
+            "name the prompt column `prompt` (text) or `messages` (chat turns)."
         )
     row_no = 0
     for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
@@ -161,48 +257,23 @@ def _parquet_rows(batch: Any) -> list[Any]:
         return rows
 
 
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)
-
-
-def parse_messages(obj: Any) -> list[dict[str, str]] | str:
-    """The cleaned chat turns of one record, or the reason it is malformed."""
+def parse_messages(obj: Any) -> tuple[list[dict[str, str]], str | None] | str:
+    """The cleaned chat turns of one record (any format of `pool.formats`) and its reference
+    answer (a final assistant turn taken off), or the reason it is malformed."""
     if not isinstance(obj, dict):
-        return f"not a JSON object (got {_json_type(obj)})"
-    has_messages = obj.get("messages") is not None
-    has_prompt = obj.get("prompt") is not None
-    if has_messages and has_prompt:
-        return "has both `messages` and `prompt`; keep one"
-    if not has_messages and not has_prompt:
-        return "missing field: needs `prompt` (text) or `messages` (chat turns)"
-    if has_prompt and isinstance(obj["prompt"], str):
+        return f"not a JSON object (got {json_type(obj)})"
+    read = to_turns(obj)
+    if isinstance(read, str):
+        return read
+    if read.field == "prompt" and isinstance(obj["prompt"], str):
         content = clean_content(obj["prompt"])
         if not content:
             return "empty text: `prompt` is empty"
         if not _encodable(content):
             return "invalid UTF-8: `prompt` holds a lone surrogate (an escape like \\ud800)"
-        return [{"role": "user", "content": content}]
-    name = "messages" if has_messages else "prompt"
-    turns = obj[name]
-    if not isinstance(turns, list) or not turns:
-        got = "an empty array" if turns == [] else _json_type(turns)
-        expected = "text or a non-empty array" if name == "prompt" else "a non-empty array"
-        return f"`{name}` must be {expected} of {{role, content}} turns (got {got})"
+        return [{"role": "user", "content": content}], None
     messages: list[dict[str, str]] = []
-    for number, turn in enumerate(turns, start=1):
-        if not (
-            isinstance(turn, dict)
-            and isinstance(turn.get("role"), str)
-            and isinstance(turn.get("content"), str)
-        ):
-            return f"`{name}` turn {number} needs a string `role` and a string `content`"
-        if turn["role"] not in ROLES:
-            return f"wrong roles: turn {number} has role {turn['role']!r}; roles are {', '.join(ROLES)}"
+    for number, turn in enumerate(read.turns, start=1):
         content = clean_content(turn["content"])
         if not content:
             return f"empty text: turn {number} ({turn['role']}) has no content"
@@ -210,7 +281,12 @@ def parse_messages(obj: Any) -> list[dict[str, str]] | str:
             return f"invalid UTF-8: turn {number} holds a lone surrogate (an escape like \\ud800)"
         messages.append({"role": turn["role"], "content": content})
     problem = _role_problem([m["role"] for m in messages])
-    return problem or messages
+    if problem is not None:
+        return problem
+    reference = read.reference_answer
+    if reference is not None and not _encodable(reference):
+        return "invalid UTF-8: the final assistant turn holds a lone surrogate"
+    return messages, (clean_content(reference) or None) if reference is not None else None
 
 
 def _encodable(text: str) -> bool:
@@ -240,19 +316,31 @@ def _role_problem(roles: list[str]) -> str | None:
     return None
 
 
+def _category(value: Any) -> str | None | tuple[str]:
+    """A record's category as text (an integer as its decimal text); (reason,) if refused."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and _encodable(value):
+        return value.strip() or None
+    got = json_type(value) if not isinstance(value, str) else "invalid UTF-8"
+    return (f"`category` must be a string or an integer (got {got})",)
+
+
 def validate_record(
     line_no: int, obj: Any, max_chars: int, occurrence_sha256: str
 ) -> Record | RecordProblem:
     """A normalised record, or the problem that makes it malformed."""
     if isinstance(obj, RecordProblem):
         return RecordProblem(line_no, obj.reason)
-    messages = parse_messages(obj)
-    if isinstance(messages, str):
-        return RecordProblem(line_no, messages)
-    category = obj.get("category")
-    if category is not None and not (isinstance(category, str) and _encodable(category)):
-        got = _json_type(category) if not isinstance(category, str) else "invalid UTF-8"
-        return RecordProblem(line_no, f"`category` must be a string (got {got})")
+    parsed = parse_messages(obj)
+    if isinstance(parsed, str):
+        return RecordProblem(line_no, parsed)
+    messages, reference_answer = parsed
+    category = _category(obj.get("category"))
+    if isinstance(category, tuple):
+        return RecordProblem(line_no, category[0])
     n_chars = sum(len(m["content"]) for m in messages)
     if n_chars > max_chars:
         return RecordProblem(
@@ -264,8 +352,9 @@ def validate_record(
         messages=messages,
         prompt_id=prompt_id_of(messages),
         prompt_text=normalise_text(messages[-1]["content"]),
-        category=(category.strip() or None) if category else None,
+        category=category,
         n_chars=n_chars,
+        reference_answer=reference_answer,
     )
 
 

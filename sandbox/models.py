@@ -14,8 +14,10 @@ HTTP layer (`sandbox/server.py`) adds latency and faults.
   are checked with `evaluators.skills.check_answer`; a right answer's base score is 8 or 9,
   a wrong one's 2 or 3, an answer to an uncheckable question 6; then Gaussian noise of std
   `score_noise`, plus `position_bias` for the answer shown first, clipped to 1-10 and
-  rounded. The verdict follows the scores (equal: tie). With probability `malformed_rate`
-  the reply has no parseable verdict.
+  rounded. The verdict follows the scores (equal: tie), written in the protocol of the
+  request's prompt version (`evaluators.judges.format_protocol_reply`: scores, five labels
+  with a difference of 4 or more significant, pair labels, or JSON). With probability
+  `malformed_rate` the reply has no parseable verdict.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import random
 import re
 
 from flywheel.config import SandboxModelConfig
-from flywheel.evaluators.judges import format_verdict_reply, parse_judge_request
+from flywheel.evaluators.judges import format_protocol_reply, read_judge_request
 from flywheel.evaluators.skills import check_answer, expected_answer, identify_skill, render_answer
 from flywheel.sandbox.skills import wrong_answer
 
@@ -110,18 +112,26 @@ def _explanation(correct_first: bool | None, correct_second: bool | None) -> str
     return f"Assistant {right} gives the correct final answer while Assistant {wrong} does not."
 
 
-def judge_reply(model_name: str, model: SandboxModelConfig, seed: int, messages: list[dict]) -> str:
-    """The judge's reply to a pairwise request (see the module doc).
+def judge_reply(
+    model_name: str,
+    model: SandboxModelConfig,
+    seed: int,
+    messages: list[dict],
+    response_format: dict | None = None,
+) -> str:
+    """The judge's reply to a pairwise request (see the module doc), in the protocol of the
+    request's prompt version; a JSON reply comes bare when `response_format` asked for it,
+    else as text in a ```json fence.
 
     Raises UnparseableJudgeRequest when the request is not a judge prompt it can read.
     """
-    parsed = parse_judge_request(messages)
+    parsed = read_judge_request(messages)
     if parsed is None:
         raise UnparseableJudgeRequest(
             "the judge could not read this request: send the two messages built by "
             "evaluators.judges.build_judge_messages (a known prompt version, unmodified)"
         )
-    question, first, second = parsed
+    question, first, second = parsed.question, parsed.answer_first, parsed.answer_second
     rng = seeded_rng(seed, model_name, "judge", request_key(messages))
     if rng.random() < model.malformed_rate:
         return rng.choice(MALFORMED_JUDGE_REPLIES)
@@ -130,13 +140,25 @@ def judge_reply(model_name: str, model: SandboxModelConfig, seed: int, messages:
     score_second = _base_score(correct_second, rng) + rng.gauss(0, model.score_noise)
     score_first += model.position_bias
     explanation = _explanation(correct_first, correct_second)
-    return format_verdict_reply(_clip_score(score_first), _clip_score(score_second), explanation)
+    return format_protocol_reply(
+        parsed.version,
+        _clip_score(score_first),
+        _clip_score(score_second),
+        explanation,
+        structured=response_format is not None,
+    )
 
 
-def model_reply(model_name: str, model: SandboxModelConfig, seed: int, messages: list[dict]) -> str:
+def model_reply(
+    model_name: str,
+    model: SandboxModelConfig,
+    seed: int,
+    messages: list[dict],
+    response_format: dict | None = None,
+) -> str:
     """The reply of a sandbox model of either role."""
     if model.role == "judge":
-        return judge_reply(model_name, model, seed, messages)
+        return judge_reply(model_name, model, seed, messages, response_format)
     return reference_reply(model_name, model, seed, messages)
 
 

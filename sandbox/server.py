@@ -8,11 +8,14 @@ Endpoints:
 - `GET /sandbox/stats`: requests per model by outcome (ok, 429, 500, timeout, 400), and
   requests refused before reaching a model (bad body: 400, unknown model: 404).
 - `GET /sandbox/requests`: distinct requests seen, and those that arrived more than once.
-- `POST /sandbox/stats/reset`: zero the counts and the attempt counters.
+- `GET /sandbox/requests/log[?model=NAME]`: the bodies (model, messages, response_format)
+  of the last `REQUEST_LOG_SIZE` well-formed chat requests, oldest first, exactly as received.
+- `POST /sandbox/stats/reset`: zero the counts and the attempt counters, empty the log.
 
 Errors have OpenAI's shape `{"error": {"message", "type", "param", "code"}}`: a bad body
 is 400, an unknown model 404, a judge request the judge cannot read 400 (never an invented
-verdict).
+verdict), a `response_format` sent to a model with `accepts_response_format: false` 400 (as
+endpoints without structured output answer).
 
 Faults and determinism: the reply text depends only on (sandbox seed, model, messages)
 (`sandbox/models.py`). The server counts how many times it has seen each (model, messages)
@@ -32,7 +35,7 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 import uvicorn
@@ -56,6 +59,7 @@ RETRY_AFTER_S = 1
 RETRY_AFTER_MS_RANGE = (50, 500)
 START_TIMEOUT_S = 10.0
 SHUTDOWN_GRACE_S = 1.0
+REQUEST_LOG_SIZE = 2000
 
 
 class ChatMessage(BaseModel):
@@ -73,6 +77,7 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
     max_completion_tokens: int | None = Field(default=None, gt=0)
     stream: bool | None = False
+    response_format: dict[str, Any] | None = None
 
 
 def openai_error(
@@ -96,6 +101,16 @@ class SandboxState:
         self._outcomes: Counter[tuple[str, str]] = Counter()
         self._refused: Counter[str] = Counter()
         self._attempts: Counter[tuple[str, str]] = Counter()
+        self._log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+
+    def log_request(self, body: dict[str, Any]) -> None:
+        """Keep one request body (the last REQUEST_LOG_SIZE are kept)."""
+        with self._lock:
+            self._log.append(body)
+
+    def request_log(self, model_name: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [b for b in self._log if model_name is None or b["model"] == model_name]
 
     def next_attempt(self, model_name: str, key: str) -> int:
         """0 for the first time this (model, request) is seen, then 1, 2, ..."""
@@ -140,6 +155,7 @@ class SandboxState:
             self._outcomes.clear()
             self._refused.clear()
             self._attempts.clear()
+            self._log.clear()
 
 
 def _fault(
@@ -211,6 +227,10 @@ def create_app(config: SandboxConfig) -> FastAPI:
     async def requests() -> dict[str, Any]:
         return state.repeated_requests()
 
+    @app.get("/sandbox/requests/log")
+    async def request_log(model: str | None = None) -> dict[str, Any]:
+        return {"requests": state.request_log(model)}
+
     @app.post("/sandbox/stats/reset")
     async def reset_stats() -> dict[str, Any]:
         state.reset()
@@ -247,9 +267,20 @@ async def _chat_completion(
         return openai_error(
             400, "the sandbox does not stream; send stream=false", "invalid_request_error"
         )
+    if body.response_format is not None and not model.accepts_response_format:
+        state.count(body.model, "400")
+        return openai_error(
+            400,
+            f"model {body.model!r} does not support response_format; send the request without it",
+            "invalid_request_error",
+            "unsupported_parameter",
+        )
     messages = [{"role": m.role, "content": m.content} for m in body.messages]
+    state.log_request(
+        {"model": body.model, "messages": messages, "response_format": body.response_format}
+    )
     try:
-        reply = model_reply(body.model, model, config.seed, messages)
+        reply = model_reply(body.model, model, config.seed, messages, body.response_format)
     except UnparseableJudgeRequest as e:
         state.count(body.model, "400")
         return openai_error(400, str(e), "invalid_request_error", "unparseable_judge_request")

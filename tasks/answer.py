@@ -24,6 +24,7 @@ from typing import Any
 from flywheel.config import Config, EndpointConfig
 from flywheel.llm.calls import CallBatchStats, ProgressFn, run_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy
+from flywheel.llm.context import fit_conversation
 from flywheel.logs import step_logger
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.reads import load_prompts, load_responses
@@ -41,6 +42,7 @@ class ModelAnswerCounts:
     n_cached: int = 0  # answered from the call cache (no request sent)
     n_generated: int = 0  # generated locally or sent to the endpoint now
     n_failed: int = 0  # no answer after the retries; the cause is in llm_calls.error
+    n_cut: int = 0  # prompts whose oldest turns were dropped to fit the endpoint's context
     cost_usd: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -189,7 +191,11 @@ async def answer_with_endpoint_async(
         return counts
     prompts = await asyncio.to_thread(load_prompts, config.warehouse, missing)
     tag = endpoint_cache_tag(endpoint, model_id, sample_idx, source)
-    requests = [ChatRequest.for_endpoint(endpoint, prompts[pid].messages, tag) for pid in missing]
+    fitted = [
+        fit_conversation(prompts[pid].messages, endpoint.max_context_chars) for pid in missing
+    ]
+    requests = [ChatRequest.for_endpoint(endpoint, f.messages, tag) for f in fitted]
+    counts.n_cut = sum(1 for f in fitted if f.n_turns_dropped)
 
     def store(i: int, result: CallResult) -> None:
         if result.ok:
@@ -204,7 +210,7 @@ async def answer_with_endpoint_async(
                 call_id=result.call_id,
                 source=source,
             )
-            writer.add("responses", row)
+            writer.add("responses", row | {"context_turns_cut": fitted[i].n_turns_dropped})
 
     def progress(n_done: int, n_total: int) -> None:
         if on_progress is not None:
@@ -444,7 +450,8 @@ def answer_as_student(
 def _log_counts(counts: ModelAnswerCounts, source: str) -> None:
     logger = step_logger(__name__)
     logger.info(
-        "answers of %s via %s: %d needed, %d stored, %d cached, %d new, %d failed (%s), $%.4f",
+        "answers of %s via %s: %d needed, %d stored, %d cached, %d new, %d failed (%s), $%.4f; "
+        "%d conversations cut to the context budget",
         counts.model_id,
         source,
         counts.n_needed,
@@ -454,6 +461,7 @@ def _log_counts(counts: ModelAnswerCounts, source: str) -> None:
         counts.n_failed,
         ", ".join(f"{k}: {v}" for k, v in counts.errors.items()) or "no errors",
         counts.cost_usd,
+        counts.n_cut,
     )
     if counts.n_failed:
         logger.warning(

@@ -2,7 +2,9 @@
 
 The selection rules are SQL (`warehouse/queries/mine_*.sql`); this module picks the score-gap
 threshold K for the round (Arena Learning: K=3 for SFT and K=2 for preference pairs in the
-first iteration, 1 later) and writes the rows idempotently.
+first iteration, 1 later) and writes the rows idempotently. A battle judged without scores
+(five labels, pair labels) is mined by its label strength instead
+(`training.mining.min_label_strength`).
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
     with connect_warehouse(config.warehouse) as con:
         for rule in mining_rules(config, round_id, stage):
             query = read_query("mine_sft" if rule.kind == "sft" else "mine_pairs")
-            params = {"round_id": round_id, "min_gap": rule.min_gap}
+            params = {
+                "round_id": round_id,
+                "min_gap": rule.min_gap,
+                "min_strength": config.training.mining.min_label_strength,
+            }
             if rule.kind != "sft":
                 params["kind"] = rule.kind
             selected = con.execute(query, params).df()

@@ -116,6 +116,14 @@ def round_markdown(config: Config, round_id: int) -> str:
         f"{_fmt(row['n_rm'], '{:.0f}')} RM from {_fmt(row['n_battles'], '{:.0f}')} battles; "
         f"sandbox accuracy of the champion after the round: {_fmt(row['sandbox_accuracy'], '{:.1%}')}",
         "",
+        f"Judge: {_fmt(row['n_decisive'], '{:.0f}')} decisive battles, "
+        f"{_fmt(row['n_decisive_without_gap'], '{:.0f}')} of them without a score gap (their "
+        f"games lost the scores, so mining by gap skips them); "
+        f"{_fmt(row['n_judge_prompts_cut'], '{:.0f}')} conversations cut to the judge's context; "
+        f"agreement with the checker where exactly one answer is right "
+        f"{_fmt(row['judge_checker_agreement'])}, position consistency "
+        f"{_fmt(row['judge_position_consistency'])}",
+        "",
         "## Champion vs each reference (train battles)",
         _markdown_table(win_rates) if not win_rates.empty else "(no battles)",
         "",

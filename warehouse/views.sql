@@ -1,9 +1,113 @@
 -- Analysis views, recreated on every migration. An analyst starts here.
 
+-- one row per round and purpose: how far the judge can be trusted. Calibration where the truth
+-- is known: on battles where the skill checker (the verifier judgment) says exactly one answer
+-- is right, how often the judge's battle outcome agrees; next to position consistency, the
+-- share of battles with both games parsed whose two games name the same winner (A, B or tie)
+-- once the order is undone; with a judge panel, inter-judge agreement: the share of games
+-- judged by two or more judges whose parsed verdicts all agree.
+create or replace view v_judge_calibration as
+with games as (
+    select
+        b.round_id,
+        b.purpose,
+        j.battle_id,
+        max(case when j.game_order = 'AB' then
+            case j.verdict when 'first' then 'a' when 'second' then 'b' else 'tie' end end) as ab,
+        max(case when j.game_order = 'BA' then
+            case j.verdict when 'first' then 'b' when 'second' then 'a' else 'tie' end end) as ba
+    from judgments as j
+    join battles as b on b.battle_id = j.battle_id and b.judge = j.judge
+    where j.parse_ok
+    group by b.round_id, b.purpose, j.battle_id
+), consistency as (
+    select
+        round_id,
+        purpose,
+        count(*) filter (where ab is not null and ba is not null) as n_both_parsed,
+        count(*) filter (where ab = ba) as n_position_consistent
+    from games
+    group by round_id, purpose
+), checked as (
+    select
+        b.round_id,
+        b.purpose,
+        b.outcome,
+        case v.verdict when 'first' then 'win' else 'loss' end as truth
+    from battles as b
+    join judgments as v on v.battle_id = b.battle_id and v.judge = 'verifier'
+    where v.verdict in ('first', 'second')
+), calibration as (
+    select
+        round_id,
+        purpose,
+        count(*) as n_checker_decisive,
+        count(*) filter (where outcome = truth) as n_judge_agrees,
+        count(*) filter (where outcome in ('win', 'loss') and outcome <> truth) as n_judge_opposes
+    from checked
+    group by round_id, purpose
+), panel_games as (
+    select
+        b.round_id,
+        b.purpose,
+        count(distinct j.verdict) = 1 as unanimous
+    from judgments as j
+    join battles as b on b.battle_id = j.battle_id
+    where j.judge <> 'verifier' and j.parse_ok
+    group by b.round_id, b.purpose, j.battle_id, j.game_order
+    having count(distinct j.judge) >= 2
+), panel as (
+    select
+        round_id,
+        purpose,
+        count(*) as n_panel_games,
+        count(*) filter (where unanimous) as n_panel_unanimous
+    from panel_games
+    group by round_id, purpose
+), judge_calibration as (
+    select
+        round_id,
+        purpose,
+        coalesce(k.n_checker_decisive, 0) as n_checker_decisive,
+        coalesce(k.n_judge_agrees, 0) as n_judge_agrees,
+        coalesce(k.n_judge_opposes, 0) as n_judge_opposes,
+        k.n_judge_agrees / nullif(k.n_checker_decisive, 0) as checker_agreement,
+        coalesce(c.n_both_parsed, 0) as n_both_parsed,
+        c.n_position_consistent / nullif(c.n_both_parsed, 0) as position_consistency,
+        coalesce(p.n_panel_games, 0) as n_panel_games,
+        p.n_panel_unanimous / nullif(p.n_panel_games, 0) as panel_agreement
+    from consistency as c
+    full join calibration as k using (round_id, purpose)
+    left join panel as p using (round_id, purpose)
+)
+select * from judge_calibration order by round_id, purpose;
+
 -- one row per round
 create or replace view v_round_summary as
 with train_battles as (
-    select round_id, count(*) as n_battles from battles where purpose = 'train' group by round_id
+    select
+        round_id,
+        count(*) as n_battles,
+        count(*) filter (where outcome in ('win', 'loss')) as n_decisive,
+        -- decided, but neither a score gap nor a label strength: its games lost their scores
+        -- (mining cannot rank it)
+        count(*) filter (
+            where outcome in ('win', 'loss') and score_gap is null and label_strength is null
+        ) as n_decisive_without_gap
+    from battles
+    where purpose = 'train'
+    group by round_id
+), judge_cuts as (
+    -- train battles whose conversation lost its oldest turns to the judge's context budget
+    select j.round_id, count(distinct j.battle_id) as n_judge_prompts_cut
+    from judgments as j
+    join battles as b using (battle_id)
+    where b.purpose = 'train' and j.context_turns_cut > 0
+    group by j.round_id
+), train_calibration as (
+    select round_id, checker_agreement, position_consistency
+    from v_judge_calibration
+    where purpose = 'train'
 ), sft as (
     select round_id, count(*) as n_sft from sft_examples group by round_id
 ), dpo as (
@@ -21,6 +125,11 @@ with train_battles as (
         r.champion_after,
         r.promoted,
         b.n_battles,
+        b.n_decisive,
+        b.n_decisive_without_gap,
+        coalesce(c.n_judge_prompts_cut, 0) as n_judge_prompts_cut,
+        k.checker_agreement as judge_checker_agreement,
+        k.position_consistency as judge_position_consistency,
         sft.n_sft,
         dpo.n_dpo,
         rm.n_rm,
@@ -34,6 +143,8 @@ with train_battles as (
         r.error
     from rounds as r
     left join train_battles as b using (round_id)
+    left join judge_cuts as c using (round_id)
+    left join train_calibration as k using (round_id)
     left join sft using (round_id)
     left join dpo using (round_id)
     left join rm using (round_id)

@@ -128,3 +128,17 @@ def test_every_field_problem_is_reported_in_one_refusal() -> None:
     message = refusal_of(data)
     assert "schedule.cron" in message and "schedule.timezone" in message
     assert "judge.base_url" in message
+
+
+def test_an_unknown_judge_prompt_version_is_refused_naming_the_known_ones() -> None:
+    message = refusal_of(smoke_with("judge", "prompt_version", "v9"))
+    assert "judge.prompt_version" in message and "arena-hard-v1" in message and "json-v1" in message
+
+
+def test_panel_judges_need_their_own_names_and_a_sandbox_model() -> None:
+    twin = [{"name": "judge", "base_url": "sandbox", "model": "sandbox-judge"}]
+    assert "repeated or reserved: ['judge']" in refusal_of(smoke_with("judge", "panel", twin))
+    unknown = [{"name": "judge-2", "base_url": "sandbox", "model": "no-such-model"}]
+    assert "sandbox.models has no 'no-such-model'" in refusal_of(
+        smoke_with("judge", "panel", unknown)
+    )

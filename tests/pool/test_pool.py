@@ -211,12 +211,12 @@ def test_malformed_lines_are_skipped_with_line_and_reason_and_valid_ones_kept(tm
     path = DATA / "malformed.jsonl"
     report = add_prompt_file(config, path)
     assert report.n_records == 16  # the blank line 13 is not a record
-    assert counts(report) == (3, 0, 0, 0, 13, 0)
+    assert counts(report) == (5, 0, 0, 0, 11, 0)  # line 4 ends with an assistant turn: kept
     reasons = {p.line_no: p.reason for p in report.problems}
-    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 15, 16]
+    assert sorted(reasons) == [2, 3, 5, 6, 7, 8, 9, 12, 14, 15, 16]
     assert reasons[2].startswith("bad JSON: Unterminated string")
-    assert reasons[3] == "missing field: needs `prompt` (text) or `messages` (chat turns)"
-    assert reasons[4] == "wrong roles: the last turn is from 'assistant'; it must be from the user"
+    assert reasons[3].startswith("missing field: expected `prompt` (text), `messages`")
+    assert reasons[3].endswith("found `text`. Nearest: rename `text` to `prompt`")
     assert reasons[5].startswith("wrong roles: turn 1 has role 'bot'")
     assert reasons[6] == "empty text: `prompt` is empty"
     assert reasons[7] == "too long: 347 characters (prompts.max_chars is 300)"
@@ -225,14 +225,13 @@ def test_malformed_lines_are_skipped_with_line_and_reason_and_valid_ones_kept(tm
         reasons[9]
         == "`prompt` must be text or a non-empty array of {role, content} turns (got a number)"
     )
-    assert reasons[10] == "`category` must be a string (got a number)"
     assert reasons[12] == "`messages` turn 1 needs a string `role` and a string `content`"
     assert reasons[14] == "has both `messages` and `prompt`; keep one"
     assert reasons[15].startswith("invalid UTF-8: `prompt` holds a lone surrogate")
     assert reasons[16] == "empty text: turn 1 (user) has no content"
-    assert {line_prompt(config, path, n)[1] for n in (1, 11, 17)} == {"active"}
+    assert {line_prompt(config, path, n)[1] for n in (1, 4, 10, 11, 17)} == {"active"}
     summary = report.summary()
-    assert "13 malformed (skipped)" in summary and "line 2: bad JSON" in summary
+    assert "11 malformed (skipped)" in summary and "line 2: bad JSON" in summary
 
 
 def stored_prompt_rows(config: Config) -> tuple[int, int]:
@@ -329,17 +328,17 @@ def test_a_record_over_the_length_limit_is_rejected_and_its_neighbours_kept(tmp_
 def test_unreadable_files_raise_a_clear_error(tmp_path, smoke_config):
     with pytest.raises(PromptFileError, match="does not exist"):
         add_prompt_file(smoke_config, tmp_path / "missing.jsonl")
-    csv = tmp_path / "prompts.csv"
-    csv.write_text("prompt\nhello\n")
-    with pytest.raises(PromptFileError, match=r"unsupported extension '\.csv'.*\.jsonl"):
-        add_prompt_file(smoke_config, csv)
+    text = tmp_path / "prompts.txt"
+    text.write_text("prompt\nhello\n")
+    with pytest.raises(PromptFileError, match=r"unsupported extension '\.txt'.*\.jsonl"):
+        add_prompt_file(smoke_config, text)
     utf16 = tmp_path / "utf16.jsonl"
     utf16.write_bytes('{"prompt": "hi"}\n'.encode("utf-16"))
     with pytest.raises(PromptFileError, match="UTF-16.*iconv"):
         add_prompt_file(smoke_config, utf16)
     no_prompt = tmp_path / "other.parquet"
     pq.write_table(pa.table({"question": ["hi"]}), no_prompt)
-    with pytest.raises(PromptFileError, match="no `prompt` or `messages` column"):
+    with pytest.raises(PromptFileError, match="no `prompt`, `messages`, `conversations` or"):
         add_prompt_file(smoke_config, no_prompt)
 
 

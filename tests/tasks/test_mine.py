@@ -171,3 +171,37 @@ def test_training_rows_are_trl_ready_and_accumulate_earlier_rounds(literal_battl
         "ref:strong says",
         "ref:strong says",
     ]
+
+
+def label_battle(prompt_id: str, ref: str, outcome: str, strength: float | None) -> dict:
+    """A battle judged without scores (a label protocol): no score gap, a label strength."""
+    row = battle_row(prompt_id, ref, outcome, 0, 0, round_id=3)
+    return row | {"score_a": None, "score_b": None, "score_gap": None, "label_strength": strength}
+
+
+def test_battles_without_scores_are_mined_by_label_strength(literal_battles: Config) -> None:
+    with connect(literal_battles.warehouse.path) as con:
+        insert_new(
+            con,
+            "battles",
+            [
+                label_battle("p_lost_both", "ref:mixed", "loss", 1.0),  # slightly better twice
+                label_battle("p_lost_both", "ref:strong", "loss", 2.0),  # significantly, twice
+                label_battle("p_lost_small", "ref:mixed", "loss", 0.5),  # below the minimum
+                label_battle("p_won", "ref:mixed", "win", None),  # no strength, no gap: skipped
+            ],
+            ["battle_id"],
+        )
+    report = mine_round(literal_battles, 3, "dpo")
+    with connect(literal_battles.warehouse.path) as con:
+        sft = con.execute(
+            "select prompt_id, source_model, score_gap, label_strength from sft_examples "
+            "where round_id = 3"
+        ).fetchall()
+        pairs = con.execute(
+            "select prompt_id, chosen_model, label_strength from preference_pairs "
+            "where round_id = 3 order by prompt_id"
+        ).fetchall()
+    assert sft == [("p_lost_both", "ref:strong", None, 2.0)]  # the strongest label wins
+    assert pairs == [("p_lost_both", "ref:strong", 2.0)]
+    assert report.n_added == {"sft": 1, "dpo": 1}

@@ -16,7 +16,8 @@ stored as (
         j.verdict,
         j.parse_ok,
         j.call_id,
-        j.error
+        j.error,
+        j.label_strength
     from judgments as j
     join wanted as w on w.battle_id = j.battle_id
 )

@@ -1,8 +1,9 @@
 -- Preference pairs (DPO or reward model): per prompt of this round's train slice, the
--- decisive battle with the largest score gap of at least K. The winner's answer is chosen:
+-- decisive battle with the largest score gap of at least K (a battle without scores: the
+-- strongest label, of strength at least min_strength). The winner's answer is chosen:
 -- the reference's where the champion lost, the champion's own where it won. Ties,
 -- inconsistent, unparsed and errored battles, and prompts outside the active pool, are excluded.
--- params: round_id, min_gap, kind
+-- params: round_id, min_gap, min_strength, kind
 with decisive_battles as (
     select b.*
     from battles as b
@@ -10,13 +11,19 @@ with decisive_battles as (
     where b.round_id = $round_id
       and b.purpose = 'train'
       and b.outcome in ('win', 'loss')
-      and b.score_gap >= $min_gap
+      and (
+          b.score_gap >= $min_gap
+          or (b.score_gap is null and b.label_strength >= $min_strength)
+      )
       and p.split = 'pool'
       and p.status = 'active'
 ), widest_gap as (
     select *
     from decisive_battles
-    qualify row_number() over (partition by prompt_id order by score_gap desc, model_b) = 1
+    qualify row_number() over (
+        partition by prompt_id
+        order by score_gap desc nulls last, label_strength desc nulls last, model_b
+    ) = 1
 ), pairs as (
     select
         md5(concat_ws('|', $kind, round_id, prompt_id)) as pair_id,
@@ -30,7 +37,8 @@ with decisive_battles as (
         case when outcome = 'win' then model_b else model_a end as rejected_model,
         $kind as rule_kind,
         $min_gap::double as rule_min_gap,
-        score_gap
+        score_gap,
+        label_strength
     from widest_gap
 )
 select * from pairs order by prompt_id

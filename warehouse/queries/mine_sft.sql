@@ -1,7 +1,8 @@
 -- SFT targets: per prompt of this round's train slice, the best reference answer among the
--- battles the champion lost by at least the score gap K. Ties, inconsistent, unparsed and
--- errored battles, and prompts outside the active pool, never become training data.
--- params: round_id, min_gap
+-- battles the champion lost by at least the score gap K, or, for a battle without scores
+-- (a label protocol), by a label strength of at least min_strength. Ties, inconsistent,
+-- unparsed and errored battles, and prompts outside the active pool, never become training data.
+-- params: round_id, min_gap, min_strength
 with lost_battles as (
     select b.*
     from battles as b
@@ -9,14 +10,19 @@ with lost_battles as (
     where b.round_id = $round_id
       and b.purpose = 'train'
       and b.outcome = 'loss'
-      and b.score_gap >= $min_gap
+      and (
+          b.score_gap >= $min_gap
+          or (b.score_gap is null and b.label_strength >= $min_strength)
+      )
       and p.split = 'pool'
       and p.status = 'active'
 ), best_winner as (
     select *
     from lost_battles
     qualify row_number() over (
-        partition by prompt_id order by score_b desc, score_gap desc, model_b
+        partition by prompt_id
+        order by score_b desc nulls last, score_gap desc nulls last,
+            label_strength desc nulls last, model_b
     ) = 1
 ), examples as (
     select
@@ -28,7 +34,8 @@ with lost_battles as (
         model_b as source_model,
         'sft' as rule_kind,
         $min_gap::double as rule_min_gap,
-        score_gap
+        score_gap,
+        label_strength
     from best_winner
 )
 select * from examples order by prompt_id
