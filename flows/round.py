@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flywheel.config import Config
 from flywheel.flows.progress import StepProgress
+from flywheel.llm.checkpoints import configure_cpu_threads
 from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
@@ -219,6 +220,7 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
 
     On a resumed round the champion is the one recorded when it first started.
     """
+    configure_cpu_threads(config.training.cpu_threads)  # local generation and training
     champion = current_champion(config.warehouse)
     row = {
         "round_id": round_id,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import Config, StageTrainingConfig
+from flywheel.llm.stage_setup import StageSetup
 from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
 from flywheel.logs import step_logger
 from flywheel.tasks.mine import training_rows
@@ -55,14 +56,23 @@ def _slice_prompts(config: Config, round_id: int) -> list[list[dict[str, str]]]:
     return [json.loads(messages) for (messages,) in rows]
 
 
+def stage_setup(config: Config) -> StageSetup:
+    """The `training` settings every stage shares: LoRA when enabled, CPU threads."""
+    training = config.training
+    return StageSetup(
+        lora=training.lora if training.lora.enabled else None, cpu_threads=training.cpu_threads
+    )
+
+
 def _train(
     config: Config, round_id: int, stage: str, base_path: str, rows: list[dict], out_path: Path
 ) -> TrainResult:
     training, seed = config.training, config.training.seed + round_id
+    setup = stage_setup(config)
     if stage == "sft":
-        return train_sft(base_path, rows, out_path, training.sft, seed)
+        return train_sft(base_path, rows, out_path, training.sft, seed, setup=setup)
     if stage == "dpo":
-        return train_dpo(base_path, rows, out_path, training.dpo, seed)
+        return train_dpo(base_path, rows, out_path, training.dpo, seed, setup=setup)
     return train_rm_rl(
         base_path,
         rows,
@@ -72,6 +82,7 @@ def _train(
         training.rl,
         seed,
         max_completion_tokens=config.student.max_new_tokens,
+        setup=setup,
     )
 
 
