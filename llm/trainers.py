@@ -39,6 +39,7 @@ from flywheel.llm.trained_checkpoint import save_trained
 
 RM_SUFFIX = "-rm"
 SCRATCH_DIR = ".scratch"
+ECHO_LOGS = False  # stage_entry.py sets it: under a launcher, TRL's log lines go to its log file
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def _run(trainer: Any) -> None:
     """
     from transformers.trainer_callback import PrinterCallback
 
-    trainer.remove_callback(PrinterCallback)
+    if not ECHO_LOGS:
+        trainer.remove_callback(PrinterCallback)
     trainer.train()
     if trainer.state.global_step == 0:
         raise RuntimeError(
@@ -241,7 +243,11 @@ def _stage_result(
         last_loss=last,
         wall_s=time.perf_counter() - started,
         hyperparams=hyperparams,
-        metrics={"n_steps": trainer.state.global_step, **metrics},
+        metrics={
+            "n_steps": trainer.state.global_step,
+            "world_size": trainer.args.world_size,
+            **metrics,
+        },
     )
 
 

@@ -1,0 +1,99 @@
+"""What `training.launcher: accelerate` needs, checked before a round starts (and before a stage).
+
+The accelerate command must be installed, the processes must fit the devices (on a GPU machine one
+process per GPU; on CPU each process is a gloo rank on its own core), and an accelerate config
+file (DeepSpeed ZeRO or FSDP settings included) must parse. torch is imported only when the
+launcher is accelerate.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flywheel.config import TrainingConfig
+
+LAUNCHER_COMMAND = "accelerate"
+
+
+def launcher_executable() -> str | None:
+    """`accelerate` next to this interpreter (its virtualenv) or on PATH."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which(LAUNCHER_COMMAND, path=search)
+
+
+def launcher_problems(training: TrainingConfig) -> list[str]:
+    """One line per problem with running the stages through `accelerate launch`."""
+    if training.launcher != "accelerate":
+        return []
+    problems = []
+    if launcher_executable() is None:
+        problems.append(
+            "training.launcher = 'accelerate': the `accelerate` command is not installed. Fix: "
+            "pip install accelerate in the environment that runs flywheel, or set "
+            "training.launcher: in_process."
+        )
+    problems.append(_device_problem(training.num_processes))
+    if training.accelerate_config_file is not None:
+        problems.append(accelerate_config_problem(Path(training.accelerate_config_file)))
+    return [p for p in problems if p is not None]
+
+
+def _device_problem(num_processes: int) -> str | None:
+    import torch
+
+    if torch.cuda.is_available():
+        devices, kind = torch.cuda.device_count(), "GPU"
+    else:
+        devices, kind = os.cpu_count() or 1, "CPU core (gloo)"
+    if num_processes <= devices:
+        return None
+    return (
+        f"training.num_processes = {num_processes}: this machine has {devices} {kind}"
+        f"{'s' if devices != 1 else ''}, one process each. Fix: set training.num_processes "
+        f"to at most {devices}."
+    )
+
+
+def _parse_file(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
+def accelerate_config_problem(path: Path) -> str | None:
+    """The accelerate config file (and a DeepSpeed JSON it names) exists and parses as a mapping;
+    a DeepSpeed config needs the deepspeed package."""
+    field = "training.accelerate_config_file"
+    if not path.is_file():
+        return f"{field} = {str(path)!r} does not exist. Fix: write it with `accelerate config`."
+    try:
+        data = _parse_file(path)
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        return f"{field} = {str(path)!r} does not parse: {str(e).splitlines()[0]}. Fix: correct it."
+    if not isinstance(data, dict):
+        return f"{field} = {str(path)!r} is not a mapping of accelerate settings. Fix: correct it."
+    deepspeed = data.get("deepspeed_config") or {}
+    nested = deepspeed.get("deepspeed_config_file") if isinstance(deepspeed, dict) else None
+    if nested:
+        nested_path = Path(nested)
+        try:
+            json.loads(nested_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            return (
+                f"{field}: its deepspeed_config_file {nested!r} cannot be read as JSON "
+                f"({str(e).splitlines()[0]}). Fix: correct the path or the file."
+            )
+    uses_deepspeed = str(data.get("distributed_type", "")).upper() == "DEEPSPEED"
+    if uses_deepspeed and importlib.util.find_spec("deepspeed") is None:
+        return (
+            f"{field} = {str(path)!r} uses DeepSpeed, which is not installed. Fix: pip install "
+            "deepspeed, or use an FSDP or multi-GPU accelerate config."
+        )
+    return None
