@@ -126,9 +126,10 @@ def _quiet_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _run(trainer: Any) -> None:
+def _run(trainer: Any) -> dict[str, Any]:
     """Train without echoing every log line to stdout (TRL's PrinterCallback).
 
+    Returns the run's figures (read before saving, which merges a LoRA adapter away).
     Raises when no optimizer step ran (e.g. fewer examples than one batch needs), so an
     untrained copy of the base is never published as a candidate.
     """
@@ -142,6 +143,7 @@ def _run(trainer: Any) -> None:
             f"{type(trainer).__name__} ran no optimizer step: the dataset gave no full batch "
             f"(batch size {trainer.args.per_device_train_batch_size}); give more examples"
         )
+    return _run_figures(trainer)
 
 
 def _hyperparams(
@@ -226,8 +228,25 @@ def _last(values: list[float]) -> float | None:
     return values[-1] if values else None
 
 
+def _run_figures(trainer: Any) -> dict[str, Any]:
+    """Steps, processes, TRL's train time, trainable parameters (all, or LoRA's) and (on a GPU)
+    this process's peak GPU memory."""
+    runtimes = [e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e]
+    on_gpu = torch.cuda.is_available()
+    return {
+        "n_steps": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
+        "train_runtime_s": float(runtimes[-1]) if runtimes else None,
+        "n_trainable_parameters": sum(
+            p.numel() for p in trainer.model.parameters() if p.requires_grad
+        ),
+        "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if on_gpu else None,
+    }
+
+
 def _stage_result(
     trainer: Any,
+    figures: dict[str, Any],
     output: Path,
     n_examples: int,
     started: float,
@@ -243,11 +262,7 @@ def _stage_result(
         last_loss=last,
         wall_s=time.perf_counter() - started,
         hyperparams=hyperparams,
-        metrics={
-            "n_steps": trainer.state.global_step,
-            "world_size": trainer.args.world_size,
-            **metrics,
-        },
+        metrics={**figures, **metrics},
     )
 
 
@@ -293,7 +308,7 @@ def train_sft(
             processing_class=tokenizer,
             peft_config=lora,
         )
-        _run(trainer)
+        figures = _run(trainer)
         output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
     hyperparams = _hyperparams(
         cfg,
@@ -304,7 +319,9 @@ def train_sft(
         assistant_only_loss=True,
         warmup_ratio=warmup_ratio,
     )
-    return _stage_result(trainer, output, len(rows), started, hyperparams, n_truncated=n_truncated)
+    return _stage_result(
+        trainer, figures, output, len(rows), started, hyperparams, n_truncated=n_truncated
+    )
 
 
 @_quiet_progress_bars()
@@ -346,11 +363,12 @@ def train_dpo(
             processing_class=tokenizer,
             peft_config=lora,
         )
-        _run(trainer)
+        figures = _run(trainer)
         output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
     history = trainer.state.log_history
     return _stage_result(
         trainer,
+        figures,
         output,
         len(rows),
         started,
@@ -394,13 +412,14 @@ def train_reward_model(
             processing_class=tokenizer,
             peft_config=lora,
         )
-        _run(trainer)
+        figures = _run(trainer)
         output = save_trained(
             trainer, tokenizer, out_path, checkpoint_dtype(base_path), overwrite=True
         )
     accuracies = _log_values(trainer.state.log_history, "accuracy")
     return _stage_result(
         trainer,
+        figures,
         output,
         len(rows),
         started,
@@ -457,7 +476,7 @@ def train_rm_rl(
                 processing_class=tokenizer,
                 peft_config=lora,
             )
-            _run(trainer)
+            figures = _run(trainer)
             output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
             history = trainer.state.log_history
     except BaseException:
@@ -483,6 +502,7 @@ def train_rm_rl(
         },
         metrics={
             **_rm_rl_metrics(history, trainer.state.global_step, rm_result, rm_path),
+            **figures,
             "n_truncated": rm_result.metrics.get("n_truncated"),
         },
     )

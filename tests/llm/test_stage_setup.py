@@ -74,6 +74,8 @@ def test_sft_with_lora_trains_only_the_adapter(base: Path, tmp_path: Path) -> No
     out = tmp_path / "sft-lora"
     result = train_sft(base, SFT_ROWS, out, CFG, seed=0, setup=LORA)
     assert result.first_loss is not None and result.hyperparams["lora"]["r"] == 4
+    n_weights = sum(t.numel() for t in _weights(base).values())
+    assert 0 < result.metrics["n_trainable_parameters"] < n_weights / 10
     _assert_only_adapted_weights_changed(base, out)
     assert generate_answers(out, [_prompt(3)], max_new_tokens=3, device="cpu")[0].n_tokens <= 3
 
@@ -127,3 +129,20 @@ def test_cpu_threads_come_from_the_setting_not_the_load(monkeypatch: pytest.Monk
     assert checkpoints.cpu_threads() == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert checkpoints.cpu_threads() == 1
+
+
+def test_gradient_accumulation_and_checkpointing_come_from_the_config(
+    base: Path, tmp_path: Path
+) -> None:
+    cfg = CFG.model_copy(
+        update={
+            "max_steps": -1,
+            "num_train_epochs": 1,
+            "gradient_accumulation_steps": 3,
+            "gradient_checkpointing": True,
+        }
+    )
+    result = train_sft(base, SFT_ROWS, tmp_path / "accumulated", cfg, seed=0)
+    assert result.metrics["n_steps"] == 1  # 12 rows, 3 batches of 4, one optimizer step
+    assert result.hyperparams["gradient_accumulation_steps"] == 3
+    assert result.hyperparams["gradient_checkpointing"] is True
