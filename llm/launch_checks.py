@@ -42,7 +42,8 @@ def launcher_problems(training: TrainingConfig) -> list[str]:
         )
     problems.append(_device_problem(training.num_processes))
     if training.accelerate_config_file is not None:
-        problems.append(accelerate_config_problem(Path(training.accelerate_config_file)))
+        config_file = Path(training.accelerate_config_file)
+        problems.append(accelerate_config_problem(config_file, lora=training.lora.enabled))
     return [p for p in problems if p is not None]
 
 
@@ -67,9 +68,17 @@ def _parse_file(path: Path) -> Any:
     return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
 
 
-def accelerate_config_problem(path: Path) -> str | None:
+def shards_parameters(data: dict[str, Any]) -> bool:
+    """FSDP, or DeepSpeed ZeRO stage 3: no process holds the whole model."""
+    kind = str(data.get("distributed_type", "")).upper()
+    deepspeed = data.get("deepspeed_config") or {}
+    stage = deepspeed.get("zero_stage") if isinstance(deepspeed, dict) else None
+    return kind == "FSDP" or (kind == "DEEPSPEED" and str(stage) == "3")
+
+
+def accelerate_config_problem(path: Path, lora: bool = False) -> str | None:
     """The accelerate config file (and a DeepSpeed JSON it names) exists and parses as a mapping;
-    a DeepSpeed config needs the deepspeed package."""
+    a DeepSpeed config needs the deepspeed package; LoRA is not merged from sharded weights."""
     field = "training.accelerate_config_file"
     if not path.is_file():
         return f"{field} = {str(path)!r} does not exist. Fix: write it with `accelerate config`."
@@ -90,6 +99,12 @@ def accelerate_config_problem(path: Path) -> str | None:
                 f"{field}: its deepspeed_config_file {nested!r} cannot be read as JSON "
                 f"({str(e).splitlines()[0]}). Fix: correct the path or the file."
             )
+    if lora and shards_parameters(data):
+        return (
+            f"{field} = {str(path)!r} shards the model (FSDP or ZeRO-3), and a LoRA candidate "
+            "is merged into full weights in one process. Fix: use ZeRO-2 or plain multi-GPU "
+            "with training.lora, or set training.lora.enabled: false."
+        )
     uses_deepspeed = str(data.get("distributed_type", "")).upper() == "DEEPSPEED"
     if uses_deepspeed and importlib.util.find_spec("deepspeed") is None:
         return (

@@ -220,3 +220,25 @@ def test_lora_targets_are_checked_before_launching(
     with pytest.raises(InputError, match="nope is not a module"):
         train_step._launch(config, 1, "sft", str(base), SFT_ROWS, tmp_path / "out")
     assert launched == []
+
+
+def test_lora_with_sharded_weights_is_refused(tmp_path: Path) -> None:
+    zero3 = tmp_path / "zero3.yaml"
+    zero3.write_text("distributed_type: DEEPSPEED\ndeepspeed_config: {zero_stage: 3}\n")
+    lora = {"enabled": True}
+    problems = launcher_problems(_training(tmp_path, accelerate_config_file=str(zero3), lora=lora))
+    assert any("shards the model (FSDP or ZeRO-3)" in p for p in problems)
+    fsdp = tmp_path / "fsdp.yaml"
+    fsdp.write_text("distributed_type: FSDP\n")
+    assert launcher_problems(_training(tmp_path, accelerate_config_file=str(fsdp))) == []
+
+
+def test_an_out_of_memory_stage_names_the_fix(tmp_path: Path) -> None:
+    from flywheel.llm.launcher import _failure_fix
+
+    log = tmp_path / "stage.log"
+    fix = _failure_fix("dpo", "torch.OutOfMemoryError: CUDA out of memory.", 1, log)
+    assert "training.dpo.batch_size" in fix and "gradient_checkpointing" in fix
+    assert "training.lora.enabled" in fix and "ZeRO-3" in fix
+    assert "out of memory (or killed)" in _failure_fix("sft", "", -9, log)
+    assert _failure_fix("sft", "KeyError: 'chosen'", 1, log).startswith("read the whole log")
