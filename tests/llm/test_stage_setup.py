@@ -146,3 +146,18 @@ def test_gradient_accumulation_and_checkpointing_come_from_the_config(
     assert result.metrics["n_steps"] == 1  # 12 rows, 3 batches of 4, one optimizer step
     assert result.hyperparams["gradient_accumulation_steps"] == 3
     assert result.hyperparams["gradient_checkpointing"] is True
+
+
+@pytest.mark.slow
+def test_rm_then_rl_with_lora_trains_adapters_for_both(base: Path, tmp_path: Path) -> None:
+    from flywheel.llm.trainers import reward_model_path, train_rm_rl
+    from tests.llm.test_trainers import RL_CFG
+
+    out = tmp_path / "rl-lora"
+    prompts = [_prompt(i) for i in range(8)]
+    result = train_rm_rl(
+        base, PAIR_ROWS, prompts, out, CFG, RL_CFG, seed=0, max_completion_tokens=6, setup=LORA
+    )
+    assert result.metrics["rl_first_reward"] is not None
+    _assert_only_adapted_weights_changed(base, out)
+    assert (reward_model_path(out) / ADAPTER_DIR).is_dir()
