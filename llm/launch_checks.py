@@ -51,15 +51,15 @@ def _device_problem(num_processes: int) -> str | None:
     import torch
 
     if torch.cuda.is_available():
-        devices, kind = torch.cuda.device_count(), "GPU"
+        devices, noun, suffix = torch.cuda.device_count(), "GPU", ""
     else:
-        devices, kind = os.cpu_count() or 1, "CPU core (gloo)"
+        devices, noun, suffix = os.cpu_count() or 1, "CPU core", " (gloo ranks, no GPU)"
     if num_processes <= devices:
         return None
+    plural = "s" if devices != 1 else ""
     return (
-        f"training.num_processes = {num_processes}: this machine has {devices} {kind}"
-        f"{'s' if devices != 1 else ''}, one process each. Fix: set training.num_processes "
-        f"to at most {devices}."
+        f"training.num_processes = {num_processes}: this machine has {devices} {noun}{plural}"
+        f"{suffix}, one process each. Fix: set training.num_processes to at most {devices}."
     )
 
 
