@@ -75,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     stats = prompt_commands.add_parser("stats", help="counts per source, category, split, slice")
     _add_config_argument(stats)
 
+    models = commands.add_parser("models", help="manage model checkpoints")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    prune = model_commands.add_parser(
+        "prune", help="delete rejected checkpoints beyond training.keep_rejected"
+    )
+    _add_config_argument(prune)
+    prune.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    prune.add_argument(
+        "--keep", type=int, default=None, help="rejected checkpoints to keep (default: config)"
+    )
+
     sandbox = commands.add_parser("sandbox", help="the embedded offline arena")
     sandbox_commands = sandbox.add_subparsers(
         dest="sandbox_command", required=True, metavar="ACTION"
@@ -151,6 +162,20 @@ def command_prompts(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def command_models(config: Config, args: argparse.Namespace) -> int:
+    from flywheel.tasks.prune import prune_checkpoints
+
+    keep = config.training.keep_rejected if args.keep is None else args.keep
+    if keep is None or keep < 0:
+        raise InputError(
+            "no retention to apply: training.keep_rejected is not set. Fix: set "
+            "training.keep_rejected: K in the config, or pass --keep K (0 deletes every "
+            "rejected checkpoint)."
+        )
+    print(prune_checkpoints(config, keep, dry_run=args.dry_run).summary())
+    return 0
+
+
 def command_sandbox(config: Config, args: argparse.Namespace) -> int:
     from flywheel.sandbox.server import serve_forever
 
@@ -185,6 +210,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "sql": command_sql,
     "export": command_export,
     "prompts": command_prompts,
+    "models": command_models,
     "sandbox": command_sandbox,
     "serve": command_serve,
 }

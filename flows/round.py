@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flywheel.config import Config
 from flywheel.flows.progress import StepProgress
+from flywheel.llm.checkpoints import configure_cpu_threads
 from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
@@ -25,6 +26,7 @@ from flywheel.tasks.promote import (
     ask_for_approval,
     decide_round,
 )
+from flywheel.tasks.prune import prune_after_round
 from flywheel.tasks.report import publish_round_report
 from flywheel.tasks.train import StageResult, run_training_stage
 from flywheel.warehouse.lifecycle import (
@@ -178,6 +180,12 @@ def promote(
     )
 
 
+@task(name="retention", cache_policy=NO_CACHE)
+def retain(config: Config) -> None:
+    """Delete rejected checkpoints beyond training.keep_rejected (when set); rows stay."""
+    prune_after_round(config)
+
+
 @task(name="report", cache_policy=NO_CACHE)
 def report(config: Config, round_id: int) -> None:
     """8. Prefect artifacts: the round-metrics table and the round's summary."""
@@ -196,7 +204,7 @@ def arena_round(
     4. mine      battles -> SFT examples, DPO pairs, RM pairs
     5. train     the round's stage trains a candidate
     6. evaluate  candidate vs champion on held-out prompts; ratings
-    7. promote   the champion moves only on a significant win
+    7. promote   the champion moves only on a significant win (then retention, when set)
     8. report    round-metrics table and summary in the Prefect UI
     """
     started = time.monotonic()
@@ -208,6 +216,7 @@ def arena_round(
     trained = train(config, round_id, stage, champion)
     evaluation = evaluate(config, round_id, trained, champion, sandbox_url)
     decision = promote(config, round_id, champion, trained, evaluation)
+    retain(config)
     wall_s = add_round_time(config.warehouse, round_id, time.monotonic() - started)
     report(config, round_id)
     mark_round_done(config.warehouse, round_id)
@@ -219,6 +228,7 @@ def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:
 
     On a resumed round the champion is the one recorded when it first started.
     """
+    configure_cpu_threads(config.training.cpu_threads)  # local generation and training
     champion = current_champion(config.warehouse)
     row = {
         "round_id": round_id,

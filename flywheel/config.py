@@ -457,6 +457,34 @@ class StageTrainingConfig(Section):
         ge=0,
     )
     num_generations: int = _help("RL completions per prompt (GRPO group size)", default=4, ge=2)
+    gradient_accumulation_steps: int = _help(
+        "batches whose gradients are summed before each optimizer step", default=1, ge=1
+    )
+    gradient_checkpointing: bool = _help(
+        "recompute activations in the backward pass (less memory, ~30% slower)", default=False
+    )
+
+
+def default_cpu_threads() -> int:
+    """A fixed thread count (never load-dependent, so training is reproducible): up to 4."""
+    return min(4, os.cpu_count() or 1)
+
+
+class LoraConfig(Section):
+    enabled: bool = _help(
+        "train a LoRA adapter (PEFT) instead of every weight; the candidate is saved merged "
+        "into a full checkpoint, with the adapter beside it in `adapter/`",
+        default=False,
+    )
+    r: int = _help("LoRA rank", default=16, gt=0)
+    alpha: int = _help("LoRA alpha (the update is scaled by alpha / r)", default=32, gt=0)
+    dropout: float = _help("dropout on the LoRA input", default=0.05, ge=0, lt=1)
+    target_modules: list[str] = _help(
+        "module names to adapt (e.g. q_proj, v_proj), or [all-linear]; checked against the "
+        "model before training",
+        default_factory=lambda: ["all-linear"],
+        min_length=1,
+    )
 
 
 class TrainingConfig(Section):
@@ -473,6 +501,44 @@ class TrainingConfig(Section):
         default_factory=lambda: StageTrainingConfig(learning_rate=2e-5, beta=0.05)
     )
     mining: MiningConfig = Field(default_factory=MiningConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    launcher: Literal["in_process", "accelerate"] = _help(
+        "in_process trains inside `flywheel run`; accelerate runs each stage as "
+        "`accelerate launch --num_processes N -m flywheel.llm.stage_entry` and waits for it",
+        default="in_process",
+    )
+    num_processes: int = _help(
+        "accelerate launcher: training processes (at most one per GPU; on CPU, gloo)",
+        default=1,
+        gt=0,
+    )
+    accelerate_config_file: str | None = _help(
+        "accelerate launcher: `--config_file` (YAML/JSON; DeepSpeed ZeRO or FSDP go here)",
+        default=None,
+    )
+    keep_rejected: int | None = _help(
+        "keep the checkpoints of the last K rejected candidates (champions are always kept) "
+        "and delete older ones after each round; null keeps every checkpoint",
+        default=None,
+        ge=0,
+    )
+    cpu_threads: int = _help(
+        "torch CPU threads for training and local generation (fixed, for reproducible "
+        "results; OMP_NUM_THREADS overrides it)",
+        default_factory=default_cpu_threads,
+        gt=0,
+    )
+
+    @model_validator(mode="after")
+    def _check_launcher_file(self) -> TrainingConfig:
+        if self.accelerate_config_file is not None and self.launcher != "accelerate":
+            raise field_problem(
+                "is set but training.launcher is not accelerate",
+                "set training.launcher: accelerate, or remove accelerate_config_file",
+                field="accelerate_config_file",
+                value=self.accelerate_config_file,
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_rl_groups(self) -> TrainingConfig:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from flywheel.config import Config, ConfigError, EndpointConfig
+from flywheel.llm.launch_checks import launcher_problems
 from flywheel.warehouse.store import warehouse_path_problem
 
 # What llm/checkpoints.py loads from a checkpoint (its CHECKPOINT_FILES; that module imports torch).
@@ -111,6 +112,7 @@ def check_before_run(config: Config) -> None:
         serve_command_problem(config),
         folder_problem("training.output_dir", Path(config.training.output_dir)),
         warehouse_problem(config),
+        *launcher_problems(config.training),
     ]
     found = [p for p in problems if p is not None]
     if found:

@@ -105,17 +105,23 @@ def _require_checkpoint(path: Path) -> None:
         )
 
 
-def cpu_threads() -> int:
-    """Torch threads for CPU work: the cores not already busy (1-minute load average), at least 1.
+DEFAULT_CPU_THREADS = min(4, os.cpu_count() or 1)
+_configured_cpu_threads: int | None = None
 
-    On a shared machine, two threads fighting other busy processes run several times slower than
-    one; on an idle machine every core is used. `OMP_NUM_THREADS`, when set, wins.
-    """
+
+def configure_cpu_threads(n_threads: int) -> None:
+    """Use `n_threads` (the `training.cpu_threads` setting) for CPU training and generation."""
+    global _configured_cpu_threads
+    _configured_cpu_threads = n_threads
+
+
+def cpu_threads() -> int:
+    """Torch threads for CPU work: `OMP_NUM_THREADS` when set, else the configured count (up to 4
+    by default). Never derived from the machine's load: the thread count changes floating-point
+    reduction order, so a load-dependent count made training irreproducible."""
     if os.environ.get("OMP_NUM_THREADS"):
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    cores = len(os.sched_getaffinity(0))
-    busy_cores = int(os.getloadavg()[0] + 0.5)
-    return max(1, min(cores, cores - busy_cores))
+    return _configured_cpu_threads or DEFAULT_CPU_THREADS
 
 
 def use_cpu_threads() -> int:

@@ -3,17 +3,18 @@
 The stage functions (`train_sft`, `train_dpo`, `train_rm_rl`) are pure: they take rows and a
 base checkpoint and return a `TrainResult`, touching no warehouse; `run_training_stage` of
 tasks/train.py wires them to the round (mined rows in; training run and candidate recorded).
-Each stage trains in a scratch directory and writes its output checkpoint with `save_checkpoint`, which
+Each stage trains in a scratch directory and writes its output checkpoint with `save_trained`, which
 renames it into place only when complete, so a stage that raises leaves nothing at `out_path`.
 
-Our knobs are `StageTrainingConfig`; everything else is TRL's defaults, except what a small
-CPU run needs: no gradient checkpointing, no intermediate saves, a log line every step, fp32
-on CPU and bf16 on a GPU. Trainer imports sit inside the functions (importing TRL costs ~4 s).
+Our knobs are `StageTrainingConfig` and `StageSetup` (LoRA, CPU threads; see stage_setup.py for
+dtypes); everything else is TRL's defaults, except no intermediate saves and a log line every
+step. Trainer imports sit inside the functions (importing TRL costs ~4 s).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import tempfile
 import time
@@ -27,10 +28,18 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from flywheel.config import Config, StageTrainingConfig
-from flywheel.llm.checkpoints import save_checkpoint, use_cpu_threads
+from flywheel.llm.stage_setup import (
+    StageSetup,
+    checkpoint_dtype,
+    common_args,
+    count_truncated,
+    peft_config,
+)
+from flywheel.llm.trained_checkpoint import save_trained
 
 RM_SUFFIX = "-rm"
 SCRATCH_DIR = ".scratch"
+ECHO_LOGS = False  # stage_entry.py sets it: under a launcher, TRL's log lines go to its log file
 
 
 @dataclass(frozen=True)
@@ -91,36 +100,6 @@ def reward_model_path(out_path: str | Path) -> Path:
     return out.with_name(out.name + RM_SUFFIX)
 
 
-def _device_args() -> dict[str, Any]:
-    """fp32 on CPU (TRL's bf16 default fails there, threads set by load); bf16 on a capable GPU."""
-    on_gpu = torch.cuda.is_available()
-    if not on_gpu:
-        use_cpu_threads()
-    bf16 = on_gpu and torch.cuda.is_bf16_supported()
-    return {"use_cpu": not on_gpu, "bf16": bf16, "fp16": False}
-
-
-def _common_args(cfg: StageTrainingConfig, seed: int, scratch_dir: str) -> dict[str, Any]:
-    """TrainingArguments shared by every stage."""
-    return {
-        "output_dir": scratch_dir,
-        "learning_rate": cfg.learning_rate,
-        "num_train_epochs": cfg.num_train_epochs,
-        "max_steps": cfg.max_steps,
-        "per_device_train_batch_size": cfg.batch_size,
-        "gradient_accumulation_steps": 1,
-        "seed": seed,
-        "data_seed": seed,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": "none",
-        "disable_tqdm": True,
-        "activation_checkpointing": False,
-        "dataloader_num_workers": 0,
-        **_device_args(),
-    }
-
-
 def _dpo_loss_args(cfg: StageTrainingConfig) -> dict[str, Any]:
     """Plain DPO (sigmoid loss), or DPO plus the chosen answers' NLL when chosen_nll_weight > 0."""
     if cfg.chosen_nll_weight == 0:
@@ -147,30 +126,68 @@ def _quiet_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _run(trainer: Any) -> None:
+def _run(trainer: Any) -> dict[str, Any]:
     """Train without echoing every log line to stdout (TRL's PrinterCallback).
 
+    Returns the run's figures (read before saving, which merges a LoRA adapter away).
     Raises when no optimizer step ran (e.g. fewer examples than one batch needs), so an
     untrained copy of the base is never published as a candidate.
     """
     from transformers.trainer_callback import PrinterCallback
 
-    trainer.remove_callback(PrinterCallback)
+    if not ECHO_LOGS:
+        trainer.remove_callback(PrinterCallback)
     trainer.train()
     if trainer.state.global_step == 0:
         raise RuntimeError(
             f"{type(trainer).__name__} ran no optimizer step: the dataset gave no full batch "
             f"(batch size {trainer.args.per_device_train_batch_size}); give more examples"
         )
+    return _run_figures(trainer)
 
 
-def _hyperparams(cfg: StageTrainingConfig, seed: int, **extra: Any) -> dict[str, Any]:
+def _hyperparams(
+    cfg: StageTrainingConfig, seed: int, setup: StageSetup, base_path: str | Path, **extra: Any
+) -> dict[str, Any]:
     return {
         **cfg.model_dump(),
+        **setup.describe(),
         "seed": seed,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "checkpoint_dtype": str(checkpoint_dtype(base_path)).removeprefix("torch."),
         **extra,
     }
+
+
+def _warn_truncated(stage: str, n_truncated: int, n_rows: int, max_length: int) -> None:
+    if n_truncated:
+        logging.getLogger(__name__).warning(
+            "%s: %d of %d mined rows are longer than max_length %d tokens and are truncated "
+            "(raise training.%s.max_length to keep them whole)",
+            stage,
+            n_truncated,
+            n_rows,
+            max_length,
+            stage,
+        )
+
+
+def _sft_truncated(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> int:
+    return count_truncated(tokenizer, [row["messages"] for row in rows], max_length)
+
+
+def _pairs_truncated(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> int:
+    """Pairs whose prompt plus chosen or rejected answer is longer than `max_length`."""
+    chosen = [r["prompt"] + r["chosen"] for r in rows]
+    rejected = [r["prompt"] + r["rejected"] for r in rows]
+    too_long_chosen = _long_flags(tokenizer, chosen, max_length)
+    too_long_rejected = _long_flags(tokenizer, rejected, max_length)
+    return sum(a or b for a, b in zip(too_long_chosen, too_long_rejected, strict=True))
+
+
+def _long_flags(tokenizer: Any, conversations: list[Any], max_length: int) -> list[bool]:
+    return [count_truncated(tokenizer, [c], max_length) > 0 for c in conversations]
 
 
 def _log_values(log_history: list[dict[str, Any]], key: str) -> list[float]:
@@ -211,8 +228,25 @@ def _last(values: list[float]) -> float | None:
     return values[-1] if values else None
 
 
+def _run_figures(trainer: Any) -> dict[str, Any]:
+    """Steps, processes, TRL's train time, trainable parameters (all, or LoRA's) and (on a GPU)
+    this process's peak GPU memory."""
+    runtimes = [e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e]
+    on_gpu = torch.cuda.is_available()
+    return {
+        "n_steps": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
+        "train_runtime_s": float(runtimes[-1]) if runtimes else None,
+        "n_trainable_parameters": sum(
+            p.numel() for p in trainer.model.parameters() if p.requires_grad
+        ),
+        "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if on_gpu else None,
+    }
+
+
 def _stage_result(
     trainer: Any,
+    figures: dict[str, Any],
     output: Path,
     n_examples: int,
     started: float,
@@ -228,7 +262,7 @@ def _stage_result(
         last_loss=last,
         wall_s=time.perf_counter() - started,
         hyperparams=hyperparams,
-        metrics={"n_steps": trainer.state.global_step, **metrics},
+        metrics={**figures, **metrics},
     )
 
 
@@ -240,6 +274,8 @@ def train_sft(
     cfg: StageTrainingConfig,
     seed: int,
     warmup_ratio: float = 0.0,
+    *,
+    setup: StageSetup | None = None,
 ) -> TrainResult:
     """Supervised fine-tuning on conversational rows `{"messages": [...]}` (loss on assistant turns).
 
@@ -249,27 +285,43 @@ def train_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    setup = setup or StageSetup()
     _require_rows(rows, "sft")
     started = time.perf_counter()
+    lora = peft_config(setup, base_path)
     tokenizer = _load_tokenizer(base_path)
+    n_truncated = _sft_truncated(tokenizer, rows, cfg.max_length)
+    _warn_truncated("sft", n_truncated, len(rows), cfg.max_length)
     dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
     with scratch_directory(out_path, "sft") as scratch:
         args = SFTConfig(
-            **_common_args(cfg, seed, scratch),
+            **common_args(cfg, seed, scratch, base_path, setup),
             max_length=cfg.max_length,
             assistant_only_loss=True,
             packing=False,
             warmup_steps=warmup_ratio,
         )
         trainer = SFTTrainer(
-            model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
+            model=str(base_path),
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
         )
-        _run(trainer)
-        output = save_checkpoint(trainer.model, tokenizer, out_path)
+        figures = _run(trainer)
+        output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
     hyperparams = _hyperparams(
-        cfg, seed, stage="sft", assistant_only_loss=True, warmup_ratio=warmup_ratio
+        cfg,
+        seed,
+        setup,
+        base_path,
+        stage="sft",
+        assistant_only_loss=True,
+        warmup_ratio=warmup_ratio,
     )
-    return _stage_result(trainer, output, len(rows), started, hyperparams)
+    return _stage_result(
+        trainer, figures, output, len(rows), started, hyperparams, n_truncated=n_truncated
+    )
 
 
 @_quiet_progress_bars()
@@ -279,34 +331,50 @@ def train_dpo(
     out_path: str | Path,
     cfg: StageTrainingConfig,
     seed: int,
+    *,
+    setup: StageSetup | None = None,
 ) -> TrainResult:
-    """DPO on `{"prompt": [...], "chosen": [...], "rejected": [...]}`, the base as reference model."""
+    """DPO on `{"prompt": [...], "chosen": [...], "rejected": [...]}`, the base as reference model.
+
+    Without LoRA, TRL loads a frozen copy of the base as the reference; with LoRA the reference
+    is the same model with its adapter switched off (no second copy).
+    """
     from trl import DPOConfig, DPOTrainer
 
+    setup = setup or StageSetup()
     _require_rows(rows, "dpo")
     started = time.perf_counter()
+    lora = peft_config(setup, base_path)
     tokenizer = _load_tokenizer(base_path)
+    n_truncated = _pairs_truncated(tokenizer, rows, cfg.max_length)
+    _warn_truncated("dpo", n_truncated, len(rows), cfg.max_length)
     dataset = _preference_dataset(rows)
     with scratch_directory(out_path, "dpo") as scratch:
         args = DPOConfig(
-            **_common_args(cfg, seed, scratch),
+            **common_args(cfg, seed, scratch, base_path, setup),
             max_length=cfg.max_length,
             beta=cfg.beta,
             **_dpo_loss_args(cfg),
         )
-        # With no ref_model, TRL loads a frozen copy of the base checkpoint as the reference.
         trainer = DPOTrainer(
-            model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
+            model=str(base_path),
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
         )
-        _run(trainer)
-        output = save_checkpoint(trainer.model, tokenizer, out_path)
+        figures = _run(trainer)
+        output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
     history = trainer.state.log_history
     return _stage_result(
         trainer,
+        figures,
         output,
         len(rows),
         started,
-        _hyperparams(cfg, seed, stage="dpo"),
+        _hyperparams(cfg, seed, setup, base_path, stage="dpo"),
+        n_truncated=n_truncated,
+        reference="adapter disabled" if lora is not None else "frozen copy of the base",
         last_reward_margin=_last(_log_values(history, "rewards/margins")),
         last_reward_accuracy=_last(_log_values(history, "rewards/accuracies")),
     )
@@ -319,28 +387,44 @@ def train_reward_model(
     out_path: str | Path,
     cfg: StageTrainingConfig,
     seed: int,
+    *,
+    setup: StageSetup | None = None,
 ) -> TrainResult:
     """A scalar reward model (sequence classifier, one label) initialised from `base_path`."""
     from trl import RewardConfig, RewardTrainer
 
+    setup = setup or StageSetup()
     _require_rows(rows, "rm")
     started = time.perf_counter()
+    lora = peft_config(setup, base_path, task="SEQ_CLS")
     tokenizer = _load_tokenizer(base_path)
+    n_truncated = _pairs_truncated(tokenizer, rows, cfg.max_length)
+    _warn_truncated("rm", n_truncated, len(rows), cfg.max_length)
     dataset = _preference_dataset(rows)
     with scratch_directory(out_path, "rm") as scratch:
-        args = RewardConfig(**_common_args(cfg, seed, scratch), max_length=cfg.max_length)
-        trainer = RewardTrainer(
-            model=str(base_path), args=args, train_dataset=dataset, processing_class=tokenizer
+        args = RewardConfig(
+            **common_args(cfg, seed, scratch, base_path, setup), max_length=cfg.max_length
         )
-        _run(trainer)
-        output = save_checkpoint(trainer.model, tokenizer, out_path, overwrite=True)
+        trainer = RewardTrainer(
+            model=str(base_path),
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+        )
+        figures = _run(trainer)
+        output = save_trained(
+            trainer, tokenizer, out_path, checkpoint_dtype(base_path), overwrite=True
+        )
     accuracies = _log_values(trainer.state.log_history, "accuracy")
     return _stage_result(
         trainer,
+        figures,
         output,
         len(rows),
         started,
-        _hyperparams(cfg, seed, stage="rm"),
+        _hyperparams(cfg, seed, setup, base_path, stage="rm"),
+        n_truncated=n_truncated,
         last_accuracy=_last(accuracies),
     )
 
@@ -355,6 +439,8 @@ def train_rm_rl(
     rl_cfg: StageTrainingConfig,
     seed: int,
     max_completion_tokens: int = 48,
+    *,
+    setup: StageSetup | None = None,
 ) -> TrainResult:
     """Train a reward model on `rm_rows`, then optimise the base with GRPO against it.
 
@@ -366,16 +452,18 @@ def train_rm_rl(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    setup = setup or StageSetup()
     _require_rows(prompts, "rl")
     started = time.perf_counter()
+    lora = peft_config(setup, base_path)
     rm_path = reward_model_path(out_path)
-    rm_result = train_reward_model(base_path, rm_rows, rm_path, rm_cfg, seed)
+    rm_result = train_reward_model(base_path, rm_rows, rm_path, rm_cfg, seed, setup=setup)
     try:
         tokenizer = _load_tokenizer(base_path)
         dataset = Dataset.from_list([{"prompt": p} for p in prompts])
         with scratch_directory(out_path, "rl") as scratch:
             args = GRPOConfig(
-                **_common_args(rl_cfg, seed, scratch),
+                **common_args(rl_cfg, seed, scratch, base_path, setup),
                 beta=rl_cfg.beta,
                 num_generations=rl_cfg.num_generations,
                 max_completion_length=max_completion_tokens,
@@ -386,9 +474,10 @@ def train_rm_rl(
                 args=args,
                 train_dataset=dataset,
                 processing_class=tokenizer,
+                peft_config=lora,
             )
-            _run(trainer)
-            output = save_checkpoint(trainer.model, tokenizer, out_path)
+            figures = _run(trainer)
+            output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
             history = trainer.state.log_history
     except BaseException:
         shutil.rmtree(rm_path, ignore_errors=True)
@@ -402,11 +491,20 @@ def train_rm_rl(
         wall_s=time.perf_counter() - started,
         hyperparams={
             **_hyperparams(
-                rl_cfg, seed, stage="rm+rl", max_completion_tokens=max_completion_tokens
+                rl_cfg,
+                seed,
+                setup,
+                base_path,
+                stage="rm+rl",
+                max_completion_tokens=max_completion_tokens,
             ),
             "rm": rm_result.hyperparams,
         },
-        metrics=_rm_rl_metrics(history, trainer.state.global_step, rm_result, rm_path),
+        metrics={
+            **_rm_rl_metrics(history, trainer.state.global_step, rm_result, rm_path),
+            **figures,
+            "n_truncated": rm_result.metrics.get("n_truncated"),
+        },
     )
 
 

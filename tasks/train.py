@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import Config, StageTrainingConfig
+from flywheel.errors import InputError
+from flywheel.llm.launch_checks import launcher_problems
+from flywheel.llm.launcher import StageJob, launch_stage
+from flywheel.llm.stage_setup import StageSetup, check_target_modules
 from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
 from flywheel.logs import step_logger
 from flywheel.tasks.mine import training_rows
@@ -55,14 +59,25 @@ def _slice_prompts(config: Config, round_id: int) -> list[list[dict[str, str]]]:
     return [json.loads(messages) for (messages,) in rows]
 
 
+def stage_setup(config: Config) -> StageSetup:
+    """The `training` settings every stage shares: LoRA when enabled, CPU threads."""
+    training = config.training
+    return StageSetup(
+        lora=training.lora if training.lora.enabled else None, cpu_threads=training.cpu_threads
+    )
+
+
 def _train(
     config: Config, round_id: int, stage: str, base_path: str, rows: list[dict], out_path: Path
 ) -> TrainResult:
     training, seed = config.training, config.training.seed + round_id
+    setup = stage_setup(config)
+    if training.launcher == "accelerate":
+        return _launch(config, round_id, stage, base_path, rows, out_path)
     if stage == "sft":
-        return train_sft(base_path, rows, out_path, training.sft, seed)
+        return train_sft(base_path, rows, out_path, training.sft, seed, setup=setup)
     if stage == "dpo":
-        return train_dpo(base_path, rows, out_path, training.dpo, seed)
+        return train_dpo(base_path, rows, out_path, training.dpo, seed, setup=setup)
     return train_rm_rl(
         base_path,
         rows,
@@ -72,7 +87,37 @@ def _train(
         training.rl,
         seed,
         max_completion_tokens=config.student.max_new_tokens,
+        setup=setup,
     )
+
+
+def _launch(
+    config: Config, round_id: int, stage: str, base_path: str, rows: list[dict], out_path: Path
+) -> TrainResult:
+    """The stage as an `accelerate launch` subprocess, checked first (a bad launcher setting or
+    LoRA target is refused before anything starts). On CPU the threads are shared out."""
+    training = config.training
+    problems = launcher_problems(training)
+    if problems:
+        raise InputError("; ".join(problems))
+    setup = stage_setup(config)
+    if setup.lora is not None:
+        check_target_modules(base_path, setup.lora)
+    threads = max(1, training.cpu_threads // training.num_processes)
+    job = StageJob(
+        stage=stage,
+        version_id=candidate_version_id(round_id, stage),
+        base_path=base_path,
+        out_path=str(out_path),
+        seed=training.seed + round_id,
+        cfg=_stage_config(config, stage).model_dump(),
+        setup={**setup.describe(), "cpu_threads": threads},
+        rows=rows,
+        prompts=_slice_prompts(config, round_id) if stage == "rm+rl" else None,
+        rl_cfg=training.rl.model_dump() if stage == "rm+rl" else None,
+        max_completion_tokens=config.student.max_new_tokens,
+    )
+    return launch_stage(job, training)
 
 
 def run_training_stage(

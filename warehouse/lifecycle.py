@@ -142,3 +142,16 @@ def record_training(
         insert_new(con, "training_runs", [run], ["run_id"])
         if candidate is not None:
             insert_new(con, "model_versions", [candidate], ["version_id"])
+
+
+def rejected_checkpoints(warehouse: WarehouseSettings) -> list[tuple[str, str, str, int]]:
+    """(version id, checkpoint path, stage, round) of rejected candidates still on disk, newest
+    first."""
+    with connect_warehouse(warehouse) as con:
+        return con.execute(read_query("retention_rejected")).fetchall()
+
+
+def mark_checkpoint_deleted(warehouse: WarehouseSettings, version_id: str) -> None:
+    """The rejected version's checkpoint is gone from disk; its row (history) stays."""
+    with connect_warehouse(warehouse) as con:
+        con.execute(read_query("retention_mark_deleted"), [now_utc(), version_id])

@@ -173,3 +173,16 @@ def test_every_problem_is_listed_one_line_each(tmp_path: Path) -> None:
         "training.output_dir:",
         "warehouse.path",
     ]
+
+
+def test_an_accelerate_launcher_that_cannot_run_here_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    training = {"launcher": "accelerate", "num_processes": 4096}
+    training["accelerate_config_file"] = str(tmp_path / "missing.yaml")
+    config = load_config_in(tmp_path, training=training)
+    with pytest.raises(ConfigError) as refused:
+        check_before_run(config)
+    message = str(refused.value)
+    assert "training.num_processes = 4096" in message and "at most" in message
+    assert "missing.yaml' does not exist" in message
