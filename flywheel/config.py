@@ -130,6 +130,15 @@ class WarehouseConfig(Section):
         return self
 
     @property
+    def local_file(self) -> Path | None:
+        """The one file that identifies this warehouse on this machine: the DuckDB file, or
+        a DuckLake's SQLite catalog; None for a Postgres catalog (shared by many machines)."""
+        if self.backend == "duckdb":
+            return Path(self.path)
+        kind, _, rest = (self.catalog or "").partition(":")
+        return Path(rest).expanduser() if kind == "sqlite" else None
+
+    @property
     def location(self) -> str:
         """What the warehouse is, for messages and for telling two configs' warehouses apart:
         the file's path, or `ducklake:<catalog>`."""

@@ -18,6 +18,7 @@ from their files; autoinstall is off, so nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
@@ -170,13 +171,27 @@ def s3_variables_problem(settings: LakeSettings, missing: list[str]) -> str:
     )
 
 
-def new_database() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB database with the DuckLake extensions loaded from their packages."""
+def needed_extensions(settings: LakeSettings) -> list[str]:
+    """The extensions this lake needs (each costs a few hundred ms to load)."""
+    catalog = (
+        "sqlite_scanner" if catalog_kind(settings.catalog or "") == "sqlite" else "postgres_scanner"
+    )
+    s3 = ["httpfs"] if settings.data_path and is_s3(settings.data_path) else []
+    return ["ducklake", catalog, *s3]
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """Load extensions from their packages' files (never downloaded)."""
+    for name in names:
+        con.execute(f"load {_literal(str(extension_file(name)))}")
+
+
+def new_database(settings: LakeSettings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB database with the extensions this lake needs loaded."""
     con = duckdb.connect(
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     )
-    for name in EXTENSION_PACKAGES:
-        con.execute(f"load {_literal(str(extension_file(name)))}")
+    load_extensions(con, needed_extensions(settings))
     return con
 
 
@@ -276,7 +291,7 @@ def _database(settings: LakeSettings, read_only: bool) -> duckdb.DuckDBPyConnect
     with _databases_lock:
         con = _databases.get(key)
         if con is None:
-            con = new_database()
+            con = new_database(settings)
             try:
                 attach_lake(con, settings, LAKE_ALIAS, read_only)
                 if not read_only:
@@ -395,3 +410,101 @@ def is_lake_connection(con: object) -> bool:
 def bump_write_guard(con: duckdb.DuckDBPyConnection) -> None:
     """Mark this transaction as a writer that conflicts with every other concurrent writer."""
     con.execute(f"update {GUARD_TABLE} set n_writes = n_writes + 1")
+
+
+# -- checks before a round starts (flywheel/preflight.py) ---------------------------------
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def catalog_exists(con: duckdb.DuckDBPyConnection, settings: LakeSettings) -> bool:
+    """Whether the catalog already holds a DuckLake (reachability is checked on the way, for
+    Postgres with a read-only plain attach that writes nothing)."""
+    assert settings.catalog
+    file = sqlite_catalog_file(settings.catalog)
+    if file is not None:
+        if not file.exists():
+            return False
+        with file.open("rb") as f:
+            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise WarehouseCatalogError(
+                    f"warehouse.catalog = {settings.catalog!r}: {str(file)!r} is not a SQLite "
+                    "file. Fix: point warehouse.catalog at a DuckLake catalog file, or at a new "
+                    "path for an empty one (the file was left untouched)."
+                )
+        return True
+    conninfo = _literal(settings.catalog.partition(":")[2].strip())
+    try:
+        con.execute(f"attach {conninfo} as flywheel_probe_pg (type postgres, read_only)")
+        found = con.execute(
+            "select * from postgres_query('flywheel_probe_pg', 'select count(*) from "
+            "information_schema.tables where table_name = ''ducklake_snapshot''')"
+        ).fetchone()[0]
+    except duckdb.Error as e:
+        raise WarehouseCatalogError(describe_attach_error(settings, e)) from e
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("detach flywheel_probe_pg")
+    return bool(found)
+
+
+def newer_schema_problem(con: duckdb.DuckDBPyConnection, settings: LakeSettings) -> str | None:
+    """Attach the existing lake read-only: a newer schema, or a data path the catalog was not
+    made with, is a problem."""
+    from flywheel.warehouse.store import LATEST_SCHEMA_VERSION, schema_version
+
+    attach_lake(con, settings, "flywheel_probe_lake", read_only=True)
+    try:
+        con.execute("use flywheel_probe_lake")
+        version = schema_version(con)
+    finally:
+        con.execute("use memory")
+        con.execute("detach flywheel_probe_lake")
+    if version <= LATEST_SCHEMA_VERSION:
+        return None
+    return (
+        f"warehouse.catalog = {settings.catalog!r} has schema version {version}, but this "
+        f"flywheel only knows versions up to {LATEST_SCHEMA_VERSION}. Fix: upgrade flywheel "
+        "(pip install -U -e .) or point warehouse.catalog at another catalog; it was left "
+        "untouched."
+    )
+
+
+def s3_write_problem(con: duckdb.DuckDBPyConnection, settings: LakeSettings) -> str | None:
+    """Write one small probe object under the s3:// data path (overwritten each time)."""
+    probe = normalised_data_path(settings.data_path or "") + "flywheel-write-probe.parquet"
+    try:
+        con.execute(s3_secret_sql(settings))
+        con.execute(f"copy (select 1 as probe) to {_literal(probe)} (format parquet)")
+    except duckdb.Error as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), str(e))
+        return (
+            f"warehouse.data_path = {settings.data_path!r} cannot be written ({first}). Fix: "
+            "check the bucket name, warehouse.s3_endpoint_url and the credentials in "
+            f"{settings.s3_key_id_env} / {settings.s3_secret_env}."
+        )
+    return None
+
+
+def lake_problems(settings: LakeSettings) -> list[str]:
+    """What keeps this lake from being used, one line each; writes nothing to the catalog."""
+    missing = missing_s3_variables(settings)
+    if missing:
+        return [s3_variables_problem(settings, missing)]
+    con = new_database(settings)
+    try:
+        problems: list[str] = []
+        if settings.data_path and is_s3(settings.data_path):
+            problem = s3_write_problem(con, settings)
+            if problem:
+                problems.append(problem)
+        try:
+            if catalog_exists(con, settings):
+                problem = newer_schema_problem(con, settings)
+                if problem:
+                    problems.append(problem)
+        except WarehouseCatalogError as e:
+            problems.append(str(e))
+        return problems
+    finally:
+        con.close()

@@ -135,7 +135,8 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str = "", up_to: int | None = 
                 con.execute("insert into schema_version values (?, ?)", [version, now_utc()])
             current = version
     if current == LATEST_SCHEMA_VERSION:
-        con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
+        with transaction(con):  # one commit (on a DuckLake, one snapshot) for every view
+            con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
     return current
 
 
