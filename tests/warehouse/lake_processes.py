@@ -4,7 +4,8 @@
 llm_calls rows for keys START..STOP through a RowWriter (what the answer and judge steps use);
 `read STOP_FILE` runs an analyst's query in a loop until STOP_FILE exists and prints how many
 ran; `batches` writes numbered batches (one row in each of three tables, one transaction
-each) until it is killed, printing each batch number once committed.
+each) until it is killed, printing each batch number once committed; `steps SANDBOX_URL
+PROMPT_IDS` runs the answer and judge steps of round 1 on those (comma-separated) prompts.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def write_batches(config: Config) -> None:
         time.sleep(0.01)
 
 
+def run_steps(config: Config, sandbox_url: str, prompt_ids: list[str]) -> None:
+    from tests.tasks.test_answer_judge import run_round_steps
+
+    answers, pairs, judged = run_round_steps(config, sandbox_url, prompt_ids)
+    assert answers.n_failed == 0 and judged.n_errors == 0
+    print("battles", len(pairs), flush=True)
+
+
 def main(argv: list[str]) -> None:
     config = load_config(argv[0])
     if argv[1] == "rows":
@@ -88,6 +97,8 @@ def main(argv: list[str]) -> None:
         read_until(config, Path(argv[2]))
     elif argv[1] == "batches":
         write_batches(config)
+    elif argv[1] == "steps":
+        run_steps(config, argv[2], argv[3].split(","))
     else:
         raise SystemExit(f"unknown action {argv[1]!r}")
 

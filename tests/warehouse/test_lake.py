@@ -144,6 +144,7 @@ def test_sql_and_export_commands_read_the_lake(
     assert flywheel_main(refused) == 2
 
 
+@pytest.mark.slow
 def test_concurrent_writers_store_each_key_once_and_a_reader_never_fails(
     lake_config_path: Path, tmp_path: Path
 ) -> None:
@@ -169,6 +170,7 @@ def test_concurrent_writers_store_each_key_once_and_a_reader_never_fails(
         assert contract_violations(con) == []
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_a_consistent_catalog(lake_config_path: Path) -> None:
     """SIGKILL while batches (three tables, one transaction each) are being written: every
     committed batch is whole, no half batch is visible, and the lake takes new writes."""
