@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -318,7 +318,15 @@ def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All writes inside land together or not at all."""
+    """All writes inside land together or not at all. On a DuckLake, one write transaction
+    at a time in this process (warehouse/lake.py WRITE_LOCK)."""
+    from flywheel.warehouse.lake import WRITE_LOCK, is_lake_connection
+
+    with WRITE_LOCK if is_lake_connection(con) else nullcontext():
+        yield from _transaction(con)
+
+
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     con.execute("begin transaction")
     _open_transactions.add(id(con))
     try:
