@@ -289,3 +289,12 @@ def test_ducklake_settings_are_checked_with_the_config(tmp_path: Path) -> None:
     for expected, warehouse in cases.items():
         with pytest.raises(ConfigError, match=expected.replace("`", ".")):
             load_config(write_config(tmp_path, "bad", warehouse))
+
+
+def test_sql_on_an_unreachable_catalog_exits_2_naming_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unreachable = {"catalog": "postgres:host=127.0.0.1 port=1 dbname=lake user=x"}
+    config_path = write_config(tmp_path, "gone", lake_settings(tmp_path) | unreachable)
+    assert flywheel_main(["sql", "--config", str(config_path), "select 1"]) == 2
+    assert "warehouse.catalog = " in capsys.readouterr().err
