@@ -94,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_argument(serve_sandbox)
     serve_sandbox.add_argument("--port", type=int, default=8000)
 
+    warehouse = commands.add_parser("warehouse", help="manage the warehouse itself")
+    warehouse_commands = warehouse.add_subparsers(
+        dest="warehouse_command", required=True, metavar="ACTION"
+    )
+    copy = warehouse_commands.add_parser(
+        "copy", help="copy this warehouse into the empty warehouse of another config, verified"
+    )
+    _add_config_argument(copy)
+    copy.add_argument("--to", required=True, help="config file of the target warehouse")
+
     serve = commands.add_parser("serve", help="serve the nightly deployment to a Prefect server")
     _add_config_argument(serve)
     serve.add_argument("--cron", default=None, help="cron schedule (default: schedule.cron)")
@@ -133,6 +143,14 @@ def command_export(config: Config, args: argparse.Namespace) -> int:
     path = write_export(rows, args.out)
     scope = "all rounds" if args.round_id is None else f"round {args.round_id}"
     print(f"wrote {len(rows)} {args.kind} rows ({scope}) to {path}")
+    return 0
+
+
+def command_warehouse(config: Config, args: argparse.Namespace) -> int:
+    from flywheel.warehouse.copy import copy_warehouse
+
+    report = copy_warehouse(config.warehouse, load_config(args.to).warehouse)
+    print(report.summary())
     return 0
 
 
@@ -213,6 +231,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "models": command_models,
     "sandbox": command_sandbox,
     "serve": command_serve,
+    "warehouse": command_warehouse,
 }
 
 

@@ -96,9 +96,10 @@ def flywheel(
     """
     config = load_config(config_path)
     check_before_run(config)
-    with hold_run_lock(config.warehouse):
-        mark_stale_runs_crashed(config)
-        remove_staging_dirs(config)
+    with hold_run_lock(config.warehouse) as alone:
+        if alone:  # no other run works on this warehouse: what a run left half-done is stale
+            mark_stale_runs_crashed(config)
+            remove_staging_dirs(config)
         prepare(config)
         results: list[RoundResult] = []
         with arena(config) as sandbox_url:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import Config, ConfigError, load_config
+from flywheel.config import Config, ConfigError, WarehouseConfig, load_config
 from flywheel.logs import step_logger
 
 FLOW_NAMES = ("flywheel", "arena-round")
@@ -21,15 +21,19 @@ def _warehouse_of(parameters: dict[str, Any]) -> Path | None:
     """The warehouse a flywheel or arena-round run worked on, from its parameters."""
     config = parameters.get("config")
     if isinstance(config, dict):
-        path = config.get("warehouse", {}).get("path")
-        return Path(path).resolve() if path else None
+        try:
+            file = WarehouseConfig.model_validate(config.get("warehouse", {})).local_file
+        except ValueError:
+            return None
+        return file.resolve() if file else None
     config_path = parameters.get("config_path")
     if not config_path:
         return None
     try:
-        return Path(load_config(config_path).warehouse.path).resolve()
+        file = load_config(config_path).warehouse.local_file
     except ConfigError:
         return None
+    return file.resolve() if file else None
 
 
 def mark_stale_runs_crashed(config: Config) -> int:
@@ -51,7 +55,10 @@ def mark_stale_runs_crashed(config: Config) -> int:
     from prefect.runtime import flow_run
     from prefect.states import Crashed
 
-    ours = Path(config.warehouse.path).resolve()
+    ours = config.warehouse.local_file
+    if ours is None:
+        return 0
+    ours = ours.resolve()
     unfinished = [StateType.RUNNING, StateType.PENDING]
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(

@@ -84,6 +84,18 @@ def url_problem(base_url: str) -> str | None:
     return None
 
 
+def catalog_problem(catalog: str | None) -> str | None:
+    """Why `catalog` is no DuckLake catalog flywheel can open, or None (also for no catalog)."""
+    if catalog is None:
+        return None
+    kind, _, rest = catalog.partition(":")
+    if kind not in ("sqlite", "postgres") or not rest.strip():
+        return "neither `sqlite:<file>` nor `postgres:<connection string>`"
+    if kind == "postgres" and "password=" in rest.replace(" ", ""):
+        return "holds a password; the config is stored and logged, so it must not"
+    return None
+
+
 def _field_help(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
     """The help line of the field at `loc`, walking nested sections."""
     current: Any = model

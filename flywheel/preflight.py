@@ -104,6 +104,30 @@ def serve_command_problem(config: Config) -> str | None:
     return None
 
 
+def lake_problems(config: Config) -> list[str]:
+    """A DuckLake warehouse: the SQLite catalog's folder and a local data folder can be
+    written, the S3 credentials are set and the bucket takes a write, the catalog can be
+    reached with these credentials and was not made by a newer flywheel."""
+    from flywheel.warehouse.lake import is_s3, lake_problems, sqlite_catalog_file
+
+    warehouse = config.warehouse
+    assert warehouse.catalog and warehouse.data_path
+    folders: list[str | None] = []
+    catalog_file = sqlite_catalog_file(warehouse.catalog)
+    if catalog_file is not None:
+        folders.append(folder_problem("warehouse.catalog", catalog_file.parent))
+    if not is_s3(warehouse.data_path):
+        folders.append(folder_problem("warehouse.data_path", Path(warehouse.data_path)))
+    found = [p for p in folders if p is not None]
+    return found or lake_problems(warehouse)
+
+
+def warehouse_problems(config: Config) -> list[str | None]:
+    if config.warehouse.backend == "ducklake":
+        return list(lake_problems(config))
+    return [warehouse_problem(config)]
+
+
 def check_before_run(config: Config) -> None:
     """Raise ConfigError listing every problem with running `config` on this machine."""
     problems = [
@@ -111,7 +135,7 @@ def check_before_run(config: Config) -> None:
         student_problem(config),
         serve_command_problem(config),
         folder_problem("training.output_dir", Path(config.training.output_dir)),
-        warehouse_problem(config),
+        *warehouse_problems(config),
         *launcher_problems(config.training),
     ]
     found = [p for p in problems if p is not None]

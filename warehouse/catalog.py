@@ -60,7 +60,8 @@ def list_relations(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every table and view: its kind, row count and grain."""
     relations = con.execute(
         "select table_name, lower(table_type) from information_schema.tables "
-        "where table_schema = 'main' order by table_type, table_name"
+        "where table_schema = 'main' and table_catalog = current_database() "
+        "order by table_type, table_name"
     ).fetchall()
     grains = documented_grains()
     rows = []

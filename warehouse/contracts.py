@@ -55,7 +55,8 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
 def required_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     rows = con.execute(
         "select column_name from information_schema.columns "
-        "where table_name = ? and is_nullable = 'NO' order by ordinal_position",
+        "where table_name = ? and is_nullable = 'NO' and table_catalog = current_database() "
+        "order by ordinal_position",
         [table],
     ).fetchall()
     return [name for (name,) in rows]

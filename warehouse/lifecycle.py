@@ -96,9 +96,9 @@ def recorded_champion(warehouse: WarehouseSettings, round_id: int) -> ModelVersi
 
 def add_round_time(warehouse: WarehouseSettings, round_id: int, attempt_wall_s: float) -> float:
     """Add this attempt's time to any earlier attempt's; return the round's total."""
-    with connect_warehouse(warehouse) as con:
-        query = read_query("lifecycle_round_add_time")
-        return con.execute(query, [attempt_wall_s, round_id]).fetchone()[0]
+    with connect_warehouse(warehouse) as con, transaction(con):
+        con.execute(read_query("lifecycle_round_add_time"), [attempt_wall_s, round_id])
+        return con.execute(read_query("lifecycle_round_wall"), [round_id]).fetchone()[0]
 
 
 def mark_round_done(warehouse: WarehouseSettings, round_id: int) -> None:

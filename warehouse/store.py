@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -104,7 +104,8 @@ def now_utc() -> datetime:
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The warehouse's schema version; 0 for an empty file."""
     exists = con.execute(
-        "select count(*) from information_schema.tables where table_name = 'schema_version'"
+        "select count(*) from information_schema.tables where table_name = 'schema_version' "
+        "and table_catalog = current_database()"
     ).fetchone()[0]
     if not exists:
         return 0
@@ -129,17 +130,13 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str = "", up_to: int | None = 
     con.execute("create table if not exists schema_version (version integer, applied_at timestamp)")
     for version, migration in migration_files():
         if current < version <= target:
-            con.execute("begin transaction")
-            try:
+            with transaction(con):
                 con.execute(migration.read_text(encoding="utf-8"))
                 con.execute("insert into schema_version values (?, ?)", [version, now_utc()])
-                con.execute("commit")
-            except Exception:
-                con.execute("rollback")
-                raise
             current = version
     if current == LATEST_SCHEMA_VERSION:
-        con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
+        with transaction(con):  # one commit (on a DuckLake, one snapshot) for every view
+            con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
     return current
 
 
@@ -294,8 +291,16 @@ PROCESS_LOCK = threading.RLock()
 def connect_warehouse(
     settings: WarehouseSettings, *, read_only: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The one way to open the configured file: a short burst, one at a time in this process,
-    waiting up to the configured lock timeout for other processes."""
+    """The one way to open the configured warehouse. The DuckDB file: a short burst, one at a
+    time in this process, waiting up to the configured lock timeout for other processes. A
+    DuckLake (`warehouse.backend: ducklake`): a cursor on the attached lake, no lock at all
+    (warehouse/lake.py)."""
+    if getattr(settings, "backend", "duckdb") == "ducklake":
+        from flywheel.warehouse.lake import connect_lake
+
+        with connect_lake(settings, read_only=read_only) as con:  # type: ignore[arg-type]
+            yield con
+        return
     with (
         PROCESS_LOCK,
         connect(settings.path, read_only=read_only, timeout_s=settings.lock_timeout_s) as con,
@@ -303,16 +308,41 @@ def connect_warehouse(
         yield con
 
 
+_open_transactions: set[int] = set()  # id() of the connections inside `transaction`
+
+
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con` is inside a `transaction(con)` block."""
+    return id(con) in _open_transactions
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All writes inside land together or not at all."""
+    """All writes inside land together or not at all. On a DuckLake, one write transaction
+    at a time in this process (warehouse/lake.py WRITE_LOCK)."""
+    from flywheel.warehouse.lake import WRITE_LOCK, is_lake_connection
+
+    with WRITE_LOCK if is_lake_connection(con) else nullcontext():
+        yield from _transaction(con)
+
+
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     con.execute("begin transaction")
+    _open_transactions.add(id(con))
     try:
-        yield con
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
+        try:
+            yield con
+        except BaseException:
+            con.execute("rollback")
+            raise
+        try:
+            con.execute("commit")
+        except duckdb.Error:
+            with suppress(duckdb.Error):  # a failed commit may leave the transaction open
+                con.execute("rollback")
+            raise
+    finally:
+        _open_transactions.discard(id(con))
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -16,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from flywheel.warehouse.lake import is_lake, retry_on_conflict
 from flywheel.warehouse.store import (
     PROCESS_LOCK,
     WarehouseSettings,
@@ -110,9 +112,10 @@ class RowWriter:
         checkpoint_wal_bytes: int = 1 << 20,
     ) -> None:
         self.warehouse = warehouse
+        self._lake = is_lake(warehouse)  # no file to hold, release or checkpoint
         self.n_writers = n_writers
         self.linger_s = linger_s
-        self.hold_s = hold_s
+        self.hold_s = math.inf if self._lake else hold_s
         self.release_gap_s = release_gap_s
         self.checkpoint_wal_bytes = checkpoint_wal_bytes
         self.n_flushes = 0
@@ -323,6 +326,8 @@ class RowWriter:
     def _cursor(self) -> tuple[duckdb.DuckDBPyConnection, int]:
         """A cursor of the open connection for this worker (the file is opened if needed)."""
         with self._con_lock:
+            if self._lake:
+                return self._lake_cursor(), self._generation
             if self._con is None:
                 with PROCESS_LOCK:
                     stack = ExitStack()
@@ -343,12 +348,39 @@ class RowWriter:
             self._cursors.append(cursor)
             return cursor, self._generation
 
+    def _lake_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A lake cursor of its own for this worker (under _con_lock), closed on release."""
+        if self._con_stack is None:
+            self._con_stack = ExitStack()
+            self._generation += 1
+        cursor = self._con_stack.enter_context(connect_warehouse(self.warehouse))
+        self._con = self._con or cursor  # "held": released when idle, like the file
+        self._opened_at = self._last_write = time.monotonic()
+        self._cursors.append(cursor)
+        return cursor
+
     def _write_batch(
         self, con: duckdb.DuckDBPyConnection, rows: dict[str, list[dict[str, Any]]], held: bool
     ) -> None:
         """Write `rows` in one transaction. On the open connection a stored row is looked for
-        to replace only when its key may have one (see `_replaceable_keys`)."""
+        to replace only when its key may have one (see `_replaceable_keys`). On a DuckLake the
+        transaction runs again when another writer's commit conflicts with it."""
         started = time.perf_counter()
+        if self._lake:
+            retry_on_conflict(
+                lambda: self._write_transaction(con, rows, held=False),
+                self.warehouse.lock_timeout_s,
+            )
+        else:
+            self._write_transaction(con, rows, held)
+        self._unchecked = not self._lake
+        self.n_flushes += 1
+        self.n_rows += sum(len(r) for r in rows.values())
+        self.flush_s += time.perf_counter() - started
+
+    def _write_transaction(
+        self, con: duckdb.DuckDBPyConnection, rows: dict[str, list[dict[str, Any]]], held: bool
+    ) -> None:
         with transaction(con):
             for table, table_rows in rows.items():
                 if not table_rows:
@@ -359,10 +391,6 @@ class RowWriter:
                 known = self._replaceable_keys(con, table)
                 insert_new(con, table, table_rows, may_replace=known.__contains__)
                 known.update(row_key(table, row) for row in table_rows)
-        self._unchecked = True
-        self.n_flushes += 1
-        self.n_rows += sum(len(r) for r in rows.values())
-        self.flush_s += time.perf_counter() - started
 
     def _replaceable_keys(self, con: duckdb.DuckDBPyConnection, table: str) -> set[Any]:
         """Keys that may have a stored row to replace while the file is open: those of the
@@ -378,7 +406,7 @@ class RowWriter:
 
     def _someone_waits(self) -> bool:
         """Another process (an analyst's `flywheel sql`, say) is retrying to open the file."""
-        return waiting_flag(self.warehouse.path).exists()
+        return not self._lake and waiting_flag(self.warehouse.path).exists()
 
     def _let_another_process_in(self) -> None:
         """Pause `release_gap_s`, longer while a waiting process has not got the file yet
@@ -400,6 +428,8 @@ class RowWriter:
                 for cursor in cursors:
                     with contextlib.suppress(duckdb.Error):
                         cursor.close()
+                if self._lake:
+                    return
                 if checkpoint or self._wal_bytes() >= self.checkpoint_wal_bytes:
                     self._checkpoint(con)
                 with contextlib.suppress(duckdb.Error):

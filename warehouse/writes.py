@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from flywheel.warehouse.contracts import NATURAL_KEYS
-from flywheel.warehouse.store import now_utc
+from flywheel.warehouse.lake import bump_write_guard, is_lake_connection, retry_on_conflict
+from flywheel.warehouse.store import in_transaction, now_utc, transaction
 
 # (key column, condition of a stored row that a new row may replace): a failed call, game
 # or battle is retried on a later run and its row replaced; a success is never replaced.
@@ -27,6 +28,7 @@ REPLACEABLE_ROWS: dict[str, tuple[str, str]] = {
     "battles": ("battle_id", "outcome = 'error'"),
 }
 Rows = Sequence[dict[str, Any]] | pd.DataFrame
+LAKE_WRITE_TIMEOUT_S = 120.0  # retrying a lone DuckLake write that conflicts, before failing
 _COLUMN_TYPES: dict[str, dict[str, str]] = {}  # per table (the schema is set by migrations)
 
 
@@ -34,6 +36,7 @@ def column_types(con: Any, table: str) -> dict[str, str]:
     """The table's columns and their SQL types, in order."""
     rows = con.execute(
         "select column_name, data_type from information_schema.columns where table_name = ? "
+        "and table_catalog = current_database() "
         "order by ordinal_position",
         [table],
     ).fetchall()
@@ -99,7 +102,22 @@ def insert_new(
 ) -> int:
     """Insert the rows whose natural key is not stored yet (replacing stored error rows of the
     same key, see REPLACEABLE_ROWS); return how many were added. `key` defaults to the table's
-    contract. `created_at` is filled with the current time when the rows lack it."""
+    contract. `created_at` is filled with the current time when the rows lack it.
+
+    On a DuckLake (no unique constraints) the write bumps the write guard, so that a concurrent
+    writer of the same keys conflicts at commit instead of adding them twice; outside a
+    `transaction` block the write is its own transaction, run again on a conflict (its re-check
+    then skips what the other writer stored). Inside one, the block's owner retries the block.
+    """
+    if is_lake_connection(con):
+        if not in_transaction(con):
+
+            def write_alone() -> int:
+                with transaction(con):
+                    return insert_new(con, table, rows, key, may_replace=may_replace)
+
+            return retry_on_conflict(write_alone, timeout_s=LAKE_WRITE_TIMEOUT_S)
+        bump_write_guard(con)
     key = tuple(key or NATURAL_KEYS[table])
     first = _first_per_key(table, key, rows)
     if not first:
