@@ -141,6 +141,17 @@ class StudentConfig(Section):
     build_if_missing: bool = _help(
         "build the sandbox's tiny student when `path` is absent", default=True
     )
+    cache: bool = _help(
+        "reuse a sandbox student built before with the same recipe (copied from the cache "
+        "directory in seconds), and keep each new build there",
+        default=True,
+    )
+    cache_dir: str | None = _help(
+        "the cache directory (default: $FLYWHEEL_CACHE_DIR, else $XDG_CACHE_HOME/flywheel, "
+        "else ~/.cache/flywheel); built students go in its `students/` folder",
+        default=None,
+        min_length=1,
+    )
     endpoint: EndpointConfig | None = _help(
         "answer through this endpoint instead of generating locally (the champion is served)",
         default=None,

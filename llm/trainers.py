@@ -28,6 +28,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from flywheel.config import Config, StageTrainingConfig
 from flywheel.llm.checkpoints import save_checkpoint, use_cpu_threads
+from flywheel.llm.train_progress import progress_callbacks
 
 RM_SUFFIX = "-rm"
 SCRATCH_DIR = ".scratch"
@@ -156,6 +157,8 @@ def _run(trainer: Any) -> None:
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+    for callback in progress_callbacks():  # steps and loss to the terminal (llm/train_progress.py)
+        trainer.add_callback(callback)
     trainer.train()
     if trainer.state.global_step == 0:
         raise RuntimeError(
