@@ -140,26 +140,41 @@ def aggregate_battles(
     used as its codes).
     """
     n_battles = _check_lengths(model_a, model_b, outcome)
-    model_tuple, idx_a, idx_b = _encode_models(model_a, model_b, models, n_battles)
-    code = _encode_outcomes(outcome, n_battles)
-    keep = (code >= 0) & (idx_a != idx_b)
-    idx_a, idx_b, code = idx_a[keep], idx_b[keep], code[keep]
+    model_tuple, (codes_a, index_a), (codes_b, index_b) = _encode_models(model_a, model_b, models)
+    codes_o, outcome_of_label = _encode_outcomes(outcome, n_battles)
+
+    # One pass over the battles: count each (name A, name B, label) combination, then map the
+    # few combinations to (model A, model B, outcome) with outcome 3 = not a verdict.
+    n_a, n_b, n_labels = len(index_a), len(index_b), len(outcome_of_label)
+    combination = (codes_a * n_b + codes_b) * n_labels + codes_o
+    n_by_combination = np.bincount(combination, minlength=n_a * n_b * n_labels)
+    n_models = len(model_tuple)
+    by_side = np.zeros((n_models, n_models, 4), dtype=np.int64)
+    np.add.at(
+        by_side,
+        (index_a[:, None, None], index_b[None, :, None], (outcome_of_label & 3)[None, None, :]),
+        n_by_combination.reshape(n_a, n_b, n_labels),
+    )
+    n_self_play = int(np.trace(by_side[:, :, :3]).sum())
+    n_dropped = int(by_side[:, :, 3].sum()) + n_self_play
 
     # Fold sides so that low < high; "a won" becomes "low won" or "high won".
-    swapped = idx_a > idx_b
-    low, high = np.minimum(idx_a, idx_b), np.maximum(idx_a, idx_b)
-    code = np.where(swapped & (code < 2), 1 - code, code)
-
-    n_models = len(model_tuple)
-    cell = (low * n_models + high) * 3 + code
-    n_by_cell = np.bincount(cell, minlength=n_models * n_models * 3).reshape(-1, 3)
-    pair_key = np.flatnonzero(n_by_cell.sum(axis=1))
+    low, high = np.triu_indices(n_models, 1)
+    folded = np.stack(
+        [
+            by_side[low, high, 0] + by_side[high, low, 1],
+            by_side[low, high, 1] + by_side[high, low, 0],
+            by_side[low, high, 2] + by_side[high, low, 2],
+        ],
+        axis=1,
+    ).reshape(-1, 3)
+    played = folded.sum(axis=1) > 0
     return BattleCounts(
         models=model_tuple,
-        pair_low=(pair_key // n_models).astype(np.int64),
-        pair_high=(pair_key % n_models).astype(np.int64),
-        n_battles_by_outcome=n_by_cell[pair_key].astype(np.int64),
-        n_dropped=int((~keep).sum()),
+        pair_low=low[played].astype(np.int64),
+        pair_high=high[played].astype(np.int64),
+        n_battles_by_outcome=folded[played].astype(np.int64),
+        n_dropped=n_dropped,
     )
 
 
@@ -184,9 +199,9 @@ def _factorize(values: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _encode_models(
-    model_a: Any, model_b: Any, models: Sequence[str] | None, n_battles: int
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """The model order and each battle's two model indices into it."""
+    model_a: Any, model_b: Any, models: Sequence[str] | None
+) -> tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The model order, and per side each battle's name code with each code's model index."""
     codes_a, names_a = _factorize(model_a)
     codes_b, names_b = _factorize(model_b)
     for side, codes, names in (("model_a", codes_a, names_a), ("model_b", codes_b, names_b)):
@@ -207,11 +222,9 @@ def _encode_models(
     unknown = set(seen) - set(index)
     if unknown:
         raise ValueError(f"battles name models missing from `models`: {sorted(unknown)[:5]}")
-    map_a = np.array([index[m] for m in names_a.tolist()], dtype=np.int64)
-    map_b = np.array([index[m] for m in names_b.tolist()], dtype=np.int64)
-    if n_battles == 0:
-        return model_tuple, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return model_tuple, map_a[codes_a], map_b[codes_b]
+    index_a = np.array([index[m] for m in names_a.tolist()], dtype=np.int64)
+    index_b = np.array([index[m] for m in names_b.tolist()], dtype=np.int64)
+    return model_tuple, (codes_a, index_a), (codes_b, index_b)
 
 
 def _require_string_names(side: str, codes: np.ndarray, names: np.ndarray) -> None:
@@ -232,8 +245,9 @@ def _require_string_names(side: str, codes: np.ndarray, names: np.ndarray) -> No
             )
 
 
-def _encode_outcomes(outcome: Any, n_battles: int) -> np.ndarray:
-    """Each battle's outcome code: 0 side A won, 1 side B won, 2 tie, -1 not a verdict."""
+def _encode_outcomes(outcome: Any, n_battles: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each battle's label code, and each label's outcome: 0 side A won, 1 side B won, 2 tie,
+    -1 not a verdict."""
     codes, labels = _factorize(outcome)
     label_codes = np.full(len(labels), -1, dtype=np.int64)
     unknown: list[int] = []
@@ -252,9 +266,7 @@ def _encode_outcomes(outcome: Any, n_battles: int) -> np.ndarray:
             f"not a verdict: {', '.join(repr(k) for k in sorted(NOT_A_VERDICT))}. Fix: map "
             "the labels to these before rating"
         )
-    if n_battles == 0:
-        return np.zeros(0, np.int64)
-    return label_codes[codes]
+    return codes, label_codes
 
 
 def aggregate_battle_frame(
@@ -283,8 +295,8 @@ def fit_bradley_terry(
     the module docstring); it must be positive and finite.
     """
     anchor_index = _check_fit_inputs(counts, anchor_model, prior_sd_elo)
-    wins = _win_matrices(counts, counts.n_battles_by_outcome[None].astype(np.float64))
-    theta = _fit_batch(wins, anchor_index, _prior_precision(prior_sd_elo))[0]
+    pairs = _PairData(counts, counts.n_battles_by_outcome[None].astype(np.float64))
+    theta = _fit_batch(pairs, anchor_index, _prior_precision(prior_sd_elo))[0]
     return {
         model: anchor_rating + ELO_PER_NAT * float(t)
         for model, t in zip(counts.models, theta, strict=True)
@@ -318,7 +330,7 @@ def bootstrap_ratings(
 
     precision = _prior_precision(prior_sd_elo)
     observed = counts.n_battles_by_outcome.astype(np.float64)
-    theta_full = _fit_batch(_win_matrices(counts, observed[None]), anchor_index, precision)[0]
+    theta_full = _fit_batch(_PairData(counts, observed[None]), anchor_index, precision)[0]
 
     rng = np.random.default_rng(seed)
     cell_share = observed.ravel() / observed.sum()
@@ -328,8 +340,8 @@ def bootstrap_ratings(
     for start in range(0, n_samples, chunk):
         size = min(chunk, n_samples - start)
         resampled = rng.multinomial(counts.n_battles, cell_share, size=size)
-        wins = _win_matrices(counts, resampled.reshape(size, -1, 3).astype(np.float64))
-        thetas.append(_fit_batch(wins, anchor_index, precision, start=theta_full))
+        pairs = _PairData(counts, resampled.reshape(size, -1, 3).astype(np.float64))
+        thetas.append(_fit_batch(pairs, anchor_index, precision, start=theta_full))
     samples_elo = anchor_rating + ELO_PER_NAT * np.concatenate(thetas)
 
     tail = (1.0 - ci) / 2.0
@@ -487,54 +499,78 @@ def _win_matrices(counts: BattleCounts, n_by_outcome: np.ndarray) -> np.ndarray:
     return wins
 
 
-def _objective(theta: np.ndarray, wins: np.ndarray, precision: float) -> np.ndarray:
-    """Negative log-posterior per sample, for theta (n_samples, n_models) in nats."""
-    gap = theta[:, :, None] - theta[:, None, :]
-    neg_log_lik = (wins * np.logaddexp(0.0, -gap)).sum(axis=(1, 2))
+class _PairData:
+    """Per-sample pair counts in the form the Newton steps use (S samples, P pairs, n models)."""
+
+    def __init__(self, counts: BattleCounts, n_by_outcome: np.ndarray) -> None:
+        half_ties = 0.5 * n_by_outcome[:, :, 2]
+        self.low, self.high = counts.pair_low, counts.pair_high
+        self.wins_low = n_by_outcome[:, :, 0] + half_ties  # (S, P)
+        self.wins_high = n_by_outcome[:, :, 1] + half_ties
+        self.games = self.wins_low + self.wins_high
+        n_models = len(counts.models)
+        self.incidence = np.zeros((len(self.low), n_models))  # +1 low, -1 high
+        self.incidence[np.arange(len(self.low)), self.low] = 1.0
+        self.incidence[np.arange(len(self.low)), self.high] = -1.0
+        self.n_models = n_models
+
+    def gap(self, theta: np.ndarray) -> np.ndarray:
+        """theta_low - theta_high per sample and pair, (S, P)."""
+        return theta[:, self.low] - theta[:, self.high]
+
+
+def _objective(theta: np.ndarray, pairs: _PairData, precision: float) -> np.ndarray:
+    """Negative log-posterior per sample, for theta (n_samples, n_models) in nats.
+
+    Per pair: wins_low * softplus(-gap) + wins_high * softplus(gap), written with one
+    softplus as games * softplus(-gap) + wins_high * gap.
+    """
+    gap = pairs.gap(theta)
+    neg_log_lik = (pairs.games * np.logaddexp(0.0, -gap) + pairs.wins_high * gap).sum(axis=1)
     centred = theta - theta.mean(axis=1, keepdims=True)
     return neg_log_lik + 0.5 * precision * (centred**2).sum(axis=1)
 
 
 def _fit_batch(
-    wins: np.ndarray,
+    pairs: _PairData,
     anchor_index: int,
     precision: float,
     start: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Batched damped Newton for (n_samples, n_models, n_models) win matrices.
+    """Batched damped Newton over the samples of `pairs`.
 
     Returns log-strengths in nats, shape (n_samples, n_models), with the
     anchor's held at 0. The objective is strictly convex in the free
     coordinates, so Newton with step halving converges from any start.
     """
-    n_samples, n_models, _ = wins.shape
+    n_samples, n_models = pairs.games.shape[0], pairs.n_models
     theta = np.zeros((n_samples, n_models))
     if start is not None:
         theta[:] = start - start[anchor_index]
     if n_models == 1:
         return theta
     free = np.delete(np.arange(n_models), anchor_index)
-    games = wins + wins.transpose(0, 2, 1)
-    wins_by_model = wins.sum(axis=2)
-    centring = np.eye(n_models) - 1.0 / n_models
-    value = _objective(theta, wins, precision)
+    diagonal = np.arange(n_models)
+    abs_incidence = np.abs(pairs.incidence)
+    centring = (np.eye(n_models) - 1.0 / n_models)[free[:, None], free[None, :]]
+    value = _objective(theta, pairs, precision)
     for _ in range(_MAX_NEWTON_STEPS):
-        p_win = 1.0 / (1.0 + np.exp(theta[:, None, :] - theta[:, :, None]))
-        gradient = (games * p_win).sum(axis=2) - wins_by_model
+        p_low = 1.0 / (1.0 + np.exp(-pairs.gap(theta)))  # P(low beats high)
+        gradient = (pairs.games * p_low - pairs.wins_low) @ pairs.incidence
         gradient += precision * (theta - theta.mean(axis=1, keepdims=True))
-        weight = games * p_win * (1.0 - p_win)
-        hessian = -weight
-        hessian[:, np.arange(n_models), np.arange(n_models)] = weight.sum(axis=2)
-        hessian += precision * centring
+        weight = pairs.games * p_low * (1.0 - p_low)
+        hessian = np.zeros((n_samples, n_models, n_models))
+        hessian[:, pairs.low, pairs.high] = -weight
+        hessian[:, pairs.high, pairs.low] = -weight
+        hessian[:, diagonal, diagonal] = weight @ abs_incidence
+        hessian = hessian[:, free[:, None], free[None, :]] + precision * centring
         step = np.zeros_like(theta)
-        step[:, free] = -np.linalg.solve(
-            hessian[:, free[:, None], free[None, :]], gradient[:, free, None]
-        )[:, :, 0]
+        step[:, free] = -np.linalg.solve(hessian, gradient[:, free, None])[:, :, 0]
         # Halve the step where it does not decrease the objective.
         step_size = np.ones(n_samples)
         for _ in range(_MAX_HALVINGS):
             trial = theta + step_size[:, None] * step
-            trial_value = _objective(trial, wins, precision)
+            trial_value = _objective(trial, pairs, precision)
             worse = trial_value > value + 1e-12 * np.abs(value)
             if not worse.any():
                 break
