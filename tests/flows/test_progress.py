@@ -103,3 +103,24 @@ def test_the_student_line_says_when_the_cache_was_used(tmp_path: Path) -> None:
 
 def test_durations_read_naturally() -> None:
     assert [format_duration(s) for s in (4.2, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]
+
+
+def test_the_prefect_progress_artifact_is_updated_every_five_seconds_and_at_the_end() -> None:
+    class CountingProgress(StepProgress):
+        def __init__(self, clock: FakeClock) -> None:
+            super().__init__("k", "judge", stream=io.StringIO(), clock=clock, artifact=False)
+            self._artifact = True
+            self.updates: list[float] = []
+
+        def _update_artifact(self, percent: float) -> None:
+            self._artifact_id = self._artifact_id or "id"  # type: ignore[assignment]
+            self.updates.append(percent)
+
+    clock = FakeClock()
+    progress = CountingProgress(clock)
+    for done in range(0, 1001):
+        clock.now = done * 0.02  # 20 s in all
+        progress(done, 1000)
+    progress(1000, 1000)
+    assert progress.updates[0] == 0.0 and progress.updates[-1] == 100.0
+    assert progress.updates[1:-1] == [25.0, 50.0, 75.0]
