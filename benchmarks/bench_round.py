@@ -89,13 +89,20 @@ def instrument_artifacts(artifact_s: dict[str, float]) -> None:
     """Time Prefect's artifact API calls made from inside the steps (they are Prefect's time)."""
     import prefect.artifacts
 
-    from flywheel.tasks import report
-
     for name in ARTIFACT_CALLS:
         wrapped = timed(getattr(prefect.artifacts, name), name, artifact_s)
         setattr(prefect.artifacts, name, wrapped)
-        if hasattr(report, name):
-            setattr(report, name, wrapped)
+        for module in _modules_calling_artifacts():
+            if hasattr(module, name):
+                setattr(module, name, wrapped)
+
+
+def _modules_calling_artifacts() -> list[Any]:
+    """Our modules that may hold their own reference to an artifact function."""
+    from flywheel.flows import progress
+    from flywheel.tasks import report
+
+    return [progress, report]
 
 
 def first_api_call() -> None:
@@ -226,13 +233,12 @@ def restore_round() -> None:
         setattr(round_flow, name, getattr(round_flow, name).__wrapped__)
     import prefect.artifacts
 
-    from flywheel.tasks import report
-
     for name in ARTIFACT_CALLS:
         original = getattr(prefect.artifacts, name).__wrapped__
         setattr(prefect.artifacts, name, original)
-        if hasattr(report, name):
-            setattr(report, name, original)
+        for module in _modules_calling_artifacts():
+            if hasattr(module, name):
+                setattr(module, name, original)
 
 
 if __name__ == "__main__":
