@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -51,8 +52,12 @@ def scratch_config(config_path: str, workdir: Path) -> Path:
     return path
 
 
+BACKGROUND = " (background)"
+
+
 def timed(fn: Callable[..., Any], name: str, seconds: dict[str, float]) -> Callable[..., Any]:
-    """`fn`, adding its wall time to `seconds[name]` at each call."""
+    """`fn`, adding its wall time to `seconds[name]` at each call (`name (background)` when
+    called from flywheel's progress-artifact threads, which no step waits for)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -60,7 +65,10 @@ def timed(fn: Callable[..., Any], name: str, seconds: dict[str, float]) -> Calla
         try:
             return fn(*args, **kwargs)
         finally:
-            seconds[name] += time.perf_counter() - started
+            in_background = threading.current_thread().name.startswith("progress-")
+            seconds[name + (BACKGROUND if in_background else "")] += (
+                time.perf_counter() - started
+            )
 
     return wrapper
 
@@ -153,6 +161,7 @@ def main() -> None:
                 wall_s = time.perf_counter() - started
                 stage = stage_of(config, round_id)
                 figures = round_figures(round_id, stage, wall_s, step_s, bookkeeping_s, artifact_s)
+                figures["progress_artifacts"] = progress_artifacts(round_id)
                 rounds.append(figures)
                 restore_round()
 
@@ -165,8 +174,10 @@ def main() -> None:
             f"{figures['bookkeeping_s']:.2f} s, Prefect itself {figures['prefect_s']:.2f} s "
             f"({figures['prefect_share']:.1%} of the round: orchestration "
             f"{figures['orchestration_s']:.2f} s, artifact calls "
-            f"{sum(figures['artifact_calls_s'].values()):.2f} s)"
+            f"{figures['artifact_calls_waited_s']:.2f} s)"
         )
+        shown = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(figures["progress_artifacts"].items()))
+        print(f"round {figures['round_id']} progress artifacts in the UI: {shown}")
     print(
         "Prefect's temporary server start-up and first API call (once per run, not in the "
         f"share): {server_s:.1f} s"
@@ -186,6 +197,19 @@ def main() -> None:
     )
 
 
+def progress_artifacts(round_id: int) -> dict[str, float]:
+    """What the Prefect UI shows for the round's progress artifacts: each one's last value."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = [f"round-{round_id}-{step}-progress" for step in ("answer", "judge", "train", "eval")]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+    return {a.key: float(a.data) for a in artifacts if a.key}
+
+
 def round_figures(
     round_id: int,
     stage: str,
@@ -195,8 +219,8 @@ def round_figures(
     artifact_s: dict[str, float],
 ) -> dict[str, Any]:
     """Prefect = orchestration (wall outside the step bodies and bookkeeping) + artifact calls
-    made inside the steps (taken out of the steps' own time)."""
-    artifacts = sum(artifact_s.values())
+    the steps waited for (taken out of the steps' own time; background ones are not)."""
+    artifacts = sum(v for name, v in artifact_s.items() if not name.endswith(BACKGROUND))
     in_steps_s = sum(step_s.values()) - artifacts
     bookkeeping = sum(bookkeeping_s.values())
     prefect_s = wall_s - in_steps_s - bookkeeping
@@ -207,6 +231,7 @@ def round_figures(
         "step_s": {name: round(step_s.get(name, 0.0), 2) for name in STEPS},
         "in_steps_s": round(in_steps_s, 2),
         "artifact_calls_s": {name: round(v, 3) for name, v in artifact_s.items()},
+        "artifact_calls_waited_s": round(artifacts, 2),
         "orchestration_s": round(prefect_s - artifacts, 2),
         "bookkeeping_s": round(bookkeeping, 2),
         "prefect_s": round(prefect_s, 2),

@@ -5,11 +5,15 @@ eval) gets a tqdm bar on stderr that vanishes when the step ends. When stderr is
 (a log file, CI, `nohup`), the step prints a plain line at most every `LINE_INTERVAL_S` seconds
 or `LINE_INTERVAL_SHARE` of the work, plus one when it ends, so a log shows progress without
 flooding. Inside a Prefect run, a progress artifact is updated every `ARTIFACT_STEP_PERCENT`
-points and `ARTIFACT_INTERVAL_S` seconds (and when it ends). Nothing here goes through Prefect's loggers: the run's logs keep one line per result.
+points and `ARTIFACT_INTERVAL_S` seconds (and when it ends), by a background thread: a step
+never waits on Prefect's API (each update is an HTTP call, 30-130 ms on a busy machine). Nothing
+here goes through Prefect's loggers: the run's logs keep one line per result.
 """
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import sys
 import threading
 import time
@@ -23,7 +27,8 @@ from tqdm import tqdm
 from flywheel.config import Config
 
 ARTIFACT_STEP_PERCENT = 5.0  # update the artifact at most every 5 points ...
-ARTIFACT_INTERVAL_S = 5.0  # ... and 5 s (each update is an API call: ~30 ms on a busy machine)
+ARTIFACT_INTERVAL_S = 5.0  # ... and 5 s
+ARTIFACT_CLOSE_TIMEOUT_S = 5.0  # the last update waits at most this long for a slow API
 LINE_INTERVAL_S = 10.0  # without a terminal: a line at most every 10 s ...
 LINE_INTERVAL_SHARE = 0.10  # ... or every 10% of the work, whichever comes first
 
@@ -53,7 +58,7 @@ class StepProgress:
         self._clock = clock
         self._artifact = artifact and _in_prefect_run()
         self._bar: tqdm | None = None
-        self._artifact_id: UUID | None = None
+        self._sender: _ArtifactSender | None = None
         self._last_percent = -ARTIFACT_STEP_PERCENT
         self._last_artifact_time = -ARTIFACT_INTERVAL_S
         self._started: float | None = None
@@ -73,11 +78,11 @@ class StepProgress:
             else:
                 self._maybe_print_line(now, n_done, n_total, loss)
             if self._artifact and self._artifact_due(now, percent):
-                self._update_artifact(percent)
+                self._send(percent)
                 self._last_percent, self._last_artifact_time = percent, now
 
     def _artifact_due(self, now: float, percent: float) -> bool:
-        if self._artifact_id is None or (percent >= 100.0 and self._last_percent < 100.0):
+        if self._sender is None or (percent >= 100.0 and self._last_percent < 100.0):
             return True
         return (
             percent - self._last_percent >= ARTIFACT_STEP_PERCENT
@@ -131,19 +136,68 @@ class StepProgress:
             parts.append(f"ETA {format_duration(elapsed / rate_done * (n_total - n_done))}")
         return ", ".join(parts)
 
-    def _update_artifact(self, percent: float) -> None:
-        from prefect.artifacts import create_progress_artifact, update_progress_artifact
-
-        if self._artifact_id is None:
-            self._artifact_id = create_progress_artifact(
-                progress=percent, key=self.key, description=self.description
-            )
+    def _send(self, percent: float) -> None:
+        """Create the artifact here (in the step's Prefect context), update it in the background."""
+        if self._sender is None:
+            self._sender = _ArtifactSender(self.key, self.description, percent)
         else:
-            update_progress_artifact(self._artifact_id, percent, description=self.description)
+            self._sender.submit(percent)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+        if self._sender is not None:
+            self._sender.close()
+
+
+class _ArtifactSender:
+    """A Prefect progress artifact whose updates a daemon thread sends, latest value only."""
+
+    def __init__(self, key: str, description: str, percent: float) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.description = description
+        self.artifact_id: UUID = create_progress_artifact(
+            progress=percent, key=key, description=description
+        )
+        self._pending: float | None = None
+        self._closed = False
+        self._wake = threading.Condition()
+        context = contextvars.copy_context()  # Prefect's settings and client live in it
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"progress-{key}", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, percent: float) -> None:
+        with self._wake:
+            self._pending = percent
+            self._wake.notify()
+
+    def close(self) -> None:
+        """Send the last value (waiting at most ARTIFACT_CLOSE_TIMEOUT_S), then stop."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(ARTIFACT_CLOSE_TIMEOUT_S)
+
+    def _run(self) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        while True:
+            with self._wake:
+                while self._pending is None and not self._closed:
+                    self._wake.wait()
+                percent, self._pending = self._pending, None
+                closed = self._closed
+            if percent is not None:
+                try:
+                    update_progress_artifact(self.artifact_id, percent, description=self.description)
+                except Exception as e:  # progress is cosmetic: the step goes on
+                    logging.getLogger(__name__).warning("progress artifact not updated: %s", e)
+                    return
+            if closed:
+                return
 
 
 def describe_student(report: Any) -> str:

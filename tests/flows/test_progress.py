@@ -112,8 +112,8 @@ def test_the_prefect_progress_artifact_is_updated_every_five_seconds_and_at_the_
             self._artifact = True
             self.updates: list[float] = []
 
-        def _update_artifact(self, percent: float) -> None:
-            self._artifact_id = self._artifact_id or "id"  # type: ignore[assignment]
+        def _send(self, percent: float) -> None:
+            self._sender = self._sender or "sender"  # type: ignore[assignment]
             self.updates.append(percent)
 
     clock = FakeClock()
