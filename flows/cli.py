@@ -155,14 +155,15 @@ def command_warehouse(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_init(config: Config, args: argparse.Namespace) -> int:
+    from flywheel.flows.progress import StepProgress, describe_student
     from flywheel.sandbox.student import build_student
 
-    report = build_student(config, force=args.force)
-    how = f"built in {report.wall_s:.0f} s" if report.built else "existing checkpoint reused"
-    print(
-        f"student at {report.path}: {report.n_parameters / 1e6:.2f}M parameters, held-out "
-        f"sandbox accuracy {report.heldout_accuracy:.1%}, {how}"
-    )
+    progress = StepProgress("student-build-progress", "round-0 student: training", unit="step")
+    try:
+        report = build_student(config, force=args.force, on_progress=progress)
+    finally:
+        progress.close()
+    print(describe_student(report))
     return 0
 
 

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flywheel.config import Config, load_config
 from flywheel.errors import describe_failure
+from flywheel.flows.progress import StepProgress, describe_student, note
 from flywheel.flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
 from flywheel.flows.round import RoundResult, arena_round
 from flywheel.flows.run_lock import hold_run_lock
@@ -62,11 +63,14 @@ def prepare(config: Config) -> None:
         from flywheel.sandbox.student import build_student
 
         log = step_logger(__name__)
-        log.info("building the round-0 student at %s (about 6 minutes on 2 cores)", student_path)
-        built = build_student(config)
-        log.info(
-            "built the round-0 student: held-out accuracy %.1f%%", 100 * built.heldout_accuracy
-        )
+        log.info("round-0 student at %s: from the cache or built", student_path)
+        progress = StepProgress("student-build-progress", "round-0 student: training", unit="step")
+        try:
+            built = build_student(config, on_progress=progress)
+        finally:
+            progress.close()
+        log.info(describe_student(built))
+        note(describe_student(built))
     register_base_model(config.warehouse, str(student_path))
     if config.prompts.sandbox_pool_size:
         fill_sandbox_pool(config)

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from flywheel.config import Config
 from flywheel.flows.progress import StepProgress
 from flywheel.llm.checkpoints import configure_cpu_threads
+from flywheel.llm.train_progress import reporting_training_progress
 from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
@@ -114,7 +115,12 @@ def train(config: Config, round_id: int, stage: str, champion: ModelVersion) -> 
     A stage that raised fails the round (its cause is in `training_runs` and `rounds`); a
     stage skipped for too few mined rows does not.
     """
-    trained = run_training_stage(config, round_id, stage, champion)
+    progress = StepProgress(f"round-{round_id}-train-progress", f"round {round_id}: {stage}")
+    try:
+        with reporting_training_progress(progress):
+            trained = run_training_stage(config, round_id, stage, champion)
+    finally:
+        progress.close()
     if trained.status == "failed":
         raise StageFailedError(f"round {round_id}: the {stage} stage failed: {trained.reason}")
     return trained

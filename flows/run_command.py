@@ -33,11 +33,20 @@ def nothing_to_do(config: Config, rounds: int | None, retry_failed: bool) -> boo
     return not planned_rounds(config, rounds, one_more=False)
 
 
+def first_line(config: Config, config_path: str, rounds: int | None, retry_failed: bool) -> str:
+    """What this run will do and roughly how long it takes."""
+    from flywheel.flows.flywheel_flow import planned_rounds
+    from flywheel.flows.progress import run_plan
+
+    return run_plan(config, config_path, planned_rounds(config, rounds, False), retry_failed)
+
+
 def run_flywheel_cli(
     config: Config, config_path: str, rounds: int | None, retry_failed: bool = False
 ) -> int:
     """The rounds, then the per-round table; see the module doc for the exit statuses."""
     if not nothing_to_do(config, rounds, retry_failed):
+        print(first_line(config, config_path, rounds, retry_failed), flush=True)
         status = _run(config, config_path, rounds, retry_failed)
     else:
         target = rounds if rounds is not None else config.schedule.rounds

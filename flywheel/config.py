@@ -387,6 +387,17 @@ class StudentConfig(Section):
         default=None,
     )
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    cache: bool = _help(
+        "reuse a sandbox student built before with the same recipe (copied from the cache "
+        "directory in seconds), and keep each new build there",
+        default=True,
+    )
+    cache_dir: str | None = _help(
+        "the cache directory (default: $FLYWHEEL_CACHE_DIR, else $XDG_CACHE_HOME/flywheel, "
+        "else ~/.cache/flywheel); built students go in its `students/` folder",
+        default=None,
+        min_length=1,
+    )
     endpoint: EndpointConfig | None = _help(
         "backend endpoint: a URL that already serves the student. Its `model` may hold "
         "{checkpoint} or {version} (the server then refuses another version); otherwise "

@@ -36,6 +36,7 @@ from flywheel.llm.stage_setup import (
     peft_config,
 )
 from flywheel.llm.trained_checkpoint import save_trained
+from flywheel.llm.train_progress import progress_callbacks
 
 RM_SUFFIX = "-rm"
 SCRATCH_DIR = ".scratch"
@@ -137,6 +138,8 @@ def _run(trainer: Any) -> dict[str, Any]:
 
     if not ECHO_LOGS:
         trainer.remove_callback(PrinterCallback)
+    for callback in progress_callbacks():  # steps and loss to the terminal (llm/train_progress.py)
+        trainer.add_callback(callback)
     trainer.train()
     if trainer.state.global_step == 0:
         raise RuntimeError(

@@ -16,6 +16,9 @@ Built locally from nothing downloaded, in about six minutes on two cores:
    right or slipped at the recipe's per-skill `slip_rates`, in the references' terse style;
 4. check: checker accuracy on held-out generated tasks (another seed), expected 10-40%.
 
+A build is kept in the user's cache directory, keyed by a hash of its recipe
+(`sandbox/student_cache.py`); a later build with the same recipe copies it in seconds.
+
 The student's tasks use their own seed range (`STUDENT_TRAIN_SEED_OFFSET` and
 `STUDENT_HELDOUT_SEED_OFFSET` + `config.student.seed`), apart from the sandbox prompt pool's.
 """
@@ -23,6 +26,7 @@ The student's tasks use their own seed range (`STUDENT_TRAIN_SEED_OFFSET` and
 from __future__ import annotations
 
 import collections
+import logging
 import random
 import re
 import shutil
@@ -30,7 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flywheel.config import Config, StageTrainingConfig
@@ -43,7 +47,15 @@ from flywheel.llm.checkpoints import (
     publish_checkpoint,
     save_checkpoint,
 )
+from flywheel.llm.train_progress import TrainingProgress, reporting_training_progress
 from flywheel.sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
+from flywheel.sandbox.student_cache import (
+    CachedStudent,
+    copy_cached_student,
+    find_cached_student,
+    recipe_key,
+    store_student,
+)
 from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
 STUDENT_TRAIN_SEED_OFFSET = 1_000_000
@@ -91,7 +103,9 @@ class StudentReport:
     n_parameters: int
     heldout_accuracy: float
     wall_s: float
-    built: bool  # False when an existing checkpoint was reused
+    built: bool  # False when an existing checkpoint was reused or copied from the cache
+    from_cache: bool = False  # copied from the student cache (then heldout_accuracy is its build's)
+    cache_path: Path | None = None  # the cache entry used or written (None: cache off or failed)
 
 
 def student_tasks(config: Config, recipe: StudentRecipe) -> tuple[list[SkillTask], list[SkillTask]]:
@@ -149,33 +163,124 @@ def sandbox_accuracy(model_path: str | Path, tasks: Sequence[SkillTask], config:
     return n_right / len(tasks)
 
 
+def student_recipe_fields(config: Config, recipe: StudentRecipe) -> dict[str, object]:
+    """The build's settings that determine its weights (with the code and library versions,
+    `recipe_key` hashes them into the student cache's key)."""
+    import torch
+
+    return {
+        "recipe": asdict(recipe),
+        "seed": config.student.seed,
+        "task_difficulty": config.sandbox.task_difficulty,
+        "training": _training_config(recipe).model_dump(mode="json"),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+
+
+def student_cache_key(config: Config, recipe: StudentRecipe | None = None) -> str:
+    return recipe_key(student_recipe_fields(config, recipe or StudentRecipe()))
+
+
+def cached_student(config: Config, recipe: StudentRecipe | None = None) -> CachedStudent | None:
+    """The cache's complete build of this config's student, if any (None when the cache is off)."""
+    if not config.student.cache:
+        return None
+    return find_cached_student(student_cache_key(config, recipe), config.student.cache_dir)
+
+
 def build_student(
-    config: Config, force: bool = False, recipe: StudentRecipe | None = None
+    config: Config,
+    force: bool = False,
+    recipe: StudentRecipe | None = None,
+    on_progress: TrainingProgress | None = None,
 ) -> StudentReport:
     """Build (or reuse) the round-0 student at `config.student.path` and measure it.
 
-    An existing checkpoint is reused unless `force`; a forced rebuild replaces it only once the
+    An existing checkpoint is reused unless `force`; else a complete build of the same recipe
+    in the student cache is copied in (unless `force`), else it is trained (`on_progress` gets
+    its steps) and kept in the cache. A forced rebuild replaces the checkpoint only once the
     new one is complete. Deterministic under `config.student.seed`.
     """
     recipe = recipe or StudentRecipe()
     started = time.perf_counter()
     path = Path(config.student.path)
-    train, heldout = student_tasks(config, recipe)
     reuse = is_checkpoint(path) and not force
     if path.exists() and not is_checkpoint(path) and not force:
         raise FileExistsError(
             f"student.path {path} exists but holds no checkpoint. Fix: remove it, point "
             "student.path elsewhere, or rebuild with force (`flywheel init --force`)."
         )
+    if not reuse and not force:
+        copied = _copy_from_cache(config, recipe, path, started)
+        if copied is not None:
+            return copied
+    train, heldout = student_tasks(config, recipe)
     if not reuse:
-        _train_student(config, recipe, train, path, force)
+        with reporting_training_progress(on_progress):
+            _train_student(config, recipe, train, path, force)
     model, _ = load_checkpoint(path, device="cpu")
-    return StudentReport(
+    report = StudentReport(
         path=path,
         n_parameters=n_parameters(model),
         heldout_accuracy=sandbox_accuracy(path, heldout, config),
         wall_s=time.perf_counter() - started,
         built=not reuse,
+    )
+    if reuse or not config.student.cache:
+        return report
+    return _store_in_cache(config, recipe, report)
+
+
+def _copy_from_cache(
+    config: Config, recipe: StudentRecipe, path: Path, started: float
+) -> StudentReport | None:
+    """The cached build copied to `path` and loaded, or None (no entry, or it does not load)."""
+    entry = cached_student(config, recipe)
+    if entry is None:
+        return None
+    copy_cached_student(entry, path)
+    try:
+        model, _ = load_checkpoint(path, device="cpu")
+    except Exception as e:  # a corrupt entry that passed the checks: rebuild instead
+        logging.getLogger(__name__).warning("cached student %s does not load (%s)", entry.path, e)
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    return StudentReport(
+        path=path,
+        n_parameters=n_parameters(model),
+        heldout_accuracy=entry.heldout_accuracy,
+        wall_s=time.perf_counter() - started,
+        built=False,
+        from_cache=True,
+        cache_path=entry.path,
+    )
+
+
+def _store_in_cache(config: Config, recipe: StudentRecipe, report: StudentReport) -> StudentReport:
+    """Keep a fresh build in the cache; a cache that cannot be written only costs a warning."""
+    fields = student_recipe_fields(config, recipe)
+    try:
+        entry = store_student(
+            report.path,
+            recipe_key(fields),
+            fields,
+            heldout_accuracy=report.heldout_accuracy,
+            n_parameters=report.n_parameters,
+            build_wall_s=report.wall_s,
+            configured=config.student.cache_dir,
+        )
+    except OSError as e:
+        logging.getLogger(__name__).warning("the student cache was not written: %s", e)
+        return report
+    return StudentReport(**{**report.__dict__, "cache_path": entry})
+
+
+def _training_config(recipe: StudentRecipe) -> StageTrainingConfig:
+    return StageTrainingConfig(
+        learning_rate=recipe.learning_rate,
+        max_steps=recipe.max_steps,
+        batch_size=recipe.batch_size,
+        max_length=recipe.max_length,
     )
 
 
@@ -209,12 +314,7 @@ def _train_student(
         )
         for t in train
     ]
-    cfg = StageTrainingConfig(
-        learning_rate=recipe.learning_rate,
-        max_steps=recipe.max_steps,
-        batch_size=recipe.batch_size,
-        max_length=recipe.max_length,
-    )
+    cfg = _training_config(recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.build-{uuid.uuid4().hex[:8]}"
     try:

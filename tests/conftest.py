@@ -28,6 +28,14 @@ def load_config_in(tmp_path: Path, name: str = "smoke", **section_updates: dict)
     return parse_config(data, f"configs/{name}.yaml (test copy)")
 
 
+@pytest.fixture(autouse=True)
+def student_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own student cache: no test reads or fills the user's ~/.cache/flywheel."""
+    path = tmp_path_factory.mktemp("student-cache")
+    monkeypatch.setenv("FLYWHEEL_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def smoke_config(tmp_path: Path) -> Config:
     return load_config_in(tmp_path, "smoke")

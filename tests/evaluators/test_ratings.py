@@ -12,6 +12,7 @@ from flywheel.evaluators.ratings import (
     bootstrap_ratings,
     fit_bradley_terry,
     online_elo,
+    rating_warnings,
 )
 
 
@@ -120,18 +121,91 @@ def test_other_outcomes_and_self_play_are_dropped_and_counted():
     assert counts.n_battles_by_model == {"x": 2, "y": 2}
 
 
-def test_undefeated_model_gets_a_finite_rating_above_the_rest():
+def test_undefeated_model_gets_a_finite_rating_flagged_and_unbounded_above():
     counts = literal_counts([("x", "y", "a", 10), ("y", "z", "a", 6), ("y", "z", "b", 4)])
     ratings = fit_bradley_terry(counts, anchor_model="y")
     assert all(math.isfinite(r) for r in ratings.values())
     assert ratings["x"] > ratings["y"] + 300 and ratings["x"] < ratings["y"] + 2000
-    boot = bootstrap_ratings(counts, n_samples=200, anchor_model="y")
-    assert all(math.isfinite(v) for r in boot for v in (r.ci_low, r.ci_high, r.median))
+    boot = {r.model: r for r in bootstrap_ratings(counts, n_samples=200, anchor_model="y")}
+    assert boot["x"].flags == ("never_lost",) and not boot["x"].estimable
+    assert boot["x"].ci_high == math.inf and math.isfinite(boot["x"].ci_low)
+    assert boot["y"].estimable and boot["z"].estimable
+    assert all(math.isfinite(v) for m in "yz" for v in (boot[m].ci_low, boot[m].ci_high))
+    assert rating_warnings(list(boot.values())) == [
+        "x: never lost: the upper side of their rating comes from the prior only "
+        "(interval unbounded above)"
+    ]
 
 
-def test_disconnected_models_still_get_finite_ratings():
-    counts = literal_counts([("w", "x", "a", 5), ("w", "x", "b", 5), ("y", "z", "a", 8)])
+def test_a_model_that_never_won_is_flagged_and_unbounded_below():
+    counts = literal_counts([("x", "y", "b", 7), ("y", "z", "a", 3), ("y", "z", "b", 3)])
+    boot = {r.model: r for r in bootstrap_ratings(counts, n_samples=50, anchor_model="z")}
+    assert boot["x"].flags == ("never_won",) and boot["x"].ci_low == -math.inf
+    assert math.isfinite(boot["x"].ci_high) and boot["y"].estimable and boot["z"].estimable
+
+
+def test_a_group_that_never_lost_to_the_anchors_side_is_unbounded_above():
+    counts = literal_counts(
+        [("p", "q", "a", 5), ("p", "q", "b", 5), ("p", "r", "a", 4), ("q", "r", "a", 4)]
+    )
+    boot = {r.model: r for r in bootstrap_ratings(counts, n_samples=50, anchor_model="r")}
+    assert boot["p"].flags == ("unbounded_above",) and boot["q"].flags == ("unbounded_above",)
+    assert boot["p"].ci_high == math.inf and boot["r"].flags == ("never_won",)
+
+
+def test_a_group_without_the_anchor_is_flagged_not_comparable():
+    """Two groups that never met: the other group's intervals say nothing about the anchor."""
+    rng = np.random.default_rng(11)
+    group_1 = {"m0": 1000.0, "m1": 1100.0}
+    group_2 = {"n0": 1300.0, "n1": 1250.0}
+    a1, b1, o1 = draw_battles(group_1, 500, rng)
+    a2, b2, o2 = draw_battles(group_2, 500, rng)
+    counts = aggregate_battles(a1 + a2, b1 + b2, o1 + o2)
     assert all(math.isfinite(r) for r in fit_bradley_terry(counts).values())
+    boot = {r.model: r for r in bootstrap_ratings(counts, n_samples=100, anchor_model="m0")}
+    for model in group_2:
+        assert boot[model].flags == ("not_connected_to_anchor",)
+        assert (boot[model].ci_low, boot[model].ci_high) == (-math.inf, math.inf)
+    assert boot["m1"].estimable and math.isfinite(boot["m1"].ci_high)
+    (warning,) = rating_warnings(list(boot.values()))
+    assert warning.startswith("n0, n1: no chain of battles links them to the anchor")
+
+
+def test_fastchat_outcome_labels_are_read():
+    fastchat = aggregate_battles(
+        ["x", "x", "y", "y"], ["y", "y", "x", "x"], ["model_a", "tie (bothbad)", "model_b", "tie"]
+    )
+    ours = aggregate_battles(["x", "x", "y", "y"], ["y", "y", "x", "x"], ["a", "tie", "b", "tie"])
+    assert np.array_equal(fastchat.n_battles_by_outcome, ours.n_battles_by_outcome)
+    assert fastchat.n_dropped == 0
+
+
+def test_unrecognised_outcome_labels_are_refused_by_name_not_dropped():
+    with pytest.raises(ValueError, match=r"not recognised: 'draw', 'A' \(2 of 4 battles\)"):
+        aggregate_battles(["x"] * 4, ["y"] * 4, ["a", "draw", "A", "unparsed"])
+    with pytest.raises(ValueError, match="None/NaN"):
+        aggregate_battles(["x", "x"], ["y", "y"], ["a", None])
+
+
+def test_model_names_that_are_not_strings_are_refused_clearly():
+    with pytest.raises(ValueError, match=r"model_b holds 7 \(int\), first at battle 1"):
+        aggregate_battles(["x", "y"], ["y", 7], ["a", "b"])
+    with pytest.raises(ValueError, match="model_a is missing"):
+        aggregate_battles([None, "y"], ["y", "x"], ["a", "b"])
+    with pytest.raises(ValueError, match="models must be strings"):
+        aggregate_battles(["x"], ["y"], ["a"], models=["x", "y", 3])
+
+
+def test_categorical_columns_give_the_same_counts():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(12)
+    a, b, o = draw_battles(TRUE_ELO, 1_000, rng)
+    from_lists = aggregate_battles(a, b, o)
+    from_categories = aggregate_battles(
+        pd.Series(a, dtype="category"), pd.Series(b, dtype="category"), pd.Categorical(o)
+    )
+    assert from_categories.models == from_lists.models
+    assert np.array_equal(from_categories.n_battles_by_outcome, from_lists.n_battles_by_outcome)
 
 
 def test_a_model_without_battles_is_pulled_to_the_mean_rating_by_the_prior():

@@ -48,8 +48,9 @@ def test_tokenizer_keeps_prose_whole_and_spells_payloads(smoke_config: Config) -
 
 
 def test_small_build_saves_a_loadable_deterministic_checkpoint(tmp_path: Path) -> None:
-    first = build_student(load_config_in(tmp_path / "a"), recipe=SMALL)
-    second = build_student(load_config_in(tmp_path / "b"), recipe=SMALL)
+    no_cache = {"cache": False}  # two real builds, not a build and its cached copy
+    first = build_student(load_config_in(tmp_path / "a", student=no_cache), recipe=SMALL)
+    second = build_student(load_config_in(tmp_path / "b", student=no_cache), recipe=SMALL)
 
     assert first.built and first.path == tmp_path / "a" / "student"
     assert 0.0 <= first.heldout_accuracy <= 1.0 and first.n_parameters > 0
