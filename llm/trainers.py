@@ -35,8 +35,8 @@ from flywheel.llm.stage_setup import (
     count_truncated,
     peft_config,
 )
-from flywheel.llm.trained_checkpoint import save_trained
 from flywheel.llm.train_progress import progress_callbacks
+from flywheel.llm.trained_checkpoint import save_trained
 
 RM_SUFFIX = "-rm"
 SCRATCH_DIR = ".scratch"
