@@ -45,6 +45,7 @@ class ModelAnswerCounts:
     n_cut: int = 0  # prompts whose oldest turns were dropped to fit the endpoint's context
     cost_usd: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    first_error: str | None = None  # the first failed call's cause, with the server's message
 
     def add_calls(self, stats: CallBatchStats, n_missing: int) -> None:
         """The outcome of answering `n_missing` prompts through an endpoint."""
@@ -70,7 +71,8 @@ class AnswerReport:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per model, for a table artifact."""
         return [
-            {k: v for k, v in vars(c).items() if k != "errors"} | {"errors": dict(c.errors)}
+            {k: v for k, v in vars(c).items() if k not in ("errors", "first_error")}
+            | {"errors": dict(c.errors)}
             for c in self.by_model.values()
         ]
 
@@ -198,6 +200,8 @@ async def answer_with_endpoint_async(
     counts.n_cut = sum(1 for f in fitted if f.n_turns_dropped)
 
     def store(i: int, result: CallResult) -> None:
+        if not result.ok and counts.first_error is None:
+            counts.first_error = result.error
         if result.ok:
             row = response_row(
                 missing[i],
@@ -266,6 +270,23 @@ def answer_with_endpoint(
             )
 
     return run_sync(main())
+
+
+class StudentAnswersFailedError(RuntimeError):
+    """Every answer the model under training was asked for failed: the round cannot battle it."""
+
+
+def require_some_answers(counts: ModelAnswerCounts, through: str) -> None:
+    """A reference may leave prompts unanswered; the student answering none of them fails the
+    step (a server refusing every request, e.g. a 404 or 400 for a model it does not serve)."""
+    n_asked = counts.n_needed - counts.n_existing
+    if n_asked and counts.n_failed == n_asked:
+        raise StudentAnswersFailedError(
+            f"{counts.model_id} answered none of its {n_asked} prompts through {through}; "
+            f"first cause: {counts.first_error}. Fix: check that the server serves this "
+            "version (a 400 or 404 naming the model means it serves another one) and that "
+            "it is reachable; a rerun asks only the unanswered prompts again."
+        )
 
 
 def answer_locally(
@@ -377,6 +398,7 @@ def answer_served(
             source=AnswerSource(backend, served.model, weights),
         )
         served.require_running(f"while answering ({counts.n_failed} prompts left unanswered)")
+    require_some_answers(counts, f"student.backend {backend} ({served.base_url})")
     return counts
 
 
@@ -407,7 +429,7 @@ def answer_as_student(
         from flywheel.llm.serving import fixed_endpoint
 
         endpoint = fixed_endpoint(config.student, model_id, model_path, sample_idx)
-        return answer_with_endpoint(
+        counts = answer_with_endpoint(
             config,
             round_id,
             prompt_ids,
@@ -419,6 +441,8 @@ def answer_as_student(
             retry=retry,
             source=fixed_endpoint_source(endpoint, model_path),
         )
+        require_some_answers(counts, f"student.endpoint ({endpoint.base_url})")
+        return counts
     if model_path is None:
         raise ValueError(
             f"{model_id} answers with student.backend {backend}, which needs its checkpoint "
@@ -513,7 +537,7 @@ def _champion_job(
             endpoint = await asyncio.to_thread(
                 fixed_endpoint, config.student, champion_id, champion_path
             )
-            return await answer_with_endpoint_async(
+            counts = await answer_with_endpoint_async(
                 config,
                 round_id,
                 prompt_ids,
@@ -525,6 +549,8 @@ def _champion_job(
                 retry=retry,
                 source=fixed_endpoint_source(endpoint, champion_path),
             )
+            require_some_answers(counts, f"student.endpoint ({endpoint.base_url})")
+            return counts
 
         return through_endpoint()
     return asyncio.to_thread(

@@ -55,8 +55,8 @@ def build_turn_end_checkpoint(path: Path) -> Path:
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     text = tokenizer.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
     ids = torch.tensor([tokenizer(text + ANSWER + "<|im_end|>" + "uggg" * 6)["input_ids"]])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(150):  # memorise the one sequence (well under a second)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-2)
+    for _ in range(60):  # memorise the one sequence (well under a second)
         model(input_ids=ids, labels=ids).loss.backward()
         optimizer.step()
         optimizer.zero_grad()

@@ -174,3 +174,34 @@ def test_a_server_that_dies_while_answering_fails_the_step_with_its_last_lines(
         answer_as_student(config, ROUND_ID, prompt_ids, "v0", str(turn_end_checkpoint), retry=fast)
     assert "| CUDA out of memory (simulated)" in str(raised.value)
     assert stored_answers(config) == {}
+
+
+REFUSING_SERVER = """
+import http.server, json, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')
+    def do_POST(self):
+        body = json.dumps({"error": {"message": "The model `v0` does not exist.", "code": 400}})
+        self.send_response(400); self.send_header("content-type", "application/json")
+        self.end_headers(); self.wfile.write(body.encode())
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), Handler).serve_forever()
+"""
+
+
+def test_a_server_refusing_every_request_fails_the_step_with_its_message_sent_once(
+    tmp_path: Path, turn_end_checkpoint: Path
+) -> None:
+    from flywheel.tasks.answer import StudentAnswersFailedError
+
+    script = tmp_path / "refusing_server.py"
+    script.write_text(REFUSING_SERVER)
+    serve = {"command": f"{sys.executable} {script} {{checkpoint}} {{port}}", "max_retries": 3}
+    config = load_config_in(tmp_path, student={"backend": "server", "serve": serve})
+    prompt_ids = insert_messages(config, [QUESTION])
+    with pytest.raises(StudentAnswersFailedError, match=r"v0 answered none of its 1 prompts"):
+        answer_as_student(config, ROUND_ID, prompt_ids, "v0", str(turn_end_checkpoint))
+    with connect(config.warehouse.path, read_only=True) as con:
+        [(error, n_attempts)] = con.execute("select error, n_attempts from llm_calls").fetchall()
+    assert "HTTP 400" in error and "does not exist" in error and n_attempts == 1
+    assert stored_answers(config) == {}
