@@ -285,6 +285,7 @@ def test_ducklake_settings_are_checked_with_the_config(tmp_path: Path) -> None:
         "warehouse.data_path": {"backend": "ducklake", "catalog": "sqlite:x.sqlite"},
         "neither `sqlite:<file>`": {"catalog": "mysql:x"},
         "holds a password": {"catalog": "postgres:host=h password=secret"},
+        "not an http:// or https:// URL": {"s3_endpoint_url": "ftp://minio"},
     }
     for expected, warehouse in cases.items():
         with pytest.raises(ConfigError, match=expected.replace("`", ".")):
