@@ -110,7 +110,8 @@ class WarehouseConfig(Section):
     @classmethod
     def _check_endpoint(cls, endpoint: str | None) -> str | None:
         problem = None if endpoint is None else url_problem(endpoint)
-        if problem is not None:
+        if problem is not None or endpoint == SANDBOX_URL:
+            problem = "not an http:// or https:// URL with a host"
             raise field_problem(problem, "write http://host:port or https://host of the S3 server")
         return endpoint
 

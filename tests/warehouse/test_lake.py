@@ -285,6 +285,7 @@ def test_ducklake_settings_are_checked_with_the_config(tmp_path: Path) -> None:
         "warehouse.data_path": {"backend": "ducklake", "catalog": "sqlite:x.sqlite"},
         "neither `sqlite:<file>`": {"catalog": "mysql:x"},
         "holds a password": {"catalog": "postgres:host=h password=secret"},
+        "not an http:// or https:// URL": {"s3_endpoint_url": "ftp://minio"},
     }
     for expected, warehouse in cases.items():
         with pytest.raises(ConfigError, match=expected.replace("`", ".")):
@@ -298,3 +299,24 @@ def test_sql_on_an_unreachable_catalog_exits_2_naming_the_setting(
     config_path = write_config(tmp_path, "gone", lake_settings(tmp_path) | unreachable)
     assert flywheel_main(["sql", "--config", str(config_path), "select 1"]) == 2
     assert "warehouse.catalog = " in capsys.readouterr().err
+
+
+def test_run_lock_is_the_sqlite_catalog_file_and_none_on_postgres(tmp_path: Path) -> None:
+    from flywheel.flows.run_lock import RunLockedError, hold_run_lock, run_lock_path
+
+    sqlite = load_config(write_config(tmp_path, "lake", lake_settings(tmp_path))).warehouse
+    assert run_lock_path(sqlite) == tmp_path / "lake.sqlite.run"
+    with hold_run_lock(sqlite) as alone:
+        assert alone
+        child = subprocess.run(
+            [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
+             "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", str(run_lock_path(sqlite))],
+            capture_output=True,
+        )  # fmt: skip
+        assert child.returncode != 0  # another process cannot take it
+    with pytest.raises(RunLockedError), hold_run_lock(sqlite), hold_run_lock(sqlite):
+        pass  # a second holder in the same process is refused too (flock per open file)
+    postgres = {"catalog": "postgres:host=db dbname=lake user=flywheel"}
+    shared = load_config(write_config(tmp_path, "pg", lake_settings(tmp_path) | postgres))
+    with hold_run_lock(shared.warehouse) as alone:
+        assert not alone and run_lock_path(shared.warehouse) is None
