@@ -65,12 +65,18 @@ class StepProgress:
         self._first_done = 0
         self._last_line: tuple[float, float] | None = None  # (time, share) of the last plain line
         self._finished = False
+        self._last_count: tuple[int, int] | None = None  # (done, total) of the last call
         self._lock = threading.Lock()
 
     def __call__(self, n_done: int, n_total: int, loss: float | None = None) -> None:
         percent = 100.0 * n_done / n_total if n_total else 100.0
         with self._lock:
             now = self._clock()
+            if self._last_count is not None and (
+                n_total != self._last_count[1] or n_done < self._last_count[0]
+            ):
+                self._restart()  # a new phase (rm+rl: the reward model, then the policy)
+            self._last_count = (n_done, n_total)
             if self._started is None:
                 self._started, self._first_done = now, n_done
             if self.show_bar:
@@ -80,6 +86,10 @@ class StepProgress:
             if self._artifact and self._artifact_due(now, percent):
                 self._send(percent)
                 self._last_percent, self._last_artifact_time = percent, now
+
+    def _restart(self) -> None:
+        self._started, self._last_line, self._finished = None, None, False
+        self._last_percent, self._last_artifact_time = -ARTIFACT_STEP_PERCENT, -ARTIFACT_INTERVAL_S
 
     def _artifact_due(self, now: float, percent: float) -> bool:
         if self._sender is None or (percent >= 100.0 and self._last_percent < 100.0):

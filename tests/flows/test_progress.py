@@ -124,3 +124,18 @@ def test_the_prefect_progress_artifact_is_updated_every_five_seconds_and_at_the_
     progress(1000, 1000)
     assert progress.updates[0] == 0.0 and progress.updates[-1] == 100.0
     assert progress.updates[1:-1] == [25.0, 50.0, 75.0]
+
+
+def test_a_second_phase_of_a_step_is_shown_too() -> None:
+    """rm+rl trains a reward model, then the policy: the count restarts and is shown again."""
+    out, clock = io.StringIO(), FakeClock()
+    progress = StepProgress("k", "round 3: rm+rl", stream=out, clock=clock, artifact=False)
+    for total in (34, 20):
+        for step in range(0, total + 1):
+            clock.now += 1.0
+            progress(step, total, loss=0.5)
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("round 3: rm+rl: 34/34 (100%)") for line in lines) == 1
+    assert lines[-1].startswith("round 3: rm+rl: 20/20 (100%)")
+    middle = [line for line in lines if "/20 (" in line and "20/20" not in line]
+    assert len(middle) >= 4 and "ETA" in middle[0]
