@@ -96,3 +96,24 @@ def test_early_stop_on_disagreement_without_an_ensemble_is_refused() -> None:
     message = str(refused.value)
     assert "training.rl.early_stop_disagreement_factor = 2.0" in message
     assert "training.rm.ensemble_size to 2 or more" in message
+
+
+def test_the_round_log_line_names_the_ensembles_accuracy_and_the_early_stop() -> None:
+    from flywheel.tasks.train import reward_model_line
+
+    assert reward_model_line({"rm_ensemble_size": 1}) == "reward models: 1"
+    line = reward_model_line(
+        {
+            "rm_ensemble_size": 2,
+            "rm_ensemble_heldout_accuracy": 0.75,
+            "rm_member_heldout_accuracy": [0.5, 0.75],
+            "rm_n_heldout_pairs": 4,
+            "rl_stopped_early": True,
+            "rl_stop_step": 7,
+            "rl_stop_reason": "ensemble disagreement 0.4 rose above 2 x its first value 0.1",
+        }
+    )
+    assert line == (
+        "reward models: 2; held-out pair accuracy 0.75 on 4 pairs (each 0.50, 0.75); "
+        "RL stopped early at step 7: ensemble disagreement 0.4 rose above 2 x its first value 0.1"
+    )
