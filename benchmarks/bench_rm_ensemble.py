@@ -9,7 +9,7 @@ champion's. Prints a table, the ensemble's differences against the single model,
 line.
 
     python benchmarks/bench_rm_ensemble.py --config CONFIG [--round 1] [--ensemble 3]
-        [--heldout 0.15] [--penalty 0.5] [--stop-factor 2.0]
+        [--heldout 0.15] [--penalty 0.5] [--stop-factors 0 2.0] [--stop-window 3]
 """
 
 from __future__ import annotations
@@ -25,14 +25,20 @@ sys.path.insert(0, str(REPO_ROOT))
 
 
 def _settings(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(name, training.rm updates, training.rl updates) per compared setting."""
+    """(name, training.rm updates, training.rl updates) per compared setting: the single model
+    first, then the ensemble with each early-stop factor (0: no early stop)."""
     single = {"ensemble_size": 1, "heldout_fraction": args.heldout}
     ensemble = {"ensemble_size": args.ensemble, "heldout_fraction": args.heldout}
-    rl_ensemble = {
-        "disagreement_penalty": args.penalty,
-        "early_stop_disagreement_factor": args.stop_factor,
-    }
-    return [("single", single, {}), (f"ensemble-{args.ensemble}", ensemble, rl_ensemble)]
+    settings = [("single", single, {})]
+    for factor in args.stop_factors:
+        rl = {
+            "disagreement_penalty": args.penalty,
+            "early_stop_disagreement_factor": factor or None,
+            "early_stop_window": args.stop_window,
+        }
+        name = f"k{args.ensemble}" + (f"-stop{factor:g}" if factor else "")
+        settings.append((name, ensemble, rl))
+    return settings
 
 
 def _eval_conversations(config: Any) -> list[tuple[str, list[dict[str, str]]]]:
@@ -63,7 +69,8 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--heldout", type=float, default=0.15)
     parser.add_argument("--penalty", type=float, default=0.5)
-    parser.add_argument("--stop-factor", type=float, default=2.0)
+    parser.add_argument("--stop-factors", type=float, nargs="+", default=[0.0, 2.0])
+    parser.add_argument("--stop-window", type=int, default=3)
     args = parser.parse_args()
 
     from flywheel.config import load_config
@@ -136,13 +143,15 @@ def main() -> None:
             f"{r['sandbox_accuracy']:>8.3f} {r['n_steps']:>5} {str(r['rl_stopped_early']):>5} "
             f"{r['wall_s']:>7.0f}"
         )
-    single, ensemble = results[names[0]], results[names[1]]
-    acc_gain = ensemble["rm_ensemble_heldout_accuracy"] - single["rm_ensemble_heldout_accuracy"]
-    sandbox_gain = ensemble["sandbox_accuracy"] - single["sandbox_accuracy"]
-    print(
-        f"ensemble - single: held-out pair accuracy {acc_gain:+.3f}, sandbox accuracy "
-        f"{sandbox_gain:+.3f}, wall time x{ensemble['wall_s'] / single['wall_s']:.2f}"
-    )
+    single = results[names[0]]
+    for name in names[1:]:
+        ensemble = results[name]
+        acc_gain = ensemble["rm_ensemble_heldout_accuracy"] - single["rm_ensemble_heldout_accuracy"]
+        sandbox_gain = ensemble["sandbox_accuracy"] - single["sandbox_accuracy"]
+        print(
+            f"{name} - single: held-out pair accuracy {acc_gain:+.3f}, sandbox accuracy "
+            f"{sandbox_gain:+.3f}, wall time x{ensemble['wall_s'] / single['wall_s']:.2f}"
+        )
     print(json.dumps(results, default=str))
 
 

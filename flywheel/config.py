@@ -591,9 +591,15 @@ class RLTrainingConfig(StageTrainingConfig):
     )
     early_stop_disagreement_factor: float | None = _help(
         "stop RL when the ensemble's disagreement on the policy's samples rises above this x "
-        "its value on the first batch (needs training.rm.ensemble_size >= 2); null: never",
+        "its starting value (needs training.rm.ensemble_size >= 2); null: never",
         default=None,
         gt=1,
+    )
+    early_stop_window: int = _help(
+        "batches averaged for the starting disagreement (the first ones) and the current one "
+        "(the latest ones); one batch of completions is noisy",
+        default=3,
+        ge=1,
     )
 
 

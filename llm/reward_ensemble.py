@@ -3,7 +3,7 @@
 The arithmetic is pure (held-out split, bootstrap indices, standardising, combining, pair
 accuracy, the early-stop rule); `EnsembleReward` scores GRPO's completions with the k loaded
 models, and `DisagreementStop` stops GRPO when the ensemble's spread on the policy's samples
-rises above a factor of its value on the first batch (the policy leaving the region where the
+rises above a factor of its value on the first batches (the policy leaving the region where the
 reward models agree, the first sign of reward hacking).
 """
 
@@ -73,15 +73,17 @@ def pair_accuracy(chosen: np.ndarray | list[float], rejected: np.ndarray | list[
     return float(wins / len(chosen_arr))
 
 
-def disagreement_stop_reason(history: list[float], factor: float) -> str | None:
-    """Why RL should stop, or None: the latest batch's mean disagreement is above `factor` x
-    the first batch's."""
-    if len(history) < 2 or history[0] <= 0:
+def disagreement_stop_reason(history: list[float], factor: float, window: int = 1) -> str | None:
+    """Why RL should stop, or None: the mean disagreement of the latest `window` batches is above
+    `factor` x that of the first `window` batches (the two windows do not overlap)."""
+    if len(history) < 2 * window:
         return None
-    if history[-1] > factor * history[0]:
+    start = sum(history[:window]) / window
+    latest = sum(history[-window:]) / window
+    if start > 0 and latest > factor * start:
         return (
-            f"ensemble disagreement {history[-1]:.4g} rose above {factor:g} x its first "
-            f"value {history[0]:.4g}"
+            f"ensemble disagreement {latest:.4g} (mean of the last {window} batches) rose above "
+            f"{factor:g} x its starting value {start:.4g}"
         )
     return None
 
@@ -182,7 +184,7 @@ def _mean_over_processes(value: float) -> float:
     return float(tensor.item()) / torch.distributed.get_world_size()
 
 
-def disagreement_stop_callback(reward: EnsembleReward, factor: float) -> Any:
+def disagreement_stop_callback(reward: EnsembleReward, factor: float, window: int) -> Any:
     """A TrainerCallback that stops training when `disagreement_stop_reason` gives a reason,
     keeping the step and the reason in its `stopped_at_step` and `reason`."""
     from transformers import TrainerCallback
@@ -193,7 +195,7 @@ def disagreement_stop_callback(reward: EnsembleReward, factor: float) -> Any:
             self.reason: str | None = None
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            reason = disagreement_stop_reason(reward.disagreement_history, factor)
+            reason = disagreement_stop_reason(reward.disagreement_history, factor, window)
             if reason is not None and self.reason is None:
                 self.stopped_at_step, self.reason = state.global_step, reason
             if self.reason is not None:

@@ -556,7 +556,8 @@ def train_rm_rl(
     to the base (champion). One reward model with nothing held out is GRPO's reward as is; an
     ensemble (or a held-out split) gives `EnsembleReward`: the members' standardised mean minus
     `rl_cfg.disagreement_penalty` x their spread, with an early stop when the spread on the
-    policy's samples rises above `rl_cfg.early_stop_disagreement_factor` x its first value.
+    policy's samples rises above `rl_cfg.early_stop_disagreement_factor` x its starting value
+    (each the mean of `rl_cfg.early_stop_window` batches).
     `first_loss`/`last_loss` are GRPO's; the reward models' figures, the RL reward, the
     disagreement and the early stop are in `metrics`. If RL fails, the reward models written by
     this call are removed as well.
@@ -658,7 +659,7 @@ def _early_stop(reward: ens.EnsembleReward | None, rl_cfg: RLTrainingConfig) -> 
     factor = rl_cfg.early_stop_disagreement_factor
     if reward is None or factor is None:
         return None
-    return ens.disagreement_stop_callback(reward, factor)
+    return ens.disagreement_stop_callback(reward, factor, rl_cfg.early_stop_window)
 
 
 def _disagreement_metrics(reward: ens.EnsembleReward | None, stop: Any) -> dict[str, Any]:

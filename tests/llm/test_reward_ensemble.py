@@ -72,6 +72,17 @@ def test_disagreement_stop_triggers_only_above_the_factor_of_the_first_batch() -
     assert disagreement_stop_reason([0.0, 1.0], 1.5) is None  # no spread at the start
 
 
+def test_disagreement_stop_compares_window_means_so_one_noisy_batch_does_not_stop() -> None:
+    noisy = [0.2, 0.2, 0.2, 0.7, 0.2, 0.2]  # one outlier: the last three average 0.37
+    assert disagreement_stop_reason(noisy, 2.0, window=1) is None
+    assert disagreement_stop_reason(noisy[:4], 2.0, window=1) is not None
+    assert disagreement_stop_reason(noisy, 2.0, window=3) is None
+    assert disagreement_stop_reason([0.2, 0.2, 0.2, 0.9, 0.9], 2.0, window=3) is None  # too few
+    rising = [0.2, 0.2, 0.2, 0.5, 0.5, 0.5]
+    reason = disagreement_stop_reason(rising, 2.0, window=3)
+    assert reason is not None and "mean of the last 3 batches" in reason
+
+
 def _smoke_training(rm: dict, rl: dict) -> dict:
     data = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
     data["training"]["rm"] |= rm

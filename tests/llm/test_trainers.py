@@ -183,7 +183,9 @@ def test_rl_stops_early_when_the_ensembles_disagreement_rises(
 
     monkeypatch.setattr(EnsembleReward, "rewards_of", rising_disagreement)
     rl_cfg = RLTrainingConfig(
-        **{**RL_CFG.model_dump(), "max_steps": 6}, early_stop_disagreement_factor=3.0
+        **{**RL_CFG.model_dump(), "max_steps": 6},
+        early_stop_disagreement_factor=3.0,
+        early_stop_window=1,
     )
     prompts = [_prompt(i) for i in range(8)]
     rm_cfg = ENSEMBLE_RM_CFG.model_copy(update={"max_steps": 1})
