@@ -560,6 +560,49 @@ class StageTrainingConfig(Section):
     )
 
 
+class RewardModelTrainingConfig(StageTrainingConfig):
+    """`training.rm`: a stage's settings plus the reward-model ensemble's."""
+
+    ensemble_size: int = _help(
+        "reward models fit on bootstrap resamples of the mined pairs; 1: one model on every "
+        "pair (the RL reward is then the ensemble's normalised mean minus "
+        "training.rl.disagreement_penalty x its spread across models)",
+        default=1,
+        ge=1,
+        le=16,
+    )
+    heldout_fraction: float = _help(
+        "share of the mined reward-model pairs held out (seeded) to measure each model's and the "
+        "ensemble's pair accuracy, recorded with the training run; 0: none held out",
+        default=0.0,
+        ge=0,
+        lt=0.5,
+    )
+
+
+class RLTrainingConfig(StageTrainingConfig):
+    """`training.rl`: a stage's settings plus the ensemble reward's penalty and early stop."""
+
+    disagreement_penalty: float = _help(
+        "RL reward = the ensemble's normalised mean minus this x the ensemble's std across "
+        "models (needs training.rm.ensemble_size >= 2 to have an effect)",
+        default=0.0,
+        ge=0,
+    )
+    early_stop_disagreement_factor: float | None = _help(
+        "stop RL when the ensemble's disagreement on the policy's samples rises above this x "
+        "its starting value (needs training.rm.ensemble_size >= 2); null: never",
+        default=None,
+        gt=1,
+    )
+    early_stop_window: int = _help(
+        "batches averaged for the starting disagreement (the first ones) and the current one "
+        "(the latest ones); one batch of completions is noisy",
+        default=3,
+        ge=1,
+    )
+
+
 def default_cpu_threads() -> int:
     """A fixed thread count (never load-dependent, so training is reproducible): up to 4."""
     return min(4, os.cpu_count() or 1)
@@ -591,9 +634,11 @@ class TrainingConfig(Section):
     dpo: StageTrainingConfig = Field(
         default_factory=lambda: StageTrainingConfig(learning_rate=5e-5, beta=0.1)
     )
-    rm: StageTrainingConfig = Field(default_factory=lambda: StageTrainingConfig(learning_rate=1e-4))
-    rl: StageTrainingConfig = Field(
-        default_factory=lambda: StageTrainingConfig(learning_rate=2e-5, beta=0.05)
+    rm: RewardModelTrainingConfig = Field(
+        default_factory=lambda: RewardModelTrainingConfig(learning_rate=1e-4)
+    )
+    rl: RLTrainingConfig = Field(
+        default_factory=lambda: RLTrainingConfig(learning_rate=2e-5, beta=0.05)
     )
     mining: MiningConfig = Field(default_factory=MiningConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -632,6 +677,18 @@ class TrainingConfig(Section):
                 "set training.launcher: accelerate, or remove accelerate_config_file",
                 field="accelerate_config_file",
                 value=self.accelerate_config_file,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_ensemble_early_stop(self) -> TrainingConfig:
+        if self.rl.early_stop_disagreement_factor is not None and self.rm.ensemble_size < 2:
+            raise field_problem(
+                "needs an ensemble: one reward model never disagrees with itself",
+                "set training.rm.ensemble_size to 2 or more, or remove "
+                "rl.early_stop_disagreement_factor",
+                field="rl.early_stop_disagreement_factor",
+                value=self.rl.early_stop_disagreement_factor,
             )
         return self
 

@@ -18,7 +18,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import LoraConfig, StageTrainingConfig
+from flywheel.config import (
+    LoraConfig,
+    RewardModelTrainingConfig,
+    RLTrainingConfig,
+    StageTrainingConfig,
+)
 from flywheel.llm.stage_setup import StageSetup
 
 FLYWHEEL_PID_ENV = "FLYWHEEL_TRAINING_PARENT_PID"
@@ -51,18 +56,19 @@ def run_job(job: dict[str, Any]) -> Any:
     trainers.ECHO_LOGS = True  # TRL's log lines go to the launcher's log file (rank 0 prints)
     stage, setup, seed = job["stage"], _setup(job), job["seed"]
     rows = read_jsonl(job["rows_path"])
-    cfg = StageTrainingConfig(**job["cfg"])
     if stage == "sft":
+        cfg = StageTrainingConfig(**job["cfg"])
         return trainers.train_sft(job["base_path"], rows, job["out_path"], cfg, seed, setup=setup)
     if stage == "dpo":
+        cfg = StageTrainingConfig(**job["cfg"])
         return trainers.train_dpo(job["base_path"], rows, job["out_path"], cfg, seed, setup=setup)
     return trainers.train_rm_rl(
         job["base_path"],
         rows,
         read_jsonl(job["prompts_path"]),
         job["out_path"],
-        cfg,
-        StageTrainingConfig(**job["rl_cfg"]),
+        RewardModelTrainingConfig(**job["cfg"]),
+        RLTrainingConfig(**job["rl_cfg"]),
         seed,
         max_completion_tokens=job["max_completion_tokens"],
         setup=setup,

@@ -24,10 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from flywheel.config import Config, StageTrainingConfig
+from flywheel.config import (
+    Config,
+    RewardModelTrainingConfig,
+    RLTrainingConfig,
+    StageTrainingConfig,
+)
+from flywheel.llm import reward_ensemble as ens
 from flywheel.llm.stage_setup import (
     StageSetup,
     checkpoint_dtype,
@@ -432,6 +439,103 @@ def train_reward_model(
     )
 
 
+@dataclass(frozen=True)
+class EnsembleFit:
+    """The reward models of the rm+rl stage, their score normalisers and pair accuracies."""
+
+    members: list[TrainResult]
+    normalisers: list[ens.Normaliser]
+    metrics: dict[str, Any]
+
+
+def member_path(rm_path: Path, member: int, ensemble_size: int) -> Path:
+    """A single reward model is `rm_path` itself; an ensemble's members are its subfolders."""
+    return rm_path if ensemble_size == 1 else rm_path / f"member-{member}"
+
+
+def train_reward_ensemble(
+    base_path: str | Path,
+    rows: list[dict[str, Any]],
+    rm_path: Path,
+    cfg: RewardModelTrainingConfig,
+    seed: int,
+    penalty: float,
+    *,
+    setup: StageSetup,
+) -> EnsembleFit:
+    """`cfg.ensemble_size` reward models on bootstrap resamples of the pairs left after a
+    seeded held-out split; each model's scores standardised by its mean/std on the training
+    pairs; each model's and the ensemble's (the RL reward's) pair accuracy measured."""
+    from accelerate import PartialState
+
+    train_ids, heldout_ids = ens.heldout_split(len(rows), cfg.heldout_fraction, seed)
+    train_rows, heldout_rows = [rows[i] for i in train_ids], [rows[i] for i in heldout_ids]
+    k = cfg.ensemble_size
+    samples = ens.bootstrap_indices(len(train_rows), k, seed)
+    members = [
+        train_reward_model(
+            base_path,
+            [train_rows[i] for i in sample],
+            member_path(rm_path, member, k),
+            cfg,
+            seed + member,
+            setup=setup,
+        )
+        for member, sample in enumerate(samples)
+    ]
+    PartialState().wait_for_everyone()  # rank 0 wrote the members
+    models = ens.load_members([member_path(rm_path, m, k) for m in range(k)])
+    tokenizer = _load_tokenizer(base_path)
+    train_scores = [_pair_scores(m, tokenizer, train_rows, cfg.max_length) for m in models]
+    heldout_scores = [_pair_scores(m, tokenizer, heldout_rows, cfg.max_length) for m in models]
+    normalisers = [ens.Normaliser.fit(chosen + rejected) for chosen, rejected in train_scores]
+    metrics = {
+        "rm_ensemble_size": k,
+        "rm_heldout_fraction": cfg.heldout_fraction,
+        "rm_n_train_pairs": len(train_rows),
+        "rm_n_heldout_pairs": len(heldout_rows),
+        "rm_member_n_unique_pairs": [len(set(sample)) for sample in samples],
+        "rm_member_last_loss": [m.last_loss for m in members],
+        "rm_member_train_accuracy": [ens.pair_accuracy(c, r) for c, r in train_scores],
+        "rm_ensemble_train_accuracy": _ensemble_accuracy(train_scores, normalisers, penalty),
+        "rm_member_heldout_accuracy": [
+            ens.pair_accuracy(c, r) if heldout_rows else None for c, r in heldout_scores
+        ],
+        "rm_ensemble_heldout_accuracy": (
+            _ensemble_accuracy(heldout_scores, normalisers, penalty) if heldout_rows else None
+        ),
+        "rm_wall_s_all_members": sum(m.wall_s for m in members),
+    }
+    return EnsembleFit(members, normalisers, metrics)
+
+
+def _pair_scores(
+    model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_length: int
+) -> tuple[list[float], list[float]]:
+    """A reward model's scores of each pair's chosen and rejected conversation."""
+    chosen, rejected = ens.pair_conversations(rows)
+    return (
+        ens.score(model, tokenizer, chosen, max_length),
+        ens.score(model, tokenizer, rejected, max_length),
+    )
+
+
+def _ensemble_accuracy(
+    scores: list[tuple[list[float], list[float]]],
+    normalisers: list[ens.Normaliser],
+    penalty: float,
+) -> float:
+    """Pair accuracy of the combined reward (the one RL optimises)."""
+    chosen = np.stack([n.apply(c) for n, (c, _) in zip(normalisers, scores, strict=True)])
+    rejected = np.stack([n.apply(r) for n, (_, r) in zip(normalisers, scores, strict=True)])
+    return ens.pair_accuracy(ens.combine(chosen, penalty)[0], ens.combine(rejected, penalty)[0])
+
+
+def _as_config(cls: type, cfg: StageTrainingConfig) -> Any:
+    """`cfg` as the stage's own settings class (a plain StageTrainingConfig takes its defaults)."""
+    return cfg if isinstance(cfg, cls) else cls(**cfg.model_dump())
+
+
 @_quiet_progress_bars()
 def train_rm_rl(
     base_path: str | Path,
@@ -445,24 +549,42 @@ def train_rm_rl(
     *,
     setup: StageSetup | None = None,
 ) -> TrainResult:
-    """Train a reward model on `rm_rows`, then optimise the base with GRPO against it.
+    """Train a reward model (or an ensemble) on `rm_rows`, then optimise the base with GRPO.
 
-    The reward model is written to `reward_model_path(out_path)` (`<out_path>-rm`); GRPO keeps a
-    KL penalty `rl_cfg.beta` to the base (champion). `first_loss`/`last_loss` are GRPO's; the
-    reward model's loss and accuracy and the RL reward are in `metrics`. If RL fails, the
-    reward model written by this call is removed as well.
+    The reward model is written to `reward_model_path(out_path)` (`<out_path>-rm`; an
+    ensemble's members to its `member-<i>` subfolders); GRPO keeps a KL penalty `rl_cfg.beta`
+    to the base (champion). One reward model with nothing held out is GRPO's reward as is; an
+    ensemble (or a held-out split) gives `EnsembleReward`: the members' standardised mean minus
+    `rl_cfg.disagreement_penalty` x their spread, with an early stop when the spread on the
+    policy's samples rises above `rl_cfg.early_stop_disagreement_factor` x its starting value
+    (each the mean of `rl_cfg.early_stop_window` batches).
+    `first_loss`/`last_loss` are GRPO's; the reward models' figures, the RL reward, the
+    disagreement and the early stop are in `metrics`. If RL fails, the reward models written by
+    this call are removed as well.
     """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    rm_cfg = _as_config(RewardModelTrainingConfig, rm_cfg)
+    rl_cfg = _as_config(RLTrainingConfig, rl_cfg)
     setup = setup or StageSetup()
     _require_rows(prompts, "rl")
     started = time.perf_counter()
     lora = peft_config(setup, base_path)
     rm_path = reward_model_path(out_path)
-    rm_result = train_reward_model(base_path, rm_rows, rm_path, rm_cfg, seed, setup=setup)
+    single = rm_cfg.ensemble_size == 1 and rm_cfg.heldout_fraction == 0
     try:
+        fit = None
+        if single:
+            rm_result = train_reward_model(base_path, rm_rows, rm_path, rm_cfg, seed, setup=setup)
+        else:
+            penalty = rl_cfg.disagreement_penalty
+            fit = train_reward_ensemble(
+                base_path, rm_rows, rm_path, rm_cfg, seed, penalty, setup=setup
+            )
+            rm_result = fit.members[0]
         tokenizer = _load_tokenizer(base_path)
+        reward = None if fit is None else _ensemble_reward(fit, rm_path, rm_cfg, rl_cfg, tokenizer)
         dataset = Dataset.from_list([{"prompt": p} for p in prompts])
         with scratch_directory(out_path, "rl") as scratch:
             args = GRPOConfig(
@@ -473,12 +595,15 @@ def train_rm_rl(
             )
             trainer = GRPOTrainer(
                 model=str(base_path),
-                reward_funcs=str(rm_path),
+                reward_funcs=str(rm_path) if reward is None else reward,
                 args=args,
                 train_dataset=dataset,
                 processing_class=tokenizer,
                 peft_config=lora,
             )
+            stop = _early_stop(reward, rl_cfg)
+            if stop is not None:
+                trainer.add_callback(stop)
             figures = _run(trainer)
             output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
             history = trainer.state.log_history
@@ -505,10 +630,50 @@ def train_rm_rl(
         },
         metrics={
             **_rm_rl_metrics(history, trainer.state.global_step, rm_result, rm_path),
+            **(fit.metrics if fit is not None else {"rm_ensemble_size": 1}),
+            **_disagreement_metrics(reward, stop),
             **figures,
             "n_truncated": rm_result.metrics.get("n_truncated"),
         },
     )
+
+
+def _ensemble_reward(
+    fit: EnsembleFit,
+    rm_path: Path,
+    rm_cfg: RewardModelTrainingConfig,
+    rl_cfg: RLTrainingConfig,
+    tokenizer: Any,
+) -> ens.EnsembleReward:
+    k = rm_cfg.ensemble_size
+    return ens.EnsembleReward(
+        models=ens.load_members([member_path(rm_path, m, k) for m in range(k)]),
+        normalisers=fit.normalisers,
+        tokenizer=tokenizer,
+        penalty=rl_cfg.disagreement_penalty,
+        max_length=rm_cfg.max_length,
+    )
+
+
+def _early_stop(reward: ens.EnsembleReward | None, rl_cfg: RLTrainingConfig) -> Any:
+    factor = rl_cfg.early_stop_disagreement_factor
+    if reward is None or factor is None:
+        return None
+    return ens.disagreement_stop_callback(reward, factor, rl_cfg.early_stop_window)
+
+
+def _disagreement_metrics(reward: ens.EnsembleReward | None, stop: Any) -> dict[str, Any]:
+    """The ensemble's spread on the policy's samples, and whether (when, why) RL stopped early."""
+    history = reward.disagreement_history if reward is not None else []
+    stopped = stop is not None and stop.reason is not None
+    return {
+        "rl_disagreement_first": history[0] if history else None,
+        "rl_disagreement_last": history[-1] if history else None,
+        "rl_disagreement_max": max(history) if history else None,
+        "rl_stopped_early": stopped,
+        "rl_stop_step": stop.stopped_at_step if stopped else None,
+        "rl_stop_reason": stop.reason if stopped else None,
+    }
 
 
 def _rm_rl_metrics(

@@ -169,6 +169,8 @@ def run_training_stage(
         "-" if result.first_loss is None else f"{result.first_loss:.4g}",
         "-" if result.last_loss is None else f"{result.last_loss:.4g}",
     )
+    if stage == "rm+rl":
+        step_logger(__name__).info("round %d %s", round_id, reward_model_line(result.metrics))
     _record_candidate(config, run, champion, result, version_id)
     return StageResult("done", version_id, str(result.output_path), "trained", len(rows))
 
@@ -201,3 +203,19 @@ def _record_candidate(
         "training_run_id": run["run_id"],
     }
     record_training(config.warehouse, done, candidate=candidate)
+
+
+def reward_model_line(metrics: dict[str, Any]) -> str:
+    """`reward models: 3, held-out pair accuracy 0.70 (each 0.65, 0.60, 0.70); RL stopped early
+    at step 12: ...` from the rm+rl stage's metrics."""
+    parts = [f"reward models: {metrics.get('rm_ensemble_size', 1)}"]
+    ensemble = metrics.get("rm_ensemble_heldout_accuracy")
+    if ensemble is not None:
+        each = ", ".join(f"{a:.2f}" for a in metrics["rm_member_heldout_accuracy"])
+        n = metrics["rm_n_heldout_pairs"]
+        parts.append(f"held-out pair accuracy {ensemble:.2f} on {n} pairs (each {each})")
+    if metrics.get("rl_stopped_early"):
+        parts.append(
+            f"RL stopped early at step {metrics['rl_stop_step']}: {metrics['rl_stop_reason']}"
+        )
+    return "; ".join(parts)

@@ -114,6 +114,17 @@ with train_battles as (
     select round_id, count(*) as n_dpo from preference_pairs where kind = 'dpo' group by round_id
 ), rm as (
     select round_id, count(*) as n_rm from preference_pairs where kind = 'rm' group by round_id
+), reward_models as (
+    -- the rm+rl stage's reward models (training.rm.ensemble_size) and, with pairs held out,
+    -- the ensemble's pair accuracy on them; whether RL stopped early on their disagreement
+    select
+        round_id,
+        max((hyperparams->>'$.rm_ensemble_size')::integer) as rm_ensemble_size,
+        max((hyperparams->>'$.rm_ensemble_heldout_accuracy')::double) as rm_heldout_accuracy,
+        bool_or((hyperparams->>'$.rl_stopped_early')::boolean) as rl_stopped_early
+    from training_runs
+    where stage = 'rm+rl' and status = 'done'
+    group by round_id
 ), latest_evaluation as (
     select * from evaluations
     qualify row_number() over (partition by round_id order by created_at desc) = 1
@@ -133,6 +144,9 @@ with train_battles as (
         sft.n_sft,
         dpo.n_dpo,
         rm.n_rm,
+        m.rm_ensemble_size,
+        m.rm_heldout_accuracy,
+        m.rl_stopped_early,
         e.win_rate,
         e.win_rate_ci_low,
         e.win_rate_ci_high,
@@ -148,6 +162,7 @@ with train_battles as (
     left join sft using (round_id)
     left join dpo using (round_id)
     left join rm using (round_id)
+    left join reward_models as m using (round_id)
     left join latest_evaluation as e using (round_id)
 )
 select * from round_summary order by round_id;

@@ -242,3 +242,35 @@ def test_an_out_of_memory_stage_names_the_fix(tmp_path: Path) -> None:
     assert "training.lora.enabled" in fix and "ZeRO-3" in fix
     assert "out of memory (or killed)" in _failure_fix("sft", "", -9, log)
     assert _failure_fix("sft", "KeyError: 'chosen'", 1, log).startswith("read the whole log")
+
+
+@pytest.mark.slow
+def test_a_reward_model_ensemble_under_accelerate_with_two_processes_trains(
+    base: Path, tmp_path: Path
+) -> None:
+    from flywheel.config import RewardModelTrainingConfig, RLTrainingConfig
+    from tests.llm.test_trainers import RL_CFG, _prompt
+
+    out = tmp_path / "models" / "r1-rm-rl"
+    rm_cfg = RewardModelTrainingConfig(**CFG.model_dump() | {"max_steps": 2}, ensemble_size=2)
+    rl_cfg = RLTrainingConfig(
+        **RL_CFG.model_dump(), disagreement_penalty=0.5, early_stop_disagreement_factor=50.0
+    )
+    job = StageJob(
+        stage="rm+rl",
+        version_id=out.name,
+        base_path=str(base),
+        out_path=str(out),
+        seed=0,
+        cfg=rm_cfg.model_dump(),
+        setup={"lora": None, "cpu_threads": 1},
+        rows=PAIR_ROWS,
+        prompts=[_prompt(i) for i in range(8)],
+        rl_cfg=rl_cfg.model_dump(),
+        max_completion_tokens=4,
+    )
+    result = launch_stage(job, _training(tmp_path))
+    assert result.metrics["world_size"] == 2 and result.metrics["rm_ensemble_size"] == 2
+    assert result.metrics["rl_disagreement_first"] is not None
+    assert (out.parent / "r1-rm-rl-rm" / "member-1").is_dir()
+    AutoModelForCausalLM.from_pretrained(out)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from flywheel.config import StageTrainingConfig
+from flywheel.config import RewardModelTrainingConfig, RLTrainingConfig, StageTrainingConfig
 from flywheel.llm.checkpoints import generate_answers, save_checkpoint
+from flywheel.llm.reward_ensemble import EnsembleReward
 from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
 from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
@@ -133,3 +135,73 @@ def test_a_failing_stage_leaves_nothing_at_out_path(
     assert not out.exists()
     assert not reward_model_path(out).exists()  # the reward model of a failed RL run is removed
     assert list(tmp_path.iterdir()) == []
+
+
+ENSEMBLE_RM_CFG = RewardModelTrainingConfig(
+    **CFG.model_dump(), ensemble_size=2, heldout_fraction=0.25
+)
+
+
+def test_an_ensemble_trains_each_model_on_its_own_resample_and_records_heldout_accuracy(
+    base_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rl-ensemble"
+    rl_cfg = RLTrainingConfig(**RL_CFG.model_dump(), disagreement_penalty=0.5)
+    prompts = [_prompt(i) for i in range(8)]
+    result = train_rm_rl(
+        base_checkpoint,
+        PAIR_ROWS,
+        prompts,
+        out,
+        ENSEMBLE_RM_CFG,
+        rl_cfg,
+        seed=0,
+        max_completion_tokens=6,
+    )
+    metrics = result.metrics
+    members = [reward_model_path(out) / f"member-{i}" for i in range(2)]
+    first, second = (_weights(path) for path in members)
+    assert any(not torch.equal(first[name], second[name]) for name in first)
+    assert metrics["rm_ensemble_size"] == 2
+    assert metrics["rm_n_train_pairs"] == 9 and metrics["rm_n_heldout_pairs"] == 3
+    assert len(metrics["rm_member_heldout_accuracy"]) == 2
+    assert all(0 <= a <= 1 for a in metrics["rm_member_heldout_accuracy"])
+    assert 0 <= metrics["rm_ensemble_heldout_accuracy"] <= 1
+    assert all(n < 9 for n in metrics["rm_member_n_unique_pairs"])  # resampled with replacement
+    assert metrics["rl_disagreement_first"] > 0  # two models trained apart disagree somewhat
+    assert metrics["rl_stopped_early"] is False and metrics["n_steps"] == 2
+    assert result.hyperparams["rm"]["ensemble_size"] == 2
+    assert result.hyperparams["disagreement_penalty"] == 0.5
+
+
+def test_rl_stops_early_when_the_ensembles_disagreement_rises(
+    base_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rising_disagreement(self: EnsembleReward, conversations: list) -> tuple:
+        spread = 0.1 * 2 ** len(self.disagreement_history)  # doubles every batch
+        return np.zeros(len(conversations)), np.full(len(conversations), spread)
+
+    monkeypatch.setattr(EnsembleReward, "rewards_of", rising_disagreement)
+    rl_cfg = RLTrainingConfig(
+        **{**RL_CFG.model_dump(), "max_steps": 6},
+        early_stop_disagreement_factor=3.0,
+        early_stop_window=1,
+    )
+    prompts = [_prompt(i) for i in range(8)]
+    rm_cfg = ENSEMBLE_RM_CFG.model_copy(update={"max_steps": 1})
+    result = train_rm_rl(
+        base_checkpoint,
+        PAIR_ROWS,
+        prompts,
+        tmp_path / "rl",
+        rm_cfg,
+        rl_cfg,
+        seed=0,
+        max_completion_tokens=4,
+    )
+    # 0.1, 0.2, 0.4 (4 x the first, above 3 x): stops after the third step of six
+    assert result.metrics["rl_stopped_early"] is True
+    assert result.metrics["rl_stop_step"] == 3 and result.metrics["n_steps"] == 3
+    assert "rose above 3" in result.metrics["rl_stop_reason"]
+    assert result.metrics["rl_disagreement_last"] == pytest.approx(0.4)
+    assert (tmp_path / "rl").is_dir()  # a stopped run still publishes its policy
