@@ -42,6 +42,7 @@ from flywheel.errors import InputError
 GUARD = Path(__file__).with_name("serve_guard.py")  # stops the server if this process dies
 LOG_TAIL_LINES = 15
 POLL_S = 0.5
+EXIT_GRACE_S = 10.0  # after failed calls: time for a crashed server's exit to reach us
 FIXES = {
     "vllm": "install vLLM on a machine with a GPU (pip install vllm), or set student.backend: "
     "server (any OpenAI-compatible command) or local",
@@ -73,10 +74,15 @@ class ServedModel:
     pid: int
     process: subprocess.Popen = field(repr=False, compare=False)
 
-    def require_running(self, what: str) -> None:
+    def require_running(self, what: str, grace_s: float = 0.0) -> None:
         """ServeError with the server's last lines when it has exited (it crashed while
-        answering: the answers stored so far are kept, a rerun asks only the rest)."""
-        code = self.process.poll()
+        answering: the answers stored so far are kept, a rerun asks only the rest).
+        `grace_s`: how long to wait for the exit to show (the guard notices its server's exit
+        within its poll interval, later on a busy machine), given when calls failed."""
+        try:
+            code = self.process.wait(timeout=grace_s) if grace_s > 0 else self.process.poll()
+        except subprocess.TimeoutExpired:
+            code = None
         if code is not None:
             raise ServeError(
                 f"the {self.backend} serving {self.version_id} exited with status {code} "

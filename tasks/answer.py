@@ -370,7 +370,7 @@ def answer_served(
     """Serve the checkpoint (student.backend server or vllm) only when answers are missing,
     answer through it like a reference (call cache, concurrency, retries), then stop it."""
     from flywheel.llm.checkpoints import checkpoint_stops, weights_sha256
-    from flywheel.llm.serving import serve_checkpoint, served_endpoint
+    from flywheel.llm.serving import EXIT_GRACE_S, serve_checkpoint, served_endpoint
 
     student = config.student
     missing, n_existing = _missing_prompts(config, prompt_ids, model_id, sample_idx)
@@ -397,7 +397,10 @@ def answer_served(
             retry=retry,
             source=AnswerSource(backend, served.model, weights),
         )
-        served.require_running(f"while answering ({counts.n_failed} prompts left unanswered)")
+        served.require_running(
+            f"while answering ({counts.n_failed} prompts left unanswered)",
+            grace_s=EXIT_GRACE_S if counts.n_failed else 0.0,
+        )
     require_some_answers(counts, f"student.backend {backend} ({served.base_url})")
     return counts
 
