@@ -4,9 +4,9 @@ The first SIGINT or SIGTERM raises `Interrupted` in the main thread, so every st
 through its own cleanup (rows committed, servers stopped, the round marked interrupted). If
 that takes longer than `GRACE_S`, or a second signal comes, the process exits at once with
 the same status: finished work is in the warehouse either way, and a rerun resumes.
-Prefect swaps in its own SIGTERM handler while a flow runs (it raises `TerminationSignal`,
-records the flow run as crashed, and then signals us again), so both exceptions mean
-"interrupted" here.
+Prefect's flow engine installs its own SIGTERM bridge while a flow runs; within the block that
+bridge is our handler too (its TerminationSignal is still read as "interrupted" where it comes
+from elsewhere).
 """
 
 from __future__ import annotations
@@ -90,9 +90,17 @@ def interrupt_on_signals(last_words: str) -> Iterator[None]:
         _exit_later(128 + signum, last_words)
         raise Interrupted(signum)
 
+    import prefect.utilities.engine as prefect_engine
+
+    # Prefect's flow engine swaps in its SIGTERM bridge, which raises TerminationSignal; raised
+    # inside an asyncio socket callback, asyncio swallows it as a transport error and the run
+    # went on to exit 0. Ours raises Interrupted (a KeyboardInterrupt), which asyncio re-raises.
+    prefect_bridge = prefect_engine._prefect_sigterm_handler
+    prefect_engine._prefect_sigterm_handler = handle
     previous = {signum: signal.signal(signum, handle) for signum in HANDLED_SIGNALS}
     try:
         yield
     finally:
+        prefect_engine._prefect_sigterm_handler = prefect_bridge
         for signum, handler in previous.items():
             signal.signal(signum, handler)
