@@ -3,15 +3,18 @@
 Sends `--n-calls` distinct judge requests (default 2,000) at `--concurrency` (default 64) to a
 sandbox judge that answers after `--latency-ms` (default 200), then `--n-sequential` (default
 100) at concurrency 1 for comparison. The whole path is measured: call ids, one cache query,
-the async openai client, and the write of every `llm_calls` row to a fresh DuckDB warehouse,
-which a call waits for before it frees its concurrency slot (so a killed run repeats at most
-`concurrency` calls). The ideal rate is concurrency / latency; the target is a ratio of at
-least 0.85. The writer's flushes (transactions) are counted and timed.
+the async openai client, and the write of every `llm_calls` row to a fresh DuckDB warehouse
+(a call keeps a place in the commit backlog until its row is committed, so a killed run repeats
+at most 2 x `concurrency` calls). The ideal rate is concurrency / latency; the target is a
+ratio of at least 0.9, also when every commit is slow: the concurrent run is repeated with each
+`--commit-delays-ms` (default 0, 20 and 50) added to every transaction after its commit, as on a
+network or cloud volume. The writer's flushes (transactions) are counted and timed.
 
 The sandbox runs in its own process by default (as a real endpoint would); `--in-process`
 runs it in a thread of this process instead. Prints one JSON line of figures.
 
     python benchmarks/bench_calls.py [--n-calls 2000] [--concurrency 64] [--latency-ms 200]
+        [--commit-delays-ms 0,20,50]
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from flywheel.config import JudgeConfig, SandboxConfig, SandboxModelConfig, WarehouseConfig  # noqa: E402
 from flywheel.evaluators.judges import build_judge_messages  # noqa: E402
-from flywheel.llm.calls import call_endpoint  # noqa: E402
-from flywheel.llm.client import ChatRequest  # noqa: E402
+from flywheel.llm.calls import CallBatchStats, run_calls, run_sync  # noqa: E402
+from flywheel.llm.client import CallResult, ChatRequest  # noqa: E402
 from flywheel.sandbox.skills import generate_tasks  # noqa: E402
+from flywheel.warehouse.writer import RowWriter  # noqa: E402
 
-TARGET_RATIO = 0.85
+TARGET_RATIO = 0.9
 SERVE_SNIPPET = (
     "import sys; from flywheel.config import SandboxConfig; from sandbox.server import serve_forever; "
     "serve_forever(SandboxConfig.model_validate_json(sys.argv[1]), 0)"
@@ -87,18 +91,58 @@ def judge_requests(judge: JudgeConfig, n_requests: int, offset: int) -> list[Cha
     ]
 
 
+class SlowCommitWriter(RowWriter):
+    """A row writer whose every transaction takes `delay_s` longer after its commit."""
+
+    def __init__(self, warehouse: WarehouseConfig, delay_s: float) -> None:
+        super().__init__(warehouse)
+        self.delay_s = delay_s
+
+    def _write_transaction(self, con, rows, held) -> None:  # type: ignore[no-untyped-def]
+        super()._write_transaction(con, rows, held)
+        time.sleep(self.delay_s)
+
+
+def send_and_store(
+    judge: JudgeConfig, requests: list[ChatRequest], url: str, writer: RowWriter
+) -> tuple[list[CallResult], CallBatchStats]:
+    """What `call_endpoint` does, through the given writer."""
+
+    async def main() -> tuple[list[CallResult], CallBatchStats]:
+        stats = CallBatchStats()
+        async with writer:
+            results = await run_calls(
+                judge,
+                requests,
+                warehouse=writer.warehouse,
+                writer=writer,
+                sandbox_url=url,
+                stats=stats,
+            )
+        stats.n_flushes, stats.flush_s = writer.n_flushes, writer.flush_s
+        return results, stats
+
+    return run_sync(main())
+
+
 def timed_run(
-    judge: JudgeConfig, requests: list[ChatRequest], url: str, warehouse_path: Path
+    judge: JudgeConfig,
+    requests: list[ChatRequest],
+    url: str,
+    warehouse_path: Path,
+    commit_delay_ms: float = 0.0,
 ) -> dict[str, float]:
-    """Send `requests` through call_endpoint to a fresh warehouse; rate, latency, counts."""
+    """Send `requests` through the call path to a fresh warehouse; rate, latency, counts."""
     warehouse = WarehouseConfig(path=str(warehouse_path), lock_timeout_s=30)
+    writer = SlowCommitWriter(warehouse, commit_delay_ms / 1000)
     cpu_before_s = time.process_time()
     started = time.perf_counter()
-    results, stats = call_endpoint(judge, requests, warehouse=warehouse, sandbox_url=url)
+    results, stats = send_and_store(judge, requests, url, writer)
     wall_s = time.perf_counter() - started
     client_cpu_s = time.process_time() - cpu_before_s
     latencies_ms = sorted(r.latency_ms for r in results if r.latency_ms is not None)
     return {
+        "commit_delay_ms": commit_delay_ms,
         "mean_latency_ms": round(statistics.fmean(latencies_ms), 1),
         "p95_latency_ms": round(latencies_ms[int(0.95 * (len(latencies_ms) - 1))], 1),
         "n_calls": len(requests),
@@ -119,6 +163,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--n-sequential", type=int, default=100)
+    parser.add_argument("--commit-delays-ms", default="0,20,50", help="comma-separated")
     parser.add_argument("--in-process", action="store_true", help="run the sandbox in a thread")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
@@ -135,18 +180,35 @@ def main() -> None:
     )
     sequential_judge = judge.model_copy(update={"max_concurrency": 1})
     latency_s = args.latency_ms / 1000
+    commit_delays_ms = [float(d) for d in args.commit_delays_ms.split(",")]
+    ideal_per_s = args.concurrency / latency_s if latency_s > 0 else float("inf")
     with tempfile.TemporaryDirectory() as tmp, sandbox_url(sandbox, args.in_process) as url:
-        concurrent = timed_run(
-            judge, judge_requests(judge, args.n_calls, 0), url, Path(tmp) / "concurrent.duckdb"
-        )
+        concurrent = []
+        for i, delay_ms in enumerate(commit_delays_ms):
+            offset = i * args.n_calls  # distinct calls: nothing comes from a cache
+            run = timed_run(
+                judge,
+                judge_requests(judge, args.n_calls, offset),
+                url,
+                Path(tmp) / f"concurrent-{i}.duckdb",
+                delay_ms,
+            )
+            run["ratio_to_ideal"] = round(run["calls_per_s"] / ideal_per_s, 3)
+            concurrent.append(run)
+            print(
+                f"commit delay {delay_ms:g} ms: {run['calls_per_s']:.0f} calls/s of"
+                f" {ideal_per_s:.0f} ideal = {run['ratio_to_ideal']:.2f}"
+                f" ({run['n_flushes']} flushes of {run['rows_per_flush']} rows,"
+                f" {run['mean_flush_ms']} ms each)",
+                file=sys.stderr,
+            )
         sequential = timed_run(
             sequential_judge,
-            judge_requests(judge, args.n_sequential, args.n_calls),
+            judge_requests(judge, args.n_sequential, len(commit_delays_ms) * args.n_calls),
             url,
             Path(tmp) / "sequential.duckdb",
         )
-    ideal_per_s = args.concurrency / latency_s if latency_s > 0 else float("inf")
-    ratio = concurrent["calls_per_s"] / ideal_per_s
+    worst_ratio = min(run["ratio_to_ideal"] for run in concurrent)
     figures = {
         "bench": "calls",
         "cpu_cores": os.cpu_count(),
@@ -156,12 +218,13 @@ def main() -> None:
         "sandbox": "thread" if args.in_process else "process",
         "concurrent": concurrent,
         "ideal_calls_per_s": round(ideal_per_s, 2) if latency_s > 0 else None,
-        "ratio_to_ideal": round(ratio, 3),
+        "ratio_to_ideal": concurrent[0]["ratio_to_ideal"],
+        "worst_ratio_to_ideal": worst_ratio,
         "target_ratio": TARGET_RATIO,
-        "meets_target": ratio >= TARGET_RATIO,
+        "meets_target": worst_ratio >= TARGET_RATIO,
         "sequential": sequential
         | {"ideal_calls_per_s": round(1 / latency_s, 2) if latency_s > 0 else None},
-        "speedup_vs_sequential": round(concurrent["calls_per_s"] / sequential["calls_per_s"], 1),
+        "speedup_vs_sequential": round(concurrent[0]["calls_per_s"] / sequential["calls_per_s"], 1),
     }
     print(json.dumps(figures))
 

@@ -5,9 +5,11 @@ Before anything is sent, the call ids of a whole batch are looked up in the ware
 again. A call that fails after its retries is stored as an error row and retried on a later run
 (the row is then replaced); successes are never sent again. Each result's `llm_calls` row is
 written by a `RowWriter` as soon as it arrives, in one transaction with the rows derived from
-it (responses, judgments, battles), and the call keeps its concurrency slot until that
-transaction commits: a killed process loses at most `max_concurrency` sent calls per endpoint
-(those in flight), which a rerun sends again, and never leaves duplicates.
+it (responses, judgments, battles). A call frees its concurrency slot once its rows are handed
+to the writer, so a slow commit does not hold the endpoint back, but it keeps a place in the
+endpoint's commit backlog (as many places as `max_concurrency`) until they are committed: a
+killed process loses at most 2 x `max_concurrency` sent calls per endpoint (those on the wire and
+those answered but not yet committed), which a rerun sends again, and never leaves duplicates.
 """
 
 from __future__ import annotations
@@ -118,9 +120,9 @@ async def run_calls(
     Identical requests in the batch are sent once. `on_result(i, result)` is called for each
     request as its answer arrives (cached answers first), so callers can add derived rows to
     the same `writer` (synchronously: they then share the transaction of the call's
-    `llm_calls` row). A sent call keeps its endpoint's concurrency slot until that
-    transaction commits. `cached`: the cache entries when the caller looked them up already
-    (see `load_cached_calls`).
+    `llm_calls` row). A sent call keeps a place in the endpoint's commit backlog until that
+    transaction commits (see the module's docstring). `cached`: the cache entries when the
+    caller looked them up already (see `load_cached_calls`).
     """
     stats = stats if stats is not None else CallBatchStats()
     started = time.perf_counter()
@@ -170,17 +172,26 @@ async def _send_all(
     store: Callable[[str, ChatRequest, CallResult], None],
 ) -> None:
     """Send every (call id, request) at once within the endpoint's concurrency; `store` adds
-    each result's rows to `writer`, and the call's slot is freed once they are committed."""
+    each result's rows to `writer`. A call frees its slot once its rows are added and its place
+    in the commit backlog (`max_concurrency` places) once they are committed, so that at most
+    2 x `max_concurrency` answers are ever sent and not yet durable."""
+    backlog = asyncio.Semaphore(caller.max_concurrency)
+
+    def leave_backlog(_error: BaseException | None) -> None:
+        backlog.release()
 
     async def send(call_id: str, request: ChatRequest) -> None:
         result = await caller.send_holding_slot(request, call_id)
         try:
-            store(call_id, request, result)
-        except BaseException:
+            await backlog.acquire()  # when commits lag, the slot waits here: no new sends
+            try:
+                store(call_id, request, result)
+            except BaseException:
+                backlog.release()
+                raise
+        finally:
             caller.release_slot()
-            raise
-        # the slot is freed once these rows are durable, by the writer's acknowledgement
-        writer.when_committed(caller.release_slot)
+        writer.when_committed(leave_backlog)  # called in the event loop after the commit
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -318,7 +318,7 @@ class EndpointCaller:
 
         Each attempt takes a slot of the endpoint's semaphore; a failed attempt that is retried
         gives it back before the backoff, the last attempt keeps it: the caller frees it with
-        `release_slot` once the result is stored.
+        `release_slot` once the result is handed on (see `calls._send_all`).
         """
         n_attempts = 0
         while True:
@@ -362,8 +362,8 @@ class EndpointCaller:
         finally:
             self.release_slot()
 
-    def release_slot(self, _error: BaseException | None = None) -> None:
-        """Free a slot kept by `send_holding_slot` (a `RowWriter.when_committed` callback)."""
+    def release_slot(self) -> None:
+        """Free a slot kept by `send_holding_slot`."""
         self._semaphore.release()
 
     async def call(self, request: ChatRequest, call_id: str | None = None) -> CallResult:

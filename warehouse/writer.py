@@ -86,8 +86,8 @@ class RowWriter:
     as one of them is free: a flush never waits for a count or a timer, and rows that come
     during a flush go in the next one. `await committed()` returns once every row added so far
     is committed (durable in DuckDB's write-ahead log; flushes are acknowledged in order), and
-    `run_calls` keeps a call's concurrency slot until then, so a killed process loses at most
-    `max_concurrency` sent calls per endpoint.
+    `run_calls` keeps a call in its endpoint's commit backlog until then, so a killed process
+    loses at most 2 x `max_concurrency` sent calls per endpoint.
 
     A flush on an open connection costs a few milliseconds, where opening the file and
     checkpointing it cost tens (see `benchmarks/bench_calls.py`), so the workers keep the file

@@ -366,9 +366,10 @@ def test_a_killed_step_resumes_without_duplicates_or_repeating_saved_calls(tmp_p
     assert_no_duplicates(config)
     assert sum(judged.outcomes.values()) == len(pairs) == 60
     assert table_counts(config)["battles"] == len(pairs)
-    # sent again: only the games in flight at the kill (a call holds its slot until stored)
+    # sent again: only the games not committed at the kill (on the wire, or answered and in
+    # the commit backlog, which has as many places as the concurrency)
     repeated = repeats["repeated"]
-    assert len(repeated) <= judge_concurrency, repeated
+    assert len(repeated) <= 2 * judge_concurrency, repeated
     assert all(r["model"] == "sandbox-judge" and r["count"] == 2 for r in repeated), repeated
     n_games = 2 * len(pairs)  # each sent once, but for those repeats
     assert n_judge_calls_after == n_games + len(repeated)
