@@ -7,6 +7,7 @@ failure (with a message that says what went wrong and what to do).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -237,6 +238,9 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    # flywheel shows its own progress: no Hugging Face bars (read when huggingface_hub is
+    # imported, later); a user's explicit setting stays
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ import torch
 from flywheel.config import LoraConfig, StageTrainingConfig
 from flywheel.errors import InputError
 from flywheel.llm.checkpoints import use_cpu_threads
+
+# TRL's GRPO asks for a deprecated attribute on every generation (TRL 1.16, transformers 5.23)
+warnings.filterwarnings(
+    "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 SAFETENSORS_DTYPES = {
     "F32": torch.float32,
