@@ -213,7 +213,7 @@ class _ArtifactSender:
 def describe_student(report: Any) -> str:
     """One line on the round-0 student (a `sandbox.student.StudentReport`): where it came from."""
     size = f"{report.n_parameters / 1e6:.2f}M parameters"
-    accuracy = f"held-out sandbox accuracy {report.heldout_accuracy:.1%}"
+    accuracy = f"accuracy {report.heldout_accuracy:.1%} on the build's own held-out tasks"
     if report.from_cache:
         how = (
             f"copied from the cache in {format_duration(report.wall_s)} "
