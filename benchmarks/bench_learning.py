@@ -1,0 +1,206 @@
+"""Learning across seeds: `flywheel run --rounds N` on the demo config, once per seed.
+
+For each seed S the demo config is copied with its run seeds set to S (`prompts.seed`: the eval
+draw and the slices; `sandbox.seed`: every reference and judge reply; `training.seed`;
+`evaluation.seed`: the bootstraps), its own warehouse and model folder under `--workdir`, and a
+fixed `training.cpu_threads` (so that each seed's run is reproducible). The round-0 student
+is the same for every seed (`student.seed` is left alone: it stands for the checkpoint a user
+brings), copied from the student cache after the first build. Each run is a real `flywheel run`
+in a subprocess.
+
+From each warehouse it reads, per round: the stage, the held-out accuracy of candidate and
+champion (the sandbox's checkers, not the judge), the decision and the round's wall time. A
+promotion is wrong when the promoted candidate is not more accurate than the champion it
+replaced; a keep is wrong when the candidate was more accurate by more than `--keep-tolerance`
+(a gate that keeps a better model only costs a round; it is reported, not a failure). The peer
+is the round-0 champion: each seed's gain is final minus round-0 accuracy, and the ratio is
+final / round-0. Prints a table per seed and one JSON line with every figure.
+
+    python benchmarks/bench_learning.py [--rounds 6] [--seeds 0,1,2] [--workdir /tmp/learning]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GOAL_GAIN_POINTS = 35.0
+GOAL_ROUND_S = 180.0
+
+
+def seed_config(base: dict[str, Any], seed: int, run_dir: Path, cpu_threads: int) -> dict:
+    """The base config with every run seed set to `seed` and its own files under `run_dir`."""
+    config = json.loads(json.dumps(base))  # a deep copy of plain YAML data
+    config["prompts"]["seed"] = seed
+    config["sandbox"]["seed"] = seed
+    config.setdefault("evaluation", {})["seed"] = seed
+    config["training"]["seed"] = seed
+    config["training"]["cpu_threads"] = cpu_threads
+    config["training"]["output_dir"] = str(run_dir / "models")
+    config["warehouse"]["path"] = str(run_dir / "flywheel.duckdb")
+    config["student"]["path"] = str(run_dir / "student")
+    return config
+
+
+def run_seed(config_path: Path, rounds: int, log_path: Path) -> tuple[int, float]:
+    """`flywheel run` on the seed's config; its exit status and wall time."""
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        status = subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "flywheel.flows.cli",
+                "run",
+                "--config",
+                str(config_path),
+                "--rounds",
+                str(rounds),
+            ],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return status, time.monotonic() - started
+
+
+def round_rows(warehouse_path: Path) -> list[dict[str, Any]]:
+    """Per round: stage, decision, both accuracies and the wall time, from the warehouse."""
+    query = """
+        select r.round_id, r.stage, r.status, r.wall_s, e.decision,
+               e.sandbox_accuracy_candidate, e.sandbox_accuracy_champion
+        from rounds as r
+        left join evaluations as e using (round_id)
+        qualify row_number() over (partition by r.round_id order by e.created_at desc) = 1
+        order by r.round_id
+    """
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        columns = [c[0] for c in con.execute(query).description]
+        return [dict(zip(columns, row, strict=True)) for row in con.execute(query).fetchall()]
+
+
+def seed_figures(rows: list[dict[str, Any]], keep_tolerance: float) -> dict[str, Any]:
+    """Accuracy per round (the champion's after the decision), gain, wrong decisions."""
+    accuracy_before = rows[0]["sandbox_accuracy_champion"] if rows else None
+    per_round, wrong_promotions, wrong_keeps, promoted_stages = [], [], [], set()
+    champion_accuracy = accuracy_before
+    for row in rows:
+        candidate, champion = row["sandbox_accuracy_candidate"], row["sandbox_accuracy_champion"]
+        promoted = row["decision"] == "promote"
+        if promoted:
+            promoted_stages.add(row["stage"])
+            champion_accuracy = candidate
+            if candidate is None or champion is None or candidate <= champion:
+                wrong_promotions.append(row["round_id"])
+        elif (
+            candidate is not None and champion is not None and candidate > champion + keep_tolerance
+        ):
+            wrong_keeps.append(row["round_id"])
+        per_round.append(
+            {
+                "round": row["round_id"],
+                "stage": row["stage"],
+                "status": row["status"],
+                "decision": row["decision"],
+                "candidate": candidate,
+                "champion_before": champion,
+                "accuracy_after": champion_accuracy,
+                "wall_s": row["wall_s"],
+            }
+        )
+    final = champion_accuracy
+    gain = None if final is None or accuracy_before is None else 100 * (final - accuracy_before)
+    walls = [r["wall_s"] for r in per_round if r["wall_s"] is not None]
+    return {
+        "accuracy_round0": accuracy_before,
+        "accuracy_final": final,
+        "gain_points": None if gain is None else round(gain, 1),
+        "ratio_final_to_round0": None if not accuracy_before else round(final / accuracy_before, 2),
+        "wrong_promotions": wrong_promotions,
+        "wrong_keeps": wrong_keeps,
+        "stages_promoted": sorted(promoted_stages),
+        "max_round_wall_s": max(walls) if walls else None,
+        "rounds": per_round,
+    }
+
+
+def print_table(seed: int, figures: dict[str, Any]) -> None:
+    print(f"seed {seed}: round-0 accuracy {figures['accuracy_round0']:.1%}", file=sys.stderr)
+    print("round stage  decision candidate champion after  wall s", file=sys.stderr)
+    for r in figures["rounds"]:
+
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1%}"
+
+        print(
+            f"{r['round']:>5} {r['stage']:<6} {r['decision'] or r['status']:<8} "
+            f"{pct(r['candidate']):>9} {pct(r['champion_before']):>8} {pct(r['accuracy_after']):>6}"
+            f" {r['wall_s'] or 0:>6.0f}",
+            file=sys.stderr,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(REPO_ROOT / "configs" / "demo.yaml"))
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--workdir", default="/tmp/flywheel-learning")
+    parser.add_argument("--cpu-threads", type=int, default=2)
+    parser.add_argument("--keep-tolerance", type=float, default=0.02)
+    args = parser.parse_args()
+    base = yaml.safe_load(Path(args.config).read_text())
+    workdir = Path(args.workdir).resolve()
+    load_before = os.getloadavg()[0]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    by_seed: dict[str, Any] = {}
+    for seed in seeds:
+        run_dir = workdir / f"seed-{seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = run_dir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(seed_config(base, seed, run_dir, args.cpu_threads)))
+        status, wall_s = run_seed(config_path, args.rounds, run_dir / "run.log")
+        figures = seed_figures(round_rows(run_dir / "flywheel.duckdb"), args.keep_tolerance)
+        figures |= {"exit_status": status, "run_wall_s": round(wall_s, 1)}
+        print_table(seed, figures)
+        by_seed[str(seed)] = figures
+    gains = [f["gain_points"] for f in by_seed.values() if f["gain_points"] is not None]
+    summary = {
+        "bench": "learning",
+        "rounds": args.rounds,
+        "seeds": seeds,
+        "cpu_threads": args.cpu_threads,
+        "cpu_cores": os.cpu_count(),
+        "load_avg_1min_before": round(load_before, 2),
+        "gain_points_mean": round(statistics.fmean(gains), 1) if gains else None,
+        "gain_points_min": min(gains) if gains else None,
+        "gain_points_max": max(gains) if gains else None,
+        "goal_gain_points": GOAL_GAIN_POINTS,
+        "meets_gain_goal": bool(gains)
+        and len(gains) == len(seeds)
+        and min(gains) >= GOAL_GAIN_POINTS,
+        "wrong_promotions": sum(len(f["wrong_promotions"]) for f in by_seed.values()),
+        "every_stage_promoted_per_seed": all(
+            len(f["stages_promoted"]) == len(set(base["schedule"]["stages"]))
+            for f in by_seed.values()
+        ),
+        "max_round_wall_s": max((f["max_round_wall_s"] or 0) for f in by_seed.values()),
+        "goal_round_s": GOAL_ROUND_S,
+        "by_seed": by_seed,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
