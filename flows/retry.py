@@ -45,4 +45,4 @@ def retry_round_calls(config: Config, round_id: int, sandbox_url: str | None = N
     prompt_ids = draw_prompts(config, round_id)
     answer(config, round_id, prompt_ids, champion, sandbox_url)
     judge(config, round_id, prompt_ids, champion, sandbox_url)
-    mine(config, round_id, stage)
+    mine(config, round_id, stage, sandbox_url)
