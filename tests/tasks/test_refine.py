@@ -12,10 +12,12 @@ import pytest
 
 from flywheel.config import Config
 from flywheel.evaluators.skills import check_answer
+from flywheel.flows.retry import FailedCalls, rounds_with_failed_calls
 from flywheel.llm.client import RetryPolicy
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks, systematic_slip
 from flywheel.tasks.mine import mine_round, training_rows
+from flywheel.tasks.report import round_markdown
 from flywheel.warehouse.export import export_rows
 from flywheel.warehouse.store import connect, now_utc
 from flywheel.warehouse.writes import insert_new
@@ -212,6 +214,10 @@ def test_a_failing_refine_endpoint_is_counted_and_visible_and_a_rerun_mines_it(
         recorded = con.execute("select n_sft_without_target from rounds").fetchone()[0]
         n_errors = con.execute("select count(*) from llm_calls where error is not null").fetchone()
     assert recorded == N_PROMPTS and n_errors[0] == N_PROMPTS
+    with connect(failing.warehouse.path) as con:  # `flywheel run --retry-failed` sees the round
+        con.execute("update rounds set status = 'done', promoted = false, decision_reason = 'kept'")
+    assert rounds_with_failed_calls(failing) == {ROUND_ID: FailedCalls(0, 0, N_PROMPTS)}
+    assert f"{N_PROMPTS} SFT battles have no example" in round_markdown(failing, ROUND_ID)
 
     healthy = refine_config(tmp_path)  # the endpoint is back: the next mining asks again
     with start_sandbox(healthy.sandbox) as server:
@@ -220,6 +226,7 @@ def test_a_failing_refine_endpoint_is_counted_and_visible_and_a_rerun_mines_it(
     with connect(healthy.warehouse.path) as con:
         assert con.execute("select n_sft_without_target from rounds").fetchone()[0] == 0
         assert con.execute("select count(*) from llm_calls").fetchone()[0] == N_PROMPTS
+    assert rounds_with_failed_calls(healthy) == {}
 
 
 def test_the_arena_rule_keeps_the_winners_answer(tmp_path: Path) -> None:
