@@ -383,3 +383,17 @@ def render_answer(answer: str, verbosity: str = "terse", rng: random.Random | No
     if verbosity == "verbose":
         prose += f" The final answer is {answer}."
     return f"{prose}\nAnswer: {answer}"
+
+
+def replace_final_answer(reply: str, answer: str) -> str:
+    """`reply` committing to `answer` instead, in its own format: the value of its last answer
+    line is replaced (its prefix, such as `**Answer:**`, and the prose before it kept; text
+    after it dropped); a reply without an answer line gets `Answer: X` as its last line."""
+    lines = reply.rstrip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        m = _ANSWER_LINE_RE.match(lines[i])
+        if m is not None:
+            prefix = lines[i][: m.start(1)].rstrip()
+            return "\n".join([*lines[:i], f"{prefix} {answer}"])
+    prose = "\n".join(lines).strip()
+    return f"{prose}\nAnswer: {answer}" if prose else f"Answer: {answer}"

@@ -154,10 +154,13 @@ def retry_finished_rounds(config: Config, sandbox_url: str | None) -> None:
         retry_round_calls(config, round_id, sandbox_url)
         after = failed_calls_of_round(config, round_id)
         log.info(
-            "round %d: retried %d unanswered prompts and %d error battles; %d and %d remain",
+            "round %d: retried %d unanswered prompts, %d error battles and %d SFT battles "
+            "without a refined target; %d, %d and %d remain",
             round_id,
             before.n_unanswered,
             before.n_error_battles,
+            before.n_sft_without_target,
             after.n_unanswered,
             after.n_error_battles,
+            after.n_sft_without_target,
         )

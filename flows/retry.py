@@ -3,7 +3,8 @@
 Calls that failed after their retries (a dead reference, a rate limit that outlasted the
 backoff) leave a finished round with unanswered prompts and battles in error. Retrying runs
 the round's answer and judge steps again, which send only what is missing or in error, then
-mines the round again, which adds only what the new battles unblock. The round's training and
+mines the round again, which adds only what the new battles unblock (and, with the refine SFT
+rule, asks the failed corrections again). The round's training and
 evaluation are not redone: later rounds train on the new rows (`training.mining.accumulate`).
 """
 
@@ -23,6 +24,7 @@ from flywheel.warehouse.store import connect_warehouse, read_query
 class FailedCalls:
     n_unanswered: int  # slice prompts some model has no answer to
     n_error_battles: int  # train battles whose judging ended in an error
+    n_sft_without_target: int = 0  # SFT battles whose refine call failed (sft_rule refine)
 
 
 def rounds_with_failed_calls(config: Config) -> dict[int, FailedCalls]:
@@ -45,4 +47,4 @@ def retry_round_calls(config: Config, round_id: int, sandbox_url: str | None = N
     prompt_ids = draw_prompts(config, round_id)
     answer(config, round_id, prompt_ids, champion, sandbox_url)
     judge(config, round_id, prompt_ids, champion, sandbox_url)
-    mine(config, round_id, stage)
+    mine(config, round_id, stage, sandbox_url)

@@ -99,9 +99,10 @@ def judge(
 
 
 @task(name="mine", cache_policy=NO_CACHE)
-def mine(config: Config, round_id: int, stage: str) -> MiningReport:
-    """4. Losses become SFT targets; wins and losses become DPO and RM pairs."""
-    return mine_round(config, round_id, stage)
+def mine(config: Config, round_id: int, stage: str, sandbox_url: str | None) -> MiningReport:
+    """4. Losses become SFT targets (the winner's answer, or with sft_rule refine a
+    reference's correction of the champion's); wins and losses become DPO and RM pairs."""
+    return mine_round(config, round_id, stage, sandbox_url)
 
 
 class StageFailedError(RuntimeError):
@@ -218,7 +219,7 @@ def arena_round(
     prompt_ids = draw_prompts(config, round_id)
     answer(config, round_id, prompt_ids, champion, sandbox_url)
     judge(config, round_id, prompt_ids, champion, sandbox_url)
-    mine(config, round_id, stage)
+    mine(config, round_id, stage, sandbox_url)
     trained = train(config, round_id, stage, champion)
     evaluation = evaluate(config, round_id, trained, champion, sandbox_url)
     decision = promote(config, round_id, champion, trained, evaluation)

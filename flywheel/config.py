@@ -534,6 +534,33 @@ class MiningConfig(Section):
     accumulate: bool = _help(
         "train on this round's examples plus every earlier round's of the same kind", default=True
     )
+    sft_rule: Literal["arena", "refine"] = _help(
+        "the SFT target of a battle the champion lost by the SFT gap: arena (Arena Learning: "
+        "the winning reference's answer) or refine (a reference is asked to correct the "
+        "champion's losing answer, and its correction is the target; tasks/refine.py)",
+        default="arena",
+    )
+    refine_with: str | None = _help(
+        "sft_rule refine: the `name` of the reference that corrects the champion's answers; "
+        "null: the reference that won the battle",
+        default=None,
+    )
+    refine_prompt_version: str = _help(
+        "sft_rule refine: version of the correction prompt (evaluators/refine_prompts.py)",
+        default="refine-v1",
+    )
+
+    @field_validator("refine_prompt_version")
+    @classmethod
+    def _check_refine_prompt_version(cls, version: str) -> str:
+        from flywheel.evaluators.refine_prompts import REFINE_PROMPTS
+
+        if version not in REFINE_PROMPTS:
+            raise field_problem(
+                "not a known refine prompt version",
+                f"use one of {', '.join(sorted(REFINE_PROMPTS))}",
+            )
+        return version
 
 
 class StageTrainingConfig(Section):
@@ -827,7 +854,22 @@ class Config(Section):
                     f"{endpoint.model!r}; add it under sandbox.models or change its model"
                 )
         self._check_anchor_model()
+        self._check_refine_with()
         return self
+
+    def _check_refine_with(self) -> None:
+        """The reference that corrects the champion's answers must be one of the references."""
+        refine_with = self.training.mining.refine_with
+        names = [ref.name for ref in self.references]
+        if refine_with is None or refine_with in names:
+            return
+        raise field_problem(
+            "names no reference (the corrector is a reference's `name`, not its model id)",
+            f"set it to one of {', '.join(names)}, or to null for the reference that won "
+            "each battle",
+            field="training.mining.refine_with",
+            value=refine_with,
+        )
 
     def _check_anchor_model(self) -> None:
         """The anchor's rating is fixed, so it must be a model in every rating: a reference."""

@@ -18,6 +18,14 @@ HTTP layer (`sandbox/server.py`) adds latency and faults.
   request's prompt version (`evaluators.judges.format_protocol_reply`: scores, five labels
   with a difference of 4 or more significant, pair labels, or JSON). With probability
   `malformed_rate` the reply has no parseable verdict.
+- Correction (a reference sent a request built by
+  `evaluators.refine_prompts.build_refine_messages`, the "refine" SFT rule): on a skill
+  prompt, with probability `skill_accuracy.get(skill, accuracy)` the draft is corrected to
+  the right answer in the draft's own format (`evaluators.skills.replace_final_answer`:
+  `Answer: 355` becomes `Answer: 35`, the prose before it kept); otherwise the reviewer misses
+  the error and the draft's committed answer stays (a draft committing to nothing gets a
+  plausible wrong answer). A draft to another prompt comes back unchanged: nothing in it can
+  be checked.
 """
 
 from __future__ import annotations
@@ -29,7 +37,15 @@ import re
 
 from flywheel.config import SandboxModelConfig
 from flywheel.evaluators.judges import format_protocol_reply, read_judge_request
-from flywheel.evaluators.skills import check_answer, expected_answer, identify_skill, render_answer
+from flywheel.evaluators.refine_prompts import RefineRequest, read_refine_request
+from flywheel.evaluators.skills import (
+    check_answer,
+    expected_answer,
+    extract_final_answer,
+    identify_skill,
+    render_answer,
+    replace_final_answer,
+)
 from flywheel.sandbox.skills import wrong_answer
 
 SCORE_RIGHT = (8, 9)
@@ -88,6 +104,22 @@ def reference_reply(
     if rng.random() >= accuracy:
         answer = wrong_answer(prompt, rng)
     return render_answer(answer, model.verbosity, rng)
+
+
+def refine_reply(
+    model_name: str, model: SandboxModelConfig, seed: int, request: RefineRequest, key: str
+) -> str:
+    """A reference's correction of the draft in a correction request (see the module doc)."""
+    rng = seeded_rng(seed, model_name, "refine", key)
+    question = request.question
+    skill, answer = identify_skill(question), expected_answer(question)
+    if skill is None or answer is None:
+        return request.answer
+    accuracy = model.skill_accuracy.get(skill, model.accuracy)
+    if rng.random() >= accuracy:
+        committed = extract_final_answer(request.answer)
+        answer = committed if committed is not None else wrong_answer(question, rng)
+    return replace_final_answer(request.answer, answer)
 
 
 def _base_score(correct: bool | None, rng: random.Random) -> int:
@@ -159,6 +191,9 @@ def model_reply(
     """The reply of a sandbox model of either role."""
     if model.role == "judge":
         return judge_reply(model_name, model, seed, messages, response_format)
+    correction = read_refine_request(messages)
+    if correction is not None:
+        return refine_reply(model_name, model, seed, correction, request_key(messages))
     return reference_reply(model_name, model, seed, messages)
 
 

@@ -4,15 +4,22 @@ The selection rules are SQL (`warehouse/queries/mine_*.sql`); this module picks 
 threshold K for the round (Arena Learning: K=3 for SFT and K=2 for preference pairs in the
 first iteration, 1 later) and writes the rows idempotently. A battle judged without scores
 (five labels, pair labels) is mined by its label strength instead
-(`training.mining.min_label_strength`).
+(`training.mining.min_label_strength`). With `training.mining.sft_rule: refine` the SFT
+battles are selected by the same rule, and their targets are a reference's corrections of the
+champion's answers (`tasks/refine.py`, the step's only model calls); battles whose correction
+failed are counted, logged and recorded in `rounds.n_sft_without_target`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
 from flywheel.config import Config
+from flywheel.llm.client import RetryPolicy
 from flywheel.logs import step_logger
+from flywheel.tasks.refine import RefineReport, refine_sft_targets
 from flywheel.warehouse.export import export_rows
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
@@ -37,6 +44,7 @@ class MiningReport:
     round_id: int
     n_added: dict[str, int]  # kind -> rows added by this run
     n_total: dict[str, int]  # kind -> rows the round holds
+    refine: RefineReport | None = None  # sft_rule refine: the corrections asked for
 
 
 def iteration_of(config: Config, round_id: int) -> int:
@@ -56,27 +64,77 @@ def mining_rules(config: Config, round_id: int, stage: str) -> list[MiningRule]:
     return rules
 
 
-def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
-    """Select this round's examples by the rules and store the new ones (re-runs add nothing)."""
+def mine_round(
+    config: Config,
+    round_id: int,
+    stage: str,
+    sandbox_url: str | None = None,
+    retry: RetryPolicy | None = None,
+) -> MiningReport:
+    """Select this round's examples by the rules and store the new ones (re-runs add nothing).
+
+    With `sft_rule: refine` the SFT targets are references' corrections (`sandbox_url` serves
+    the sandbox's references; `retry` overrides their retry policy)."""
     n_added: dict[str, int] = {}
     n_total: dict[str, int] = {}
-    with connect_warehouse(config.warehouse) as con:
-        for rule in mining_rules(config, round_id, stage):
-            query = read_query("mine_sft" if rule.kind == "sft" else "mine_pairs")
-            params = {
-                "round_id": round_id,
-                "min_gap": rule.min_gap,
-                "min_strength": config.training.mining.min_label_strength,
-            }
-            if rule.kind != "sft":
-                params["kind"] = rule.kind
-            selected = con.execute(query, params).df()
-            table = MINED_TABLES[rule.kind]
-            n_added[rule.kind] = insert_new(con, table, selected, MINED_KEYS[rule.kind])
+    refined: RefineReport | None = None
+    for rule in mining_rules(config, round_id, stage):
+        selected = select_examples(config, round_id, rule)
+        if rule.kind == "sft" and config.training.mining.sft_rule == "refine":
+            refined = refine_sft_targets(config, round_id, selected, sandbox_url, retry)
+            n_added[rule.kind] = refined.n_refined
+        else:
+            with connect_warehouse(config.warehouse) as con:
+                table = MINED_TABLES[rule.kind]
+                n_added[rule.kind] = insert_new(con, table, selected, MINED_KEYS[rule.kind])
+        with connect_warehouse(config.warehouse) as con:
             counted = {"kind": rule.kind, "round_id": round_id}
             n_total[rule.kind] = con.execute(read_query("mined_count"), counted).fetchone()[0]
-    step_logger(__name__).info("round %d mined: %s", round_id, mining_counts(n_total, n_added))
-    return MiningReport(round_id, n_added, n_total)
+    log_mining(round_id, n_total, n_added, refined)
+    if refined is not None:
+        record_without_target(config, round_id, refined.n_without_target)
+    return MiningReport(round_id, n_added, n_total, refined)
+
+
+def select_examples(config: Config, round_id: int, rule: MiningRule) -> pd.DataFrame:
+    """The rows the rule selects from this round's battles (SQL: `mine_sft`, `mine_pairs`)."""
+    query = read_query("mine_sft" if rule.kind == "sft" else "mine_pairs")
+    params = {
+        "round_id": round_id,
+        "min_gap": rule.min_gap,
+        "min_strength": config.training.mining.min_label_strength,
+    }
+    if rule.kind != "sft":
+        params["kind"] = rule.kind
+    with connect_warehouse(config.warehouse) as con:
+        return con.execute(query, params).df()
+
+
+def log_mining(
+    round_id: int, n_total: dict[str, int], n_added: dict[str, int], refined: RefineReport | None
+) -> None:
+    """One line per mining run; a warning when refined SFT battles were left without a target."""
+    logger = step_logger(__name__)
+    counts = mining_counts(n_total, n_added)
+    if refined is None:
+        logger.info("round %d mined: %s", round_id, counts)
+    elif refined.n_without_target:
+        logger.warning(
+            "round %d mined: %s; %s; a rerun of the round (or flywheel run --retry-failed) "
+            "asks the failed ones again",
+            round_id,
+            counts,
+            refined.summary(),
+        )
+    else:
+        logger.info("round %d mined: %s; %s", round_id, counts, refined.summary())
+
+
+def record_without_target(config: Config, round_id: int, n_without_target: int) -> None:
+    """Keep on the round's row how many SFT battles the refine rule left without a target."""
+    params = {"round_id": round_id, "n_without_target": n_without_target}
+    with connect_warehouse(config.warehouse) as con:
+        con.execute(read_query("mine_record_without_target"), params)
 
 
 def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:

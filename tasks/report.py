@@ -114,7 +114,8 @@ def round_markdown(config: Config, round_id: int) -> str:
         "",
         f"Mined: {_fmt(row['n_sft'], '{:.0f}')} SFT, {_fmt(row['n_dpo'], '{:.0f}')} DPO, "
         f"{_fmt(row['n_rm'], '{:.0f}')} RM from {_fmt(row['n_battles'], '{:.0f}')} battles; "
-        f"sandbox accuracy of the champion after the round: {_fmt(row['sandbox_accuracy'], '{:.1%}')}",
+        f"sandbox accuracy of the champion after the round: {_fmt(row['sandbox_accuracy'], '{:.1%}')}"
+        + _without_target_note(rnd[1] if rnd else None),
         "",
         f"Judge: {_fmt(row['n_decisive'], '{:.0f}')} decisive battles, "
         f"{_fmt(row['n_decisive_without_gap'], '{:.0f}')} of them without a score gap (their "
@@ -151,6 +152,16 @@ def round_markdown(config: Config, round_id: int) -> str:
         _markdown_table(costs) if not costs.empty else "(no calls)",
     ]
     return "\n".join(lines)
+
+
+def _without_target_note(n_without_target: int | None) -> str:
+    """The SFT battles the refine rule could not mine (a failed or empty correction)."""
+    if not n_without_target:
+        return ""
+    return (
+        f"; **{n_without_target} SFT battles have no example**: their refine call failed or "
+        "replied with nothing (`flywheel run --retry-failed` asks again)"
+    )
 
 
 def _decision_line(row: pd.Series, reason: str | None) -> str:

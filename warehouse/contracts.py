@@ -41,6 +41,7 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
     ("judgments", "call_id"): ("llm_calls", "call_id"),
     ("sft_examples", "battle_id"): ("battles", "battle_id"),
     ("sft_examples", "response_id"): ("responses", "response_id"),
+    ("sft_examples", "target_call_id"): ("llm_calls", "call_id"),
     ("preference_pairs", "battle_id"): ("battles", "battle_id"),
     ("preference_pairs", "chosen_response_id"): ("responses", "response_id"),
     ("preference_pairs", "rejected_response_id"): ("responses", "response_id"),

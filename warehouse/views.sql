@@ -167,7 +167,9 @@ with train_battles as (
 )
 select * from round_summary order by round_id;
 
--- one row per mined SFT example, in TRL's conversational `messages` form
+-- one row per mined SFT example, in TRL's conversational `messages` form; the target is the
+-- winning reference's answer, or (target_source refine) a reference's correction of the
+-- champion's answer
 create or replace view v_sft_data as
 with examples as (
     select
@@ -177,17 +179,21 @@ with examples as (
         p.category,
         list_append(
             from_json(p.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]'),
-            {'role': 'assistant', 'content': r.response_text}
+            {'role': 'assistant', 'content': coalesce(c.response_text, r.response_text)}
         ) as messages,
-        r.response_text as target_text,
+        coalesce(c.response_text, r.response_text) as target_text,
         s.source_model,
         s.battle_id,
         s.score_gap,
         s.rule_kind,
-        s.rule_min_gap
+        s.rule_min_gap,
+        coalesce(s.target_source, 'winner') as target_source,
+        s.target_call_id
     from sft_examples as s
     join prompts as p using (prompt_id)
     join responses as r on r.response_id = s.response_id
+    -- a refined target is the text of its refine call (training.mining.sft_rule refine)
+    left join llm_calls as c on c.call_id = s.target_call_id
 )
 select * from examples order by round_id, example_id;
 

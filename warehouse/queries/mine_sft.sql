@@ -35,7 +35,9 @@ with lost_battles as (
         'sft' as rule_kind,
         $min_gap::double as rule_min_gap,
         score_gap,
-        label_strength
+        label_strength,
+        'winner' as target_source,
+        null::varchar as target_call_id
     from best_winner
 )
 select * from examples order by prompt_id

@@ -1,2 +1,3 @@
--- Why the round kept or moved the champion. params: round_id
-select decision_reason from rounds where round_id = $round_id
+-- Why the round kept or moved the champion, and the SFT battles its refine rule left without
+-- a target (null for the arena rule). params: round_id
+select decision_reason, n_sft_without_target from rounds where round_id = $round_id
