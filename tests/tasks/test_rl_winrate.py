@@ -73,3 +73,27 @@ def test_a_policy_that_answers_worse_than_the_champion_has_a_low_win_rate(
     check = judged_check(config, ROUND_ID, sandbox.base_url, prompts, right, wrong, step=2)
     assert check.win_rate is not None and check.win_rate < 0.3
     assert check.n_losses >= 4
+
+
+def test_the_rl_stage_holds_the_check_prompts_out_of_rl_and_binds_the_rounds_judge(
+    tmp_path: Path,
+) -> None:
+    from flywheel.tasks.train import rl_prompts
+    from tests.tasks.test_answer_judge import insert_prompts
+
+    rl = {"winrate_check_every": 5, "winrate_prompts": 8}
+    config = load_config_in(tmp_path, "smoke", training={"rl": rl})
+    insert_prompts(config, 20)  # slice 1
+    with start_sandbox(config.sandbox) as server:
+        train, winrate = rl_prompts(config, 1, server.base_url)
+        assert winrate is not None and len(winrate.prompts) == 8 and len(train) == 12
+        assert not {json.dumps(p) for p in train} & {json.dumps(p) for p in winrate.prompts}
+        champion = ["Answer: no idea"] * 8
+        check = winrate.judge(winrate.prompts, champion, ["Answer: 7"] * 8, 5)
+    assert check.step == 5 and check.n_sent == 16
+    with connect_warehouse(config.warehouse) as con:
+        assert con.execute("select distinct round_id from llm_calls").fetchall() == [(1,)]
+    off = load_config_in(tmp_path / "off", "smoke")
+    insert_prompts(off, 20)
+    every_prompt, no_check = rl_prompts(off, 1, None)  # the check off: RL trains on all
+    assert no_check is None and len(every_prompt) == 20
