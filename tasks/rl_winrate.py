@@ -183,6 +183,13 @@ def judged_check(
         n_sent,
         len(games),
     )
+    if check.win_rate is None:
+        step_logger(__name__).warning(
+            "round %d RL step %d: no win-rate battle got a verdict (judge calls failed or "
+            "unparsed; see llm_calls.error): this check cannot stop RL",
+            round_id,
+            step,
+        )
     return check
 
 
