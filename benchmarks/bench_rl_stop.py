@@ -18,7 +18,8 @@ of `off`'s at the same learning rate, and one JSON line. The thread count is
 `training.cpu_threads` of the config (set it; results depend on it).
 
     python benchmarks/bench_rl_stop.py --config CONFIG [--round 1] [--weights 0.5]
-        [--check-every 5] [--drop 0.1] [--hot-lr 0.0005]
+        [--check-every 5] [--drop 0.1] [--hot-lr 0.0005] [--winrate-prompts N]
+        [--settings off stop hot-off hot-stop]
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def main() -> None:
     parser.add_argument("--check-every", type=int, default=5)
     parser.add_argument("--drop", type=float, default=0.1)
     parser.add_argument("--hot-lr", type=float, default=5e-4)
+    parser.add_argument(
+        "--winrate-prompts", type=int, default=None, help="default: training.rl.winrate_prompts"
+    )
+    parser.add_argument(
+        "--settings", nargs="+", default=None, help="run only these settings (default: all)"
+    )
     args = parser.parse_args()
 
     from bench_rm_ensemble import _eval_conversations, _sandbox_accuracy
@@ -93,7 +100,10 @@ def main() -> None:
         "champion_sandbox_accuracy": _sandbox_accuracy(config, champion.checkpoint_path, evals),
     }
     out_dir = Path(config.training.output_dir) / "bench-rl-stop"
-    checking = config.training.rl.model_copy(update={"winrate_check_every": args.check_every})
+    n_heldout = args.winrate_prompts or config.training.rl.winrate_prompts
+    checking = config.training.rl.model_copy(
+        update={"winrate_check_every": args.check_every, "winrate_prompts": n_heldout}
+    )
     split_config = config.model_copy(
         update={"training": config.training.model_copy(update={"rl": checking})}
     )
@@ -103,8 +113,12 @@ def main() -> None:
         results["n_rl_prompts"] = len(prompts)
         results["n_winrate_prompts"] = len(winrate.prompts) if winrate else 0
         for name, rl_updates in _settings(args, config.training.rl.learning_rate):
+            if args.settings is not None and name not in args.settings:
+                continue
             names.append(name)
-            rl_cfg = config.training.rl.model_copy(update=rl_updates)
+            rl_cfg = config.training.rl.model_copy(
+                update={"winrate_prompts": n_heldout, **rl_updates}
+            )
             result = train_rm_rl(
                 champion.checkpoint_path,
                 rows,
@@ -141,14 +155,15 @@ def _print_table(results: dict[str, Any], names: list[str]) -> None:
     )
     for name in names:
         r = results[name]
-        peer = results["hot-off" if name.startswith("hot-") else "off"]
+        peer = results.get("hot-off" if name.startswith("hot-") else "off")
+        ratio = f"{r['sandbox_accuracy'] / peer['sandbox_accuracy']:.2f}" if peer else "-"
         rates = " ".join(
             "-" if c["win_rate"] is None else f"{c['win_rate']:.2f}"
             for c in r["rl_winrate_checks"] or []
         )
         print(
             f"{name:<10} {r['learning_rate']:>8.0e} {r['sandbox_accuracy']:>8.3f} "
-            f"{r['sandbox_accuracy'] / peer['sandbox_accuracy']:>6.2f} "
+            f"{ratio:>6} "
             f"{r['sandbox_accuracy'] / champion:>7.2f} {r['n_steps']:>5} "
             f"{str(r['rl_stopped_early']):>5} {rates or '-':>28} {r['wall_s']:>7.0f}"
         )
