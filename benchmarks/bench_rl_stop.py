@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def main() -> None:
 
     from flywheel.config import load_config
     from flywheel.llm.checkpoints import configure_cpu_threads
-    from flywheel.llm.trainers import train_rm_rl
+    from flywheel.llm.trainers import reward_model_path, train_rm_rl
     from flywheel.sandbox.server import start_sandbox
     from flywheel.tasks.mine import training_rows
     from flywheel.tasks.train import rl_prompts, stage_setup
@@ -116,6 +117,8 @@ def main() -> None:
             if args.settings is not None and name not in args.settings:
                 continue
             names.append(name)
+            for stale in (out_dir / name, reward_model_path(out_dir / name)):
+                shutil.rmtree(stale, ignore_errors=True)  # an earlier run's
             rl_cfg = config.training.rl.model_copy(
                 update={"winrate_prompts": n_heldout, **rl_updates}
             )
