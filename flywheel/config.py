@@ -622,6 +622,11 @@ class RLTrainingConfig(StageTrainingConfig):
         gt=0,
         le=1,
     )
+    winrate_keep_best: bool = _help(
+        "when the win-rate check stops RL, publish the policy of the best check instead of the "
+        "one at the stop (keeps one CPU copy of the trainable weights of the best check)",
+        default=True,
+    )
     verifiable_reward_weight: float = _help(
         "w in RL reward = (1 - w) x reward model + w x checker, for prompts a skill checker "
         "can check (the checker's right/wrong as +1/-1, one std of the reward model's "

@@ -700,6 +700,7 @@ def _winrate_stop(
         rl_cfg.winrate_check_every,
         rl_cfg.winrate_drop,
         max_completion_tokens,
+        keep_best=rl_cfg.winrate_keep_best,
     )
 
 

@@ -3,7 +3,9 @@
 Before RL and every `winrate_check_every` steps, the policy answers a small held-out set of
 the stage's prompts greedily, and a judge (injected: `WinRateJudge`; tasks/rl_winrate.py calls
 the configured judge through the call cache) compares its answers with the champion's, both
-orders. RL stops when the win rate falls more than `winrate_drop` below the best seen.
+orders. RL stops when the win rate falls more than `winrate_drop` below the best seen; with
+`winrate_keep_best` the policy of the best check is then put back (its trainable weights are
+kept as one CPU copy), so the candidate is that one (`rl_winrate_kept_step`).
 
 The first check is before any step: the policy is then the champion, so its answers are the
 champion's own and the win rate is 0.5 by definition (ties), without judge calls. The
@@ -120,6 +122,23 @@ def _cuda_devices() -> list[int]:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
+def trainable_weights(model: Any) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's trainable parameters (all of them, or LoRA's)."""
+    return {
+        name: param.detach().to("cpu", copy=True)
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    }
+
+
+def restore_weights(model: Any, weights: dict[str, torch.Tensor]) -> None:
+    """Put a `trainable_weights` copy back into the model, in place."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in weights:
+                param.copy_(weights[name].to(param.device))
+
+
 def winrate_stop_callback(
     judge: WinRateJudge,
     prompts: list[Conversation],
@@ -127,9 +146,11 @@ def winrate_stop_callback(
     every: int,
     drop: float,
     max_new_tokens: int,
+    keep_best: bool = True,
 ) -> Any:
     """A TrainerCallback running the checks (see the module doc); it keeps them in `checks`
-    and, once it stopped RL, the step and the reason in `stopped_at_step` and `reason`."""
+    and, once it stopped RL, the step and the reason in `stopped_at_step` and `reason`. With
+    `keep_best`, a stop puts back the weights of the best check (`kept_step`)."""
     from transformers import TrainerCallback
 
     class WinRateStop(TrainerCallback):
@@ -138,27 +159,45 @@ def winrate_stop_callback(
             self.champion_answers: list[str] = []
             self.stopped_at_step: int | None = None
             self.reason: str | None = None
+            self.kept_step: int | None = None
+            self.best_weights: dict[str, torch.Tensor] | None = None
+            self.best_rate: float | None = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            self.champion_answers = greedy_answers(
-                kwargs["model"], tokenizer, prompts, max_new_tokens
-            )
-            n = len(prompts)
-            self.checks.append(WinRateCheck(0, CHAMPION_WIN_RATE, n, 0, 0, 0))
+            model = kwargs["model"]
+            self.champion_answers = greedy_answers(model, tokenizer, prompts, max_new_tokens)
+            self._record(WinRateCheck(0, CHAMPION_WIN_RATE, len(prompts), 0, 0, 0), model)
             return control
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             if self.reason is None and state.global_step % every == 0:
-                answers = greedy_answers(kwargs["model"], tokenizer, prompts, max_new_tokens)
-                self.checks.append(
-                    judge(prompts, self.champion_answers, answers, state.global_step)
-                )
+                model = kwargs["model"]
+                answers = greedy_answers(model, tokenizer, prompts, max_new_tokens)
+                step = state.global_step
+                self._record(judge(prompts, self.champion_answers, answers, step), model)
                 reason = winrate_stop_reason(self.checks, drop)
                 if reason is not None:
-                    self.stopped_at_step, self.reason = state.global_step, reason
+                    self.stopped_at_step, self.reason = step, reason
+                    self._keep_best(model)
             if self.reason is not None:
                 control.should_training_stop = True
             return control
+
+        def _record(self, check: WinRateCheck, model: Any) -> None:
+            self.checks.append(check)
+            better = check.win_rate is not None and (
+                self.best_rate is None or check.win_rate > self.best_rate
+            )
+            if better:
+                self.best_rate = check.win_rate
+                self.kept_step = check.step
+                self.best_weights = trainable_weights(model) if keep_best else None
+
+        def _keep_best(self, model: Any) -> None:
+            if keep_best and self.best_weights is not None:
+                restore_weights(model, self.best_weights)
+            else:
+                self.kept_step = self.stopped_at_step
 
     return WinRateStop()
 
@@ -175,4 +214,5 @@ def winrate_metrics(stop: Any, n_prompts: int, every: int) -> dict[str, Any]:
         "rl_winrate_best": max(rates) if rates else None,
         "rl_winrate_last": rates[-1] if rates else None,
         "rl_winrate_judge_calls_sent": sum(c.n_sent for c in stop.checks),
+        "rl_winrate_kept_step": stop.kept_step if stop.reason is not None else None,
     }

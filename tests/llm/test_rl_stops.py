@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from flywheel.config import ConfigError, RLTrainingConfig, parse_config
@@ -19,7 +20,14 @@ from flywheel.llm.winrate_stop import (
 )
 from flywheel.sandbox.skills import generate_tasks
 from tests.conftest import REPO_ROOT
-from tests.llm.test_trainers import CFG, PAIR_ROWS, RL_CFG, _prompt, base_checkpoint  # noqa: F401
+from tests.llm.test_trainers import (  # noqa: F401
+    CFG,
+    PAIR_ROWS,
+    RL_CFG,
+    _prompt,
+    _weights,
+    base_checkpoint,
+)
 
 
 def _check(step: int, win_rate: float | None) -> WinRateCheck:
@@ -113,25 +121,33 @@ class ScriptedJudge:
         return _check(step, 0.45 - 0.2 * (len(self.calls) - 1))
 
 
-def test_rl_stops_when_the_judged_win_rate_falls(base_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
-    judge = ScriptedJudge()
-    heldout = [_prompt(i) for i in range(20, 23)]
+def _train_with_judge(base: Path, out: Path, judge: ScriptedJudge, keep_best: bool) -> dict:
     rl_cfg = RLTrainingConfig(
-        **{**RL_CFG.model_dump(), "max_steps": 6}, winrate_check_every=1, winrate_drop=0.1
+        **{**RL_CFG.model_dump(), "max_steps": 6},
+        winrate_check_every=1,
+        winrate_drop=0.1,
+        winrate_keep_best=keep_best,
     )
-    rm_cfg = CFG.model_copy(update={"max_steps": 1})
     result = train_rm_rl(
-        base_checkpoint,
+        base,
         PAIR_ROWS,
         [_prompt(i) for i in range(8)],
-        tmp_path / "rl",
-        rm_cfg,
+        out,
+        CFG.model_copy(update={"max_steps": 1}),
         rl_cfg,
         seed=0,
         max_completion_tokens=4,
-        winrate=WinRateSetup(judge, heldout),
+        winrate=WinRateSetup(judge, [_prompt(i) for i in range(20, 23)]),
     )
-    m = result.metrics
+    return result.metrics
+
+
+def test_rl_stops_when_the_judged_win_rate_falls_and_keeps_the_best_checks_policy(
+    base_checkpoint: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    judge = ScriptedJudge()
+    m = _train_with_judge(base_checkpoint, tmp_path / "rl", judge, keep_best=True)
     # checks: 0.5 before RL (the champion itself), 0.45 at step 1, 0.25 at step 2: stop
     assert judge.calls == [(3, 3, 3), (3, 3, 3)]
     assert [c["win_rate"] for c in m["rl_winrate_checks"]] == pytest.approx([0.5, 0.45, 0.25])
@@ -139,7 +155,20 @@ def test_rl_stops_when_the_judged_win_rate_falls(base_checkpoint: Path, tmp_path
     assert m["rl_stop_step"] == 2 and m["n_steps"] == 2
     assert "fell more than 0.1 below its best 0.500" in m["rl_stop_reason"]
     assert m["rl_winrate_best"] == 0.5 and m["rl_winrate_n_prompts"] == 3
-    assert (tmp_path / "rl").is_dir()
+    # the best check was the champion's own: its weights are what is published
+    assert m["rl_winrate_kept_step"] == 0
+    base, published = _weights(base_checkpoint), _weights(tmp_path / "rl")
+    assert all(torch.equal(base[name], published[name]) for name in base)
+
+
+def test_without_keep_best_the_policy_at_the_stop_is_published(
+    base_checkpoint: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    m = _train_with_judge(base_checkpoint, tmp_path / "rl", ScriptedJudge(), keep_best=False)
+    assert m["rl_stop_step"] == 2 and m["rl_winrate_kept_step"] == 2
+    base, published = _weights(base_checkpoint), _weights(tmp_path / "rl")
+    assert any(not torch.equal(base[name], published[name]) for name in base)
 
 
 def test_winrate_check_without_a_judge_is_refused(base_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
