@@ -1,8 +1,9 @@
 """The pure training stages on TRL's trainers: SFT, DPO, and reward model + RL (GRPO).
 
 The stage functions (`train_sft`, `train_dpo`, `train_rm_rl`) are pure: they take rows and a
-base checkpoint and return a `TrainResult`, touching no warehouse; `run_training_stage` of
-tasks/train.py wires them to the round (mined rows in; training run and candidate recorded).
+base checkpoint and return a `TrainResult`, touching no warehouse (the RL win-rate check's
+judge, which the caller injects, stores its calls); `run_training_stage` of tasks/train.py
+wires them to the round (mined rows in; training run and candidate recorded).
 Each stage trains in a scratch directory and writes its output checkpoint with `save_trained`, which
 renames it into place only when complete, so a stage that raises leaves nothing at `out_path`.
 
