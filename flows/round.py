@@ -110,7 +110,13 @@ class StageFailedError(RuntimeError):
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train(config: Config, round_id: int, stage: str, champion: ModelVersion) -> StageResult:
+def train(
+    config: Config,
+    round_id: int,
+    stage: str,
+    champion: ModelVersion,
+    sandbox_url: str | None = None,
+) -> StageResult:
     """5. The round's stage (sft | dpo | rm+rl) trains a candidate from the champion.
 
     A stage that raised fails the round (its cause is in `training_runs` and `rounds`); a
@@ -119,7 +125,7 @@ def train(config: Config, round_id: int, stage: str, champion: ModelVersion) -> 
     progress = StepProgress(f"round-{round_id}-train-progress", f"round {round_id}: {stage}")
     try:
         with reporting_training_progress(progress):
-            trained = run_training_stage(config, round_id, stage, champion)
+            trained = run_training_stage(config, round_id, stage, champion, sandbox_url)
     finally:
         progress.close()
     if trained.status == "failed":
@@ -220,7 +226,7 @@ def arena_round(
     answer(config, round_id, prompt_ids, champion, sandbox_url)
     judge(config, round_id, prompt_ids, champion, sandbox_url)
     mine(config, round_id, stage, sandbox_url)
-    trained = train(config, round_id, stage, champion)
+    trained = train(config, round_id, stage, champion, sandbox_url)
     evaluation = evaluate(config, round_id, trained, champion, sandbox_url)
     decision = promote(config, round_id, champion, trained, evaluation)
     retain(config)

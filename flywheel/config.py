@@ -628,6 +628,41 @@ class RLTrainingConfig(StageTrainingConfig):
         default=3,
         ge=1,
     )
+    winrate_check_every: int = _help(
+        "every this many RL steps (and once before RL), the policy answers `winrate_prompts` "
+        "held-out prompts of the stage greedily and the judge compares them with the "
+        "champion's answers, both orders; RL stops when the win rate falls more than "
+        "`winrate_drop` below the best seen; 0: never (in-process launcher only)",
+        default=0,
+        ge=0,
+    )
+    winrate_prompts: int = _help(
+        "prompts of the stage's slice held out of RL for the win-rate check (seeded; RL "
+        "trains on the rest)",
+        default=32,
+        ge=1,
+    )
+    winrate_drop: float = _help(
+        "stop RL when the judged win rate falls more than this below the best win rate seen "
+        "(the first check, before RL, is the champion against itself: 0.5)",
+        default=0.1,
+        gt=0,
+        le=1,
+    )
+    winrate_keep_best: bool = _help(
+        "when the win-rate check stops RL, publish the policy of the best check instead of the "
+        "one at the stop (keeps one CPU copy of the trainable weights of the best check)",
+        default=True,
+    )
+    verifiable_reward_weight: float = _help(
+        "w in RL reward = (1 - w) x reward model + w x checker, for prompts a skill checker "
+        "can check (the checker's right/wrong as +1/-1, one std of the reward model's "
+        "standardised scores); prompts without a checker get the reward model alone; 0: off "
+        "(real data has no checker)",
+        default=0.0,
+        ge=0,
+        le=1,
+    )
 
 
 def default_cpu_threads() -> int:
@@ -716,6 +751,21 @@ class TrainingConfig(Section):
                 "rl.early_stop_disagreement_factor",
                 field="rl.early_stop_disagreement_factor",
                 value=self.rl.early_stop_disagreement_factor,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_winrate_launcher(self) -> TrainingConfig:
+        """The win-rate check calls the judge and stores its calls in the warehouse from the
+        training process; `accelerate launch` ranks have neither (refused before the run)."""
+        if self.rl.winrate_check_every > 0 and self.launcher != "in_process":
+            raise field_problem(
+                "needs training.launcher: in_process (the check calls the judge and writes "
+                "its calls to the warehouse from the training process; accelerate's rank "
+                "processes do neither)",
+                "set training.launcher: in_process, or rl.winrate_check_every: 0",
+                field="rl.winrate_check_every",
+                value=self.rl.winrate_check_every,
             )
         return self
 
@@ -855,6 +905,7 @@ class Config(Section):
                 )
         self._check_anchor_model()
         self._check_refine_with()
+        self._check_winrate_prompts()
         return self
 
     def _check_refine_with(self) -> None:
@@ -869,6 +920,19 @@ class Config(Section):
             "each battle",
             field="training.mining.refine_with",
             value=refine_with,
+        )
+
+    def _check_winrate_prompts(self) -> None:
+        """The win-rate check holds prompts out of a slice: RL must keep some to train on."""
+        rl, slice_size = self.training.rl, self.prompts.slice_size
+        if rl.winrate_check_every == 0 or rl.winrate_prompts < slice_size:
+            return
+        raise field_problem(
+            f"holds out every prompt of a slice (prompts.slice_size = {slice_size}), leaving "
+            "none for RL",
+            f"set training.rl.winrate_prompts below {slice_size} (e.g. {max(1, slice_size // 10)})",
+            field="training.rl.winrate_prompts",
+            value=rl.winrate_prompts,
         )
 
     def _check_anchor_model(self) -> None:

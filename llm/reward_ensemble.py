@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from flywheel.llm.verifiable_reward import checker_rewards, mix_rewards
+
 SCORE_BATCH = 32
 
 
@@ -139,10 +141,14 @@ def pair_conversations(rows: list[dict[str, Any]]) -> tuple[list[Any], list[Any]
 
 @dataclass
 class EnsembleReward:
-    """GRPO's reward function: the ensemble's standardised mean minus `penalty` x its spread.
+    """GRPO's reward function: the ensemble's standardised mean minus `penalty` x its spread,
+    mixed with a skill checker's verdict by `verifiable_weight` where one exists
+    (llm/verifiable_reward.py).
 
     Keeps each batch's mean disagreement in `disagreement_history` (averaged over processes
-    under a distributed launch, so every rank takes the same early-stop decision).
+    under a distributed launch, so every rank takes the same early-stop decision), and with a
+    verifiable weight this process's count of samples and of those a checker checked, and each
+    batch's share of checked samples found right in `checker_pass_history`.
     """
 
     models: list[Any]
@@ -150,7 +156,11 @@ class EnsembleReward:
     tokenizer: Any
     penalty: float
     max_length: int
+    verifiable_weight: float = 0.0
     disagreement_history: list[float] = field(default_factory=list)
+    n_samples: int = 0
+    n_checked: int = 0
+    checker_pass_history: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.__name__ = "reward_ensemble"  # GRPO names a reward function by its __name__
@@ -173,7 +183,15 @@ class EnsembleReward:
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:
             log_metric("ensemble_disagreement", mean_disagreement)
-        return rewards.tolist()
+        if self.verifiable_weight == 0:
+            return rewards.tolist()
+        checks = checker_rewards(prompts, completions)
+        checked = [c for c in checks if c is not None]
+        self.n_samples += len(checks)
+        self.n_checked += len(checked)
+        if checked:
+            self.checker_pass_history.append(sum(c > 0 for c in checked) / len(checked))
+        return mix_rewards(rewards, checks, self.verifiable_weight).tolist()
 
 
 def _mean_over_processes(value: float) -> float:

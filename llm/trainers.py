@@ -1,8 +1,9 @@
 """The pure training stages on TRL's trainers: SFT, DPO, and reward model + RL (GRPO).
 
 The stage functions (`train_sft`, `train_dpo`, `train_rm_rl`) are pure: they take rows and a
-base checkpoint and return a `TrainResult`, touching no warehouse; `run_training_stage` of
-tasks/train.py wires them to the round (mined rows in; training run and candidate recorded).
+base checkpoint and return a `TrainResult`, touching no warehouse (the RL win-rate check's
+judge, which the caller injects, stores its calls); `run_training_stage` of tasks/train.py
+wires them to the round (mined rows in; training run and candidate recorded).
 Each stage trains in a scratch directory and writes its output checkpoint with `save_trained`, which
 renames it into place only when complete, so a stage that raises leaves nothing at `out_path`.
 
@@ -35,6 +36,7 @@ from flywheel.config import (
     StageTrainingConfig,
 )
 from flywheel.llm import reward_ensemble as ens
+from flywheel.llm import winrate_stop as wr
 from flywheel.llm.stage_setup import (
     StageSetup,
     checkpoint_dtype,
@@ -44,6 +46,7 @@ from flywheel.llm.stage_setup import (
 )
 from flywheel.llm.train_progress import progress_callbacks
 from flywheel.llm.trained_checkpoint import save_trained
+from flywheel.llm.verifiable_reward import checkable_share
 
 RM_SUFFIX = "-rm"
 SCRATCH_DIR = ".scratch"
@@ -548,6 +551,7 @@ def train_rm_rl(
     max_completion_tokens: int = 48,
     *,
     setup: StageSetup | None = None,
+    winrate: wr.WinRateSetup | None = None,
 ) -> TrainResult:
     """Train a reward model (or an ensemble) on `rm_rows`, then optimise the base with GRPO.
 
@@ -558,9 +562,14 @@ def train_rm_rl(
     `rl_cfg.disagreement_penalty` x their spread, with an early stop when the spread on the
     policy's samples rises above `rl_cfg.early_stop_disagreement_factor` x its starting value
     (each the mean of `rl_cfg.early_stop_window` batches).
+    With `rl_cfg.winrate_check_every` > 0, `winrate` gives the judge and the held-out prompts
+    (not among `prompts`) of the win-rate stop (llm/winrate_stop.py). With
+    `rl_cfg.verifiable_reward_weight` > 0 the reward is always the standardised one
+    (`EnsembleReward`, one model or more) mixed with the skill checker where a prompt has one
+    (llm/verifiable_reward.py).
     `first_loss`/`last_loss` are GRPO's; the reward models' figures, the RL reward, the
-    disagreement and the early stop are in `metrics`. If RL fails, the reward models written by
-    this call are removed as well.
+    disagreement, the win-rate checks, the checker's share and the early stop are in `metrics`.
+    If RL fails, the reward models written by this call are removed as well.
     """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -569,10 +578,17 @@ def train_rm_rl(
     rl_cfg = _as_config(RLTrainingConfig, rl_cfg)
     setup = setup or StageSetup()
     _require_rows(prompts, "rl")
+    if rl_cfg.winrate_check_every > 0 and winrate is None:
+        raise ValueError(
+            "training.rl.winrate_check_every is set but no judge and held-out prompts were "
+            "given for the win-rate check (the caller passes `winrate`)"
+        )
     started = time.perf_counter()
     lora = peft_config(setup, base_path)
     rm_path = reward_model_path(out_path)
-    single = rm_cfg.ensemble_size == 1 and rm_cfg.heldout_fraction == 0
+    weight = rl_cfg.verifiable_reward_weight
+    checkable = _warn_uncheckable(prompts, weight)
+    single = rm_cfg.ensemble_size == 1 and rm_cfg.heldout_fraction == 0 and weight == 0
     try:
         fit = None
         if single:
@@ -602,8 +618,10 @@ def train_rm_rl(
                 peft_config=lora,
             )
             stop = _early_stop(reward, rl_cfg)
-            if stop is not None:
-                trainer.add_callback(stop)
+            winrate_stop = _winrate_stop(winrate, rl_cfg, base_path, max_completion_tokens)
+            for callback in (stop, winrate_stop):
+                if callback is not None:
+                    trainer.add_callback(callback)
             figures = _run(trainer)
             output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
             history = trainer.state.log_history
@@ -632,6 +650,11 @@ def train_rm_rl(
             **_rm_rl_metrics(history, trainer.state.global_step, rm_result, rm_path),
             **(fit.metrics if fit is not None else {"rm_ensemble_size": 1}),
             **_disagreement_metrics(reward, stop),
+            **_stop_metrics(stop, winrate_stop),
+            **wr.winrate_metrics(
+                winrate_stop, len(winrate.prompts) if winrate else 0, rl_cfg.winrate_check_every
+            ),
+            **_verifiable_metrics(reward, weight, checkable),
             **figures,
             "n_truncated": rm_result.metrics.get("n_truncated"),
         },
@@ -652,6 +675,7 @@ def _ensemble_reward(
         tokenizer=tokenizer,
         penalty=rl_cfg.disagreement_penalty,
         max_length=rm_cfg.max_length,
+        verifiable_weight=rl_cfg.verifiable_reward_weight,
     )
 
 
@@ -662,17 +686,83 @@ def _early_stop(reward: ens.EnsembleReward | None, rl_cfg: RLTrainingConfig) -> 
     return ens.disagreement_stop_callback(reward, factor, rl_cfg.early_stop_window)
 
 
+def _winrate_stop(
+    winrate: wr.WinRateSetup | None,
+    rl_cfg: RLTrainingConfig,
+    base_path: str | Path,
+    max_completion_tokens: int,
+) -> Any:
+    if winrate is None or rl_cfg.winrate_check_every == 0:
+        return None
+    return wr.winrate_stop_callback(
+        winrate.judge,
+        winrate.prompts,
+        _load_tokenizer(base_path),  # its own copy: generation pads on the left
+        rl_cfg.winrate_check_every,
+        rl_cfg.winrate_drop,
+        max_completion_tokens,
+        keep_best=rl_cfg.winrate_keep_best,
+    )
+
+
 def _disagreement_metrics(reward: ens.EnsembleReward | None, stop: Any) -> dict[str, Any]:
-    """The ensemble's spread on the policy's samples, and whether (when, why) RL stopped early."""
+    """The ensemble's spread on the policy's samples."""
     history = reward.disagreement_history if reward is not None else []
-    stopped = stop is not None and stop.reason is not None
     return {
         "rl_disagreement_first": history[0] if history else None,
         "rl_disagreement_last": history[-1] if history else None,
         "rl_disagreement_max": max(history) if history else None,
-        "rl_stopped_early": stopped,
-        "rl_stop_step": stop.stopped_at_step if stopped else None,
-        "rl_stop_reason": stop.reason if stopped else None,
+    }
+
+
+def _stop_metrics(disagreement_stop: Any, winrate_stop: Any) -> dict[str, Any]:
+    """Whether RL stopped early, and when, why and on which rule (the first that fired)."""
+    fired = [
+        (stop.stopped_at_step, rule, stop.reason)
+        for rule, stop in (("disagreement", disagreement_stop), ("winrate", winrate_stop))
+        if stop is not None and stop.reason is not None
+    ]
+    step, rule, reason = min(fired, key=lambda f: f[0]) if fired else (None, None, None)
+    return {
+        "rl_stopped_early": bool(fired),
+        "rl_stop_step": step,
+        "rl_stop_rule": rule,
+        "rl_stop_reason": reason,
+    }
+
+
+def _warn_uncheckable(prompts: list[list[dict[str, str]]], weight: float) -> float | None:
+    """The share of RL prompts a skill checker can check (None when the weight is 0); a
+    warning when a verifiable weight is set and no prompt has a checker."""
+    if weight == 0:
+        return None
+    share = checkable_share(prompts)
+    if share == 0:
+        logging.getLogger(__name__).warning(
+            "training.rl.verifiable_reward_weight = %g but no RL prompt of this stage has a "
+            "skill checker: the reward is the reward model's alone (set the weight to 0 for "
+            "data without checkers)",
+            weight,
+        )
+    return share
+
+
+def _verifiable_metrics(
+    reward: ens.EnsembleReward | None, weight: float, checkable: float | None
+) -> dict[str, Any]:
+    """The verifiable reward's weight, the share of prompts and of samples with a checker
+    (this process's samples) and the checker's pass rate on the first and last batches."""
+    if reward is None or weight == 0:
+        return {"rl_verifiable_reward_weight": weight}
+    passes = reward.checker_pass_history
+    return {
+        "rl_verifiable_reward_weight": weight,
+        "rl_verifiable_prompt_share": checkable,
+        "rl_verifiable_sample_share": (
+            reward.n_checked / reward.n_samples if reward.n_samples else None
+        ),
+        "rl_checker_pass_first": passes[0] if passes else None,
+        "rl_checker_pass_last": passes[-1] if passes else None,
     }
 
 

@@ -19,6 +19,7 @@ from flywheel.llm.launch_checks import launcher_problems
 from flywheel.llm.launcher import StageJob, launch_stage
 from flywheel.llm.stage_setup import StageSetup, check_target_modules
 from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.llm.winrate_stop import WinRateSetup, winrate_split
 from flywheel.logs import step_logger
 from flywheel.tasks.mine import training_rows
 from flywheel.warehouse.lifecycle import ModelVersion, record_training, recorded_training
@@ -67,8 +68,29 @@ def stage_setup(config: Config) -> StageSetup:
     )
 
 
+def rl_prompts(
+    config: Config, round_id: int, sandbox_url: str | None
+) -> tuple[list[list[dict[str, str]]], WinRateSetup | None]:
+    """The prompts RL trains on and, with `training.rl.winrate_check_every`, the win-rate
+    check's held-out prompts (a seeded `winrate_prompts` of the slice, not trained on) and its
+    judge (the configured judge, calls stored with the round, tasks/rl_winrate.py)."""
+    from flywheel.tasks.rl_winrate import winrate_judge
+
+    prompts, rl = _slice_prompts(config, round_id), config.training.rl
+    if rl.winrate_check_every == 0:
+        return prompts, None
+    train, heldout = winrate_split(prompts, rl.winrate_prompts, config.training.seed + round_id)
+    return train, WinRateSetup(winrate_judge(config, round_id, sandbox_url), heldout)
+
+
 def _train(
-    config: Config, round_id: int, stage: str, base_path: str, rows: list[dict], out_path: Path
+    config: Config,
+    round_id: int,
+    stage: str,
+    base_path: str,
+    rows: list[dict],
+    out_path: Path,
+    sandbox_url: str | None,
 ) -> TrainResult:
     training, seed = config.training, config.training.seed + round_id
     setup = stage_setup(config)
@@ -78,16 +100,18 @@ def _train(
         return train_sft(base_path, rows, out_path, training.sft, seed, setup=setup)
     if stage == "dpo":
         return train_dpo(base_path, rows, out_path, training.dpo, seed, setup=setup)
+    prompts, winrate = rl_prompts(config, round_id, sandbox_url)
     return train_rm_rl(
         base_path,
         rows,
-        _slice_prompts(config, round_id),
+        prompts,
         out_path,
         training.rm,
         training.rl,
         seed,
         max_completion_tokens=config.student.max_new_tokens,
         setup=setup,
+        winrate=winrate,
     )
 
 
@@ -121,12 +145,17 @@ def _launch(
 
 
 def run_training_stage(
-    config: Config, round_id: int, stage: str, champion: ModelVersion
+    config: Config,
+    round_id: int,
+    stage: str,
+    champion: ModelVersion,
+    sandbox_url: str | None = None,
 ) -> StageResult:
     """Train the round's candidate from the champion on the mined rows, and record it.
 
     Fewer rows than the stage's `min_examples` skips the stage; an exception leaves the
-    champion and the warehouse as they were, with the error recorded.
+    champion and the warehouse as they were, with the error recorded. `sandbox_url`: where
+    sandbox endpoints are served (the RL win-rate check calls the judge).
     """
     recorded = _recorded_stage(config, round_id)
     if recorded is not None:
@@ -152,7 +181,9 @@ def run_training_stage(
     for stale in (out_path, reward_model_path(out_path)):
         shutil.rmtree(stale, ignore_errors=True)  # left by a run killed before it was recorded
     try:
-        result = _train(config, round_id, stage, champion.checkpoint_path, rows, out_path)
+        result = _train(
+            config, round_id, stage, champion.checkpoint_path, rows, out_path, sandbox_url
+        )
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"
         failed_id = f"{run['run_id']}-failed-{int(time.time())}"
@@ -214,6 +245,10 @@ def reward_model_line(metrics: dict[str, Any]) -> str:
         each = ", ".join(f"{a:.2f}" for a in metrics["rm_member_heldout_accuracy"])
         n = metrics["rm_n_heldout_pairs"]
         parts.append(f"held-out pair accuracy {ensemble:.2f} on {n} pairs (each {each})")
+    checks = metrics.get("rl_winrate_checks")
+    if checks:
+        rates = ", ".join("-" if c["win_rate"] is None else f"{c['win_rate']:.2f}" for c in checks)
+        parts.append(f"judged win rate over the champion by check: {rates}")
     if metrics.get("rl_stopped_early"):
         parts.append(
             f"RL stopped early at step {metrics['rl_stop_step']}: {metrics['rl_stop_reason']}"

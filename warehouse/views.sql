@@ -116,12 +116,17 @@ with train_battles as (
     select round_id, count(*) as n_rm from preference_pairs where kind = 'rm' group by round_id
 ), reward_models as (
     -- the rm+rl stage's reward models (training.rm.ensemble_size) and, with pairs held out,
-    -- the ensemble's pair accuracy on them; whether RL stopped early on their disagreement
+    -- the ensemble's pair accuracy on them; whether RL stopped early (on their disagreement
+    -- or on a falling judged win rate) and why; the last judged win rate over the champion
+    -- (training.rl.winrate_check_every) and the verifiable reward's weight
     select
         round_id,
         max((hyperparams->>'$.rm_ensemble_size')::integer) as rm_ensemble_size,
         max((hyperparams->>'$.rm_ensemble_heldout_accuracy')::double) as rm_heldout_accuracy,
-        bool_or((hyperparams->>'$.rl_stopped_early')::boolean) as rl_stopped_early
+        bool_or((hyperparams->>'$.rl_stopped_early')::boolean) as rl_stopped_early,
+        max(hyperparams->>'$.rl_stop_reason') as rl_stop_reason,
+        max((hyperparams->>'$.rl_winrate_last')::double) as rl_winrate_last,
+        max((hyperparams->>'$.rl_verifiable_reward_weight')::double) as rl_verifiable_weight
     from training_runs
     where stage = 'rm+rl' and status = 'done'
     group by round_id
@@ -147,6 +152,9 @@ with train_battles as (
         m.rm_ensemble_size,
         m.rm_heldout_accuracy,
         m.rl_stopped_early,
+        m.rl_stop_reason,
+        m.rl_winrate_last,
+        m.rl_verifiable_weight,
         e.win_rate,
         e.win_rate_ci_low,
         e.win_rate_ci_high,
