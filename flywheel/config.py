@@ -162,6 +162,11 @@ class EndpointConfig(Section):
         default=None,
     )
     max_concurrency: int = _help("requests in flight at once to this endpoint", default=16, gt=0)
+    http_client: Literal["aiohttp", "httpx"] = _help(
+        "the openai client's HTTP transport: `aiohttp` (the SDK's aiohttp extra, less CPU per "
+        "call at high concurrency) or `httpx` (the SDK's default); both honour HTTP(S)_PROXY",
+        default="aiohttp",
+    )
     timeout_s: float = _help(
         "seconds before one request is abandoned and retried", default=30.0, gt=0
     )

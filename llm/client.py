@@ -296,6 +296,11 @@ class EndpointCaller:
             base_url=self.url,
             max_retries=0,
             timeout=endpoint.timeout_s,
+            http_client=(
+                openai.DefaultAioHttpClient(timeout=endpoint.timeout_s)
+                if endpoint.http_client == "aiohttp"
+                else None
+            ),
         )
 
     async def aclose(self) -> None:

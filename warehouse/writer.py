@@ -83,8 +83,9 @@ class RowWriter:
     Inside an event loop, `add` buffers a row; rows added together (no `await` between them)
     are handed over at once to `n_writers` worker threads, which take every row handed over
     and write it in one transaction (replacing stored error rows, see REPLACEABLE_ROWS) as soon
-    as one of them is free: a flush never waits for a count or a timer, and rows that come
-    during a flush go in the next one. `await committed()` returns once every row added so far
+    as one of them is free and `min_flush_gap_s` has passed since the last flush began (a
+    flush costs the same CPU for one row as for twenty, CPU the event loop needs; the gap
+    caps flushes at 1 / `min_flush_gap_s` a second); rows that come meanwhile go in the next. `await committed()` returns once every row added so far
     is committed (durable in DuckDB's write-ahead log; flushes are acknowledged in order), and
     `run_calls` keeps a call in its endpoint's commit backlog until then, so a killed process
     loses at most 2 x `max_concurrency` sent calls per endpoint.
@@ -110,6 +111,7 @@ class RowWriter:
         hold_s: float = 30.0,
         release_gap_s: float = 0.5,
         checkpoint_wal_bytes: int = 1 << 20,
+        min_flush_gap_s: float = 0.05,
     ) -> None:
         self.warehouse = warehouse
         self._lake = is_lake(warehouse)  # no file to hold, release or checkpoint
@@ -118,6 +120,7 @@ class RowWriter:
         self.hold_s = math.inf if self._lake else hold_s
         self.release_gap_s = release_gap_s
         self.checkpoint_wal_bytes = checkpoint_wal_bytes
+        self.min_flush_gap_s = min_flush_gap_s
         self.n_flushes = 0
         self.n_rows = 0  # rows flushed (a row already stored is skipped, not counted out)
         self.flush_s = 0.0  # time spent writing, summed over the flushes
@@ -135,6 +138,7 @@ class RowWriter:
         self._stopping = False
         self._releasing = False
         self._last_write = 0.0
+        self._last_flush_start = -math.inf
         # the open connection and the workers' cursors, under _con_lock:
         self._con_lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -288,11 +292,15 @@ class RowWriter:
                     if idle:
                         self._releasing = True
                         return "release-hold", None
+                elif (gap_s := self._flush_gap_left_s()) > 0:
+                    self._cond.wait(gap_s)
+                    continue
                 elif not self._in_flight or not (
                     self._pending.keys() & set().union(*(b.keys() for b in self._in_flight))
                 ):  # the same key in two open transactions would conflict
                     batch, self._pending = self._pending, _Batch()
                     self._in_flight.append(batch)
+                    self._last_flush_start = time.monotonic()
                     return "write", batch
             elif idle and held:
                 if self._stopping:
@@ -307,6 +315,12 @@ class RowWriter:
             elif idle and not self._pending.n_rows:
                 return "stop", None  # the file is closed: started again by the next rows
             self._cond.wait()
+
+    def _flush_gap_left_s(self) -> float:
+        """Seconds until the next flush may begin (none wait once the writer is closing)."""
+        if self._stopping:
+            return 0.0
+        return self._last_flush_start + self.min_flush_gap_s - time.monotonic()
 
     def _fail(self, error: BaseException) -> None:
         with self._cond:
