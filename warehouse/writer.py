@@ -84,11 +84,12 @@ class RowWriter:
     are handed over at once to `n_writers` worker threads, which take every row handed over
     and write it in one transaction (replacing stored error rows, see REPLACEABLE_ROWS) as soon
     as one of them is free and `min_flush_gap_s` has passed since the last flush began (a
-    flush costs the same CPU for one row as for twenty, CPU the event loop needs; the gap
-    caps flushes at 1 / `min_flush_gap_s` a second); rows that come meanwhile go in the next. `await committed()` returns once every row added so far
-    is committed (durable in DuckDB's write-ahead log; flushes are acknowledged in order), and
-    `run_calls` keeps a call in its endpoint's commit backlog until then, so a killed process
-    loses at most 2 x `max_concurrency` sent calls per endpoint.
+    flush costs about the same CPU for one row as for twenty, CPU the event loop needs; the
+    gap caps flushes at 1 / `min_flush_gap_s` a second); rows that come meanwhile go in the
+    next. `await committed()` returns once every row added so far is committed (durable in
+    DuckDB's write-ahead log; flushes are acknowledged in order), and `run_calls` keeps a call
+    in its endpoint's commit backlog until then, so a killed process loses at most
+    2 x `max_concurrency` sent calls per endpoint.
 
     A flush on an open connection costs a few milliseconds, where opening the file and
     checkpointing it cost tens (see `benchmarks/bench_calls.py`), so the workers keep the file
