@@ -244,12 +244,9 @@ class JudgeRequest:
         return users[-1] if users else ""
 
 
-def read_judge_request(messages: list[dict]) -> JudgeRequest | None:
-    """The request's parts, from messages built by `build_judge_messages`.
-
-    None unless the system message is a known version's and the user message fills its
-    template with a boundary token that matches the recovered texts.
-    """
+def system_and_user(messages: list[dict]) -> tuple[str, str] | None:
+    """The texts of a [system, user] message pair (how flywheel's own requests are built);
+    None for anything else."""
     if not isinstance(messages, list) or len(messages) != 2:
         return None
     system, user = messages
@@ -257,10 +254,23 @@ def read_judge_request(messages: list[dict]) -> JudgeRequest | None:
         return None
     if system.get("role") != "system" or user.get("role") != "user":
         return None
+    return system["content"], user["content"]
+
+
+def read_judge_request(messages: list[dict]) -> JudgeRequest | None:
+    """The request's parts, from messages built by `build_judge_messages`.
+
+    None unless the system message is a known version's and the user message fills its
+    template with a boundary token that matches the recovered texts.
+    """
+    texts = system_and_user(messages)
+    if texts is None:
+        return None
+    system_text, user_text = texts
     for version, prompt in JUDGE_PROMPTS.items():
-        if system["content"] != prompt.system:
+        if system_text != prompt.system:
             continue
-        m = _TEMPLATE_REGEXES[version].fullmatch(user["content"])
+        m = _TEMPLATE_REGEXES[version].fullmatch(user_text)
         if m is None:
             continue
         boundary = m.group("boundary")

@@ -29,6 +29,7 @@ from flywheel.evaluators.judges import (
     _read_conversation,
     as_conversation,
     render_conversation,
+    system_and_user,
 )
 from flywheel.llm.context import content_chars, fit_conversation
 
@@ -146,17 +147,14 @@ _TEMPLATE_REGEXES = {v: _template_regex(p.user_template) for v, p in REFINE_PROM
 def read_refine_request(messages: list[dict]) -> RefineRequest | None:
     """The request's parts, from messages built by `build_refine_messages`; None unless the
     system message is a known version's and the boundary token matches the recovered texts."""
-    if not isinstance(messages, list) or len(messages) != 2:
+    texts = system_and_user(messages)
+    if texts is None:
         return None
-    system, user = messages
-    if not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
-        return None
-    if system.get("role") != "system" or user.get("role") != "user":
-        return None
+    system_text, user_text = texts
     for version, prompt in REFINE_PROMPTS.items():
-        if system["content"] != prompt.system:
+        if system_text != prompt.system:
             continue
-        m = _TEMPLATE_REGEXES[version].fullmatch(user["content"])
+        m = _TEMPLATE_REGEXES[version].fullmatch(user_text)
         if m is None:
             return None
         boundary = m.group("boundary")
