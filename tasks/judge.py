@@ -451,7 +451,7 @@ async def _judge_async(
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(
-                    _judge_with(
+                    judge_with(
                         config,
                         member,
                         by_judge[member.name],
@@ -477,7 +477,7 @@ async def _judge_async(
     report.outcomes = dict(closer.outcomes)
 
 
-async def _judge_with(
+async def judge_with(
     config: Config,
     judge: EndpointConfig,
     games: list[Game],

@@ -4,7 +4,7 @@
 rm+rl stage: for each held-out prompt a battle of the policy (model A) against the champion
 (model B), judged by the configured judge (and panel) in both orders with the round's judge
 protocol: the requests are built by the judge step's own builders (`fit_judge_messages`,
-`ChatRequest.for_endpoint`), sent through `_judge_with` of tasks/judge.py (the call cache,
+`ChatRequest.for_endpoint`), sent through `judge_with` of tasks/judge.py (the call cache,
 the format-refusal retry), parsed by `parse_reply`, aggregated over a panel and combined by
 `combine_games`. Every call is stored in `llm_calls` with the round id, so a rerun that
 generates the same answers sends nothing. The battles are not stored in `battles` or
@@ -34,7 +34,7 @@ from flywheel.llm.calls import load_cached_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest, call_id_for
 from flywheel.llm.winrate_stop import Conversation, WinRateCheck, WinRateJudge
 from flywheel.logs import step_logger
-from flywheel.tasks.judge import GAME_ORDERS, Game, JudgeReport, _judge_with
+from flywheel.tasks.judge import GAME_ORDERS, Game, JudgeReport, judge_with
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.writer import RowWriter
 
@@ -110,7 +110,7 @@ async def _send(
         for member in config.judge.members:
             member_games = [g for g in games if (g.judge or config.judge).name == member.name]
             if member_games:
-                stats = await _judge_with(
+                stats = await judge_with(
                     config,
                     member,
                     member_games,
