@@ -225,8 +225,10 @@ def test_killed_round_resumes_to_the_same_warehouse_without_repeated_calls(
     finally:
         server.kill()
 
+    # sent again: only the judge calls not committed at the kill, at most the concurrency on
+    # the wire plus as many answered and waiting in the commit backlog
     concurrency = yaml.safe_load(config.read_text())["judge"]["max_concurrency"]
-    assert len(repeated) <= concurrency
+    assert len(repeated) <= 2 * concurrency
     assert all(r["model"] == judge_model and r["count"] == 2 for r in repeated)
     assert table_counts(killed_root / "flywheel.duckdb") == table_counts(
         straight_root / "flywheel.duckdb"
