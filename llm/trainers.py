@@ -137,6 +137,32 @@ def _quiet_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _fit_and_save(
+    trainer_class: Any,
+    args: Any,
+    base_path: str | Path,
+    dataset: Any,
+    tokenizer: Any,
+    lora: Any,
+    out_path: str | Path,
+    *,
+    overwrite: bool = False,
+) -> tuple[Any, dict[str, Any], Path]:
+    """Train a TRL trainer from the base on `dataset` and save the candidate in the base's
+    dtype: (trainer, figures, output path). The SFT, DPO and reward-model stages share it."""
+    trainer = trainer_class(
+        model=str(base_path),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
+    figures = _run(trainer)
+    dtype = checkpoint_dtype(base_path)
+    output = save_trained(trainer, tokenizer, out_path, dtype, overwrite=overwrite)
+    return trainer, figures, output
+
+
 def _run(trainer: Any) -> dict[str, Any]:
     """Train without echoing every log line to stdout (TRL's PrinterCallback).
 
@@ -314,15 +340,9 @@ def train_sft(
             packing=False,
             warmup_steps=warmup_ratio,
         )
-        trainer = SFTTrainer(
-            model=str(base_path),
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora,
+        trainer, figures, output = _fit_and_save(
+            SFTTrainer, args, base_path, dataset, tokenizer, lora, out_path
         )
-        figures = _run(trainer)
-        output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
     hyperparams = _hyperparams(
         cfg,
         seed,
@@ -369,15 +389,9 @@ def train_dpo(
             beta=cfg.beta,
             **_dpo_loss_args(cfg),
         )
-        trainer = DPOTrainer(
-            model=str(base_path),
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora,
+        trainer, figures, output = _fit_and_save(
+            DPOTrainer, args, base_path, dataset, tokenizer, lora, out_path
         )
-        figures = _run(trainer)
-        output = save_trained(trainer, tokenizer, out_path, checkpoint_dtype(base_path))
     history = trainer.state.log_history
     return _stage_result(
         trainer,
@@ -418,16 +432,8 @@ def train_reward_model(
         args = RewardConfig(
             **common_args(cfg, seed, scratch, base_path, setup), max_length=cfg.max_length
         )
-        trainer = RewardTrainer(
-            model=str(base_path),
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora,
-        )
-        figures = _run(trainer)
-        output = save_trained(
-            trainer, tokenizer, out_path, checkpoint_dtype(base_path), overwrite=True
+        trainer, figures, output = _fit_and_save(
+            RewardTrainer, args, base_path, dataset, tokenizer, lora, out_path, overwrite=True
         )
     accuracies = _log_values(trainer.state.log_history, "accuracy")
     return _stage_result(
