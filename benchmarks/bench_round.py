@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-STEPS = ("draw", "answer", "judge", "mine", "train", "evaluate", "promote", "report")
+STEPS = ("draw", "answer", "select", "judge", "mine", "train", "evaluate", "promote", "report")
 BOOKKEEPING = ("start_round", "add_round_time", "mark_round_done")
 ARTIFACT_CALLS = (
     "create_progress_artifact",
@@ -80,6 +80,7 @@ def instrument_round(step_s: dict[str, float], bookkeeping_s: dict[str, float]) 
     tasks = {
         "draw": round_flow.draw_prompts,
         "answer": round_flow.answer,
+        "select": round_flow.select,
         "judge": round_flow.judge,
         "mine": round_flow.mine,
         "train": round_flow.train,

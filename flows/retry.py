@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from prefect import flow
 
 from flywheel.config import Config
-from flywheel.flows.round import answer, draw_prompts, judge, mine
+from flywheel.flows.round import answer, draw_prompts, judge, mine, select
 from flywheel.warehouse.lifecycle import recorded_champion, round_stage
 from flywheel.warehouse.store import connect_warehouse, read_query
 
@@ -46,5 +46,6 @@ def retry_round_calls(config: Config, round_id: int, sandbox_url: str | None = N
     stage = round_stage(config.warehouse, round_id)
     prompt_ids = draw_prompts(config, round_id)
     answer(config, round_id, prompt_ids, champion, sandbox_url)
-    judge(config, round_id, prompt_ids, champion, sandbox_url)
+    pairs = select(config, round_id, prompt_ids, champion)  # under a budget: the stored choice
+    judge(config, round_id, pairs, sandbox_url)
     mine(config, round_id, stage, sandbox_url)

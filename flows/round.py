@@ -19,7 +19,7 @@ from flywheel.llm.train_progress import reporting_training_progress
 from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
-from flywheel.tasks.judge import JudgeReport, judge_battles, train_battle_pairs
+from flywheel.tasks.judge import JudgeReport, Pair, judge_battles, train_battle_pairs
 from flywheel.tasks.mine import MiningReport, mine_round
 from flywheel.tasks.promote import (
     PromotionDecision,
@@ -29,6 +29,7 @@ from flywheel.tasks.promote import (
 )
 from flywheel.tasks.prune import prune_after_round
 from flywheel.tasks.report import publish_round_report
+from flywheel.tasks.select import select_train_battles
 from flywheel.tasks.train import StageResult, run_training_stage
 from flywheel.warehouse.lifecycle import (
     ModelVersion,
@@ -81,16 +82,21 @@ def answer(
         progress.close()
 
 
+@task(name="select", cache_policy=NO_CACHE)
+def select(
+    config: Config, round_id: int, prompt_ids: list[str], champion: ModelVersion
+) -> list[Pair]:
+    """3a. The (champion, reference) battles to judge: all, or with judge.selection a budget of
+    them (the reward-model ensemble's least certain, or a seeded random subset)."""
+    pairs = train_battle_pairs(config, round_id, prompt_ids, champion.version_id)
+    return select_train_battles(config, round_id, pairs, champion).pairs
+
+
 @task(name="judge", cache_policy=NO_CACHE)
 def judge(
-    config: Config,
-    round_id: int,
-    prompt_ids: list[str],
-    champion: ModelVersion,
-    sandbox_url: str | None,
+    config: Config, round_id: int, pairs: list[Pair], sandbox_url: str | None
 ) -> JudgeReport:
-    """3. Every (champion, reference) pair judged A/B and B/A, combined into battles."""
-    pairs = train_battle_pairs(config, round_id, prompt_ids, champion.version_id)
+    """3b. Every selected battle judged A/B and B/A, combined into battles."""
     progress = StepProgress(f"round-{round_id}-judge-progress", f"round {round_id}: judging")
     try:
         return judge_battles(config, round_id, pairs, "train", sandbox_url, on_progress=progress)
@@ -213,7 +219,8 @@ def arena_round(
 
     1. draw      fresh prompts D_i for this round
     2. answer    the champion and every reference answer them
-    3. judge     every (champion, reference) pair judged in both orders
+    3. select    the (champion, reference) battles to judge: all, or a budget of them
+       judge     every selected battle judged in both orders
     4. mine      battles -> SFT examples, DPO pairs, RM pairs
     5. train     the round's stage trains a candidate
     6. evaluate  candidate vs champion on held-out prompts; ratings
@@ -224,7 +231,8 @@ def arena_round(
     champion = start_round(config, round_id, stage)
     prompt_ids = draw_prompts(config, round_id)
     answer(config, round_id, prompt_ids, champion, sandbox_url)
-    judge(config, round_id, prompt_ids, champion, sandbox_url)
+    pairs = select(config, round_id, prompt_ids, champion)
+    judge(config, round_id, pairs, sandbox_url)
     mine(config, round_id, stage, sandbox_url)
     trained = train(config, round_id, stage, champion, sandbox_url)
     evaluation = evaluate(config, round_id, trained, champion, sandbox_url)

@@ -230,6 +230,42 @@ class EndpointConfig(Section):
         return key
 
 
+class SelectionConfig(Section):
+    """`judge.selection`: which of a round's train battles the judge is asked to decide."""
+
+    strategy: Literal["all", "uncertain", "random"] = _help(
+        "all: judge every (champion, reference) battle of the round; uncertain: judge the "
+        "`max_battles` the reward-model ensemble is least certain about (fit on the earlier "
+        "rounds' preference pairs; random while there are fewer than training.rm.min_examples); "
+        "random: a seeded random `max_battles` (the peer of uncertain)",
+        default="all",
+    )
+    max_battles: int | None = _help(
+        "the judge budget of a round's train battles (each is judged in both orders by every "
+        "judge of the panel); the rest are recorded as not selected and never judged",
+        default=None,
+        ge=1,
+    )
+    ensemble_size: int = _help(
+        "reward models the uncertain strategy fits from the champion on bootstrap resamples "
+        "(with training.rm's settings and LoRA when training.lora is on)",
+        default=3,
+        ge=2,
+        le=16,
+    )
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> SelectionConfig:
+        if self.strategy != "all" and self.max_battles is None:
+            raise field_problem(
+                f"strategy {self.strategy} needs a judge budget",
+                "set judge.selection.max_battles (battles per round), or strategy: all",
+                "max_battles",
+                None,
+            )
+        return self
+
+
 class JudgeConfig(EndpointConfig):
     name: str = _help("short name of the judge", default="judge", min_length=1)
     prompt_version: str = _help(
@@ -251,6 +287,10 @@ class JudgeConfig(EndpointConfig):
         le=1,
     )
 
+    selection: SelectionConfig = _help(
+        "which train battles are judged (all, or a budget chosen by uncertainty or at random)",
+        default_factory=SelectionConfig,
+    )
     panel: list[EndpointConfig] = _help(
         "more judges that judge every game with the same prompt version (a judge panel); each "
         "game's verdict is then aggregated by `panel_aggregate`; empty: the judge alone",

@@ -23,6 +23,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "training_runs": ("run_id",),
     "evaluations": ("evaluation_id",),
     "ratings": ("round_id", "model_id"),
+    "battle_selection": ("round_id", "prompt_id", "model_a", "model_b"),
 }
 
 # (table, column) -> (referenced table, referenced column); a null reference is allowed
@@ -35,6 +36,7 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
     ("responses", "prompt_id"): ("prompts", "prompt_id"),
     ("responses", "call_id"): ("llm_calls", "call_id"),
     ("battles", "prompt_id"): ("prompts", "prompt_id"),
+    ("battle_selection", "prompt_id"): ("prompts", "prompt_id"),
     ("battles", "response_a_id"): ("responses", "response_id"),
     ("battles", "response_b_id"): ("responses", "response_id"),
     ("judgments", "battle_id"): ("battles", "battle_id"),

@@ -97,6 +97,11 @@ with train_battles as (
     from battles
     where purpose = 'train'
     group by round_id
+), selection as (
+    -- under a judge budget (judge.selection): the round's battles left unjudged
+    select round_id, count(*) filter (where not selected) as n_battles_unselected
+    from battle_selection
+    group by round_id
 ), judge_cuts as (
     -- train battles whose conversation lost its oldest turns to the judge's context budget
     select j.round_id, count(distinct j.battle_id) as n_judge_prompts_cut
@@ -143,6 +148,7 @@ with train_battles as (
         b.n_battles,
         b.n_decisive,
         b.n_decisive_without_gap,
+        coalesce(u.n_battles_unselected, 0) as n_battles_unselected,
         coalesce(c.n_judge_prompts_cut, 0) as n_judge_prompts_cut,
         k.checker_agreement as judge_checker_agreement,
         k.position_consistency as judge_position_consistency,
@@ -165,6 +171,7 @@ with train_battles as (
         r.error
     from rounds as r
     left join train_battles as b using (round_id)
+    left join selection as u using (round_id)
     left join judge_cuts as c using (round_id)
     left join train_calibration as k using (round_id)
     left join sft using (round_id)

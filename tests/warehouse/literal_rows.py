@@ -232,6 +232,19 @@ LITERAL_ROWS: dict[str, list[dict]] = {
         {"round_id": 1, "model_id": "ref:strong", "rating": 1000.0, "n_battles": 1},
         {"round_id": 1, "model_id": "v0", "rating": 700.0, "n_battles": 1},
     ],
+    "battle_selection": [
+        {
+            "round_id": 1,
+            "prompt_id": "p1",
+            "model_a": "v0",
+            "model_b": "ref:strong",
+            "strategy": "uncertain",
+            "uncertainty": 0.97,
+            "p_reference_wins": 0.41,
+            "selected": True,
+            "selector": "literal",
+        },
+    ],
 }
 
 

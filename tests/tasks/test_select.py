@@ -1,0 +1,138 @@
+"""Step 3a under a judge budget: the battles judged, stored once, and chosen by uncertainty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import Config
+from flywheel.sandbox.server import start_sandbox
+from flywheel.tasks import select
+from flywheel.tasks.answer import answer_prompts
+from flywheel.tasks.judge import judge_battles, train_battle_pairs
+from flywheel.tasks.mine import mine_round
+from flywheel.tasks.select import select_train_battles
+from flywheel.warehouse.lifecycle import ModelVersion, record_round_start
+from flywheel.warehouse.store import connect, now_utc
+from tests.conftest import load_config_in
+from tests.tasks.test_answer_judge import insert_prompts
+
+CHAMPION = "v0"
+ROUND_1 = {"round_id": 1, "stage": "sft", "slice_id": 1, "status": "running"}
+SMALL_RM = {
+    "learning_rate": 0.001,
+    "num_train_epochs": 1,
+    "batch_size": 8,
+    "max_length": 96,
+    "min_examples": 4,
+}
+
+
+def budget_config(tmp_path: Path, strategy: str, max_battles: int) -> Config:
+    smoke = load_config_in(tmp_path, "smoke")
+    training = smoke.training.model_dump() | {"rm": SMALL_RM}
+    return load_config_in(
+        tmp_path,
+        "smoke",
+        student={"max_new_tokens": 8, "batch_size": 4},
+        judge={"selection": {"strategy": strategy, "max_battles": max_battles, "ensemble_size": 2}},
+        training=training,
+    )
+
+
+def selection_rows(config: Config, round_id: int) -> list[tuple]:
+    with connect(config.warehouse.path, read_only=True) as con:
+        return con.execute(
+            "select prompt_id, model_b, selected, uncertainty, strategy, selector "
+            "from battle_selection where round_id = ? order by prompt_id, model_b",
+            [round_id],
+        ).fetchall()
+
+
+def judge_call_count(config: Config) -> int:
+    with connect(config.warehouse.path, read_only=True) as con:
+        return con.execute("select count(*) from llm_calls where endpoint = 'judge'").fetchone()[0]
+
+
+def test_a_budget_judges_only_the_chosen_battles_and_a_rerun_keeps_the_choice(
+    tmp_path: Path, tiny_student: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = budget_config(tmp_path, "uncertain", max_battles=10)
+    champion = ModelVersion(CHAMPION, str(tiny_student), "champion")
+    prompt_ids = insert_prompts(config, 12)
+    with start_sandbox(config.sandbox) as server:
+        answer_prompts(
+            config,
+            1,
+            prompt_ids,
+            champion_id=CHAMPION,
+            champion_path=str(tiny_student),
+            sandbox_url=server.base_url,
+        )
+        pairs = train_battle_pairs(config, 1, prompt_ids, CHAMPION)
+        first = select_train_battles(config, 1, pairs, champion)
+        judged = judge_battles(config, 1, first.pairs, "train", server.base_url)
+        n_judge_calls = judge_call_count(config)
+
+        monkeypatch.setattr(select, "_ensemble_scores", lambda *a: pytest.fail("chose again"))
+        again = select_train_battles(config, 1, pairs, champion)
+        judge_battles(config, 1, again.pairs, "train", server.base_url)
+
+    assert len(pairs) == 24 and len(first.pairs) == 10
+    assert "at random: 0 earlier preference pairs" in first.selector  # round 1: nothing to fit
+    assert sum(judged.outcomes.values()) == 10 and n_judge_calls == 20  # both orders
+    assert again.reused and again.pairs == first.pairs
+    assert judge_call_count(config) == n_judge_calls
+    rows = selection_rows(config, 1)
+    assert len(rows) == 24 and sum(r[2] for r in rows) == 10
+    assert {r[4] for r in rows} == {"random"} and all(r[3] is None for r in rows)
+    record_round_start(
+        config.warehouse,
+        ROUND_1
+        | {
+            "champion_before": CHAMPION,
+            "config_hash": config.fingerprint(),
+            "started_at": now_utc(),
+        },
+    )
+    with connect(config.warehouse.path, read_only=True) as con:
+        summary = con.execute("select n_battles, n_battles_unselected from v_round_summary")
+        assert summary.fetchall() == [(10, 14)]
+
+
+def test_the_uncertain_strategy_judges_what_the_fitted_ensemble_is_least_sure_of(
+    tmp_path: Path, tiny_student: Path
+) -> None:
+    config = budget_config(tmp_path, "uncertain", max_battles=6)
+    champion = ModelVersion(CHAMPION, str(tiny_student), "champion")
+    prompt_ids = insert_prompts(config, 12)
+    everything = config.model_copy(
+        update={
+            "judge": config.judge.model_copy(update={"selection": type(config.judge.selection)()})
+        }
+    )
+    with start_sandbox(config.sandbox) as server:
+        answer_prompts(
+            config,
+            1,
+            prompt_ids,
+            champion_id=CHAMPION,
+            champion_path=str(tiny_student),
+            sandbox_url=server.base_url,
+        )
+        pairs = train_battle_pairs(config, 1, prompt_ids, CHAMPION)
+        round_1 = select_train_battles(everything, 1, pairs, champion)
+        judge_battles(config, 1, round_1.pairs, "train", server.base_url)
+        mine_round(config, 1, "sft", server.base_url)
+        round_2 = select_train_battles(config, 2, pairs, champion)
+
+    assert len(round_1.pairs) == 24 and selection_rows(config, 1) == []  # all: nothing stored
+    assert len(round_2.pairs) == 6
+    assert "most uncertain to 2 reward models fit from v0" in round_2.selector
+    rows = selection_rows(config, 2)
+    assert len(rows) == 24 and {r[4] for r in rows} == {"uncertain"}
+    chosen = [r[3] for r in rows if r[2]]
+    left = [r[3] for r in rows if not r[2]]
+    assert len(chosen) == 6 and min(chosen) >= max(left)
+    assert not (Path(config.training.output_dir) / "selector-r2").exists()  # fit, used, removed
