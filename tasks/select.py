@@ -75,29 +75,42 @@ def select_train_battles(
         result = Selection(round_id, [p for p in pairs if p in chosen], len(pairs), selector, True)
         logger.info(result.summary())
         return result
-    budget = selection.max_battles or len(pairs)
-    scores: Scores | None = None
-    if len(pairs) <= budget:
-        chosen_ids, strategy = list(range(len(pairs))), selection.strategy
-        selector = f"the budget of {budget} covers every battle"
-    elif selection.strategy == "uncertain":
-        scores, reason = _ensemble_scores(config, round_id, pairs, champion)
-        if scores is not None:
-            chosen_ids, strategy, selector = (
-                most_uncertain(scores.uncertainty, budget),
-                "uncertain",
-                scores.selector,
-            )
-        else:
-            chosen_ids, strategy = _random_ids(config, round_id, len(pairs), budget), "random"
-            selector = f"at random: {reason}"
-    else:
-        chosen_ids, strategy = _random_ids(config, round_id, len(pairs), budget), "random"
-        selector = f"a seeded random {budget}"
+    chosen_ids, strategy, selector, scores = _choose(config, round_id, pairs, champion)
     _store_selection(config, round_id, pairs, set(chosen_ids), strategy, selector, scores)
     result = Selection(round_id, [pairs[i] for i in chosen_ids], len(pairs), selector)
     logger.info(result.summary())
     return result
+
+
+def _choose(
+    config: Config, round_id: int, pairs: Sequence[Pair], champion: ModelVersion
+) -> tuple[list[int], str, str, Scores | None]:
+    """(indices of the battles to judge, the strategy used, how, in words, the ensemble's
+    scores when it chose)."""
+    strategy, budget = config.judge.selection.strategy, config.judge.selection.max_battles or 0
+    if len(pairs) <= budget:
+        return (
+            list(range(len(pairs))),
+            strategy,
+            f"the budget of {budget} covers every battle",
+            None,
+        )
+    if strategy == "uncertain":
+        scores, reason = _ensemble_scores(config, round_id, pairs, champion)
+        if scores is not None:
+            return most_uncertain(scores.uncertainty, budget), strategy, scores.selector, scores
+        return (
+            _random_ids(config, round_id, len(pairs), budget),
+            "random",
+            f"at random: {reason}",
+            None,
+        )
+    return (
+        _random_ids(config, round_id, len(pairs), budget),
+        "random",
+        f"a seeded random {budget}",
+        None,
+    )
 
 
 def _random_ids(config: Config, round_id: int, n_pairs: int, budget: int) -> list[int]:

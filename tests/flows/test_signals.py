@@ -92,7 +92,7 @@ def test_a_signal_stops_the_run_and_marks_the_round_interrupted_for_a_rerun(
     assert round_status(tmp_path / "flywheel.duckdb") == (
         "interrupted",
         f"interrupted by {signal.Signals(signum).name}",
-    )
+    ), output
     deadline = time.monotonic() + 30
     while any(is_alive(pid) for pid in helpers) and time.monotonic() < deadline:
         time.sleep(0.2)
