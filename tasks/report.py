@@ -95,6 +95,13 @@ def _fmt(value: object, pattern: str = "{:.3f}") -> str:
     return "-" if cleaned is None else pattern.format(cleaned)
 
 
+def _unselected_note(n_unselected: float) -> str:
+    """` (and N left unjudged by the judge budget)` when judge.selection left battles out."""
+    if not n_unselected:
+        return ""
+    return f" (and {n_unselected:.0f} left unjudged by the judge budget, judge.selection)"
+
+
 def round_markdown(config: Config, round_id: int) -> str:
     """Decision and reason, win rates per reference, mined counts, training, judge audit, cost."""
     with connect_warehouse(config.warehouse) as con:
@@ -113,7 +120,9 @@ def round_markdown(config: Config, round_id: int) -> str:
         _decision_line(row, rnd[0] if rnd else None),
         "",
         f"Mined: {_fmt(row['n_sft'], '{:.0f}')} SFT, {_fmt(row['n_dpo'], '{:.0f}')} DPO, "
-        f"{_fmt(row['n_rm'], '{:.0f}')} RM from {_fmt(row['n_battles'], '{:.0f}')} battles; "
+        f"{_fmt(row['n_rm'], '{:.0f}')} RM from {_fmt(row['n_battles'], '{:.0f}')} battles"
+        + _unselected_note(row["n_battles_unselected"])
+        + "; "
         f"sandbox accuracy of the champion after the round: {_fmt(row['sandbox_accuracy'], '{:.1%}')}"
         + _without_target_note(rnd[1] if rnd else None),
         "",

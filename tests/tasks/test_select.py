@@ -12,6 +12,7 @@ from flywheel.tasks import select
 from flywheel.tasks.answer import answer_prompts
 from flywheel.tasks.judge import judge_battles, train_battle_pairs
 from flywheel.tasks.mine import mine_round
+from flywheel.tasks.report import round_markdown
 from flywheel.tasks.select import select_train_battles
 from flywheel.warehouse.lifecycle import ModelVersion, record_round_start
 from flywheel.warehouse.store import connect, now_utc
@@ -19,7 +20,7 @@ from tests.conftest import load_config_in
 from tests.tasks.test_answer_judge import insert_prompts
 
 CHAMPION = "v0"
-ROUND_1 = {"round_id": 1, "stage": "sft", "slice_id": 1, "status": "running"}
+ROUND_1 = {"round_id": 1, "stage": "sft", "slice_id": 1, "status": "done", "promoted": False}
 SMALL_RM = {
     "learning_rate": 0.001,
     "num_train_epochs": 1,
@@ -99,6 +100,7 @@ def test_a_budget_judges_only_the_chosen_battles_and_a_rerun_keeps_the_choice(
     with connect(config.warehouse.path, read_only=True) as con:
         summary = con.execute("select n_battles, n_battles_unselected from v_round_summary")
         assert summary.fetchall() == [(10, 14)]
+    assert "from 10 battles (and 14 left unjudged by the judge budget" in round_markdown(config, 1)
 
 
 def test_the_uncertain_strategy_judges_what_the_fitted_ensemble_is_least_sure_of(
