@@ -6,15 +6,17 @@ round-0 student and a fixed thread count (benchmarks/bench_learning.py's seed co
 - `all`: every (champion, reference) battle is judged (the default);
 - `uncertain`: a judge budget of `--budget` battles per round, spent on the battles the
   reward-model ensemble fit on the earlier rounds' pairs is least certain about;
-- `random`: the same budget on a seeded random subset (the peer of `uncertain`).
+- `likely_losses`: the same budget on the battles that ensemble most expects the champion to
+  lose (the likeliest SFT targets);
+- `random`: the same budget on a seeded random subset (the peer of both).
 
 For each arm: held-out accuracy per round (the sandbox's checkers, not the judge), the gain,
 and the train judge calls (games sent to the judge for train battles, verifier excluded).
-Prints the judge calls each budgeted arm saved against `all` and its gain as a ratio of
-`all`'s and of the other budgeted arm's, then one JSON line with every figure.
+Prints, for each budgeted arm, its judge calls as a ratio of `all`'s and its gain minus
+`all`'s and minus `random`'s (the same budget), then one JSON line with every figure.
 
     python benchmarks/bench_selection.py [--rounds 3] [--seed 0] [--budget 400]
-        [--workdir /tmp/flywheel-selection]
+        [--workdir /tmp/flywheel-selection] [--arms all,uncertain,likely_losses,random]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.bench_learning import round_rows, run_seed, seed_config, seed_figures  # noqa: E402
 
-ARMS = ("all", "uncertain", "random")
+ARMS = ("all", "uncertain", "likely_losses", "random")
 
 
 def arm_config(base: dict[str, Any], arm: str, budget: int) -> dict[str, Any]:
@@ -63,12 +65,13 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/flywheel-selection")
     parser.add_argument("--cpu-threads", type=int, default=2)
     parser.add_argument("--keep-tolerance", type=float, default=0.02)
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {ARMS}")
     args = parser.parse_args()
     base = yaml.safe_load(Path(args.config).read_text())
     workdir = Path(args.workdir).resolve()
     load_before = os.getloadavg()[0]
     arms: dict[str, Any] = {}
-    for arm in ARMS:
+    for arm in args.arms.split(","):
         run_dir = workdir / arm
         run_dir.mkdir(parents=True, exist_ok=True)
         config = arm_config(
@@ -91,31 +94,12 @@ def main() -> None:
             for r in figures["rounds"]
         )
         print(
-            f"{arm:>9}: exit {status}, {figures['train_judge_calls']} train judge calls, "
+            f"{arm:>13}: exit {status}, {figures['train_judge_calls']} train judge calls, "
             f"accuracy after each round {accuracies}, gain {figures['gain_points']} points, "
             f"{wall_s:.0f} s",
             file=sys.stderr,
         )
-    full = arms["all"]
-    comparisons = {}
-    for arm, peer in (("uncertain", "random"), ("random", "uncertain")):
-        figures = arms[arm]
-        comparisons[arm] = {
-            "judge_calls_saved_vs_all": full["train_judge_calls"] - figures["train_judge_calls"],
-            "judge_calls_ratio_to_all": round(
-                figures["train_judge_calls"] / max(1, full["train_judge_calls"]), 3
-            ),
-            "gain_minus_all_points": _difference(figures["gain_points"], full["gain_points"]),
-            "gain_minus_peer_points": _difference(
-                figures["gain_points"], arms[peer]["gain_points"]
-            ),
-        }
-        print(
-            f"{arm:>9}: {comparisons[arm]['judge_calls_ratio_to_all']:.2f} x the judge calls of "
-            f"all, gain {comparisons[arm]['gain_minus_all_points']:+} points against all and "
-            f"{comparisons[arm]['gain_minus_peer_points']:+} against {peer}",
-            file=sys.stderr,
-        )
+    comparisons = {arm: compare(arms, arm) for arm in arms if arm != "all"}
     summary = {
         "bench": "selection",
         "rounds": args.rounds,
@@ -128,6 +112,32 @@ def main() -> None:
         "arms": arms,
     }
     print(json.dumps(summary, default=str))
+
+
+def compare(arms: dict[str, Any], arm: str) -> dict[str, Any]:
+    """A budgeted arm against `all` (judge calls saved, gain) and against `random` (gain at
+    the same budget), printed and returned."""
+    figures, full, peer = arms[arm], arms.get("all"), arms.get("random")
+    comparison: dict[str, Any] = {}
+    line = f"{arm:>13}:"
+    if full is not None:
+        calls_ratio = figures["train_judge_calls"] / max(1, full["train_judge_calls"])
+        comparison |= {
+            "judge_calls_saved_vs_all": full["train_judge_calls"] - figures["train_judge_calls"],
+            "judge_calls_ratio_to_all": round(calls_ratio, 3),
+            "gain_minus_all_points": _difference(figures["gain_points"], full["gain_points"]),
+        }
+        line += (
+            f" {calls_ratio:.2f} x the judge calls of all, gain "
+            f"{comparison['gain_minus_all_points']:+} points against all"
+        )
+    if peer is not None and arm != "random":
+        comparison["gain_minus_random_points"] = _difference(
+            figures["gain_points"], peer["gain_points"]
+        )
+        line += f", {comparison['gain_minus_random_points']:+} against random (same budget)"
+    print(line, file=sys.stderr)
+    return comparison
 
 
 def _difference(value: float | None, other: float | None) -> float | None:

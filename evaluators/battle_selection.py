@@ -4,7 +4,8 @@ For each battle, every reward model of an ensemble gives the probability that th
 answer beats the champion's (the logistic of the difference of its standardised scores, the
 Bradley-Terry model a reward model is trained under). A battle's uncertainty is the binary
 entropy of the members' mean probability: 1 bit when the ensemble, on average, cannot tell the
-answers apart or its members contradict each other, 0 when all of them are sure.
+answers apart or its members contradict each other, 0 when all of them are sure. The likeliest
+losses are the battles of highest mean probability (the champion's likeliest SFT targets).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ def battle_uncertainty(win_probabilities: np.ndarray) -> np.ndarray:
     return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
 
 
-def most_uncertain(uncertainty: np.ndarray | list[float], budget: int) -> list[int]:
-    """Indices of the `budget` most uncertain battles (ties: the earlier battle), in order."""
-    order = np.argsort(-np.asarray(uncertainty, dtype=np.float64), kind="stable")
+def highest(values: np.ndarray | list[float], budget: int) -> list[int]:
+    """Indices of the `budget` battles of highest value (the most uncertain, or the likeliest
+    losses; ties: the earlier battle), in order."""
+    order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
     return sorted(order[:budget].tolist())
 
 

@@ -233,11 +233,12 @@ class EndpointConfig(Section):
 class SelectionConfig(Section):
     """`judge.selection`: which of a round's train battles the judge is asked to decide."""
 
-    strategy: Literal["all", "uncertain", "random"] = _help(
+    strategy: Literal["all", "uncertain", "likely_losses", "random"] = _help(
         "all: judge every (champion, reference) battle of the round; uncertain: judge the "
         "`max_battles` the reward-model ensemble is least certain about (fit on the earlier "
         "rounds' preference pairs; random while there are fewer than training.rm.min_examples); "
-        "random: a seeded random `max_battles` (the peer of uncertain)",
+        "likely_losses: those the same ensemble most expects the champion to lose; random: a "
+        "seeded random `max_battles` (the peer of both)",
         default="all",
     )
     max_battles: int | None = _help(
@@ -247,8 +248,8 @@ class SelectionConfig(Section):
         ge=1,
     )
     ensemble_size: int = _help(
-        "reward models the uncertain strategy fits from the champion on bootstrap resamples "
-        "(with training.rm's settings and LoRA when training.lora is on)",
+        "reward models the uncertain and likely_losses strategies fit from the champion on "
+        "bootstrap resamples (with training.rm's settings and LoRA when training.lora is on)",
         default=3,
         ge=2,
         le=16,

@@ -3,8 +3,9 @@
 With the default strategy `all` every (champion, reference) battle is judged. Under a judge
 budget (`max_battles`), `uncertain` fits a small reward-model ensemble from the champion on the
 earlier rounds' preference pairs, scores both answers of every battle, and keeps the battles it
-is least certain about (evaluators/battle_selection.py); `random` keeps a seeded random subset,
-the peer it is measured against (benchmarks/bench_selection.py). Every battle of the round is
+is least certain about (evaluators/battle_selection.py); `likely_losses` keeps, by the same
+ensemble, the battles the champion most likely lost; `random` keeps a seeded random subset, the
+peer both are measured against (benchmarks/bench_selection.py). Every battle of the round is
 recorded in `battle_selection`, judged or not, and a resumed round reuses that choice, so a
 crash never changes which battles are paid for.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from flywheel.config import Config
 from flywheel.evaluators.battle_selection import (
     battle_uncertainty,
-    most_uncertain,
+    highest,
     random_choice,
     reference_win_probabilities,
 )
@@ -95,10 +96,13 @@ def _choose(
             f"the budget of {budget} covers every battle",
             None,
         )
-    if strategy == "uncertain":
+    if strategy in ("uncertain", "likely_losses"):
         scores, reason = _ensemble_scores(config, round_id, pairs, champion)
         if scores is not None:
-            return most_uncertain(scores.uncertainty, budget), strategy, scores.selector, scores
+            uncertain = strategy == "uncertain"
+            ranking = scores.uncertainty if uncertain else scores.p_reference_wins
+            how = "the most uncertain to" if uncertain else "the likeliest losses by"
+            return highest(ranking, budget), strategy, f"{how} {scores.selector}", scores
         return (
             _random_ids(config, round_id, len(pairs), budget),
             "random",
@@ -183,8 +187,8 @@ def _ensemble_scores(
     p_each = reference_win_probabilities(z_champion, z_reference)
     held_out = "" if accuracy is None else f", held-out pair accuracy {accuracy:.2f}"
     selector = (
-        f"the most uncertain to {z_champion.shape[0]} reward models fit from "
-        f"{champion.version_id} on {len(rows)} earlier pairs{held_out}"
+        f"{z_champion.shape[0]} reward models fit from {champion.version_id} on {len(rows)} "
+        f"earlier pairs{held_out}"
     )
     return Scores(p_each.mean(axis=0), battle_uncertainty(p_each), selector), ""
 

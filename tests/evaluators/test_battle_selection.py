@@ -10,7 +10,7 @@ import pytest
 from flywheel.config import ConfigError, SelectionConfig
 from flywheel.evaluators.battle_selection import (
     battle_uncertainty,
-    most_uncertain,
+    highest,
     random_choice,
     reference_win_probabilities,
 )
@@ -39,10 +39,10 @@ def test_uncertainty_is_one_bit_when_undecided_or_contradicted_and_low_when_all_
     assert sure < 0.1 < fairly_sure < 1.0
 
 
-def test_the_budget_takes_the_most_uncertain_battles_and_breaks_ties_by_order() -> None:
-    assert most_uncertain([0.2, 0.9, 0.5, 0.9, 0.1], 2) == [1, 3]
-    assert most_uncertain([0.3, 0.3, 0.3], 2) == [0, 1]
-    assert most_uncertain([0.3, 0.1], 5) == [0, 1]
+def test_the_budget_takes_the_highest_battles_and_breaks_ties_by_order() -> None:
+    assert highest([0.2, 0.9, 0.5, 0.9, 0.1], 2) == [1, 3]
+    assert highest([0.3, 0.3, 0.3], 2) == [0, 1]
+    assert highest([0.3, 0.1], 5) == [0, 1]
 
 
 def test_random_choice_is_seeded_within_budget_and_without_repeats() -> None:

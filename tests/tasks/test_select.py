@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.config import Config
+from flywheel.config import Config, SelectionConfig
 from flywheel.sandbox.server import start_sandbox
 from flywheel.tasks import select
 from flywheel.tasks.answer import answer_prompts
@@ -42,10 +42,16 @@ def budget_config(tmp_path: Path, strategy: str, max_battles: int) -> Config:
     )
 
 
+def with_selection(config: Config, selection: SelectionConfig) -> Config:
+    return config.model_copy(
+        update={"judge": config.judge.model_copy(update={"selection": selection})}
+    )
+
+
 def selection_rows(config: Config, round_id: int) -> list[tuple]:
     with connect(config.warehouse.path, read_only=True) as con:
         return con.execute(
-            "select prompt_id, model_b, selected, uncertainty, strategy, selector "
+            "select prompt_id, model_b, selected, uncertainty, strategy, selector, p_reference_wins "
             "from battle_selection where round_id = ? order by prompt_id, model_b",
             [round_id],
         ).fetchall()
@@ -109,10 +115,9 @@ def test_the_uncertain_strategy_judges_what_the_fitted_ensemble_is_least_sure_of
     config = budget_config(tmp_path, "uncertain", max_battles=6)
     champion = ModelVersion(CHAMPION, str(tiny_student), "champion")
     prompt_ids = insert_prompts(config, 12)
-    everything = config.model_copy(
-        update={
-            "judge": config.judge.model_copy(update={"selection": type(config.judge.selection)()})
-        }
+    everything = with_selection(config, SelectionConfig())
+    likely_losses = with_selection(
+        config, SelectionConfig(strategy="likely_losses", max_battles=6, ensemble_size=2)
     )
     with start_sandbox(config.sandbox) as server:
         answer_prompts(
@@ -128,13 +133,21 @@ def test_the_uncertain_strategy_judges_what_the_fitted_ensemble_is_least_sure_of
         judge_battles(config, 1, round_1.pairs, "train", server.base_url)
         mine_round(config, 1, "sft", server.base_url)
         round_2 = select_train_battles(config, 2, pairs, champion)
+        round_3 = select_train_battles(likely_losses, 3, pairs, champion)
 
     assert len(round_1.pairs) == 24 and selection_rows(config, 1) == []  # all: nothing stored
     assert len(round_2.pairs) == 6
-    assert "most uncertain to 2 reward models fit from v0" in round_2.selector
+    assert "the most uncertain to 2 reward models fit from v0 on " in round_2.selector
     rows = selection_rows(config, 2)
     assert len(rows) == 24 and {r[4] for r in rows} == {"uncertain"}
     chosen = [r[3] for r in rows if r[2]]
     left = [r[3] for r in rows if not r[2]]
     assert len(chosen) == 6 and min(chosen) >= max(left)
     assert not (Path(config.training.output_dir) / "selector-r2").exists()  # fit, used, removed
+
+    assert "the likeliest losses by 2 reward models fit from v0 on " in round_3.selector
+    rows = selection_rows(config, 3)
+    assert {r[4] for r in rows} == {"likely_losses"}
+    chosen = [r[6] for r in rows if r[2]]
+    left = [r[6] for r in rows if not r[2]]
+    assert len(chosen) == 6 and min(chosen) >= max(left)
