@@ -57,6 +57,21 @@ def selection_rows(config: Config, round_id: int) -> list[tuple]:
         ).fetchall()
 
 
+def answered_pairs(
+    config: Config, prompt_ids: list[str], student: Path, sandbox_url: str
+) -> list[tuple[str, str, str]]:
+    """Round 1's answers by the local champion and the references; its battle pairs."""
+    answer_prompts(
+        config,
+        1,
+        prompt_ids,
+        champion_id=CHAMPION,
+        champion_path=str(student),
+        sandbox_url=sandbox_url,
+    )
+    return train_battle_pairs(config, 1, prompt_ids, CHAMPION)
+
+
 def judge_call_count(config: Config) -> int:
     with connect(config.warehouse.path, read_only=True) as con:
         return con.execute("select count(*) from llm_calls where endpoint = 'judge'").fetchone()[0]
@@ -69,15 +84,7 @@ def test_a_budget_judges_only_the_chosen_battles_and_a_rerun_keeps_the_choice(
     champion = ModelVersion(CHAMPION, str(tiny_student), "champion")
     prompt_ids = insert_prompts(config, 12)
     with start_sandbox(config.sandbox) as server:
-        answer_prompts(
-            config,
-            1,
-            prompt_ids,
-            champion_id=CHAMPION,
-            champion_path=str(tiny_student),
-            sandbox_url=server.base_url,
-        )
-        pairs = train_battle_pairs(config, 1, prompt_ids, CHAMPION)
+        pairs = answered_pairs(config, prompt_ids, tiny_student, server.base_url)
         first = select_train_battles(config, 1, pairs, champion)
         judged = judge_battles(config, 1, first.pairs, "train", server.base_url)
         n_judge_calls = judge_call_count(config)
@@ -109,7 +116,7 @@ def test_a_budget_judges_only_the_chosen_battles_and_a_rerun_keeps_the_choice(
     assert "from 10 battles (and 14 left unjudged by the judge budget" in round_markdown(config, 1)
 
 
-def test_the_uncertain_strategy_judges_what_the_fitted_ensemble_is_least_sure_of(
+def test_the_ensemble_strategies_judge_what_the_fitted_models_doubt_most_or_expect_lost(
     tmp_path: Path, tiny_student: Path
 ) -> None:
     config = budget_config(tmp_path, "uncertain", max_battles=6)
@@ -120,15 +127,7 @@ def test_the_uncertain_strategy_judges_what_the_fitted_ensemble_is_least_sure_of
         config, SelectionConfig(strategy="likely_losses", max_battles=6, ensemble_size=2)
     )
     with start_sandbox(config.sandbox) as server:
-        answer_prompts(
-            config,
-            1,
-            prompt_ids,
-            champion_id=CHAMPION,
-            champion_path=str(tiny_student),
-            sandbox_url=server.base_url,
-        )
-        pairs = train_battle_pairs(config, 1, prompt_ids, CHAMPION)
+        pairs = answered_pairs(config, prompt_ids, tiny_student, server.base_url)
         round_1 = select_train_battles(everything, 1, pairs, champion)
         judge_battles(config, 1, round_1.pairs, "train", server.base_url)
         mine_round(config, 1, "sft", server.base_url)
