@@ -87,7 +87,8 @@ def select(
     config: Config, round_id: int, prompt_ids: list[str], champion: ModelVersion
 ) -> list[Pair]:
     """3a. The (champion, reference) battles to judge: all, or with judge.selection a budget of
-    them (the reward-model ensemble's least certain, or a seeded random subset)."""
+    them (those a reward-model ensemble most expects the champion to lose or is least sure of,
+    or a seeded random subset)."""
     pairs = train_battle_pairs(config, round_id, prompt_ids, champion.version_id)
     return select_train_battles(config, round_id, pairs, champion).pairs
 

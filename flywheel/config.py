@@ -289,7 +289,8 @@ class JudgeConfig(EndpointConfig):
     )
 
     selection: SelectionConfig = _help(
-        "which train battles are judged (all, or a budget chosen by uncertainty or at random)",
+        "which train battles are judged (all, or a budget chosen by a reward-model ensemble "
+        "or at random)",
         default_factory=SelectionConfig,
     )
     panel: list[EndpointConfig] = _help(
