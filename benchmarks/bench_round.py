@@ -66,9 +66,7 @@ def timed(fn: Callable[..., Any], name: str, seconds: dict[str, float]) -> Calla
             return fn(*args, **kwargs)
         finally:
             in_background = threading.current_thread().name.startswith("progress-")
-            seconds[name + (BACKGROUND if in_background else "")] += (
-                time.perf_counter() - started
-            )
+            seconds[name + (BACKGROUND if in_background else "")] += time.perf_counter() - started
 
     return wrapper
 

@@ -94,9 +94,7 @@ def select(
 
 
 @task(name="judge", cache_policy=NO_CACHE)
-def judge(
-    config: Config, round_id: int, pairs: list[Pair], sandbox_url: str | None
-) -> JudgeReport:
+def judge(config: Config, round_id: int, pairs: list[Pair], sandbox_url: str | None) -> JudgeReport:
     """3b. Every selected battle judged A/B and B/A, combined into battles."""
     progress = StepProgress(f"round-{round_id}-judge-progress", f"round {round_id}: judging")
     try:
