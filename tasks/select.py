@@ -103,18 +103,10 @@ def _choose(
             ranking = scores.uncertainty if uncertain else scores.p_reference_wins
             how = "the most uncertain to" if uncertain else "the likeliest losses by"
             return highest(ranking, budget), strategy, f"{how} {scores.selector}", scores
-        return (
-            _random_ids(config, round_id, len(pairs), budget),
-            "random",
-            f"at random: {reason}",
-            None,
-        )
-    return (
-        _random_ids(config, round_id, len(pairs), budget),
-        "random",
-        f"a seeded random {budget}",
-        None,
-    )
+        selector = f"at random: {reason}"
+    else:
+        selector = f"a seeded random {budget}"
+    return _random_ids(config, round_id, len(pairs), budget), "random", selector, None
 
 
 def _random_ids(config: Config, round_id: int, n_pairs: int, budget: int) -> list[int]:
