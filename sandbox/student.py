@@ -1,20 +1,21 @@
 """The sandbox's round-0 student: a tiny Llama that can compute most answers but usually slips.
 
 It stands in for a base model whose skill post-training has to bring out: it was trained on a
-noisy corpus where most answers of four skills carry a systematic slip (`systematic_slip`:
+noisy corpus where most answers of every skill carry a systematic slip (`systematic_slip`:
 the right answer with its last character typed twice, `35` -> `355`), so greedy decoding gives
 the slip although the right answer is close behind. The flywheel's battles find the slips, and training
 on the references' right answers (SFT), against the slips (DPO), or with a reward model (RL)
 moves the student back to the right answers, skill by skill.
 
-Built locally from nothing downloaded, in about six minutes on two cores:
+Built locally from nothing downloaded, in about twelve minutes on two cores:
 1. tokenizer: byte-level BPE trained on sandbox text (task prompts and answers rendered in every
    verbosity); the fixed prose stays whole words, while payload words, numbers and answers are
    spelled one character per token, so the skills are learnable by a small model;
 2. model: a ~1.8M-parameter, two-layer Llama (`build_tiny_llama`) seeded by `config.student.seed`;
 3. training: one TRL SFT run on generated tasks (`sandbox.task_difficulty`) whose answers are
    right or slipped at the recipe's per-skill `slip_rates`, in the references' terse style;
-4. check: checker accuracy on held-out generated tasks (another seed), expected 10-40%.
+4. check: checker accuracy on held-out generated tasks (another seed), expected 5-40%: it slips
+   on most of the about two thirds it can compute (it never learns nth_word).
 
 A build is kept in the user's cache directory, keyed by a hash of its recipe
 (`sandbox/student_cache.py`); a later build with the same recipe copies it in seconds.
@@ -65,7 +66,7 @@ VERBOSITIES = ("terse", "normal", "verbose")
 
 @dataclass(frozen=True)
 class StudentRecipe:
-    """How the student is built; the defaults land its held-out accuracy in the 10-40% band."""
+    """How the student is built; the defaults land its held-out accuracy in the 5-40% band."""
 
     n_train_tasks: int = 12000  # generated tasks of the noisy training corpus
     n_heldout_tasks: int = 350  # held-out tasks measuring its accuracy
@@ -78,7 +79,7 @@ class StudentRecipe:
     intermediate_size: int = 672
     learning_rate: float = 3e-3
     batch_size: int = 64  # a step costs little more at 64 than at 32 on CPU
-    max_steps: int = 600
+    max_steps: int = 1200  # at 600 steps it computed 58% of held-out answers; at 1200 67%
     warmup_ratio: float = 0.05
     max_length: int = 192
     # answer styles (terse, normal, verbose) of the training answers: the terse style of the
@@ -92,6 +93,9 @@ class StudentRecipe:
         ("arithmetic", 0.65),
         ("reverse_word", 0.7),
         ("sort_letters", 0.75),
+        ("count_char", 0.7),
+        ("compare_numbers", 0.65),
+        ("nth_word", 0.7),
     )
 
 

@@ -1,4 +1,4 @@
-"""The round-0 student: built locally, deterministic, reused, and in the 10-40% accuracy band."""
+"""The round-0 student: built locally, deterministic, reused, and in the 5-40% accuracy band."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_sandbox_accuracy_needs_tasks(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_student_lands_in_the_accuracy_band(tmp_path: Path) -> None:
-    """The real recipe: mostly slips (10-40% held-out); about six minutes on two cores (slow)."""
+    """The real recipe: mostly slips (5-40% held-out); about twelve minutes on two cores (slow)."""
     report = build_student(load_config_in(tmp_path, "demo"))
-    assert 0.10 <= report.heldout_accuracy <= 0.40, report
+    assert 0.05 <= report.heldout_accuracy <= 0.40, report
     assert 1_000_000 <= report.n_parameters <= 5_000_000
