@@ -104,7 +104,11 @@ def fastchat_preprocess(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[
 
 
 def fastchat_loss_and_grad(
-    ratings: np.ndarray, matchups: np.ndarray, outcomes: np.ndarray, weights: np.ndarray, alpha: float
+    ratings: np.ndarray,
+    matchups: np.ndarray,
+    outcomes: np.ndarray,
+    weights: np.ndarray,
+    alpha: float,
 ) -> tuple[float, np.ndarray]:
     matchup_ratings = ratings[matchups]
     logits = alpha * (matchup_ratings[:, 0] - matchup_ratings[:, 1])
@@ -205,7 +209,9 @@ def main() -> None:
         "speedup_fit": round(peer_t["fit_s"] / ours_t["fit_s"], 1),
         **{name: float(f"{value:.3g}") for name, value in differences.items()},
     }
-    print(f"{args.n_battles:,} battles, {args.n_models} models, {args.n_bootstrap:,} samples, 1 thread")
+    print(
+        f"{args.n_battles:,} battles, {args.n_models} models, {args.n_bootstrap:,} samples, 1 thread"
+    )
     print(
         f"flywheel: encode {ours_t['encode_s']:.2f} s + fit {ours_t['fit_s']:.2f} s "
         f"= {ours_s:.2f} s"

@@ -202,7 +202,9 @@ class _ArtifactSender:
                 closed = self._closed
             if percent is not None:
                 try:
-                    update_progress_artifact(self.artifact_id, percent, description=self.description)
+                    update_progress_artifact(
+                        self.artifact_id, percent, description=self.description
+                    )
                 except Exception as e:  # progress is cosmetic: the step goes on
                     logging.getLogger(__name__).warning("progress artifact not updated: %s", e)
                     return

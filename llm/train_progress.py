@@ -17,7 +17,9 @@ from transformers import TrainerCallback
 TrainingProgress = Callable[[int, int, float | None], None]
 """Called with the optimizer steps done, the steps planned and the last logged loss."""
 
-_current: ContextVar[TrainingProgress | None] = ContextVar("flywheel_training_progress", default=None)
+_current: ContextVar[TrainingProgress | None] = ContextVar(
+    "flywheel_training_progress", default=None
+)
 
 
 @contextlib.contextmanager

@@ -29,7 +29,9 @@ def load_config_in(tmp_path: Path, name: str = "smoke", **section_updates: dict)
 
 
 @pytest.fixture(autouse=True)
-def student_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def student_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Each test's own student cache: no test reads or fills the user's ~/.cache/flywheel."""
     path = tmp_path_factory.mktemp("student-cache")
     monkeypatch.setenv("FLYWHEEL_CACHE_DIR", str(path))
