@@ -1,0 +1,60 @@
+"""`training.mining`: the rules that turn judged battles into SFT targets and preference pairs
+(score gaps, label strength, arena or refine targets)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
+
+from flywheel.config.base import Section, _help
+from flywheel.config.checks import field_problem
+
+
+class MiningConfig(Section):
+    sft_min_gap_first: float = _help(
+        "score gap K for SFT in the first iteration", default=3.0, ge=0
+    )
+    dpo_min_gap_first: float = _help(
+        "score gap K for DPO and RM pairs in the first iteration", default=2.0, ge=0
+    )
+    min_gap_later: float = _help(
+        "score gap K for every kind after the first iteration", default=1.0, ge=0
+    )
+    min_label_strength: float = _help(
+        "label strength a battle judged without scores needs (five labels: 2 for A>>B, 1 for "
+        "A>B, the mean of both games; pair labels: 1); 2 keeps only significant wins",
+        default=1.0,
+        ge=0,
+        le=2,
+    )
+    accumulate: bool = _help(
+        "train on this round's examples plus every earlier round's of the same kind", default=True
+    )
+    sft_rule: Literal["arena", "refine"] = _help(
+        "the SFT target of a battle the champion lost by the SFT gap: arena (Arena Learning: "
+        "the winning reference's answer) or refine (a reference is asked to correct the "
+        "champion's losing answer, and its correction is the target; tasks/refine.py)",
+        default="arena",
+    )
+    refine_with: str | None = _help(
+        "sft_rule refine: the `name` of the reference that corrects the champion's answers; "
+        "null: the reference that won the battle",
+        default=None,
+    )
+    refine_prompt_version: str = _help(
+        "sft_rule refine: version of the correction prompt (evaluators/refine_prompts.py)",
+        default="refine-v1",
+    )
+
+    @field_validator("refine_prompt_version")
+    @classmethod
+    def _check_refine_prompt_version(cls, version: str) -> str:
+        from flywheel.evaluators.refine_prompts import REFINE_PROMPTS
+
+        if version not in REFINE_PROMPTS:
+            raise field_problem(
+                "not a known refine prompt version",
+                f"use one of {', '.join(sorted(REFINE_PROMPTS))}",
+            )
+        return version
