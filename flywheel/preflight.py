@@ -108,7 +108,8 @@ def lake_problems(config: Config) -> list[str]:
     """A DuckLake warehouse: the SQLite catalog's folder and a local data folder can be
     written, the S3 credentials are set and the bucket takes a write, the catalog can be
     reached with these credentials and was not made by a newer flywheel."""
-    from flywheel.warehouse.lake import is_s3, lake_problems, sqlite_catalog_file
+    from flywheel.warehouse.lake_attach import is_s3, sqlite_catalog_file
+    from flywheel.warehouse.lake_checks import lake_problems
 
     warehouse = config.warehouse
     assert warehouse.catalog and warehouse.data_path

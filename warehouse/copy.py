@@ -17,14 +17,8 @@ import duckdb
 
 from flywheel.errors import InputError
 from flywheel.warehouse.contracts import NATURAL_KEYS
-from flywheel.warehouse.lake import (
-    attach_lake,
-    bump_write_guard,
-    is_lake,
-    is_lake_connection,
-    load_extensions,
-    needed_extensions,
-)
+from flywheel.warehouse.lake import bump_write_guard, is_lake_connection
+from flywheel.warehouse.lake_attach import attach_lake, is_lake, load_extensions, needed_extensions
 from flywheel.warehouse.store import connect_warehouse, transaction
 
 SOURCE_ALIAS = "flywheel_source"

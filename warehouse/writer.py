@@ -1,36 +1,31 @@
-"""The row writer: rows of several tables written as they come, each flush one transaction."""
+"""The row writer: rows of several tables written as they come, each flush one transaction.
+
+The connection its worker threads share (when the file is held and let go) is in
+`writer_connection.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from flywheel.warehouse.lake import is_lake, retry_on_conflict
+from flywheel.warehouse.lake import retry_on_conflict
+from flywheel.warehouse.lake_attach import is_lake
 from flywheel.warehouse.store import (
-    PROCESS_LOCK,
     WarehouseSettings,
-    connect,
     connect_warehouse,
     transaction,
-    waiting_flag,
 )
+from flywheel.warehouse.writer_connection import HeldConnection
 from flywheel.warehouse.writes import REPLACEABLE_ROWS, insert_new, row_key
-
-logger = logging.getLogger(__name__)
-WAITER_GRACE_S = 3.0  # how long a released writer waits for a waiting process to get in
-
 
 # what waits for a batch's commit: a future, or a callback taking the failure (None when stored)
 CommitWaiter = asyncio.Future[None] | Callable[[BaseException | None], None]
@@ -119,8 +114,6 @@ class RowWriter:
         self.n_writers = n_writers
         self.linger_s = linger_s
         self.hold_s = math.inf if self._lake else hold_s
-        self.release_gap_s = release_gap_s
-        self.checkpoint_wal_bytes = checkpoint_wal_bytes
         self.min_flush_gap_s = min_flush_gap_s
         self.n_flushes = 0
         self.n_rows = 0  # rows flushed (a row already stored is skipped, not counted out)
@@ -138,17 +131,14 @@ class RowWriter:
         self._failure: BaseException | None = None
         self._stopping = False
         self._releasing = False
-        self._last_write = 0.0
         self._last_flush_start = -math.inf
-        # the open connection and the workers' cursors, under _con_lock:
-        self._con_lock = threading.Lock()
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._con_stack: ExitStack | None = None
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
-        self._generation = 0
-        self._opened_at = 0.0
-        self._may_replace: dict[str, set[Any]] = {}  # see _replaceable_keys
-        self._unchecked = False  # rows committed since the last checkpoint
+        # the open file (or lake cursors), shared by the workers:
+        self._held = HeldConnection(
+            warehouse,
+            lake=self._lake,
+            release_gap_s=release_gap_s,
+            checkpoint_wal_bytes=checkpoint_wal_bytes,
+        )
 
     # -- event-loop side -------------------------------------------------------------------
 
@@ -227,10 +217,10 @@ class RowWriter:
                 threads = list(self._threads)
             for thread in threads:
                 await asyncio.to_thread(thread.join)
-            if self._con is not None:  # the workers failed: close without checkpoint
-                await asyncio.to_thread(self._release, False)
-        if self._unchecked:  # released idle earlier, without a checkpoint
-            await asyncio.to_thread(self._checkpoint_now)
+            if self._held.held:  # the workers failed: close without checkpoint
+                await asyncio.to_thread(self._held.release, False)
+        if self._held.unchecked:  # released idle earlier, without a checkpoint
+            await asyncio.to_thread(self._held.checkpoint_now)
 
     # -- worker threads --------------------------------------------------------------------
 
@@ -243,17 +233,17 @@ class RowWriter:
             if action == "stop":
                 return
             if action != "write":
-                self._release(checkpoint=action == "release-final")
+                self._held.release(checkpoint=action == "release-final")
                 if action == "release-hold":
-                    self._let_another_process_in()
+                    self._held.let_another_process_in()
                 with self._cond:
                     self._releasing = False
                     self._cond.notify_all()
                 continue
             assert batch is not None
             try:
-                if cursor is None or generation != self._generation:
-                    cursor, generation = self._cursor()
+                if cursor is None or generation != self._held.generation:
+                    cursor, generation = self._held.cursor()
                 self._write_batch(cursor, batch.rows, held=True)
             except BaseException as e:
                 self._fail(e)
@@ -266,7 +256,7 @@ class RowWriter:
                 settled: list[CommitWaiter] = []
                 while self._unsettled and self._unsettled[0].written:
                     settled.extend(self._unsettled.popleft().waiters)
-                self._last_write = time.monotonic()
+                self._held.last_write = time.monotonic()
                 self._cond.notify_all()
                 loop = self._loop
             if settled and loop is not None:
@@ -285,10 +275,11 @@ class RowWriter:
             if self._failure is not None:
                 return "stop", None
             idle = not self._in_flight and not self._releasing
-            held = self._con is not None
+            held = self._held.held
             if self._pending.n_rows and not self._releasing:
                 if held and (
-                    time.monotonic() - self._opened_at >= self.hold_s or self._someone_waits()
+                    time.monotonic() - self._held.opened_at >= self.hold_s
+                    or self._held.someone_waits()
                 ):
                     if idle:
                         self._releasing = True
@@ -307,7 +298,7 @@ class RowWriter:
                 if self._stopping:
                     self._releasing = True
                     return "release-final", None
-                remaining_s = self._last_write + self.linger_s - time.monotonic()
+                remaining_s = self._held.last_write + self.linger_s - time.monotonic()
                 if remaining_s <= 0:
                     self._releasing = True
                     return "release-idle", None
@@ -338,42 +329,6 @@ class RowWriter:
             with contextlib.suppress(RuntimeError):  # the loop is closed
                 loop.call_soon_threadsafe(_resolve, waiters, self._failure)
 
-    def _cursor(self) -> tuple[duckdb.DuckDBPyConnection, int]:
-        """A cursor of the open connection for this worker (the file is opened if needed)."""
-        with self._con_lock:
-            if self._lake:
-                return self._lake_cursor(), self._generation
-            if self._con is None:
-                with PROCESS_LOCK:
-                    stack = ExitStack()
-                    con = stack.enter_context(
-                        connect(
-                            self.warehouse.path,
-                            timeout_s=self.warehouse.lock_timeout_s,
-                            checkpoint_on_close=False,
-                        )
-                    )
-                # one thread per statement: a flush is a few tiny statements, and DuckDB's
-                # thread pool costs more CPU than it saves, CPU the event loop needs
-                con.execute("set threads = 1")
-                self._con, self._con_stack = con, stack
-                self._opened_at = self._last_write = time.monotonic()
-                self._generation += 1
-            cursor = self._con.cursor()
-            self._cursors.append(cursor)
-            return cursor, self._generation
-
-    def _lake_cursor(self) -> duckdb.DuckDBPyConnection:
-        """A lake cursor of its own for this worker (under _con_lock), closed on release."""
-        if self._con_stack is None:
-            self._con_stack = ExitStack()
-            self._generation += 1
-        cursor = self._con_stack.enter_context(connect_warehouse(self.warehouse))
-        self._con = self._con or cursor  # "held": released when idle, like the file
-        self._opened_at = self._last_write = time.monotonic()
-        self._cursors.append(cursor)
-        return cursor
-
     def _write_batch(
         self, con: duckdb.DuckDBPyConnection, rows: dict[str, list[dict[str, Any]]], held: bool
     ) -> None:
@@ -388,7 +343,7 @@ class RowWriter:
             )
         else:
             self._write_transaction(con, rows, held)
-        self._unchecked = not self._lake
+        self._held.unchecked = not self._lake
         self.n_flushes += 1
         self.n_rows += sum(len(r) for r in rows.values())
         self.flush_s += time.perf_counter() - started
@@ -403,71 +358,9 @@ class RowWriter:
                 if not held or table not in REPLACEABLE_ROWS:
                     insert_new(con, table, table_rows)
                     continue
-                known = self._replaceable_keys(con, table)
+                known = self._held.replaceable_keys(con, table)
                 insert_new(con, table, table_rows, may_replace=known.__contains__)
                 known.update(row_key(table, row) for row in table_rows)
-
-    def _replaceable_keys(self, con: duckdb.DuckDBPyConnection, table: str) -> set[Any]:
-        """Keys that may have a stored row to replace while the file is open: those of the
-        replaceable rows stored when it was opened (one query per table), and those written
-        since. Other processes cannot write meanwhile: this process holds the file."""
-        with self._con_lock:
-            keys = self._may_replace.get(table)
-            if keys is None:
-                key_column, condition = REPLACEABLE_ROWS[table]
-                query = f"select {key_column} from {table} where {condition}"
-                keys = self._may_replace[table] = {k for (k,) in con.execute(query).fetchall()}
-            return keys
-
-    def _someone_waits(self) -> bool:
-        """Another process (an analyst's `flywheel sql`, say) is retrying to open the file."""
-        return not self._lake and waiting_flag(self.warehouse.path).exists()
-
-    def _let_another_process_in(self) -> None:
-        """Pause `release_gap_s`, longer while a waiting process has not got the file yet
-        (it removes its flag once in; our next open then waits for it to finish)."""
-        deadline = time.monotonic() + max(self.release_gap_s, WAITER_GRACE_S)
-        time.sleep(self.release_gap_s)
-        while self._someone_waits() and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def _release(self, checkpoint: bool) -> None:
-        """Close the file, checkpointing first when asked or when the WAL is large."""
-        with self._con_lock, PROCESS_LOCK:  # in _cursor's order
-            con, stack, cursors = self._con, self._con_stack, self._cursors
-            self._con, self._con_stack, self._cursors, self._may_replace = None, None, [], {}
-            self._generation += 1
-            if con is None or stack is None:
-                return
-            try:
-                for cursor in cursors:
-                    with contextlib.suppress(duckdb.Error):
-                        cursor.close()
-                if self._lake:
-                    return
-                if checkpoint or self._wal_bytes() >= self.checkpoint_wal_bytes:
-                    self._checkpoint(con)
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("reset threads")  # a setting of the database, shared in-process
-            finally:
-                stack.close()
-
-    def _wal_bytes(self) -> int:
-        try:
-            return Path(f"{self.warehouse.path}.wal").stat().st_size
-        except OSError:
-            return 0
-
-    def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
-        try:
-            con.execute("checkpoint")
-            self._unchecked = False
-        except duckdb.Error as e:  # another connection of this process is in a transaction
-            logger.debug("checkpoint of %s skipped: %s", self.warehouse.path, e)
-
-    def _checkpoint_now(self) -> None:
-        with connect_warehouse(self.warehouse) as con:
-            self._checkpoint(con)
 
     # -- sync callers ----------------------------------------------------------------------
 
@@ -482,4 +375,4 @@ class RowWriter:
             return
         with connect_warehouse(self.warehouse) as con:
             self._write_batch(con, batch, held=False)
-        self._unchecked = False
+        self._held.unchecked = False
