@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from flywheel.config import JudgeConfig, SandboxConfig, SandboxModelConfig, WarehouseConfig  # noqa: E402
-from flywheel.evaluators.judges import build_judge_messages  # noqa: E402
+from flywheel.evaluators.judge_requests import build_judge_messages  # noqa: E402
 from flywheel.llm.calls import CallBatchStats, run_calls, run_sync  # noqa: E402
 from flywheel.llm.client import CallResult, ChatRequest  # noqa: E402
 from flywheel.sandbox.skills import generate_tasks  # noqa: E402

@@ -9,11 +9,11 @@ champion lost by the gap K), a reference gets the conversation and the champion'
 answer and is asked to keep what is right, fix what is wrong and reply with the corrected
 answer alone; that reply is the SFT target. The markers carry a boundary token, the first 16
 hex digits of a SHA-256 over (prompt version, the conversation, the answer), as in the judge
-prompts (`evaluators/judges.py`): text inside the answer cannot close its block early, and
-`read_refine_request` recovers the conversation and the answer exactly.
+requests (`evaluators/judge_requests.py`): text inside the answer cannot close its block
+early, and `read_refine_request` recovers the conversation and the answer exactly.
 
-Pure: standard library only (and evaluators.judges for the shared conversation rendering,
-llm.context for the context budget).
+Pure: standard library only (and evaluators.judge_requests for the shared conversation
+rendering, llm.context for the context budget).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from flywheel.evaluators.judges import (
+from flywheel.evaluators.judge_requests import (
     BOUNDARY_HEX_DIGITS,
     Conversation,
-    _read_conversation,
     as_conversation,
+    read_conversation,
     render_conversation,
     system_and_user,
 )
@@ -158,7 +158,7 @@ def read_refine_request(messages: list[dict]) -> RefineRequest | None:
         if m is None:
             return None
         boundary = m.group("boundary")
-        read = _read_conversation(m.group("conversation"), boundary)
+        read = read_conversation(m.group("conversation"), boundary)
         if read is None:
             return None
         conversation, n_dropped = read

@@ -10,12 +10,12 @@ HTTP layer (`sandbox/server.py`) adds latency and faults.
   rendered in the model's verbosity by `evaluators.skills.render_answer`. Other prompts get
   a generic polite reply.
 - Judge (`role: judge`): the request must be one built by
-  `evaluators.judges.build_judge_messages` (else `UnparseableJudgeRequest`). Both answers
-  are checked with `evaluators.skills.check_answer`; a right answer's base score is 8 or 9,
-  a wrong one's 2 or 3, an answer to an uncheckable question 6; then Gaussian noise of std
-  `score_noise`, plus `position_bias` for the answer shown first, clipped to 1-10 and
+  `evaluators.judge_requests.build_judge_messages` (else `UnparseableJudgeRequest`). Both
+  answers are checked with `evaluators.skills.check_answer`; a right answer's base score is 8
+  or 9, a wrong one's 2 or 3, an answer to an uncheckable question 6; then Gaussian noise of
+  std `score_noise`, plus `position_bias` for the answer shown first, clipped to 1-10 and
   rounded. The verdict follows the scores (equal: tie), written in the protocol of the
-  request's prompt version (`evaluators.judges.format_protocol_reply`: scores, five labels
+  request's prompt version (`sandbox.judge_replies.format_protocol_reply`: scores, five labels
   with a difference of 4 or more significant, pair labels, or JSON). With probability
   `malformed_rate` the reply has no parseable verdict.
 - Correction (a reference sent a request built by
@@ -36,7 +36,7 @@ import random
 import re
 
 from flywheel.config import SandboxModelConfig
-from flywheel.evaluators.judges import format_protocol_reply, read_judge_request
+from flywheel.evaluators.judge_requests import read_judge_request
 from flywheel.evaluators.refine_prompts import RefineRequest, read_refine_request
 from flywheel.evaluators.skills import (
     check_answer,
@@ -46,6 +46,7 @@ from flywheel.evaluators.skills import (
     render_answer,
     replace_final_answer,
 )
+from flywheel.sandbox.judge_replies import format_protocol_reply
 from flywheel.sandbox.skills import wrong_answer
 
 SCORE_RIGHT = (8, 9)
@@ -161,7 +162,7 @@ def judge_reply(
     if parsed is None:
         raise UnparseableJudgeRequest(
             "the judge could not read this request: send the two messages built by "
-            "evaluators.judges.build_judge_messages (a known prompt version, unmodified)"
+            "evaluators.judge_requests.build_judge_messages (a known prompt version, unmodified)"
         )
     question, first, second = parsed.question, parsed.answer_first, parsed.answer_second
     rng = seeded_rng(seed, model_name, "judge", request_key(messages))

@@ -36,16 +36,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from flywheel.config import Config, EndpointConfig
-from flywheel.evaluators.judges import (
-    BattleOutcome,
-    Verdict,
-    aggregate_verdicts,
-    combine_games,
-    fit_judge_messages,
-    judge_prompt,
-    parse_reply,
-    verify_pair,
-)
+from flywheel.evaluators.games import BattleOutcome, aggregate_verdicts, combine_games, verify_pair
+from flywheel.evaluators.judge_requests import fit_judge_messages
+from flywheel.evaluators.protocols import judge_prompt, parse_reply
+from flywheel.evaluators.protocols.verdict import Verdict
 from flywheel.llm.calls import CallBatchStats, ProgressFn, load_cached_calls, run_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy, call_id_for, estimate_cost_usd
 from flywheel.logs import step_logger

@@ -22,14 +22,10 @@ from dataclasses import dataclass
 
 from flywheel.config import Config
 from flywheel.evaluators.abtest import SCORE_BY_OUTCOME
-from flywheel.evaluators.judges import (
-    Verdict,
-    aggregate_verdicts,
-    combine_games,
-    fit_judge_messages,
-    judge_prompt,
-    parse_reply,
-)
+from flywheel.evaluators.games import aggregate_verdicts, combine_games
+from flywheel.evaluators.judge_requests import fit_judge_messages
+from flywheel.evaluators.protocols import judge_prompt, parse_reply
+from flywheel.evaluators.protocols.verdict import Verdict
 from flywheel.llm.calls import load_cached_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest, call_id_for
 from flywheel.llm.winrate_stop import Conversation, WinRateCheck, WinRateJudge

@@ -190,7 +190,7 @@ class JudgeConfig(EndpointConfig):
     @field_validator("prompt_version")
     @classmethod
     def _check_prompt_version(cls, version: str) -> str:
-        from flywheel.evaluators.judge_prompts import JUDGE_PROMPTS
+        from flywheel.evaluators.protocols import JUDGE_PROMPTS
 
         if version not in JUDGE_PROMPTS:
             raise field_problem(

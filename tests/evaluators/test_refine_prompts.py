@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flywheel.evaluators.judges import build_judge_messages
+from flywheel.evaluators.judge_requests import build_judge_messages
 from flywheel.evaluators.refine_prompts import (
     build_refine_messages,
     fit_refine_messages,

@@ -13,7 +13,8 @@ import openai
 import pytest
 
 from flywheel.config import SandboxConfig, SandboxModelConfig, load_config
-from flywheel.evaluators.judges import build_judge_messages, parse_verdict
+from flywheel.evaluators.judge_requests import build_judge_messages
+from flywheel.evaluators.protocols.scores import parse_verdict
 from flywheel.evaluators.skills import check_answer, render_answer
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks, wrong_answer

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from flywheel.config import Config
-from flywheel.evaluators.judges import read_judge_request
+from flywheel.evaluators.judge_requests import read_judge_request
 from flywheel.llm.client import RetryPolicy
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks
