@@ -28,6 +28,9 @@ def _add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+Commands = argparse._SubParsersAction  # what add_subparsers returns: one add_parser per command
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flywheel",
@@ -35,7 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
         "mining into DuckDB, TRL training and A/B-gated promotion, run by Prefect.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_round_commands(commands)
+    _add_data_commands(commands)
+    _add_prompts_commands(commands)
+    _add_models_commands(commands)
+    _add_sandbox_commands(commands)
+    _add_warehouse_commands(commands)
+    _add_serve_command(commands)
+    return parser
 
+
+def _add_round_commands(commands: Commands) -> None:
+    """`run` (the main job) and `init` (the round-0 student)."""
     run = commands.add_parser("run", help="run rounds of the flywheel (the main job)")
     _add_config_argument(run)
     run.add_argument(
@@ -51,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_argument(init)
     init.add_argument("--force", action="store_true", help="rebuild even if it exists")
 
+
+def _add_data_commands(commands: Commands) -> None:
+    """`sql` (read-only queries) and `export` (mined data for TRL)."""
     sql = commands.add_parser("sql", help="run one read-only query, or list tables and views")
     _add_config_argument(sql)
     sql.add_argument("query", nargs="?", help="a SELECT; omit to list tables and views")
@@ -62,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--round", type=int, default=None, dest="round_id", help="one round only")
     export.add_argument("--out", required=True, help="FILE.jsonl or FILE.parquet")
 
+
+def _add_prompts_commands(commands: Commands) -> None:
+    """`prompts add` and `prompts stats`: the prompt pool."""
     prompts = commands.add_parser("prompts", help="manage the prompt pool")
     prompt_commands = prompts.add_subparsers(
         dest="prompts_command", required=True, metavar="ACTION"
@@ -76,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats = prompt_commands.add_parser("stats", help="counts per source, category, split, slice")
     _add_config_argument(stats)
 
+
+def _add_models_commands(commands: Commands) -> None:
+    """`models prune`: model checkpoints."""
     models = commands.add_parser("models", help="manage model checkpoints")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     prune = model_commands.add_parser(
@@ -87,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", type=int, default=None, help="rejected checkpoints to keep (default: config)"
     )
 
+
+def _add_sandbox_commands(commands: Commands) -> None:
+    """`sandbox serve`: the embedded offline arena over HTTP."""
     sandbox = commands.add_parser("sandbox", help="the embedded offline arena")
     sandbox_commands = sandbox.add_subparsers(
         dest="sandbox_command", required=True, metavar="ACTION"
@@ -95,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_argument(serve_sandbox)
     serve_sandbox.add_argument("--port", type=int, default=8000)
 
+
+def _add_warehouse_commands(commands: Commands) -> None:
+    """`warehouse copy`: the warehouse itself."""
     warehouse = commands.add_parser("warehouse", help="manage the warehouse itself")
     warehouse_commands = warehouse.add_subparsers(
         dest="warehouse_command", required=True, metavar="ACTION"
@@ -105,10 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_argument(copy)
     copy.add_argument("--to", required=True, help="config file of the target warehouse")
 
+
+def _add_serve_command(commands: Commands) -> None:
+    """`serve`: the nightly deployment."""
     serve = commands.add_parser("serve", help="serve the nightly deployment to a Prefect server")
     _add_config_argument(serve)
     serve.add_argument("--cron", default=None, help="cron schedule (default: schedule.cron)")
-    return parser
 
 
 def print_frame(frame: pd.DataFrame, output_format: str = "table") -> None:
