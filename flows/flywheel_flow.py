@@ -25,6 +25,7 @@ from flywheel.flows.sandbox_pool import fill_sandbox_pool
 from flywheel.flows.signals import interrupt_signal
 from flywheel.flows.stale_runs import mark_stale_runs_crashed
 from flywheel.llm.checkpoints import is_checkpoint
+from flywheel.llm.gguf import converted_base, is_gguf
 from flywheel.llm.trainers import remove_staging_dirs
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import ensure_eval_split
@@ -53,6 +54,8 @@ def planned_rounds(config: Config, target_rounds: int | None, one_more: bool) ->
 def prepare(config: Config) -> None:
     """Round-0 student, its registration as champion, the sandbox's pool and the eval split."""
     student_path = Path(config.student.path)
+    if is_gguf(student_path):  # converted once; its manifest keeps the source and sha256
+        student_path = converted_base(student_path, config.training.output_dir, announce=note)
     if not is_checkpoint(student_path):
         if not config.student.build_if_missing:
             raise RuntimeError(

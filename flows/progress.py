@@ -301,6 +301,8 @@ def _student_plan(config: Config) -> tuple[str, float]:
     path = Path(config.student.path)
     if is_checkpoint(path):
         return f"round-0 student at {path}", 0.0
+    if path.suffix.lower() == ".gguf":  # llm/gguf.py converts it once (~20 s for 135M)
+        return f"round-0 student from {path}, converted once into training.output_dir", 20.0
     if not config.student.build_if_missing:
         return f"no round-0 student at {path} (the run will stop)", 0.0
     from flywheel.sandbox.student import StudentRecipe, cached_student

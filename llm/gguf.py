@@ -23,6 +23,7 @@ import sys
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +109,11 @@ def _load_gguf(source: Path) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def converted_base(gguf_path: str | Path, output_dir: str | Path) -> tuple[Path, bool]:
+def converted_base(
+    gguf_path: str | Path, output_dir: str | Path, announce: Callable[[str], None] | None = None
+) -> Path:
     """The round-0 checkpoint for a GGUF `student.path`: `<output_dir>/base-<stem>`, converted
-    now when absent. Returns (checkpoint, converted now?).
+    now when absent (`announce` gets one line saying so first).
 
     A checkpoint already there from another file (its manifest's sha256 differs) is refused:
     it may already be a registered champion.
@@ -126,13 +129,15 @@ def converted_base(gguf_path: str | Path, output_dir: str | Path) -> tuple[Path,
     if manifest is None:
         if target.exists():
             shutil.rmtree(target)  # not a finished conversion (renames make one complete)
-        return convert_gguf(source, target), True
+        if announce is not None:
+            announce(f"converting {source} into a Hugging Face checkpoint at {target} (once)")
+        return convert_gguf(source, target)
     if manifest["sha256"] != file_sha256(source):
         raise InputError(
             f"{target} was converted from another file than {source} (sha256 differs). Fix: "
             "remove that folder, or give the new GGUF file another name."
         )
-    return target, False
+    return target
 
 
 def cache_root() -> Path:
@@ -176,5 +181,4 @@ def smollm2_checkpoint(cache_dir: str | Path | None = None) -> Path:
     """SmolLM2-135M-Instruct as a Hugging Face checkpoint, fetched and converted once into the
     cache (`<cache>/real-models/base-SmolLM2-135M-Instruct.Q4_1`)."""
     gguf = fetch_smollm2_gguf(cache_dir)
-    checkpoint, _ = converted_base(gguf, gguf.parent.parent)
-    return checkpoint
+    return converted_base(gguf, gguf.parent.parent)
