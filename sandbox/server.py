@@ -252,6 +252,30 @@ async def _chat_completion(
     except (ValueError, ValidationError) as e:  # JSON decode errors are ValueErrors
         state.count_refused("400")
         return openai_error(400, f"invalid request body: {e}", "invalid_request_error")
+    refused = _refusal(config, state, body)
+    if refused is not None:
+        return refused
+    messages = [{"role": m.role, "content": m.content} for m in body.messages]
+    state.log_request(
+        {"model": body.model, "messages": messages, "response_format": body.response_format}
+    )
+    model = config.models[body.model]
+    try:
+        reply = model_reply(body.model, model, config.seed, messages, body.response_format)
+    except UnparseableJudgeRequest as e:
+        state.count(body.model, "400")
+        return openai_error(400, str(e), "invalid_request_error", "unparseable_judge_request")
+    key = request_key(messages)
+    faulted = await _injected_fault(config, state, body.model, key)
+    if faulted is not None:
+        return faulted
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    return JSONResponse(_completion_body(body.model, key, reply, messages, max_tokens))
+
+
+def _refusal(config: SandboxConfig, state: SandboxState, body: ChatRequest) -> JSONResponse | None:
+    """The error for a well-formed request the sandbox will not answer (an unknown model, a
+    stream, a `response_format` its model does not accept), counted; None to answer it."""
     if body.model not in config.models:
         state.count_refused("404")
         known = ", ".join(config.models)
@@ -261,13 +285,12 @@ async def _chat_completion(
             "invalid_request_error",
             "model_not_found",
         )
-    model = config.models[body.model]
     if body.stream:
         state.count(body.model, "400")
         return openai_error(
             400, "the sandbox does not stream; send stream=false", "invalid_request_error"
         )
-    if body.response_format is not None and not model.accepts_response_format:
+    if body.response_format is not None and not config.models[body.model].accepts_response_format:
         state.count(body.model, "400")
         return openai_error(
             400,
@@ -275,19 +298,18 @@ async def _chat_completion(
             "invalid_request_error",
             "unsupported_parameter",
         )
-    messages = [{"role": m.role, "content": m.content} for m in body.messages]
-    state.log_request(
-        {"model": body.model, "messages": messages, "response_format": body.response_format}
-    )
-    try:
-        reply = model_reply(body.model, model, config.seed, messages, body.response_format)
-    except UnparseableJudgeRequest as e:
-        state.count(body.model, "400")
-        return openai_error(400, str(e), "invalid_request_error", "unparseable_judge_request")
-    key = request_key(messages)
-    attempt = state.next_attempt(body.model, key)
-    fault, latency_s, retry_after_ms = _fault(body.model, model, config.seed, key, attempt)
-    state.count(body.model, fault or "ok")
+    return None
+
+
+async def _injected_fault(
+    config: SandboxConfig, state: SandboxState, model_name: str, key: str
+) -> JSONResponse | None:
+    """This attempt's draw (counted, its latency slept): the 429 or 500 error to send, or None
+    to answer (after `timeout_delay_s` more when the draw is a timeout)."""
+    attempt = state.next_attempt(model_name, key)
+    model = config.models[model_name]
+    fault, latency_s, retry_after_ms = _fault(model_name, model, config.seed, key, attempt)
+    state.count(model_name, fault or "ok")
     await asyncio.sleep(latency_s)
     if fault == "429":
         headers = {"Retry-After": str(RETRY_AFTER_S), "retry-after-ms": str(retry_after_ms)}
@@ -302,8 +324,7 @@ async def _chat_completion(
         return openai_error(500, "internal server error (injected by the sandbox)", "server_error")
     if fault == "timeout":
         await asyncio.sleep(config.timeout_delay_s)
-    max_tokens = body.max_completion_tokens or body.max_tokens
-    return JSONResponse(_completion_body(body.model, key, reply, messages, max_tokens))
+    return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
