@@ -43,10 +43,8 @@ import pandas as pd  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
-from flywheel.evaluators.ratings import (  # noqa: E402
-    aggregate_battle_frame,
-    bootstrap_ratings,
-)
+from flywheel.evaluators.battle_counts import aggregate_battle_frame  # noqa: E402
+from flywheel.evaluators.ratings import bootstrap_ratings  # noqa: E402
 
 ANCHOR_RATING = 1000.0
 CI = 0.95

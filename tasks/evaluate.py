@@ -20,7 +20,8 @@ from flywheel.evaluators.abtest import (
     judge_audit,
     score_ab_test,
 )
-from flywheel.evaluators.ratings import Rating, aggregate_battles, bootstrap_ratings
+from flywheel.evaluators.battle_counts import aggregate_battles
+from flywheel.evaluators.ratings import Rating, bootstrap_ratings
 from flywheel.evaluators.skills import check_answer
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids

@@ -5,15 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from flywheel.evaluators.ratings import (
-    BattleCounts,
-    aggregate_battle_frame,
-    aggregate_battles,
-    bootstrap_ratings,
-    fit_bradley_terry,
-    online_elo,
-    rating_warnings,
-)
+from flywheel.evaluators.battle_counts import BattleCounts, aggregate_battles
+from flywheel.evaluators.bradley_terry import fit_bradley_terry
+from flywheel.evaluators.ratings import bootstrap_ratings, online_elo, rating_warnings
 
 
 def draw_battles(
@@ -110,17 +104,6 @@ def test_a_tie_counts_as_half_a_win_for_each_side():
     assert fit_bradley_terry(only_ties) == pytest.approx({"x": 1000.0, "y": 1000.0}, abs=1e-9)
 
 
-def test_other_outcomes_and_self_play_are_dropped_and_counted():
-    counts = aggregate_battles(
-        ["x", "x", "y", "x", "x", "x"],
-        ["y", "y", "x", "y", "y", "x"],
-        ["a", "inconsistent", "tie", "unparsed", "error", "a"],
-    )
-    assert counts.n_battles == 2
-    assert counts.n_dropped == 4
-    assert counts.n_battles_by_model == {"x": 2, "y": 2}
-
-
 def test_undefeated_model_gets_a_finite_rating_flagged_and_unbounded_above():
     counts = literal_counts([("x", "y", "a", 10), ("y", "z", "a", 6), ("y", "z", "b", 4)])
     ratings = fit_bradley_terry(counts, anchor_model="y")
@@ -171,43 +154,6 @@ def test_a_group_without_the_anchor_is_flagged_not_comparable():
     assert warning.startswith("n0, n1: no chain of battles links them to the anchor")
 
 
-def test_fastchat_outcome_labels_are_read():
-    fastchat = aggregate_battles(
-        ["x", "x", "y", "y"], ["y", "y", "x", "x"], ["model_a", "tie (bothbad)", "model_b", "tie"]
-    )
-    ours = aggregate_battles(["x", "x", "y", "y"], ["y", "y", "x", "x"], ["a", "tie", "b", "tie"])
-    assert np.array_equal(fastchat.n_battles_by_outcome, ours.n_battles_by_outcome)
-    assert fastchat.n_dropped == 0
-
-
-def test_unrecognised_outcome_labels_are_refused_by_name_not_dropped():
-    with pytest.raises(ValueError, match=r"not recognised: 'draw', 'A' \(2 of 4 battles\)"):
-        aggregate_battles(["x"] * 4, ["y"] * 4, ["a", "draw", "A", "unparsed"])
-    with pytest.raises(ValueError, match="None/NaN"):
-        aggregate_battles(["x", "x"], ["y", "y"], ["a", None])
-
-
-def test_model_names_that_are_not_strings_are_refused_clearly():
-    with pytest.raises(ValueError, match=r"model_b holds 7 \(int\), first at battle 1"):
-        aggregate_battles(["x", "y"], ["y", 7], ["a", "b"])
-    with pytest.raises(ValueError, match="model_a is missing"):
-        aggregate_battles([None, "y"], ["y", "x"], ["a", "b"])
-    with pytest.raises(ValueError, match="models must be strings"):
-        aggregate_battles(["x"], ["y"], ["a"], models=["x", "y", 3])
-
-
-def test_categorical_columns_give_the_same_counts():
-    pd = pytest.importorskip("pandas")
-    rng = np.random.default_rng(12)
-    a, b, o = draw_battles(TRUE_ELO, 1_000, rng)
-    from_lists = aggregate_battles(a, b, o)
-    from_categories = aggregate_battles(
-        pd.Series(a, dtype="category"), pd.Series(b, dtype="category"), pd.Categorical(o)
-    )
-    assert from_categories.models == from_lists.models
-    assert np.array_equal(from_categories.n_battles_by_outcome, from_lists.n_battles_by_outcome)
-
-
 def test_a_model_without_battles_is_pulled_to_the_mean_rating_by_the_prior():
     counts = aggregate_battles(
         ["x", "y", "x"], ["y", "x", "y"], ["a", "a", "a"], ["x", "y", "idle"]
@@ -248,15 +194,6 @@ def test_bootstrap_interval_contains_median_and_is_listed_best_first():
     assert [r.rating for r in ratings] == sorted((r.rating for r in ratings), reverse=True)
     assert all(r.ci_low <= r.median <= r.ci_high for r in ratings)
     assert sum(r.n_battles for r in ratings) == 2 * counts.n_battles
-
-
-def test_frame_convenience_matches_sequences():
-    pd = pytest.importorskip("pandas")
-    frame = pd.DataFrame({"model_a": ["x", "y"], "model_b": ["y", "x"], "outcome": ["a", "tie"]})
-    from_frame = aggregate_battle_frame(frame)
-    from_lists = aggregate_battles(["x", "y"], ["y", "x"], ["a", "tie"])
-    assert from_frame.models == from_lists.models
-    assert np.array_equal(from_frame.n_battles_by_outcome, from_lists.n_battles_by_outcome)
 
 
 def test_online_elo_moves_k_times_surprise_and_conserves_points():
