@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from flywheel.errors import InputError
+from flywheel.llm.chat_template import end_of_turn_token
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
 Device = Literal["auto", "cpu", "cuda"]
@@ -176,31 +177,6 @@ def chat_tokenizer(checkpoint: Path) -> PreTrainedTokenizerBase:
             )
         tokenizer.pad_token = fallback
     return tokenizer
-
-
-_TURN_PROBE = "FLYWHEEL-END-OF-TURN-PROBE"
-
-
-def end_of_turn_token(tokenizer: PreTrainedTokenizerBase) -> str | None:
-    """The special token the chat template writes right after an assistant turn's content
-    (Llama-3 `<|eot_id|>`, Qwen2.5 `<|im_end|>`, Gemma `<end_of_turn>`), or None when the
-    template writes none there or cannot render a two-turn conversation."""
-    conversation = [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": _TURN_PROBE},
-    ]
-    try:
-        rendered = tokenizer.apply_chat_template(conversation, tokenize=False)
-    except Exception:  # a template may refuse this conversation (jinja raise_exception)
-        return None
-    if not isinstance(rendered, str) or _TURN_PROBE not in rendered:
-        return None
-    after = rendered.split(_TURN_PROBE, 1)[1]
-    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
-    special = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-    if not ids or ids[0] not in special | set(tokenizer.all_special_ids):
-        return None
-    return tokenizer.convert_ids_to_tokens(ids[0])
 
 
 def stop_token_ids(generation_config: Any, tokenizer: PreTrainedTokenizerBase) -> list[int]:

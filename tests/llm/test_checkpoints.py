@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from flywheel.llm.chat_template import end_of_turn_token
 from flywheel.llm.checkpoints import (
     GeneratedAnswer,
     LocalGenerator,
     checkpoint_stops,
-    end_of_turn_token,
     generate_answers,
     is_checkpoint,
     load_checkpoint,
