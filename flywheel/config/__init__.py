@@ -10,7 +10,13 @@ One module per section of the YAML file; this package's interface is the names b
 
 from flywheel.config.base import ConfigError, Section
 from flywheel.config.checks import SANDBOX_URL
-from flywheel.config.endpoints import EndpointConfig, JudgeConfig, SelectionConfig
+from flywheel.config.endpoints import (
+    EndpointConfig,
+    JudgeConfig,
+    RetryConfig,
+    SelectionConfig,
+    resolve_sandbox_endpoints,
+)
 from flywheel.config.evaluation import EvaluationConfig
 from flywheel.config.mining import MiningConfig
 from flywheel.config.prompts import PromptsConfig
@@ -52,6 +58,7 @@ __all__ = [
     "MiningConfig",
     "PromptsConfig",
     "RLTrainingConfig",
+    "RetryConfig",
     "RewardModelTrainingConfig",
     "SandboxConfig",
     "SandboxModelConfig",
@@ -67,4 +74,5 @@ __all__ = [
     "default_cpu_threads",
     "load_config",
     "parse_config",
+    "resolve_sandbox_endpoints",
 ]

@@ -1,16 +1,47 @@
-"""`references` and `judge`: the OpenAI-compatible endpoints a round calls (`EndpointConfig`),
-the judge with its prompt version and panel (`JudgeConfig`), and which battles it judges
-(`SelectionConfig`, `judge.selection`)."""
+"""`references` and `judge`: the OpenAI-compatible endpoints a round calls (`EndpointConfig`,
+with the backoff of its retries, `RetryConfig`), the judge with its prompt version and panel
+(`JudgeConfig`), and which battles it judges (`SelectionConfig`, `judge.selection`).
+
+An endpoint whose `base_url` is `sandbox` is served by the embedded sandbox: when the sandbox
+starts, the run's config is resolved once (`resolve_sandbox_endpoints`) into endpoints that
+carry its live URL (`EndpointConfig.url`). The configured `base_url`, never the live port, stays
+what identifies the endpoint (call ids, the config's fingerprint)."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import field_validator, model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 
 from flywheel.config.base import ConfigError, Section, _help
 from flywheel.config.checks import SANDBOX_URL, field_problem, url_problem
+
+if TYPE_CHECKING:
+    from flywheel.config.root import Config
+
+
+class RetryConfig(Section):
+    """`retry` of an endpoint: the wait before each retry of a transient failure (429, 5xx,
+    timeout); how many retries is the endpoint's `max_retries`."""
+
+    base_delay_s: float = _help(
+        "seconds before the first retry, doubled for each later one (each wait drawn between "
+        "half and all of it); 0 retries at once",
+        default=0.5,
+        ge=0,
+    )
+    max_delay_s: float = _help(
+        "the longest wait between two attempts, however many retries came before",
+        default=20.0,
+        ge=0,
+    )
+    max_retry_after_s: float = _help(
+        "the longest `Retry-After` honoured; a server asking for a longer wait ends the call as "
+        "an error at once",
+        default=120.0,
+        ge=0,
+    )
 
 
 class EndpointConfig(Section):
@@ -35,6 +66,10 @@ class EndpointConfig(Section):
         "seconds before one request is abandoned and retried", default=30.0, gt=0
     )
     max_retries: int = _help("retries of a transient failure (429, 5xx, timeout)", default=4, ge=0)
+    retry: RetryConfig = _help(
+        "the backoff between those retries (never part of a call's id)",
+        default_factory=RetryConfig,
+    )
     temperature: float = _help("sampling temperature; 0 is greedy", default=0.0, ge=0, le=2)
     max_tokens: int = _help("upper bound on tokens generated per reply", default=512, gt=0)
     max_context_chars: int | None = _help(
@@ -76,9 +111,33 @@ class EndpointConfig(Section):
             )
         return base_url
 
+    # the running sandbox's URL, for base_url `sandbox` (set by `at_sandbox`; never dumped)
+    _sandbox_url: str | None = PrivateAttr(default=None)
+
     @property
     def model_id(self) -> str:
         return f"ref:{self.name}"
+
+    def at_sandbox(self, sandbox_url: str) -> Self:
+        """This endpoint, calling the running sandbox at `sandbox_url` if it uses the sandbox."""
+        if self.base_url != SANDBOX_URL:
+            return self
+        resolved = self.model_copy()
+        resolved._sandbox_url = sandbox_url
+        return resolved
+
+    @property
+    def url(self) -> str:
+        """Where requests go: `base_url`, or for `sandbox` the running sandbox's URL."""
+        if self.base_url != SANDBOX_URL:
+            return self.base_url
+        if self._sandbox_url is None:
+            raise ValueError(
+                f"endpoint {self.name!r} uses the sandbox but no sandbox is running. Fix: start "
+                "it (sandbox.server.start_sandbox) and resolve the config with its base_url "
+                "(flywheel.config.resolve_sandbox_endpoints)."
+            )
+        return self._sandbox_url
 
     def api_key(self) -> str:
         """The key from the named environment variable; a placeholder for keyless endpoints."""
@@ -174,6 +233,11 @@ class JudgeConfig(EndpointConfig):
         """Every judge that judges each game: this one first, then the panel."""
         return [self, *self.panel]
 
+    def at_sandbox(self, sandbox_url: str) -> Self:
+        """The judge and its panel, each calling the running sandbox if it uses it."""
+        panel = [member.at_sandbox(sandbox_url) for member in self.panel]
+        return super().at_sandbox(sandbox_url).model_copy(update={"panel": panel})
+
     @model_validator(mode="after")
     def _check_panel_names(self) -> JudgeConfig:
         names = [m.name for m in self.members]
@@ -198,3 +262,19 @@ class JudgeConfig(EndpointConfig):
                 f"use one of {', '.join(sorted(JUDGE_PROMPTS))}",
             )
         return version
+
+
+def resolve_sandbox_endpoints(config: Config, sandbox_url: str) -> Config:
+    """The run's config with every endpoint whose base_url is `sandbox` (references, judge,
+    judge panel, student.endpoint) calling the running sandbox at `sandbox_url`; what
+    identifies them (base_url, call ids, the fingerprint) is unchanged."""
+    student = config.student
+    if student.endpoint is not None:
+        student = student.model_copy(update={"endpoint": student.endpoint.at_sandbox(sandbox_url)})
+    return config.model_copy(
+        update={
+            "references": [ref.at_sandbox(sandbox_url) for ref in config.references],
+            "judge": config.judge.at_sandbox(sandbox_url),
+            "student": student,
+        }
+    )
