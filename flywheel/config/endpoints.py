@@ -194,7 +194,7 @@ class JudgeConfig(EndpointConfig):
     name: str = _help("short name of the judge", default="judge", min_length=1)
     prompt_version: str = _help(
         "version of the pairwise judge prompt and its verdict protocol "
-        "(evaluators/judge_prompts.py): v1 (1-10 scores), arena-hard-v1 (five labels "
+        "(evaluators/protocols/): v1 (1-10 scores), arena-hard-v1 (five labels "
         "[[A>>B]]..[[B>>A]]), mt-bench-pair-v1 ([[A]]/[[B]]/[[C]]), json-v1 (JSON schema "
         "through response_format, text when the endpoint refuses it)",
         default="v1",
