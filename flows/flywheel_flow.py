@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flywheel.config import Config, load_config
+from flywheel.config import Config, load_config, resolve_sandbox_endpoints
 from flywheel.errors import describe_failure
 from flywheel.flows.progress import StepProgress, describe_student, note
 from flywheel.flows.retry import failed_calls_of_round, retry_round_calls, rounds_with_failed_calls
@@ -81,15 +81,16 @@ def prepare(config: Config) -> None:
 
 
 @contextlib.contextmanager
-def arena(config: Config) -> Iterator[str | None]:
-    """The sandbox server's URL while it runs, when any endpoint uses it; else None."""
+def arena(config: Config) -> Iterator[Config]:
+    """The run's config while the sandbox server runs, every endpoint that uses it resolved to
+    its live URL (the config as it is when no endpoint uses the sandbox)."""
     if not config.uses_sandbox:
-        yield None
+        yield config
         return
     from flywheel.sandbox.server import start_sandbox
 
     with start_sandbox(config.sandbox) as server:
-        yield server.base_url
+        yield resolve_sandbox_endpoints(config, server.base_url)
 
 
 @flow(name="flywheel", flow_run_name="flywheel", log_prints=False)
@@ -109,19 +110,19 @@ def flywheel(
             remove_staging_dirs(config)
         prepare(config)
         results: list[RoundResult] = []
-        with arena(config) as sandbox_url:
+        with arena(config) as run_config:
             if retry_failed:
-                retry_finished_rounds(config, sandbox_url)
-            for round_id in planned_rounds(config, rounds, one_more):
-                results.append(run_round(config, round_id, sandbox_url))
+                retry_finished_rounds(run_config)
+            for round_id in planned_rounds(run_config, rounds, one_more):
+                results.append(run_round(run_config, round_id))
     return results
 
 
-def run_round(config: Config, round_id: int, sandbox_url: str | None) -> RoundResult:
+def run_round(config: Config, round_id: int) -> RoundResult:
     """One round; a round that raised or was interrupted is recorded as such, and re-raised."""
     started = time.monotonic()
     try:
-        return arena_round(config, round_id, stage_of(config, round_id), sandbox_url)
+        return arena_round(config, round_id, stage_of(config, round_id))
     except BaseException as e:
         signum = interrupt_signal(e)
         status, cause = (
@@ -150,11 +151,11 @@ def publish_failed_round_summary(config: Config, round_id: int) -> None:
         step_logger(__name__).warning("round %d: no summary published: %s", round_id, e)
 
 
-def retry_finished_rounds(config: Config, sandbox_url: str | None) -> None:
+def retry_finished_rounds(config: Config) -> None:
     """Finished rounds whose train calls ended in errors: answer and judge again, re-mine."""
     log = step_logger(__name__)
     for round_id, before in rounds_with_failed_calls(config).items():
-        retry_round_calls(config, round_id, sandbox_url)
+        retry_round_calls(config, round_id)
         after = failed_calls_of_round(config, round_id)
         log.info(
             "round %d: retried %d unanswered prompts, %d error battles and %d SFT battles "

@@ -40,12 +40,12 @@ def failed_calls_of_round(config: Config, round_id: int) -> FailedCalls:
 
 
 @flow(name="retry-round", flow_run_name="retry-round-{round_id}", log_prints=False)
-def retry_round_calls(config: Config, round_id: int, sandbox_url: str | None = None) -> None:
+def retry_round_calls(config: Config, round_id: int) -> None:
     """Answer, judge and mine a finished round again, with the champion it battled."""
     champion = recorded_champion(config.warehouse, round_id)
     stage = round_stage(config.warehouse, round_id)
     prompt_ids = draw_prompts(config, round_id)
-    answer(config, round_id, prompt_ids, champion, sandbox_url)
+    answer(config, round_id, prompt_ids, champion)
     pairs = select(config, round_id, prompt_ids, champion)  # under a budget: the stored choice
-    judge(config, round_id, pairs, sandbox_url)
-    mine(config, round_id, stage, sandbox_url)
+    judge(config, round_id, pairs)
+    mine(config, round_id, stage)

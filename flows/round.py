@@ -17,9 +17,11 @@ from flywheel.flows.progress import StepProgress
 from flywheel.llm.checkpoints import configure_cpu_threads
 from flywheel.llm.train_progress import reporting_training_progress
 from flywheel.tasks.answer import AnswerReport, answer_prompts
+from flywheel.tasks.battle_plan import Pair, train_battle_pairs
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
-from flywheel.tasks.judge import JudgeReport, Pair, judge_battles, train_battle_pairs
+from flywheel.tasks.judge import judge_battles
+from flywheel.tasks.judge_report import JudgeReport
 from flywheel.tasks.mine import MiningReport, mine_round
 from flywheel.tasks.promote import (
     PromotionDecision,
@@ -63,7 +65,6 @@ def answer(
     round_id: int,
     prompt_ids: list[str],
     champion: ModelVersion,
-    sandbox_url: str | None,
 ) -> AnswerReport:
     """2. The champion answers through student.backend; each reference through its endpoint."""
     progress = StepProgress(f"round-{round_id}-answer-progress", f"round {round_id}: answers")
@@ -74,7 +75,6 @@ def answer(
             prompt_ids,
             champion_id=champion.version_id,
             champion_path=champion.checkpoint_path,
-            sandbox_url=sandbox_url,
             purpose="train",
             on_progress=progress,
         )
@@ -94,20 +94,20 @@ def select(
 
 
 @task(name="judge", cache_policy=NO_CACHE)
-def judge(config: Config, round_id: int, pairs: list[Pair], sandbox_url: str | None) -> JudgeReport:
+def judge(config: Config, round_id: int, pairs: list[Pair]) -> JudgeReport:
     """3b. Every selected battle judged A/B and B/A, combined into battles."""
     progress = StepProgress(f"round-{round_id}-judge-progress", f"round {round_id}: judging")
     try:
-        return judge_battles(config, round_id, pairs, "train", sandbox_url, on_progress=progress)
+        return judge_battles(config, round_id, pairs, "train", on_progress=progress)
     finally:
         progress.close()
 
 
 @task(name="mine", cache_policy=NO_CACHE)
-def mine(config: Config, round_id: int, stage: str, sandbox_url: str | None) -> MiningReport:
+def mine(config: Config, round_id: int, stage: str) -> MiningReport:
     """4. Losses become SFT targets (the winner's answer, or with sft_rule refine a
     reference's correction of the champion's); wins and losses become DPO and RM pairs."""
-    return mine_round(config, round_id, stage, sandbox_url)
+    return mine_round(config, round_id, stage)
 
 
 class StageFailedError(RuntimeError):
@@ -120,7 +120,6 @@ def train(
     round_id: int,
     stage: str,
     champion: ModelVersion,
-    sandbox_url: str | None = None,
 ) -> StageResult:
     """5. The round's stage (sft | dpo | rm+rl) trains a candidate from the champion.
 
@@ -130,7 +129,7 @@ def train(
     progress = StepProgress(f"round-{round_id}-train-progress", f"round {round_id}: {stage}")
     try:
         with reporting_training_progress(progress):
-            trained = run_training_stage(config, round_id, stage, champion, sandbox_url)
+            trained = run_training_stage(config, round_id, stage, champion)
     finally:
         progress.close()
     if trained.status == "failed":
@@ -144,7 +143,6 @@ def evaluate(
     round_id: int,
     trained: StageResult,
     champion: ModelVersion,
-    sandbox_url: str | None,
 ) -> EvaluationReport | None:
     """6. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit."""
     if trained.candidate is None or trained.candidate_path is None:
@@ -156,7 +154,6 @@ def evaluate(
             round_id,
             (trained.candidate, trained.candidate_path),
             (champion.version_id, champion.checkpoint_path),
-            sandbox_url,
             on_progress=progress,
         )
     finally:
@@ -211,9 +208,7 @@ def report(config: Config, round_id: int) -> None:
 
 
 @flow(name="arena-round", flow_run_name="round-{round_id}-{stage}", log_prints=False)
-def arena_round(
-    config: Config, round_id: int, stage: str, sandbox_url: str | None = None
-) -> RoundResult:
+def arena_round(config: Config, round_id: int, stage: str) -> RoundResult:
     """One round, top to bottom:
 
     1. draw      fresh prompts D_i for this round
@@ -229,12 +224,12 @@ def arena_round(
     started = time.monotonic()
     champion = start_round(config, round_id, stage)
     prompt_ids = draw_prompts(config, round_id)
-    answer(config, round_id, prompt_ids, champion, sandbox_url)
+    answer(config, round_id, prompt_ids, champion)
     pairs = select(config, round_id, prompt_ids, champion)
-    judge(config, round_id, pairs, sandbox_url)
-    mine(config, round_id, stage, sandbox_url)
-    trained = train(config, round_id, stage, champion, sandbox_url)
-    evaluation = evaluate(config, round_id, trained, champion, sandbox_url)
+    judge(config, round_id, pairs)
+    mine(config, round_id, stage)
+    trained = train(config, round_id, stage, champion)
+    evaluation = evaluate(config, round_id, trained, champion)
     decision = promote(config, round_id, champion, trained, evaluation)
     retain(config)
     wall_s = add_round_time(config.warehouse, round_id, time.monotonic() - started)

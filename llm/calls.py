@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flywheel.config import EndpointConfig, WarehouseConfig
-from flywheel.llm.client import CallResult, ChatRequest, EndpointCaller, RetryPolicy, call_id_for
+from flywheel.llm.client import CallResult, ChatRequest, EndpointCaller, call_id_for
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
 from flywheel.warehouse.writer import RowWriter
 
@@ -107,11 +107,9 @@ async def run_calls(
     *,
     warehouse: WarehouseConfig,
     writer: RowWriter,
-    sandbox_url: str | None = None,
     round_id: int | None = None,
     on_result: Callable[[int, CallResult], None] | None = None,
     on_progress: ProgressFn | None = None,
-    retry: RetryPolicy | None = None,
     stats: CallBatchStats | None = None,
     cached: dict[str, CallResult] | None = None,
 ) -> list[CallResult]:
@@ -134,8 +132,33 @@ async def run_calls(
     for i, call_id in enumerate(call_ids):
         by_call.setdefault(call_id, []).append(i)
     results: list[CallResult | None] = [None] * len(requests)
-    n_total, n_done = len(requests), 0
-    stats.n_requests += n_total
+    stats.n_requests += len(requests)
+    deliver = _deliverer(by_call, results, on_result, on_progress)
+    for call_id, result in cached.items():
+        stats.n_cached += len(by_call[call_id])
+        deliver(call_id, result)
+    to_send = [c for c in by_call if c not in cached]
+    if to_send:
+        sends = [(call_id, requests[by_call[call_id][0]]) for call_id in to_send]
+
+        def store(call_id: str, request: ChatRequest, result: CallResult) -> None:
+            writer.add("llm_calls", call_row(endpoint, request, result, round_id))
+            stats.count_sent(result, len(by_call[call_id]))
+            deliver(call_id, result)  # derived rows join the call's row in its transaction
+
+        await _send_all(EndpointCaller(endpoint), sends, writer, store)
+    stats.wall_s += time.perf_counter() - started
+    return [r for r in results if r is not None]
+
+
+def _deliverer(
+    by_call: dict[str, list[int]],
+    results: list[CallResult | None],
+    on_result: Callable[[int, CallResult], None] | None,
+    on_progress: ProgressFn | None,
+) -> Callable[[str, CallResult], None]:
+    """Hands a call's result to every request of the batch it answers, then counts progress."""
+    n_total, n_done = len(results), 0
 
     def deliver(call_id: str, result: CallResult) -> None:
         nonlocal n_done
@@ -147,22 +170,7 @@ async def run_calls(
         if on_progress is not None:
             on_progress(n_done, n_total)
 
-    for call_id, result in cached.items():
-        stats.n_cached += len(by_call[call_id])
-        deliver(call_id, result)
-    to_send = [c for c in by_call if c not in cached]
-    if to_send:
-        caller = EndpointCaller(endpoint, sandbox_url, retry=retry)
-        sends = [(call_id, requests[by_call[call_id][0]]) for call_id in to_send]
-
-        def store(call_id: str, request: ChatRequest, result: CallResult) -> None:
-            writer.add("llm_calls", call_row(endpoint, request, result, round_id))
-            stats.count_sent(result, len(by_call[call_id]))
-            deliver(call_id, result)  # derived rows join the call's row in its transaction
-
-        await _send_all(caller, sends, writer, store)
-    stats.wall_s += time.perf_counter() - started
-    return [r for r in results if r is not None]
+    return deliver
 
 
 async def _send_all(
@@ -229,10 +237,8 @@ def call_endpoint(
     requests: Sequence[ChatRequest],
     *,
     warehouse: WarehouseConfig,
-    sandbox_url: str | None = None,
     round_id: int | None = None,
     on_progress: ProgressFn | None = None,
-    retry: RetryPolicy | None = None,
 ) -> tuple[list[CallResult], CallBatchStats]:
     """Sync convenience: answer `requests` (cache first), store the calls, return results."""
 
@@ -244,10 +250,8 @@ def call_endpoint(
                 requests,
                 warehouse=warehouse,
                 writer=writer,
-                sandbox_url=sandbox_url,
                 round_id=round_id,
                 on_progress=on_progress,
-                retry=retry,
                 stats=stats,
             )
         stats.n_flushes, stats.flush_s = writer.n_flushes, writer.flush_s

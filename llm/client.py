@@ -26,7 +26,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from flywheel.config import SANDBOX_URL, EndpointConfig
+from flywheel.config import EndpointConfig, RetryConfig
 from flywheel.warehouse.ids import content_id
 
 TRANSIENT_STATUS_CODES = frozenset({408, 409, 429})  # plus every 5xx
@@ -34,18 +34,14 @@ NO_KEY = "no-key"  # EndpointConfig.api_key() of a keyless endpoint
 _SECRET_PATTERN = re.compile(r"(?i)\b(?:sk|pk|rk)-[\w*.-]{4,}|\bbearer\s+\S+")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff of transient failures: `base_delay_s * 2**attempt`, capped, with jitter."""
+RetryPolicy = RetryConfig  # TEMPORARY until tasks/mine.py stops naming it (stages-done)
 
-    base_delay_s: float = 0.5
-    max_delay_s: float = 20.0
-    max_retry_after_s: float = 120.0  # a longer Retry-After ends the call as an error
 
-    def backoff_s(self, attempt: int) -> float:
-        """Delay before retry number `attempt + 1` (0-based): exponential, half jitter."""
-        delay_s = min(self.max_delay_s, self.base_delay_s * 2**attempt)
-        return delay_s * random.uniform(0.5, 1.0)
+def backoff_s(retry: RetryConfig, attempt: int) -> float:
+    """Delay before retry number `attempt + 1` (0-based): `base_delay_s * 2**attempt`, capped
+    at `max_delay_s`, with half jitter."""
+    delay_s = min(retry.max_delay_s, retry.base_delay_s * 2**attempt)
+    return delay_s * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -184,18 +180,6 @@ def call_id_for(endpoint: EndpointConfig, request: ChatRequest) -> str:
     return content_id(body)
 
 
-def resolve_endpoint(endpoint: EndpointConfig, sandbox_url: str | None) -> EndpointConfig:
-    """The endpoint with `base_url: sandbox` replaced by the running sandbox's URL."""
-    if endpoint.base_url != SANDBOX_URL:
-        return endpoint
-    if not sandbox_url:
-        raise ValueError(
-            f"endpoint {endpoint.name!r} uses the sandbox but no sandbox is running. Fix: start it "
-            "(sandbox.server.start_sandbox) and pass its base_url as sandbox_url."
-        )
-    return endpoint.model_copy(update={"base_url": sandbox_url})
-
-
 def call_cost_usd(
     endpoint: EndpointConfig, prompt_tokens: int | None, completion_tokens: int | None
 ) -> float | None:
@@ -273,21 +257,15 @@ def describe_error(error: Exception, secret: str | None = None) -> str:
 class EndpointCaller:
     """Sends requests to one endpoint: at most `max_concurrency` in flight, retries, timeout.
 
-    Holds the configured endpoint (its identity for call ids) and the resolved URL; the
-    API key goes into the client only.
+    Holds the configured endpoint (its identity for call ids, its retry policy) and the URL
+    its requests go to (`EndpointConfig.url`: the running sandbox's for `base_url: sandbox`);
+    the API key goes into the client only.
     """
 
-    def __init__(
-        self,
-        endpoint: EndpointConfig,
-        sandbox_url: str | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        max_concurrency: int | None = None,
-    ) -> None:
+    def __init__(self, endpoint: EndpointConfig, *, max_concurrency: int | None = None) -> None:
         self.endpoint = endpoint
-        self.url = resolve_endpoint(endpoint, sandbox_url).base_url
-        self.retry = retry or RetryPolicy()
+        self.url = endpoint.url
+        self.retry = endpoint.retry
         self.max_concurrency = max_concurrency or endpoint.max_concurrency
         self._semaphore = asyncio.Semaphore(self.max_concurrency)
         self._secret = endpoint.api_key()
@@ -383,7 +361,7 @@ class EndpointCaller:
             return None, tries
         asked_s = retry_after_s(error) if isinstance(error, openai.APIStatusError) else None
         if asked_s is None:
-            return self.retry.backoff_s(n_attempts - 1), ""
+            return backoff_s(self.retry, n_attempts - 1), ""
         if asked_s > self.retry.max_retry_after_s:
             limit_s = self.retry.max_retry_after_s
             return None, f"Retry-After {asked_s:.0f} s exceeds {limit_s:.0f} s, {tries}"

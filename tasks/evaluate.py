@@ -52,7 +52,6 @@ def run_eval_battles(
     round_id: int,
     candidate: tuple[str, str],
     champion: tuple[str, str],
-    sandbox_url: str | None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Both models answer every held-out prompt; the judge compares them in both orders.
@@ -62,9 +61,9 @@ def run_eval_battles(
     """
     prompt_ids = eval_prompt_ids(config)
     for version_id, path in (candidate, champion):
-        answer_as_student(config, round_id, prompt_ids, version_id, path, sandbox_url=sandbox_url)
+        answer_as_student(config, round_id, prompt_ids, version_id, path)
     pairs = [(prompt_id, candidate[0], champion[0]) for prompt_id in prompt_ids]
-    judge_battles(config, round_id, pairs, "eval", sandbox_url, on_progress=on_progress)
+    judge_battles(config, round_id, pairs, "eval", on_progress=on_progress)
 
 
 def checker_accuracy(answers: list[tuple[str, str]]) -> float | None:

@@ -30,7 +30,7 @@ import pandas as pd
 from flywheel.config import Config, EndpointConfig
 from flywheel.evaluators.refine_prompts import fit_refine_messages
 from flywheel.llm.calls import CallBatchStats, run_calls, run_sync
-from flywheel.llm.client import CallResult, ChatRequest, RetryPolicy
+from flywheel.llm.client import CallResult, ChatRequest
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writer import RowWriter
 
@@ -109,8 +109,6 @@ async def _refine_with_endpoint(
     examples: Sequence[dict[str, Any]],
     writer: RowWriter,
     report: RefineReport,
-    sandbox_url: str | None,
-    retry: RetryPolicy | None,
 ) -> None:
     """One reference corrects its examples; each refined example joins its call's rows."""
     version = config.training.mining.refine_prompt_version
@@ -150,10 +148,8 @@ async def _refine_with_endpoint(
         requests,
         warehouse=config.warehouse,
         writer=writer,
-        sandbox_url=sandbox_url,
         round_id=round_id,
         on_result=store,
-        retry=retry,
         stats=stats,
     )
     report.n_failed += stats.n_failed
@@ -162,11 +158,7 @@ async def _refine_with_endpoint(
 
 
 def refine_sft_targets(
-    config: Config,
-    round_id: int,
-    selected: pd.DataFrame,
-    sandbox_url: str | None,
-    retry: RetryPolicy | None = None,
+    config: Config, round_id: int, selected: pd.DataFrame, *_temporary: object
 ) -> RefineReport:
     """Ask a reference to correct the champion's answer of every selected SFT battle not
     stored yet, and store each non-empty correction as the battle's SFT example."""
@@ -182,9 +174,7 @@ def refine_sft_targets(
         async with RowWriter(config.warehouse) as writer, asyncio.TaskGroup() as group:
             for endpoint, examples in by_endpoint.values():
                 group.create_task(
-                    _refine_with_endpoint(
-                        config, round_id, endpoint, examples, writer, report, sandbox_url, retry
-                    )
+                    _refine_with_endpoint(config, round_id, endpoint, examples, writer, report)
                 )
 
     if by_endpoint:

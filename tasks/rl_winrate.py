@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from flywheel.config import Config
 from flywheel.evaluators.abtest import SCORE_BY_OUTCOME
 from flywheel.evaluators.games import aggregate_verdicts, combine_games
-from flywheel.evaluators.judge_requests import fit_judge_messages
-from flywheel.evaluators.protocols import judge_prompt, parse_reply
+from flywheel.evaluators.protocols import parse_reply
 from flywheel.evaluators.protocols.verdict import Verdict
 from flywheel.llm.calls import load_cached_calls, run_sync
-from flywheel.llm.client import CallResult, ChatRequest, call_id_for
+from flywheel.llm.client import CallResult, call_id_for
 from flywheel.llm.winrate_stop import Conversation, WinRateCheck, WinRateJudge
 from flywheel.logs import step_logger
-from flywheel.tasks.judge import GAME_ORDERS, Game, JudgeReport, judge_with
+from flywheel.tasks.judge_calls import GAME_ORDERS, Game, judge_request, judge_with
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.writer import RowWriter
 
@@ -70,18 +69,7 @@ def _games(config: Config, battles: list[_Battle]) -> list[Game]:
                 else (battle.champion_answer, battle.policy_answer)
             )
             for member in judge.members:
-                messages, n_cut = fit_judge_messages(
-                    battle.conversation,
-                    first,
-                    second,
-                    judge.prompt_version,
-                    member.max_context_chars,
-                )
-                request = ChatRequest.for_endpoint(
-                    member,
-                    messages,
-                    response_format=judge_prompt(judge.prompt_version).response_format_json,
-                )
+                request, n_cut = judge_request(judge, member, battle.conversation, first, second)
                 judgment_id = content_id([battle.battle_id, order, member.name])
                 games.append(Game(battle.battle_id, order, judgment_id, request, n_cut, member))
     return games
@@ -94,7 +82,6 @@ async def _send(
     verdicts: dict[VerdictKey, Verdict | None] = {}
     call_ids = sorted({call_id_for(g.judge or config.judge, g.request) for g in games})
     cached = load_cached_calls(config.warehouse, call_ids)
-    report = JudgeReport(round_id, "rl-winrate")
 
     def store(game: Game, result: CallResult) -> None:
         version = config.judge.prompt_version
@@ -106,25 +93,17 @@ async def _send(
         for member in config.judge.members:
             member_games = [g for g in games if (g.judge or config.judge).name == member.name]
             if member_games:
-                stats = await judge_with(
-                    config,
+                stats, _ = await judge_with(
                     member,
                     member_games,
-                    cached,
-                    writer,
                     store,
-                    report,
-                    sandbox_url,
-                    _no_progress,
-                    None,
-                    round_id,
+                    warehouse=config.warehouse,
+                    writer=writer,
+                    round_id=round_id,
+                    cached=cached,
                 )
                 n_sent += stats.n_sent
     return verdicts, n_sent
-
-
-def _no_progress(done: int, total: int) -> None:
-    return None
 
 
 def _outcome(

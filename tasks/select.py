@@ -27,7 +27,7 @@ from flywheel.evaluators.battle_selection import (
     reference_win_probabilities,
 )
 from flywheel.logs import step_logger
-from flywheel.tasks.judge import Pair
+from flywheel.tasks.battle_plan import Pair
 from flywheel.warehouse.export import export_rows
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.reads import load_prompts, load_responses

@@ -15,15 +15,18 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from flywheel.config import EndpointConfig, WarehouseConfig
+from flywheel.config import EndpointConfig, RetryConfig, WarehouseConfig
 from flywheel.llm.calls import call_endpoint
-from flywheel.llm.client import ChatRequest, RetryPolicy, call_id_for, resolve_endpoint
+from flywheel.llm.client import ChatRequest, call_id_for
 from flywheel.warehouse.store import connect
 from flywheel.warehouse.writer import RowWriter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-FAST_RETRY = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0)
+FAST_RETRY = RetryConfig(base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0)
+# the call id of `requests_for("id", 1)[0]` to the sandbox's `strong`, as every earlier version
+# of the client computed it: a resumed run finds its cached calls
+CALL_ID = "716421752c35f058c21c33e690540be2c16294c27b4008a71e81087aad073b37"
 
 
 @dataclass
@@ -135,6 +138,7 @@ def endpoint_for(server: ScriptedServer, model: str, **updates: object) -> Endpo
         "model": model,
         "timeout_s": 5.0,
         "max_retries": 3,
+        "retry": FAST_RETRY,
         **updates,
     }
     return EndpointConfig(**fields)
@@ -157,9 +161,7 @@ def stored_calls(warehouse: WarehouseConfig) -> list[tuple]:
 def test_429_is_retried_after_the_servers_retry_after(server, warehouse):
     endpoint = endpoint_for(server, "flaky-429")
     started = time.perf_counter()
-    (result,), stats = call_endpoint(
-        endpoint, requests_for("429", 1), warehouse=warehouse, retry=FAST_RETRY
-    )
+    (result,), stats = call_endpoint(endpoint, requests_for("429", 1), warehouse=warehouse)
     elapsed_s = time.perf_counter() - started
     assert result.ok and result.n_attempts == 2
     assert elapsed_s >= 0.3  # waited at least the Retry-After, not the 10 ms backoff
@@ -171,7 +173,6 @@ def test_a_retry_after_beyond_the_limit_ends_the_call_as_an_error(server, wareho
         endpoint_for(server, "long-wait"),
         requests_for("wait", 1),
         warehouse=warehouse,
-        retry=FAST_RETRY,
     )
     assert not result.ok and "Retry-After 3600" in result.error and result.n_attempts == 1
 
@@ -181,7 +182,6 @@ def test_500_is_retried_until_it_succeeds(server, warehouse):
         endpoint_for(server, "flaky-500"),
         requests_for("500", 1),
         warehouse=warehouse,
-        retry=FAST_RETRY,
     )
     assert result.ok and result.n_attempts == 3
 
@@ -189,7 +189,7 @@ def test_500_is_retried_until_it_succeeds(server, warehouse):
 def test_400_is_not_retried(server, warehouse):
     before = server.n_requests["bad"]
     (result,), stats = call_endpoint(
-        endpoint_for(server, "bad"), requests_for("400", 1), warehouse=warehouse, retry=FAST_RETRY
+        endpoint_for(server, "bad"), requests_for("400", 1), warehouse=warehouse
     )
     assert not result.ok and result.n_attempts == 1 and "HTTP 400" in result.error
     assert server.n_requests["bad"] - before == 1
@@ -198,9 +198,7 @@ def test_400_is_not_retried(server, warehouse):
 
 def test_timeout_is_retried(server, warehouse):
     endpoint = endpoint_for(server, "slow-once", timeout_s=0.3)
-    (result,), _ = call_endpoint(
-        endpoint, requests_for("timeout", 1), warehouse=warehouse, retry=FAST_RETRY
-    )
+    (result,), _ = call_endpoint(endpoint, requests_for("timeout", 1), warehouse=warehouse)
     assert result.ok and result.n_attempts == 2
 
 
@@ -228,13 +226,13 @@ def test_cache_hit_sends_nothing_and_adds_no_rows(server, warehouse):
 def test_failed_call_is_stored_as_error_then_retried_and_replaced_on_rerun(server, warehouse):
     endpoint = endpoint_for(server, "always-500", max_retries=2)
     requests = requests_for("err", 3)
-    results, stats = call_endpoint(endpoint, requests, warehouse=warehouse, retry=FAST_RETRY)
+    results, stats = call_endpoint(endpoint, requests, warehouse=warehouse)
     assert all(not r.ok for r in results) and stats.n_failed == 3
     rows = stored_calls(warehouse)
     assert len(rows) == 3 and all(n == 3 and "HTTP 500" in err for _, n, err, _ in rows)
     server.healthy = True
     try:
-        results, stats = call_endpoint(endpoint, requests, warehouse=warehouse, retry=FAST_RETRY)
+        results, stats = call_endpoint(endpoint, requests, warehouse=warehouse)
     finally:
         server.healthy = False
     assert all(r.ok for r in results) and stats.n_sent == 3
@@ -242,7 +240,7 @@ def test_failed_call_is_stored_as_error_then_retried_and_replaced_on_rerun(serve
     assert len(rows) == 3 and all(
         err is None and text.startswith("echo") for _, _, err, text in rows
     )
-    _, stats = call_endpoint(endpoint, requests, warehouse=warehouse, retry=FAST_RETRY)
+    _, stats = call_endpoint(endpoint, requests, warehouse=warehouse)
     assert stats.n_sent == 0 and stats.n_cached == 3  # successes are never sent again
 
 
@@ -276,12 +274,16 @@ def test_the_api_key_is_sent_but_never_stored(server, warehouse, monkeypatch):
 def test_call_id_ignores_the_sandbox_port_and_separates_cache_tags():
     endpoint = EndpointConfig(name="strong", base_url="sandbox", model="sandbox-strong")
     request = requests_for("id", 1)[0]
-    resolved = resolve_endpoint(endpoint, "http://127.0.0.1:5555/v1")
-    assert resolved.base_url == "http://127.0.0.1:5555/v1"
+    resolved = endpoint.at_sandbox("http://127.0.0.1:5555/v1")
+    assert resolved.url == "http://127.0.0.1:5555/v1" and resolved.base_url == "sandbox"
+    other_port = endpoint.at_sandbox("http://127.0.0.1:6666/v1")
+    slow_retry = resolved.model_copy(update={"retry": RetryConfig(base_delay_s=9.0)})
+    assert call_id_for(resolved, request) == call_id_for(endpoint, request) == CALL_ID
+    assert call_id_for(other_port, request) == call_id_for(slow_retry, request) == CALL_ID
     tagged = ChatRequest.of(request.message_dicts, request.temperature, request.max_tokens, "v1")
     assert call_id_for(endpoint, request) != call_id_for(endpoint, tagged)
-    with pytest.raises(ValueError, match="sandbox"):
-        resolve_endpoint(endpoint, None)
+    with pytest.raises(ValueError, match="uses the sandbox but no sandbox is running"):
+        _ = endpoint.url
 
 
 def test_a_key_echoed_in_an_error_reply_is_redacted(server, warehouse, monkeypatch):

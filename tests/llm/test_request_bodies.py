@@ -64,10 +64,10 @@ def test_max_completion_tokens_limits_the_reply_and_a_400_is_recorded_once(
     refused = ChatRequest.for_endpoint(streaming, MESSAGES)
     with start_sandbox(sandbox) as server:
         [cut], _ = call_endpoint(
-            limited, [request], warehouse=warehouse, sandbox_url=server.base_url
+            limited.at_sandbox(server.base_url), [request], warehouse=warehouse
         )
         [failed], stats = call_endpoint(
-            streaming, [refused], warehouse=warehouse, sandbox_url=server.base_url
+            streaming.at_sandbox(server.base_url), [refused], warehouse=warehouse
         )
     assert cut.ok and cut.finish_reason == "length" and cut.completion_tokens == 3
     assert not failed.ok and failed.n_attempts == 1 and stats.n_failed == 1

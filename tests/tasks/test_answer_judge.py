@@ -15,21 +15,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flywheel.config import Config
+from flywheel.config import Config, RetryConfig, resolve_sandbox_endpoints
 from flywheel.evaluators.judge_requests import read_judge_request
-from flywheel.llm.client import RetryPolicy
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks
-from flywheel.tasks.answer import answer_locally, answer_prompts, response_id_for
-from flywheel.tasks.judge import judge_battles, train_battle_pairs
+from flywheel.tasks.answer import answer_as_student, answer_prompts
+from flywheel.tasks.battle_plan import train_battle_pairs
+from flywheel.tasks.judge import judge_battles
 from flywheel.tasks.mine import mine_round
+from flywheel.tasks.responses import response_id_for
 from flywheel.warehouse.store import connect, now_utc
 from flywheel.warehouse.writes import insert_new
 from tests.conftest import load_config_in
 
 ROUND_ID = 1
 CHAMPION_ID = "v0"
-FAST_RETRY = RetryPolicy(base_delay_s=0.02, max_delay_s=0.2, max_retry_after_s=5.0)
+FAST_RETRY = RetryConfig(base_delay_s=0.02, max_delay_s=0.2, max_retry_after_s=5.0)
 TABLES = ("llm_calls", "responses", "judgments", "battles")
 KEYS = {
     "llm_calls": "call_id",
@@ -84,18 +85,38 @@ def insert_prompts(config: Config, n_prompts: int, seed: int = 0) -> list[str]:
     return [r["prompt_id"] for r in rows]
 
 
-def run_round_steps(config: Config, sandbox_url: str, prompt_ids: list[str], **kwargs):
+def on_sandbox(config: Config, live_url: str) -> Config:
+    """`config` as a run resolves it once the sandbox at `live_url` runs."""
+    return resolve_sandbox_endpoints(config, live_url)
+
+
+def fast_retries(config: Config) -> Config:
+    """`config` with every endpoint (references, judge and panel, student.endpoint) waiting
+    FAST_RETRY's short backoff between retries."""
+
+    def fast(endpoint):
+        return endpoint.model_copy(update={"retry": FAST_RETRY})
+
+    panel = [fast(member) for member in config.judge.panel]
+    student = config.student
+    if student.endpoint is not None:
+        student = student.model_copy(update={"endpoint": fast(student.endpoint)})
+    return config.model_copy(
+        update={
+            "references": [fast(ref) for ref in config.references],
+            "judge": fast(config.judge).model_copy(update={"panel": panel}),
+            "student": student,
+        }
+    )
+
+
+def run_round_steps(config: Config, prompt_ids: list[str]):
+    """Answer and judge with `config` resolved to a running sandbox."""
     answers = answer_prompts(
-        config,
-        ROUND_ID,
-        prompt_ids,
-        champion_id=CHAMPION_ID,
-        champion_path=None,
-        sandbox_url=sandbox_url,
-        **kwargs,
+        config, ROUND_ID, prompt_ids, champion_id=CHAMPION_ID, champion_path=None
     )
     pairs = train_battle_pairs(config, ROUND_ID, prompt_ids, CHAMPION_ID)
-    judged = judge_battles(config, ROUND_ID, pairs, "train", sandbox_url, **kwargs)
+    judged = judge_battles(config, ROUND_ID, pairs, "train")
     return answers, pairs, judged
 
 
@@ -135,7 +156,9 @@ def sandbox(served_config: Config) -> Iterator[SandboxServer]:
 
 def test_rerun_sends_zero_requests_and_adds_zero_rows(served_config, sandbox):
     prompt_ids = insert_prompts(served_config, 24)
-    answers, pairs, judged = run_round_steps(served_config, sandbox.base_url, prompt_ids)
+    answers, pairs, judged = run_round_steps(
+        on_sandbox(served_config, sandbox.base_url), prompt_ids
+    )
     n_refs = len(served_config.references)
     assert answers.n_failed == 0 and len(pairs) == 24 * n_refs
     assert answers.by_model[CHAMPION_ID].n_generated == 24
@@ -148,7 +171,9 @@ def test_rerun_sends_zero_requests_and_adds_zero_rows(served_config, sandbox):
     stats_before = sandbox_stats(sandbox)
     assert stats_before["total"] == counts["llm_calls"]
 
-    answers, pairs_again, judged = run_round_steps(served_config, sandbox.base_url, prompt_ids)
+    answers, pairs_again, judged = run_round_steps(
+        on_sandbox(served_config, sandbox.base_url), prompt_ids
+    )
 
     assert sandbox_stats(sandbox) == stats_before
     assert table_counts(served_config) == counts
@@ -161,7 +186,7 @@ def test_rerun_sends_zero_requests_and_adds_zero_rows(served_config, sandbox):
 
 def test_lost_judgment_and_battle_rows_are_rebuilt_from_the_call_cache(served_config, sandbox):
     prompt_ids = insert_prompts(served_config, 12)
-    _, pairs, _ = run_round_steps(served_config, sandbox.base_url, prompt_ids)
+    _, pairs, _ = run_round_steps(on_sandbox(served_config, sandbox.base_url), prompt_ids)
     counts = table_counts(served_config)
     with connect(served_config.warehouse.path) as con:  # as if killed before the last flush
         lost = [b for (b,) in con.execute("select battle_id from battles limit 5").fetchall()]
@@ -174,7 +199,7 @@ def test_lost_judgment_and_battle_rows_are_rebuilt_from_the_call_cache(served_co
         con.execute("delete from responses where model_id = 'ref:mixed'")
     stats_before = sandbox_stats(sandbox)
 
-    answers, _, judged = run_round_steps(served_config, sandbox.base_url, prompt_ids)
+    answers, _, judged = run_round_steps(on_sandbox(served_config, sandbox.base_url), prompt_ids)
 
     assert sandbox_stats(sandbox) == stats_before
     assert answers.by_model["ref:mixed"].n_cached == 12
@@ -200,7 +225,7 @@ def test_steps_complete_under_injected_faults_without_duplicates(tmp_path):
     prompt_ids = insert_prompts(config, 40)
     with start_sandbox(config.sandbox) as server:
         answers, pairs, judged = run_round_steps(
-            config, server.base_url, prompt_ids, retry=FAST_RETRY
+            on_sandbox(fast_retries(config), server.base_url), prompt_ids
         )
         stats = sandbox_stats(server)
     assert sum(m["429"] for m in stats["models"].values()) > 0
@@ -229,7 +254,9 @@ def test_steps_complete_under_injected_faults_without_duplicates(tmp_path):
         update={"sandbox": served_champion_config(tmp_path / "healthy").sandbox}
     )
     with start_sandbox(healthy.sandbox) as server:  # a rerun retries only what failed
-        _, pairs_again, judged_again = run_round_steps(healthy, server.base_url, prompt_ids)
+        _, pairs_again, judged_again = run_round_steps(
+            on_sandbox(healthy, server.base_url), prompt_ids
+        )
         n_sent = sandbox_stats(server)["total"]
     n_new_pairs = len(set(pairs_again) - set(pairs))
     assert n_new_pairs <= 2 * n_answers_missing
@@ -261,7 +288,9 @@ def test_planted_api_key_never_reaches_warehouse_or_logs(tmp_path, monkeypatch, 
     prompt_ids = insert_prompts(config, 12)
     caplog.set_level(logging.DEBUG)
     with start_sandbox(config.sandbox) as server:
-        answers, _, judged = run_round_steps(config, server.base_url, prompt_ids, retry=FAST_RETRY)
+        answers, _, judged = run_round_steps(
+            on_sandbox(fast_retries(config), server.base_url), prompt_ids
+        )
     assert answers.by_model[CHAMPION_ID].n_needed == 12 and judged.n_pairs > 0
     assert "judge plan" in caplog.text  # the logs were captured
     assert key not in caplog.text
@@ -292,7 +321,7 @@ def test_local_champion_answers_once_with_left_padded_batches(tmp_path, tiny_stu
     config = load_config_in(tmp_path, "smoke", student={"max_new_tokens": 8, "batch_size": 4})
     prompt_ids = insert_prompts(config, 10)
     seen: list[tuple[int, int]] = []
-    counts = answer_locally(
+    counts = answer_as_student(
         config,
         ROUND_ID,
         prompt_ids,
@@ -311,7 +340,7 @@ def test_local_champion_answers_once_with_left_padded_batches(tmp_path, tiny_stu
         for r in rows
     )
     assert all(0 <= r[4] <= 8 and r[5] in {"stop", "length"} for r in rows)
-    again = answer_locally(config, ROUND_ID, prompt_ids, CHAMPION_ID, str(tiny_student))
+    again = answer_as_student(config, ROUND_ID, prompt_ids, CHAMPION_ID, str(tiny_student))
     assert again.n_existing == 10 and again.n_generated == 0
     assert table_counts(config)["responses"] == 10
 
@@ -319,10 +348,10 @@ def test_local_champion_answers_once_with_left_padded_batches(tmp_path, tiny_stu
 CHILD_SCRIPT = """
 import sys
 from flywheel.config import parse_config
-from tests.tasks.test_answer_judge import run_round_steps
+from tests.tasks.test_answer_judge import on_sandbox, run_round_steps
 import json
 config = parse_config(json.loads(sys.argv[1]))
-run_round_steps(config, sys.argv[2], json.loads(sys.argv[3]))
+run_round_steps(on_sandbox(config, sys.argv[2]), json.loads(sys.argv[3]))
 """
 
 
@@ -360,7 +389,7 @@ def test_a_killed_step_resumes_without_duplicates_or_repeating_saved_calls(tmp_p
         child.wait()
         n_judge_calls_before = server.state.snapshot()["models"]["sandbox-judge"]["ok"]
         assert sandbox_repeats(server)["repeated"] == []
-        _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
+        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)
         n_judge_calls_after = server.state.snapshot()["models"]["sandbox-judge"]["ok"]
         repeats = sandbox_repeats(server)
     assert_no_duplicates(config)
@@ -381,17 +410,17 @@ def test_local_champion_and_endpoint_references_answer_together(tmp_path, tiny_s
     prompt_ids = insert_prompts(config, 8)
     seen: list[tuple[int, int]] = []
     with start_sandbox(config.sandbox) as server:
+        config = on_sandbox(config, server.base_url)
         report = answer_prompts(
             config,
             ROUND_ID,
             prompt_ids,
             champion_id=CHAMPION_ID,
             champion_path=str(tiny_student),
-            sandbox_url=server.base_url,
             on_progress=lambda done, total: seen.append((done, total)),
         )
         pairs = train_battle_pairs(config, ROUND_ID, prompt_ids, CHAMPION_ID)
-        judged = judge_battles(config, ROUND_ID, pairs, "train", server.base_url)
+        judged = judge_battles(config, ROUND_ID, pairs, "train")
     assert set(report.by_model) == {CHAMPION_ID, "ref:strong", "ref:mixed"}
     assert all(c.n_generated == 8 and c.n_failed == 0 for c in report.by_model.values())
     assert seen[-1] == (24, 24)
@@ -436,7 +465,7 @@ def request_log(server: SandboxServer, model: str) -> list[dict]:
 
 def test_the_whole_conversation_reaches_references_and_judge_intact(served_config, sandbox):
     prompt_id = insert_conversation(served_config, CODE_CONVERSATION)
-    _, pairs, judged = run_round_steps(served_config, sandbox.base_url, [prompt_id])
+    _, pairs, judged = run_round_steps(on_sandbox(served_config, sandbox.base_url), [prompt_id])
     assert judged.n_errors == 0 and judged.n_prompts_cut == 0 and len(pairs) == 2
     for ref in served_config.references:
         (sent,) = request_log(sandbox, ref.model)
@@ -455,7 +484,7 @@ def test_a_judge_context_budget_cuts_the_oldest_turns_and_counts_them(tmp_path):
     conversation = [CODE_CONVERSATION[0], long_first_turn, *CODE_CONVERSATION[2:]]
     prompt_id = insert_conversation(config, conversation)  # ~4,500 characters to the judge
     with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(config, server.base_url, [prompt_id])
+        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), [prompt_id])
         judge_requests = request_log(server, config.judge.model)
     assert judged.n_prompts_cut == len(pairs) == 2
     for sent in judge_requests:
@@ -475,7 +504,7 @@ def test_a_round_runs_with_each_verdict_protocol_and_mines(tmp_path, version):
     config = served_champion_config(tmp_path, judge={"prompt_version": version})
     prompt_ids = insert_prompts(config, 12)
     with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
+        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)
         sent = request_log(server, config.judge.model)
     assert judged.n_errors == 0 and judged.n_format_refused == 0
     assert judged.n_unparsed <= 2  # the sandbox judge's malformed_rate is 1%
@@ -508,7 +537,7 @@ def test_a_json_judge_that_refuses_response_format_is_asked_again_as_text(tmp_pa
     )
     prompt_ids = insert_prompts(config, 6)
     with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
+        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)
         refused = sandbox_stats(server)["models"]["sandbox-judge"]["400"]
         sent = request_log(server, config.judge.model)
     assert judged.n_format_refused == 2 * len(pairs) == refused
@@ -540,7 +569,7 @@ def test_decisive_battles_without_a_gap_are_counted_and_warned_about(tmp_path, c
         insert_new(con, "battles", battles, ["battle_id"])
         insert_new(con, "rounds", [{"round_id": ROUND_ID, "stage": "sft", "status": "running"}])
     with caplog.at_level(logging.WARNING):
-        judged = judge_battles(config, ROUND_ID, [], "train", None)
+        judged = judge_battles(config, ROUND_ID, [], "train")
     assert (judged.n_decisive, judged.n_decisive_without_gap) == (3, 2)
     assert "2 of 3 decisive battles (67%) have no score gap" in caplog.text
     with connect(config.warehouse.path, read_only=True) as con:
@@ -560,8 +589,8 @@ def test_a_judge_panel_judges_every_game_and_its_agreement_is_audited(tmp_path):
     )
     prompt_ids = insert_prompts(config, 8)
     with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(config, server.base_url, prompt_ids)
-        again = run_round_steps(config, server.base_url, prompt_ids)[2]
+        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)
+        again = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)[2]
     assert judged.n_errors == 0 and judged.n_planned_games == 4 * len(pairs)
     assert again.n_planned_games == 0 and again.n_battles_stored == len(pairs)
     with connect(config.warehouse.path, read_only=True) as con:
