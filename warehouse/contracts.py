@@ -24,6 +24,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "evaluations": ("evaluation_id",),
     "ratings": ("round_id", "model_id"),
     "battle_selection": ("round_id", "prompt_id", "model_a", "model_b"),
+    "general_checks": ("round_id", "version_id"),
 }
 
 # (table, column) -> (referenced table, referenced column); a null reference is allowed
@@ -52,6 +53,8 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
     ("evaluations", "candidate"): ("model_versions", "version_id"),
     ("evaluations", "champion"): ("model_versions", "version_id"),
     ("evaluations", "round_id"): ("rounds", "round_id"),
+    ("general_checks", "round_id"): ("rounds", "round_id"),
+    ("general_checks", "version_id"): ("model_versions", "version_id"),
 }
 
 

@@ -245,6 +245,27 @@ LITERAL_ROWS: dict[str, list[dict]] = {
             "selector": "literal",
         },
     ],
+    "general_checks": [
+        {
+            "round_id": 1,
+            "version_id": "v0",
+            "n_items": 63,
+            "mean_nll": 1.92,
+            "collapse_share": 0.0,
+            "set_sha256": "g1",
+            "wall_s": 31.0,
+            "measured_at": ADDED_AT,
+        },
+        {
+            "round_id": 1,
+            "version_id": "r1-sft",
+            "n_items": 63,
+            "mean_nll": 2.01,
+            "collapse_share": 0.03,
+            "set_sha256": "g1",
+            "measured_at": ADDED_AT,
+        },
+    ],
 }
 
 
