@@ -1,0 +1,103 @@
+"""Step 6b of the round: keeping what it knew. Champion and candidate on the general set.
+
+Where the student has a local checkpoint and `evaluation.general_check` is on, each model is
+measured on the held-out general set (llm/general_check.py: mean NLL of the good answers, share
+of greedy replies collapsing into the answer format) and one `general_checks` row is stored per
+(round, version). A version is measured once per version of the set: the champion measured in
+an earlier round, or a model of a resumed round, reuses its stored figures. The promotion
+decision applies the `evaluation.general_max_*` limits to them (evaluators/general_check.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flywheel.config import Config
+from flywheel.evaluators.general_check import GeneralSummary, general_check_note
+from flywheel.logs import step_logger
+from flywheel.warehouse.contracts import NATURAL_KEYS
+from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
+from flywheel.warehouse.writes import insert_new
+
+
+@dataclass(frozen=True)
+class GeneralChecks:
+    """The round's two general checks (None: not measured, e.g. no local checkpoint)."""
+
+    candidate: GeneralSummary | None
+    champion: GeneralSummary | None
+
+    def note(self) -> str:
+        return general_check_note(self.candidate, self.champion)
+
+
+def stored_general_check(config: Config, version_id: str, set_sha256: str) -> dict[str, Any] | None:
+    """The version's first stored check over this version of the set, or None."""
+    params = {"version_id": version_id, "set_sha256": set_sha256}
+    with connect_warehouse(config.warehouse) as con:
+        cursor = con.execute(read_query("general_check_stored"), params)
+        row = cursor.fetchone()
+        columns = [d[0] for d in cursor.description]
+    return dict(zip(columns, row, strict=True)) if row is not None else None
+
+
+def measured_row(config: Config, checkpoint: str, set_sha256: str) -> dict[str, Any]:
+    """The checkpoint measured now, as a row without its round and version."""
+    from flywheel.llm.general_check import measure_general_set
+
+    student = config.student
+    check = measure_general_set(
+        checkpoint,
+        max_new_tokens=student.max_new_tokens,
+        device=student.device,
+        generate_batch_size=student.batch_size,
+    )
+    if check.set_sha256 != set_sha256:
+        raise RuntimeError("the general set changed while it was measured; run the round again")
+    return {
+        "n_items": check.n_items,
+        "mean_nll": check.mean_nll,
+        "collapse_share": check.collapse_share,
+        "set_sha256": check.set_sha256,
+        "wall_s": check.wall_s,
+        "measured_at": now_utc(),
+    }
+
+
+def check_version(
+    config: Config, round_id: int, version_id: str, checkpoint: str | None
+) -> GeneralSummary | None:
+    """The version's general figures for this round (measured, or reused when stored); None
+    when the check is off or the version has no local checkpoint."""
+    from flywheel.llm.checkpoints import is_checkpoint
+    from flywheel.pool.general_set import load_general_set
+
+    if not config.evaluation.general_check or not checkpoint or not is_checkpoint(checkpoint):
+        return None
+    set_sha256 = load_general_set().sha256
+    row = stored_general_check(config, version_id, set_sha256)
+    if row is None:
+        row = measured_row(config, checkpoint, set_sha256)
+    row = {**row, "round_id": round_id, "version_id": version_id}
+    with connect_warehouse(config.warehouse) as con:
+        insert_new(con, "general_checks", [row], NATURAL_KEYS["general_checks"])
+    return GeneralSummary(row["n_items"], row["mean_nll"], row["collapse_share"])
+
+
+def check_general(
+    config: Config, round_id: int, candidate: tuple[str, str], champion: tuple[str, str]
+) -> GeneralChecks:
+    """Champion and candidate, each (version_id, checkpoint path), on the general set."""
+    checks = GeneralChecks(
+        candidate=check_version(config, round_id, *candidate),
+        champion=check_version(config, round_id, *champion),
+    )
+    step_logger(__name__).info(
+        "round %d: candidate %s vs champion %s, %s",
+        round_id,
+        candidate[0],
+        champion[0],
+        checks.note(),
+    )
+    return checks
