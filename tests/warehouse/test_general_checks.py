@@ -43,3 +43,12 @@ def test_not_measured_figures_are_null_never_zero(tmp_path: Path) -> None:
         insert_new(con, "general_checks", [row], NATURAL_KEYS["general_checks"])
         stored = con.execute("select mean_nll, collapse_share from general_checks").fetchone()
     assert stored == (None, None)
+
+
+def test_each_round_shows_its_candidates_nll_against_the_champions(tmp_path: Path) -> None:
+    from flywheel.warehouse.store import read_query
+
+    with connect(tmp_path / "w.duckdb") as con:
+        write_literal_round(con)
+        rows = con.execute(read_query("round_general_checks")).fetchall()
+    assert rows == [(1, 2.01, 2.01 / 1.92, 0.03)]
