@@ -13,8 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flywheel.config import Config
-from flywheel.evaluators.general_check import GeneralSummary, general_check_note
+from flywheel.config import Config, EvaluationConfig
+from flywheel.evaluators.abtest import Decision
+from flywheel.evaluators.general_check import (
+    GeneralSummary,
+    general_check_note,
+    general_check_refusal,
+)
 from flywheel.logs import step_logger
 from flywheel.warehouse.contracts import NATURAL_KEYS
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
@@ -78,6 +83,9 @@ def check_version(
     set_sha256 = load_general_set().sha256
     row = stored_general_check(config, version_id, set_sha256)
     if row is None:
+        step_logger(__name__).info(
+            "round %d: measuring %s on the general set (%s)", round_id, version_id, checkpoint
+        )
         row = measured_row(config, checkpoint, set_sha256)
     row = {**row, "round_id": round_id, "version_id": version_id}
     with connect_warehouse(config.warehouse) as con:
@@ -101,3 +109,22 @@ def check_general(
         checks.note(),
     )
     return checks
+
+
+def gate_decision(
+    decision: Decision, checks: GeneralChecks | None, evaluation: EvaluationConfig
+) -> Decision:
+    """The A/B decision with the general set's figures in its reason; a candidate that breaks
+    an `evaluation.general_max_*` limit is refused, the reason saying which and by how much."""
+    if checks is None:
+        return decision
+    refusal = general_check_refusal(
+        checks.candidate,
+        checks.champion,
+        evaluation.general_max_nll_increase,
+        evaluation.general_max_collapse_share,
+    )
+    reason = f"{decision.reason}; {checks.note()}"
+    if refusal is None:
+        return Decision(promote=decision.promote, reason=reason)
+    return Decision(promote=False, reason=f"{reason}; refused on the general set: {refusal}")

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 import flywheel.llm.general_check as llm_general_check
-from flywheel.tasks.general_check import check_general, check_version
+from flywheel.config import EvaluationConfig
+from flywheel.evaluators.abtest import Decision
+from flywheel.evaluators.general_check import GeneralSummary
+from flywheel.tasks.general_check import GeneralChecks, check_general, check_version, gate_decision
 from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
 
@@ -62,3 +65,60 @@ def test_nothing_is_measured_when_the_check_is_off_or_no_checkpoint_is_local(
     assert check_version(on, 1, "v0", None) is None
     assert measured == []
     assert stored_rows(on) == []
+
+
+PASSING_AB = Decision(
+    promote=True,
+    reason="win rate 0.70 [0.60, 0.80] over 100 prompts; lower bound 0.60 > 0.50 + margin 0.00",
+)
+CHAMPION = GeneralSummary(63, 2.0, 0.0)
+
+
+def test_a_candidate_whose_nll_rises_past_the_limit_is_refused_with_the_reason() -> None:
+    checks = GeneralChecks(candidate=GeneralSummary(63, 2.2, 0.0), champion=CHAMPION)
+    decision = gate_decision(PASSING_AB, checks, EvaluationConfig(general_max_nll_increase=0.05))
+    assert decision == Decision(
+        promote=False,
+        reason=(
+            f"{PASSING_AB.reason}; general set: NLL 2.200 vs champion 2.000 (+10.0%), collapse "
+            "0.0%; refused on the general set: general-set NLL 2.200 is +10.0% against the "
+            "champion's 2.000 (limit +5.0%, evaluation.general_max_nll_increase)"
+        ),
+    )
+
+
+def test_a_candidate_within_the_limits_keeps_its_ab_decision_with_the_figures() -> None:
+    checks = GeneralChecks(candidate=GeneralSummary(63, 2.08, 0.0), champion=CHAMPION)
+    limits = EvaluationConfig(general_max_nll_increase=0.05, general_max_collapse_share=0.05)
+    decision = gate_decision(PASSING_AB, checks, limits)
+    assert decision.promote is True
+    assert decision.reason.endswith(
+        "; general set: NLL 2.080 vs champion 2.000 (+4.0%), collapse 0.0%"
+    )
+
+
+def test_without_limits_the_figures_are_only_reported() -> None:
+    checks = GeneralChecks(candidate=GeneralSummary(63, 9.0, 1.0), champion=CHAMPION)
+    decision = gate_decision(PASSING_AB, checks, EvaluationConfig())
+    assert decision.promote is True and "collapse 100.0%" in decision.reason
+
+
+def test_a_collapsing_candidate_is_refused_and_a_losing_one_stays_kept() -> None:
+    checks = GeneralChecks(candidate=GeneralSummary(63, 2.0, 0.2), champion=CHAMPION)
+    limits = EvaluationConfig(general_max_collapse_share=0.05)
+    refused = gate_decision(PASSING_AB, checks, limits)
+    assert refused.promote is False
+    assert refused.reason.endswith(
+        "refused on the general set: 20.0% of its general-set replies collapse into the answer "
+        "format (limit 5.0%, evaluation.general_max_collapse_share)"
+    )
+    losing = Decision(promote=False, reason="win rate 0.40")
+    assert gate_decision(losing, checks, limits).promote is False
+
+
+def test_an_unmeasured_round_keeps_the_ab_decision_as_it_was() -> None:
+    limits = EvaluationConfig(general_max_nll_increase=0.05)
+    assert gate_decision(PASSING_AB, None, limits) == PASSING_AB
+    unmeasured = GeneralChecks(candidate=None, champion=None)
+    decision = gate_decision(PASSING_AB, unmeasured, limits)
+    assert decision == Decision(True, f"{PASSING_AB.reason}; general set not measured")
