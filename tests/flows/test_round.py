@@ -55,9 +55,10 @@ def smoke_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_smoke_config(
-    root: Path, student: Path | None = None, sandbox_url: str | None = None
+    root: Path, student: Path | None = None, endpoints_url: str | None = None
 ) -> Path:
-    """configs/smoke.yaml with every path under `root`; endpoints at `sandbox_url` if given."""
+    """configs/smoke.yaml with every path under `root`; endpoints at `endpoints_url` (a sandbox
+    server of its own) if given."""
     data = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
     data["warehouse"]["path"] = str(root / "flywheel.duckdb")
     data["warehouse"]["lock_timeout_s"] = 60
@@ -65,9 +66,9 @@ def write_smoke_config(
     data["training"]["output_dir"] = str(root / "models")
     if student is not None:
         shutil.copytree(student, root / "student")
-    if sandbox_url is not None:
+    if endpoints_url is not None:
         for endpoint in [*data["references"], data["judge"]]:
-            endpoint["base_url"] = sandbox_url
+            endpoint["base_url"] = endpoints_url
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flywheel.config import resolve_sandbox_endpoints
 from flywheel.flows.round import start_round
 from flywheel.llm.checkpoints import LocalGenerator, weights_sha256
 from flywheel.sandbox.server import start_sandbox
@@ -44,16 +45,16 @@ def test_after_a_promotion_the_next_rounds_answers_carry_the_new_champions_weigh
     register_base_model(config.warehouse, str(smoke_student))
     prompt_ids = insert_prompts(config, 6)
     with start_sandbox(config.sandbox) as sandbox:
+        live = resolve_sandbox_endpoints(config, sandbox.base_url)
 
         def answer_round(round_id: int, stage: str) -> str:
             champion = start_round(config, round_id, stage)
             answer_prompts(
-                config,
+                live,
                 round_id,
                 prompt_ids,
                 champion_id=champion.version_id,
                 champion_path=champion.checkpoint_path,
-                sandbox_url=sandbox.base_url,
             )
             return champion.version_id
 

@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flywheel.config import Config
+from flywheel.config import Config, RetryConfig, resolve_sandbox_endpoints
 from flywheel.evaluators.skills import check_answer
 from flywheel.flows.retry import FailedCalls, rounds_with_failed_calls
-from flywheel.llm.client import RetryPolicy
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks, systematic_slip
 from flywheel.tasks.mine import mine_round, training_rows
@@ -25,7 +24,7 @@ from tests.conftest import load_config_in
 
 ROUND_ID = 1
 N_PROMPTS = 12
-FAST_RETRY = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0)
+FAST_RETRY = RetryConfig(base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0)
 REFINE = {"sft_rule": "refine"}
 
 
@@ -39,6 +38,13 @@ def refine_config(tmp_path: Path, fault_rates: dict | None = None, **mining: obj
     training = base.model_dump()["training"]
     training["mining"] |= REFINE | mining
     return load_config_in(tmp_path, "smoke", sandbox={"models": models}, training=training)
+
+
+def live(config: Config, server: SandboxServer) -> Config:
+    """`config` resolved to the running sandbox, its references retrying after short waits."""
+    references = [ref.model_copy(update={"retry": FAST_RETRY}) for ref in config.references]
+    fast = config.model_copy(update={"references": references})
+    return resolve_sandbox_endpoints(fast, server.base_url)
 
 
 def store_lost_battles(config: Config) -> list[dict]:
@@ -134,7 +140,7 @@ def test_refine_targets_are_the_references_corrections_and_carry_their_call_ids(
     config: Config, sandbox: SandboxServer
 ) -> None:
     prompts = store_lost_battles(config)
-    report = mine_round(config, ROUND_ID, "sft", sandbox.base_url, FAST_RETRY)
+    report = mine_round(live(config, sandbox), ROUND_ID, "sft")
     assert report.n_added["sft"] == report.n_total["sft"] == N_PROMPTS
     assert report.refine is not None and report.refine.n_without_target == 0
     with connect(config.warehouse.path) as con:
@@ -167,7 +173,7 @@ def test_refine_with_names_the_correcting_reference(tmp_path: Path) -> None:
     config = refine_config(tmp_path, refine_with="mixed")
     store_lost_battles(config)
     with start_sandbox(config.sandbox) as server:
-        mine_round(config, ROUND_ID, "sft", server.base_url, FAST_RETRY)
+        mine_round(live(config, server), ROUND_ID, "sft")
     with connect(config.warehouse.path) as con:
         rows = con.execute(
             "select distinct s.source_model, c.endpoint from sft_examples as s "
@@ -180,12 +186,12 @@ def test_rerun_of_the_mine_step_sends_no_refine_call_and_adds_no_rows(
     config: Config, sandbox: SandboxServer
 ) -> None:
     store_lost_battles(config)
-    mine_round(config, ROUND_ID, "sft", sandbox.base_url, FAST_RETRY)
+    mine_round(live(config, sandbox), ROUND_ID, "sft")
     n_requests, counts = sandbox_total(sandbox), table_counts(config)
     with connect(config.warehouse.path) as con:  # as if killed after the calls, before the rows
         con.execute("delete from sft_examples where prompt_id in ('p000', 'p001')")
 
-    again = mine_round(config, ROUND_ID, "sft", sandbox.base_url, FAST_RETRY)
+    again = mine_round(live(config, sandbox), ROUND_ID, "sft")
 
     assert sandbox_total(sandbox) == n_requests
     assert table_counts(config) == counts
@@ -195,7 +201,7 @@ def test_rerun_of_the_mine_step_sends_no_refine_call_and_adds_no_rows(
         2,
         2,
     )
-    third = mine_round(config, ROUND_ID, "sft", sandbox.base_url, FAST_RETRY)
+    third = mine_round(live(config, sandbox), ROUND_ID, "sft")
     assert third.n_added["sft"] == 0 and sandbox_total(sandbox) == n_requests
 
 
@@ -205,7 +211,7 @@ def test_a_failing_refine_endpoint_is_counted_and_visible_and_a_rerun_mines_it(
     failing = refine_config(tmp_path, {"rate_500": 1.0})
     store_lost_battles(failing)
     with start_sandbox(failing.sandbox) as server, caplog.at_level(logging.WARNING):
-        report = mine_round(failing, ROUND_ID, "sft", server.base_url, FAST_RETRY)
+        report = mine_round(live(failing, server), ROUND_ID, "sft")
     assert report.refine is not None
     assert (report.refine.n_failed, report.refine.n_refined) == (N_PROMPTS, 0)
     assert report.n_total["sft"] == 0  # no made-up target
@@ -221,7 +227,7 @@ def test_a_failing_refine_endpoint_is_counted_and_visible_and_a_rerun_mines_it(
 
     healthy = refine_config(tmp_path)  # the endpoint is back: the next mining asks again
     with start_sandbox(healthy.sandbox) as server:
-        again = mine_round(healthy, ROUND_ID, "sft", server.base_url, FAST_RETRY)
+        again = mine_round(live(healthy, server), ROUND_ID, "sft")
     assert again.n_total["sft"] == N_PROMPTS
     with connect(healthy.warehouse.path) as con:
         assert con.execute("select n_sft_without_target from rounds").fetchone()[0] == 0

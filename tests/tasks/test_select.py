@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.config import Config, SelectionConfig
+from flywheel.config import Config, SelectionConfig, resolve_sandbox_endpoints
 from flywheel.sandbox.server import start_sandbox
 from flywheel.tasks import select
 from flywheel.tasks.answer import answer_prompts
-from flywheel.tasks.judge import judge_battles, train_battle_pairs
+from flywheel.tasks.battle_plan import train_battle_pairs
+from flywheel.tasks.judge import judge_battles
 from flywheel.tasks.mine import mine_round
 from flywheel.tasks.report import round_markdown
 from flywheel.tasks.select import select_train_battles
@@ -58,7 +59,7 @@ def selection_rows(config: Config, round_id: int) -> list[tuple]:
 
 
 def answered_pairs(
-    config: Config, prompt_ids: list[str], student: Path, sandbox_url: str
+    config: Config, prompt_ids: list[str], student: Path
 ) -> list[tuple[str, str, str]]:
     """Round 1's answers by the local champion and the references; its battle pairs."""
     answer_prompts(
@@ -67,7 +68,6 @@ def answered_pairs(
         prompt_ids,
         champion_id=CHAMPION,
         champion_path=str(student),
-        sandbox_url=sandbox_url,
     )
     return train_battle_pairs(config, 1, prompt_ids, CHAMPION)
 
@@ -84,14 +84,15 @@ def test_a_budget_judges_only_the_chosen_battles_and_a_rerun_keeps_the_choice(
     champion = ModelVersion(CHAMPION, str(tiny_student), "champion")
     prompt_ids = insert_prompts(config, 12)
     with start_sandbox(config.sandbox) as server:
-        pairs = answered_pairs(config, prompt_ids, tiny_student, server.base_url)
+        config = resolve_sandbox_endpoints(config, server.base_url)
+        pairs = answered_pairs(config, prompt_ids, tiny_student)
         first = select_train_battles(config, 1, pairs, champion)
-        judged = judge_battles(config, 1, first.pairs, "train", server.base_url)
+        judged = judge_battles(config, 1, first.pairs, "train")
         n_judge_calls = judge_call_count(config)
 
         monkeypatch.setattr(select, "_ensemble_scores", lambda *a: pytest.fail("chose again"))
         again = select_train_battles(config, 1, pairs, champion)
-        judge_battles(config, 1, again.pairs, "train", server.base_url)
+        judge_battles(config, 1, again.pairs, "train")
 
     assert len(pairs) == 24 and len(first.pairs) == 10
     assert "at random: 0 earlier preference pairs" in first.selector  # round 1: nothing to fit
@@ -127,10 +128,11 @@ def test_the_ensemble_strategies_judge_what_the_fitted_models_doubt_most_or_expe
         config, SelectionConfig(strategy="likely_losses", max_battles=6, ensemble_size=2)
     )
     with start_sandbox(config.sandbox) as server:
-        pairs = answered_pairs(config, prompt_ids, tiny_student, server.base_url)
+        config = resolve_sandbox_endpoints(config, server.base_url)
+        pairs = answered_pairs(config, prompt_ids, tiny_student)
         round_1 = select_train_battles(everything, 1, pairs, champion)
-        judge_battles(config, 1, round_1.pairs, "train", server.base_url)
-        mine_round(config, 1, "sft", server.base_url)
+        judge_battles(config, 1, round_1.pairs, "train")
+        mine_round(config, 1, "sft")
         round_2 = select_train_battles(config, 2, pairs, champion)
         round_3 = select_train_battles(likely_losses, 3, pairs, champion)
 

@@ -141,7 +141,7 @@ def test_a_fixed_url_serving_another_version_is_refused_and_answers_nothing(
                 "endpoint_reload_command": f"{sys.executable} -c 'pass' {{checkpoint}}",
             },
         )
-        counts = answer_as_student(reloaded, ROUND_ID, prompt_ids, "r1-sft", None, sandbox_url=None)
+        counts = answer_as_student(reloaded, ROUND_ID, prompt_ids, "r1-sft", None)
     assert counts.n_generated == 1
     [(_, _, backend, served_model, weights)] = stored_answers(config).values()
     assert (backend, served_model, weights) == ("endpoint", "sandbox-strong", None)
@@ -162,16 +162,13 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), Handler).serve_forever()
 def test_a_server_that_dies_while_answering_fails_the_step_with_its_last_lines(
     tmp_path: Path, turn_end_checkpoint: Path
 ) -> None:
-    from flywheel.llm.client import RetryPolicy
-
     script = tmp_path / "crashing_server.py"
     script.write_text(CRASHING_SERVER)
     serve = {"command": f"{sys.executable} {script} {{checkpoint}} {{port}}", "max_retries": 1}
     config = load_config_in(tmp_path, student={"backend": "server", "serve": serve})
     prompt_ids = insert_messages(config, [QUESTION])
-    fast = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05)
     with pytest.raises(ServeError, match=r"exited with status 1 while answering") as raised:
-        answer_as_student(config, ROUND_ID, prompt_ids, "v0", str(turn_end_checkpoint), retry=fast)
+        answer_as_student(config, ROUND_ID, prompt_ids, "v0", str(turn_end_checkpoint))
     assert "| CUDA out of memory (simulated)" in str(raised.value)
     assert stored_answers(config) == {}
 
@@ -192,7 +189,7 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), Handler).serve_forever()
 def test_a_server_refusing_every_request_fails_the_step_with_its_message_sent_once(
     tmp_path: Path, turn_end_checkpoint: Path
 ) -> None:
-    from flywheel.tasks.answer import StudentAnswersFailedError
+    from flywheel.tasks.responses import StudentAnswersFailedError
 
     script = tmp_path / "refusing_server.py"
     script.write_text(REFUSING_SERVER)

@@ -17,7 +17,7 @@ from flywheel.warehouse.contracts import contract_violations
 from flywheel.warehouse.lake import close_lakes
 from flywheel.warehouse.store import connect_warehouse, now_utc
 from flywheel.warehouse.writes import insert_new
-from tests.tasks.test_answer_judge import run_round_steps, served_champion_config
+from tests.tasks.test_answer_judge import on_sandbox, run_round_steps, served_champion_config
 from tests.warehouse.test_lake import finish, lake_settings, start
 
 STEP_TABLES = {  # table -> (natural key, columns that say when or how fast, not what)
@@ -77,7 +77,7 @@ def test_two_processes_answering_and_judging_one_round_equal_one_process(tmp_pat
         with start_sandbox(served.sandbox) as sandbox:
             prompt_ids = store_prompts(file)
             assert store_prompts(lake) == prompt_ids
-            run_round_steps(file, sandbox.base_url, prompt_ids)
+            run_round_steps(on_sandbox(file, sandbox.base_url), prompt_ids)
             halves = (prompt_ids[::2], prompt_ids[1::2])
             workers = [
                 start(lake_path, "steps", sandbox.base_url, ",".join(half)) for half in halves
