@@ -52,7 +52,7 @@ SERVE_SNIPPET = (
 
 
 @contextmanager
-def sandbox_url(config: SandboxConfig, in_process: bool) -> Iterator[str]:
+def running_sandbox(config: SandboxConfig, in_process: bool) -> Iterator[str]:
     """The base URL of a running sandbox (a child process, or a thread when `in_process`)."""
     if in_process:
         from flywheel.sandbox.server import start_sandbox
@@ -106,7 +106,7 @@ class SlowCommitWriter(RowWriter):
 
 
 def send_and_store(
-    judge: JudgeConfig, requests: list[ChatRequest], url: str, writer: RowWriter
+    judge: JudgeConfig, requests: list[ChatRequest], writer: RowWriter
 ) -> tuple[list[CallResult], CallBatchStats]:
     """What `call_endpoint` does, through the given writer."""
 
@@ -118,7 +118,6 @@ def send_and_store(
                 requests,
                 warehouse=writer.warehouse,
                 writer=writer,
-                sandbox_url=url,
                 stats=stats,
             )
         stats.n_flushes, stats.flush_s = writer.n_flushes, writer.flush_s
@@ -130,7 +129,6 @@ def send_and_store(
 def timed_run(
     judge: JudgeConfig,
     requests: list[ChatRequest],
-    url: str,
     warehouse_path: Path,
     commit_delay_ms: float = 0.0,
 ) -> dict[str, float]:
@@ -139,7 +137,7 @@ def timed_run(
     writer = SlowCommitWriter(warehouse, commit_delay_ms / 1000)
     cpu_before_s = time.process_time()
     started = time.perf_counter()
-    results, stats = send_and_store(judge, requests, url, writer)
+    results, stats = send_and_store(judge, requests, writer)
     wall_s = time.perf_counter() - started
     client_cpu_s = time.process_time() - cpu_before_s
     latencies_ms = sorted(r.latency_ms for r in results if r.latency_ms is not None)
@@ -184,14 +182,14 @@ def main() -> None:
     latency_s = args.latency_ms / 1000
     commit_delays_ms = [float(d) for d in args.commit_delays_ms.split(",")]
     ideal_per_s = args.concurrency / latency_s if latency_s > 0 else float("inf")
-    with tempfile.TemporaryDirectory() as tmp, sandbox_url(sandbox, args.in_process) as url:
+    with tempfile.TemporaryDirectory() as tmp, running_sandbox(sandbox, args.in_process) as url:
+        judge, sequential_judge = judge.at_sandbox(url), sequential_judge.at_sandbox(url)
         concurrent = []
         for i, delay_ms in enumerate(commit_delays_ms):
             offset = i * args.n_calls  # distinct calls: nothing comes from a cache
             run = timed_run(
                 judge,
                 judge_requests(judge, args.n_calls, offset),
-                url,
                 Path(tmp) / f"concurrent-{i}.duckdb",
                 delay_ms,
             )
@@ -209,7 +207,6 @@ def main() -> None:
         httpx_run = timed_run(
             httpx_judge,
             judge_requests(judge, args.n_calls, offset),
-            url,
             Path(tmp) / "concurrent-httpx.duckdb",
         )
         httpx_run["ratio_to_ideal"] = round(httpx_run["calls_per_s"] / ideal_per_s, 3)
@@ -222,7 +219,6 @@ def main() -> None:
         sequential = timed_run(
             sequential_judge,
             judge_requests(judge, args.n_sequential, offset + args.n_calls),
-            url,
             Path(tmp) / "sequential.duckdb",
         )
     worst_ratio = min(run["ratio_to_ideal"] for run in concurrent)

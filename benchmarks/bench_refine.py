@@ -51,7 +51,7 @@ def scratch_config(args: argparse.Namespace, workdir: Path, rule: str | None) ->
     return parse_config(data, f"{args.config} (bench copy)")
 
 
-def battle_round_one(config: Any, sandbox_url: str) -> dict[str, float]:
+def battle_round_one(config: Any) -> dict[str, float]:
     """Round 0's student registered, pool and eval set drawn, then round 1's answers and
     judged battles, as the round's first three steps make them; seconds per part."""
     from flywheel.flows.round import start_round
@@ -59,8 +59,9 @@ def battle_round_one(config: Any, sandbox_url: str) -> dict[str, float]:
     from flywheel.llm.checkpoints import is_checkpoint
     from flywheel.pool.eval_set import ensure_eval_split
     from flywheel.tasks.answer import answer_prompts
+    from flywheel.tasks.battle_plan import train_battle_pairs
     from flywheel.tasks.draw import draw_round_slice
-    from flywheel.tasks.judge import judge_battles, train_battle_pairs
+    from flywheel.tasks.judge import judge_battles
     from flywheel.warehouse.lifecycle import register_base_model
 
     seconds: dict[str, float] = {}
@@ -82,10 +83,9 @@ def battle_round_one(config: Any, sandbox_url: str) -> dict[str, float]:
         prompt_ids,
         champion_id=champion.version_id,
         champion_path=champion.checkpoint_path,
-        sandbox_url=sandbox_url,
     )
     pairs = train_battle_pairs(config, ROUND_ID, prompt_ids, champion.version_id)
-    judge_battles(config, ROUND_ID, pairs, "train", sandbox_url)
+    judge_battles(config, ROUND_ID, pairs, "train")
     seconds["battle_s"] = time.perf_counter() - started
     return seconds
 
@@ -105,7 +105,7 @@ def target_accuracy(config: Any) -> float | None:
     return sum(verdicts) / len(verdicts) if verdicts else None
 
 
-def train_and_score(config: Any, sandbox_url: str) -> dict[str, Any]:
+def train_and_score(config: Any) -> dict[str, Any]:
     """Mine by the config's SFT rule, train the SFT candidate, and score it on held-out."""
     from flywheel.pool.eval_set import eval_prompt_ids
     from flywheel.tasks.answer import answer_as_student
@@ -115,7 +115,7 @@ def train_and_score(config: Any, sandbox_url: str) -> dict[str, Any]:
     from flywheel.warehouse.lifecycle import recorded_champion
 
     started = time.perf_counter()
-    mined = mine_round(config, ROUND_ID, "sft", sandbox_url)
+    mined = mine_round(config, ROUND_ID, "sft")
     mine_s = time.perf_counter() - started
     champion = recorded_champion(config.warehouse, ROUND_ID)
     started = time.perf_counter()
@@ -157,6 +157,7 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-refine-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
+    from flywheel.config import resolve_sandbox_endpoints
     from flywheel.sandbox.server import start_sandbox
 
     base = scratch_config(args, workdir, None)
@@ -165,14 +166,14 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with start_sandbox(base.sandbox) as server:
         if not battled.exists():
-            seconds = battle_round_one(base, server.base_url)
+            seconds = battle_round_one(resolve_sandbox_endpoints(base, server.base_url))
             shutil.copyfile(base.warehouse.path, battled)
         for rule in RULES:
             config = scratch_config(args, workdir, rule)
             shutil.rmtree(workdir / rule, ignore_errors=True)
             (workdir / rule).mkdir(parents=True)
             shutil.copyfile(battled, config.warehouse.path)
-            results[rule] = train_and_score(config, server.base_url)
+            results[rule] = train_and_score(resolve_sandbox_endpoints(config, server.base_url))
 
     arena, refine = results["arena"], results["refine"]
     ratio = refine["accuracy"] / arena["accuracy"] if arena["accuracy"] else None

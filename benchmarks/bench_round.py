@@ -148,7 +148,7 @@ def main() -> None:
         prepare.fn(config)
         prepare_s = time.perf_counter() - started
         rounds = []
-        with arena(config) as sandbox_url:
+        with arena(config) as run_config:
             for round_id in range(1, args.rounds + 1):
                 step_s: dict[str, float] = defaultdict(float)
                 bookkeeping_s: dict[str, float] = defaultdict(float)
@@ -156,7 +156,7 @@ def main() -> None:
                 instrument_round(step_s, bookkeeping_s)
                 instrument_artifacts(artifact_s)
                 started = time.perf_counter()
-                arena_round(config, round_id, stage_of(config, round_id), sandbox_url)
+                arena_round(run_config, round_id, stage_of(config, round_id))
                 wall_s = time.perf_counter() - started
                 stage = stage_of(config, round_id)
                 figures = round_figures(round_id, stage, wall_s, step_s, bookkeeping_s, artifact_s)
