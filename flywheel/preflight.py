@@ -1,9 +1,9 @@
 """What can only be checked on this machine, checked before anything runs.
 
 `load_config` checks the file itself; `check_before_run` checks it against this machine: the
-API keys the endpoints name are set, the round-0 student exists or may be built, a served
-student's serving command is installed, and the training output folder and the warehouse's
-folder can be written. Every problem is listed, one line each, in one `ConfigError`; nothing
+API keys the endpoints name are set, the round-0 student exists (with a chat template that can
+train with the loss on its answers) or may be built, a served student's serving command is
+installed, and the training output folder and the warehouse's folder can be written. Every problem is listed, one line each, in one `ConfigError`; nothing
 is started and nothing is stored before it passes. Key values are never read into a
 message: only the variable's name is shown.
 """
@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from flywheel.config import Config, ConfigError, EndpointConfig
+from flywheel.llm.gguf import base_checkpoint_dir
 from flywheel.llm.launch_checks import launcher_problems
 from flywheel.warehouse.store import warehouse_path_problem
 
@@ -47,10 +48,21 @@ def missing_api_keys(config: Config) -> list[str]:
 
 
 def student_problem(config: Config) -> str | None:
-    """The round-0 student must be a checkpoint, or be allowed to be built."""
+    """The round-0 student must be a checkpoint (or a GGUF file), or be allowed to be built;
+    one that exists must have a chat template that can train (`template_problem`)."""
     student_path = Path(config.student.path)
+    if student_path.suffix.lower() == ".gguf":
+        if not student_path.is_file():
+            return (
+                f"student.path = {str(student_path)!r} names a GGUF file that does not exist. "
+                "Fix: point student.path at a .gguf file or a Hugging Face checkpoint directory."
+            )
+        converted = base_checkpoint_dir(student_path, config.training.output_dir)
+        return student_template_problem(converted if converted.is_dir() else student_path)
     missing = [name for name in CHECKPOINT_FILES if not (student_path / name).is_file()]
-    if not missing or config.student.build_if_missing:
+    if not missing:
+        return student_template_problem(student_path)
+    if config.student.build_if_missing:
         return None
     return (
         f"student.path = {str(student_path)!r} holds no checkpoint (no {', '.join(missing)}) and "
@@ -58,6 +70,30 @@ def student_problem(config: Config) -> str | None:
         "checkpoint directory, or set student.build_if_missing: true to build the sandbox's "
         "tiny student."
     )
+
+
+def student_template_problem(student_path: Path) -> str | None:
+    """Why the student's chat template cannot train with the loss on its answers, or None."""
+    from transformers import AutoTokenizer
+
+    from flywheel.llm.chat_template import template_problem
+
+    try:
+        if student_path.suffix.lower() == ".gguf":
+            tokenizer = AutoTokenizer.from_pretrained(
+                student_path.parent, gguf_file=student_path.name
+            )
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(student_path)
+    except Exception as e:  # a broken or unsupported tokenizer: say which, not a traceback
+        reason = " ".join(str(e).split())  # on one line, however transformers wrapped it
+        return (
+            f"student.path = {str(student_path)!r}: its tokenizer cannot be loaded "
+            f"({type(e).__name__}: {reason[:300]}). Fix: point student.path at a checkpoint whose "
+            "tokenizer files AutoTokenizer reads."
+        )
+    problem = template_problem(tokenizer)
+    return None if problem is None else f"student.path = {str(student_path)!r}: {problem}"
 
 
 def folder_problem(field: str, folder: Path) -> str | None:

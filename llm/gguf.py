@@ -109,6 +109,11 @@ def _load_gguf(source: Path) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
+def base_checkpoint_dir(gguf_path: str | Path, output_dir: str | Path) -> Path:
+    """Where a GGUF `student.path` is converted: `<output_dir>/base-<file name without .gguf>`."""
+    return Path(output_dir) / f"base-{Path(gguf_path).stem}"
+
+
 def converted_base(
     gguf_path: str | Path, output_dir: str | Path, announce: Callable[[str], None] | None = None
 ) -> Path:
@@ -124,7 +129,7 @@ def converted_base(
             f"student.path = {str(source)!r} names a GGUF file that does not exist. Fix: point "
             "student.path at a .gguf file or a Hugging Face checkpoint directory."
         )
-    target = Path(output_dir) / f"base-{source.stem}"
+    target = base_checkpoint_dir(source, output_dir)
     manifest = read_manifest(target)
     if manifest is None:
         if target.exists():

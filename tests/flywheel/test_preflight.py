@@ -93,11 +93,61 @@ def test_missing_student_that_may_be_built_passes(tmp_path: Path) -> None:
     check_before_run(load_config_in(tmp_path, student={"build_if_missing": True}))
 
 
+def student_with_template(student: Path, chat_template: str | None) -> None:
+    """A checkpoint folder whose tokenizer is real (the sandbox's) and weights are stubs."""
+    from flywheel.sandbox.tiny_model import build_tokenizer
+
+    tokenizer = build_tokenizer(["What is 3 plus 4? Answer: 7"], vocab_size=300)
+    tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(student)
+    for name in CHECKPOINT_FILES:
+        (student / name).write_text("{}")
+
+
 def test_existing_student_passes_without_build(tmp_path: Path) -> None:
+    from flywheel.sandbox.tiny_model import CHAT_TEMPLATE
+
+    student_with_template(tmp_path / "student", CHAT_TEMPLATE)
+    check_before_run(load_config_in(tmp_path, student={"build_if_missing": False}))
+
+
+# The newest message first: the prompt rendered for generation is not the start of the
+# conversation with its answer, so no loss mask can keep to the answer.
+REVERSED_TEMPLATE = (
+    "{% for m in messages | reverse %}{{ '<|' + m['role'] + '|>' + m['content'] }}<|end|>"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def test_a_student_whose_template_cannot_train_is_refused_naming_why_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    student = tmp_path / "student"
+    student_with_template(student, REVERSED_TEMPLATE)
+    message = refusal_of(load_config_in(tmp_path, student={"build_if_missing": False}))
+    assert f"student.path = {str(student)!r}: its chat template is not prefix-preserving" in message
+    assert "Fix: use a chat-tuned checkpoint whose template renders each turn the same" in message
+
+
+def test_a_student_without_a_chat_template_is_refused(tmp_path: Path) -> None:
+    student_with_template(tmp_path / "student", None)
+    message = refusal_of(load_config_in(tmp_path, student={"build_if_missing": False}))
+    assert "its tokenizer has no chat template" in message and "Fix:" in message
+
+
+def test_a_student_whose_tokenizer_cannot_load_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "student").mkdir()
     for name in CHECKPOINT_FILES:
         (tmp_path / "student" / name).write_text("{}")
-    check_before_run(load_config_in(tmp_path, student={"build_if_missing": False}))
+    message = refusal_of(load_config_in(tmp_path, student={"build_if_missing": False}))
+    assert "its tokenizer cannot be loaded" in message
+    assert len(message.splitlines()) == 2
+
+
+def test_a_missing_gguf_student_is_refused(tmp_path: Path) -> None:
+    gguf = tmp_path / "SmolLM2.Q4_1.gguf"
+    message = refusal_of(load_config_in(tmp_path, student={"path": str(gguf)}))
+    assert f"student.path = {str(gguf)!r} names a GGUF file that does not exist" in message
 
 
 def test_a_student_folder_without_weights_is_no_checkpoint(tmp_path: Path) -> None:
