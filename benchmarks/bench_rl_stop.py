@@ -82,7 +82,7 @@ def main() -> None:
 
     from flywheel.config import load_config
     from flywheel.llm.checkpoints import configure_cpu_threads
-    from flywheel.llm.trainers import reward_model_path, train_rm_rl
+    from flywheel.llm.stages.rm_rl import reward_model_path, train_rm_rl
     from flywheel.sandbox.server import start_sandbox
     from flywheel.tasks.mine import training_rows
     from flywheel.tasks.train import rl_prompts, stage_setup

@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from flywheel.config import load_config
-    from flywheel.llm.trainers import train_rm_rl
+    from flywheel.llm.stages.rm_rl import train_rm_rl
     from flywheel.tasks.mine import training_rows
     from flywheel.tasks.train import _slice_prompts, stage_setup
     from flywheel.warehouse.lifecycle import current_champion

@@ -1,7 +1,7 @@
 """Training throughput and peak memory per stage: full vs LoRA, and 1 vs 2 processes.
 
 Builds a small Llama-style model from a config (no download), then trains SFT and DPO with the
-real stage functions of llm/trainers.py, each configuration in a fresh child process so its
+real stage functions of llm/stages/, each configuration in a fresh child process so its
 peak memory is its own: full fine-tune and LoRA in process, and SFT under `accelerate launch`
 with 1 and 2 processes (gloo on CPU, one GPU each on a GPU machine). Tokens/s counts the
 tokens of the examples the optimizer saw (prompt + answer; both answers for DPO) over TRL's
@@ -97,16 +97,17 @@ def _tokens_per_example(base: Path, stage: str, rows: list[dict]) -> float:
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One configuration, in this (child) process."""
-    from flywheel.config import LoraConfig, StageTrainingConfig, TrainingConfig
+    from flywheel.config import LoraConfig, TrainingConfig
     from flywheel.llm.launcher import StageJob, launch_stage
     from flywheel.llm.stage_setup import StageSetup
-    from flywheel.llm.trainers import train_dpo, train_sft
+    from flywheel.llm.stages.dpo import DpoConfig, train_dpo
+    from flywheel.llm.stages.sft import SftConfig, train_sft
 
     name, stage, lora_on, processes = next(r for r in RUNS if r[0] == args.one)
     base = Path(args.base)
     sft_rows, pair_rows = _rows(args.steps * args.batch * 2)
     rows = sft_rows if stage == "sft" else pair_rows
-    cfg = StageTrainingConfig(
+    cfg = (SftConfig if stage == "sft" else DpoConfig)(
         learning_rate=1e-4, max_steps=args.steps, batch_size=args.batch, max_length=256
     )
     lora = LoraConfig(enabled=True, r=16, alpha=32) if lora_on else None
@@ -130,7 +131,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             base_path=str(base),
             out_path=str(out),
             seed=0,
-            cfg=cfg.model_dump(),
+            settings={stage: cfg.model_dump()},
             setup={"lora": None, "cpu_threads": threads},
             rows=rows,
         )

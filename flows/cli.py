@@ -15,6 +15,7 @@ import pandas as pd
 
 from flywheel.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from flywheel.errors import InputError
+from flywheel.llm.stages.registry import DATA_KIND_NAMES
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -75,7 +76,7 @@ def _add_data_commands(commands: Commands) -> None:
 
     export = commands.add_parser("export", help="write mined data as TRL-ready JSONL or Parquet")
     _add_config_argument(export)
-    export.add_argument("--kind", choices=["sft", "dpo", "rm"], required=True)
+    export.add_argument("--kind", choices=DATA_KIND_NAMES, required=True)
     export.add_argument("--round", type=int, default=None, dest="round_id", help="one round only")
     export.add_argument("--out", required=True, help="FILE.jsonl or FILE.parquet")
 

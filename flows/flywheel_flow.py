@@ -26,7 +26,7 @@ from flywheel.flows.signals import interrupt_signal
 from flywheel.flows.stale_runs import mark_stale_runs_crashed
 from flywheel.llm.checkpoints import is_checkpoint
 from flywheel.llm.gguf import converted_base, is_gguf
-from flywheel.llm.trainers import remove_staging_dirs
+from flywheel.llm.stages.outputs import remove_staging_dirs
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import ensure_eval_split
 from flywheel.preflight import check_before_run

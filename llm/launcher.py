@@ -27,7 +27,9 @@ from typing import Any
 from flywheel.config import TrainingConfig
 from flywheel.llm.launch_checks import launcher_executable
 from flywheel.llm.stage_entry import FLYWHEEL_PID_ENV, write_jsonl
-from flywheel.llm.trainers import SCRATCH_DIR, TrainResult
+from flywheel.llm.stages.outputs import SCRATCH_DIR
+from flywheel.llm.stages.registry import stage_named
+from flywheel.llm.stages.spec import TrainResult
 
 LOG_DIR = "launch-logs"
 TAIL_LINES = 25
@@ -49,11 +51,10 @@ class StageJob:
     base_path: str
     out_path: str
     seed: int
-    cfg: dict[str, Any]
+    settings: dict[str, dict[str, Any]]  # training.<key> -> its dumped config, for each section
     setup: dict[str, Any]
     rows: list[dict[str, Any]]
     prompts: list[Any] | None = None
-    rl_cfg: dict[str, Any] | None = None
     max_completion_tokens: int = 48
 
 
@@ -80,7 +81,7 @@ def log_tail(log_path: Path, n_lines: int = TAIL_LINES, n_chars: int = TAIL_CHAR
 
 
 def _failure_fix(stage: str, tail: str, exit_code: int, log_path: Path) -> str:
-    section = f"training.{stage.split('+')[0]}"
+    section = f"training.{stage_named(stage).main_section}"
     if exit_code in (-signal.SIGKILL, 137) or any(m in tail for m in OOM_MARKERS):
         return (
             f"out of memory (or killed): lower {section}.batch_size (raise "
@@ -116,8 +117,7 @@ def _write_job(job: StageJob, work_dir: Path) -> Path:
         "base_path": job.base_path,
         "out_path": job.out_path,
         "seed": job.seed,
-        "cfg": job.cfg,
-        "rl_cfg": job.rl_cfg,
+        "settings": job.settings,
         "setup": job.setup,
         "max_completion_tokens": job.max_completion_tokens,
         "rows_path": str(rows_path),

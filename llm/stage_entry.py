@@ -2,7 +2,8 @@
 
 `accelerate launch --num_processes N -m flywheel.llm.stage_entry <job.json>` runs this module in
 every process. The job file (written by llm/launcher.py) names the stage, the base checkpoint,
-the output path, the settings and the JSONL files of rows exported for it. Each process trains
+the output path, the stage's config sections (dumped, and rebuilt here through the stage
+registry) and the JSONL files of rows exported for it. Each process trains
 its share of the batches; rank 0 alone writes the checkpoint (through a staging directory,
 renamed into place when complete) and then `result.json`, the stage's `TrainResult`.
 """
@@ -18,13 +19,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import (
-    LoraConfig,
-    RewardModelTrainingConfig,
-    RLTrainingConfig,
-    StageTrainingConfig,
-)
-from flywheel.llm.stage_setup import StageSetup
+from flywheel.config import LoraConfig
+from flywheel.llm.stages.registry import stage_named
+from flywheel.llm.stages.spec import StageRun, TrainResult
 
 FLYWHEEL_PID_ENV = "FLYWHEEL_TRAINING_PARENT_PID"
 ORPHAN_POLL_S = 1.0
@@ -42,37 +39,33 @@ def write_jsonl(path: str | Path, rows: list[Any]) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def _setup(job: dict[str, Any]) -> StageSetup:
+def _setup(job: dict[str, Any]) -> Any:
+    from flywheel.llm.stage_setup import StageSetup
+
     lora = job["setup"].get("lora")
     return StageSetup(
         lora=LoraConfig(**lora) if lora else None, cpu_threads=job["setup"].get("cpu_threads")
     )
 
 
-def run_job(job: dict[str, Any]) -> Any:
-    """Train the job's stage with the pure stage functions of llm/trainers.py."""
-    from flywheel.llm import trainers
+def run_job(job: dict[str, Any]) -> TrainResult:
+    """Train the job's stage: its config sections rebuilt by the stage's own classes."""
+    from flywheel.llm.stages import common
 
-    trainers.ECHO_LOGS = True  # TRL's log lines go to the launcher's log file (rank 0 prints)
-    stage, setup, seed = job["stage"], _setup(job), job["seed"]
-    rows = read_jsonl(job["rows_path"])
-    if stage == "sft":
-        cfg = StageTrainingConfig(**job["cfg"])
-        return trainers.train_sft(job["base_path"], rows, job["out_path"], cfg, seed, setup=setup)
-    if stage == "dpo":
-        cfg = StageTrainingConfig(**job["cfg"])
-        return trainers.train_dpo(job["base_path"], rows, job["out_path"], cfg, seed, setup=setup)
-    return trainers.train_rm_rl(
-        job["base_path"],
-        rows,
-        read_jsonl(job["prompts_path"]),
-        job["out_path"],
-        RewardModelTrainingConfig(**job["cfg"]),
-        RLTrainingConfig(**job["rl_cfg"]),
-        seed,
+    common.ECHO_LOGS = True  # TRL's log lines go to the launcher's log file (rank 0 prints)
+    stage = stage_named(job["stage"])
+    settings = {key: stage.sections[key](**job["settings"][key]) for key in stage.sections}
+    run = StageRun(
+        base_path=job["base_path"],
+        rows=read_jsonl(job["rows_path"]),
+        out_path=job["out_path"],
+        settings=settings,
+        seed=job["seed"],
+        setup=_setup(job),
+        prompts=read_jsonl(job["prompts_path"]) if "prompts_path" in job else None,
         max_completion_tokens=job["max_completion_tokens"],
-        setup=setup,
     )
+    return stage.train(run)
 
 
 def write_result(result: Any, path: str | Path) -> None:

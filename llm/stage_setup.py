@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
-from flywheel.config import LoraConfig, StageTrainingConfig
+from flywheel.config import LoraConfig
 from flywheel.errors import InputError
 from flywheel.llm.checkpoints import use_cpu_threads
+from flywheel.llm.stages.settings import StageTrainingConfig
 
 # TRL's GRPO asks for a deprecated attribute on every generation (TRL 1.16, transformers 5.23)
 warnings.filterwarnings(

@@ -1,7 +1,7 @@
 """Progress of a training run for whoever shows it: `(step, max_steps, loss)` after each step.
 
 The caller sets a callback with `reporting_training_progress(...)` around a training stage;
-the stage's trainer (llm/trainers.py) adds `progress_callbacks()` to its callbacks. The callback
+the stage's trainer (llm/stages/common.py) adds `progress_callbacks()` to its callbacks. The callback
 only observes: it never changes what is trained.
 """
 

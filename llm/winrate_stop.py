@@ -171,9 +171,8 @@ def winrate_stop_callback(
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             if self.reason is None and state.global_step % every == 0:
-                model = kwargs["model"]
+                model, step = kwargs["model"], state.global_step
                 answers = greedy_answers(model, tokenizer, prompts, max_new_tokens)
-                step = state.global_step
                 self._record(judge(prompts, self.champion_answers, answers, step), model)
                 reason = winrate_stop_reason(self.checks, drop)
                 if reason is not None:
@@ -189,8 +188,7 @@ def winrate_stop_callback(
                 self.best_rate is None or check.win_rate > self.best_rate
             )
             if better:
-                self.best_rate = check.win_rate
-                self.kept_step = check.step
+                self.best_rate, self.kept_step = check.win_rate, check.step
                 self.best_weights = trainable_weights(model) if keep_best else None
 
         def _keep_best(self, model: Any) -> None:

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from flywheel.config import Config, StageTrainingConfig
+from flywheel.config import Config
 from flywheel.evaluators.skills import check_answer, render_answer
 from flywheel.llm.checkpoints import (
     generate_answers,
@@ -48,6 +48,7 @@ from flywheel.llm.checkpoints import (
     publish_checkpoint,
     save_checkpoint,
 )
+from flywheel.llm.stages.settings import StageTrainingConfig
 from flywheel.llm.train_progress import TrainingProgress, reporting_training_progress
 from flywheel.sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
 from flywheel.sandbox.student_cache import (
@@ -292,7 +293,7 @@ def _train_student(
     config: Config, recipe: StudentRecipe, train: Sequence[SkillTask], path: Path, force: bool
 ) -> None:
     """Tokenizer, random tiny Llama, SFT on the noisy corpus; published to `path` when done."""
-    from flywheel.llm.trainers import train_sft
+    from flywheel.llm.stages.sft import train_sft
 
     seed = config.student.seed
     texts = tokenizer_corpus(train[: recipe.n_tokenizer_tasks], seed)

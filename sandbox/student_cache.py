@@ -44,7 +44,10 @@ RECIPE_CODE_MODULES = (
     "flywheel.sandbox.tiny_model",
     "flywheel.sandbox.skills",
     "flywheel.evaluators.skills",
-    "flywheel.llm.trainers",
+    "flywheel.llm.stages.sft",
+    "flywheel.llm.stages.common",
+    "flywheel.llm.stages.settings",
+    "flywheel.llm.stage_setup",
     "flywheel.llm.checkpoints",
 )
 # Libraries whose version can change the weights (numerics, tokenizer training, TRL's defaults).

@@ -1,6 +1,8 @@
 """Step 4 of the round: battles become SFT examples, DPO pairs and reward-model pairs.
 
-The selection rules are SQL (`warehouse/queries/mine_*.sql`); this module picks the score-gap
+Which kinds of rows a round mines, and each kind's table, key and selection query, come from the
+stage registry (llm/stages/registry.py); the selection rules are SQL
+(`warehouse/queries/mine_*.sql`); this module picks the score-gap
 threshold K for the round (Arena Learning: K=3 for SFT and K=2 for preference pairs in the
 first iteration, 1 later) and writes the rows idempotently. A battle judged without scores
 (five labels, pair labels) is mined by its label strength instead
@@ -18,25 +20,23 @@ import pandas as pd
 
 from flywheel.config import Config
 from flywheel.llm.client import RetryPolicy
+from flywheel.llm.stages.registry import kinds_mined, stage_named
+from flywheel.llm.stages.spec import DataKind
 from flywheel.logs import step_logger
 from flywheel.tasks.refine import RefineReport, refine_sft_targets
 from flywheel.warehouse.export import export_rows
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
 
-MINED_TABLES = {"sft": "sft_examples", "dpo": "preference_pairs", "rm": "preference_pairs"}
-MINED_KEYS = {
-    "sft": ["round_id", "prompt_id"],
-    "dpo": ["kind", "round_id", "prompt_id"],
-    "rm": ["kind", "round_id", "prompt_id"],
-}
-STAGE_DATA = {"sft": "sft", "dpo": "dpo", "rm+rl": "rm"}
-
 
 @dataclass(frozen=True)
 class MiningRule:
-    kind: str  # sft | dpo | rm
+    data: DataKind  # the kind of rows it selects
     min_gap: float  # the score gap K a battle needs
+
+    @property
+    def kind(self) -> str:
+        return self.data.name
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,14 @@ def iteration_of(config: Config, round_id: int) -> int:
 
 
 def mining_rules(config: Config, round_id: int, stage: str) -> list[MiningRule]:
-    """SFT and DPO data every round; reward-model pairs on the rm+rl stage's slice."""
+    """The kinds mined every round (SFT, DPO) and the stage's own (reward-model pairs on the
+    rm+rl stage's slice), each with its score gap: its first one, then `min_gap_later`."""
     mining = config.training.mining
     first = iteration_of(config, round_id) == 0
-    sft_gap = mining.sft_min_gap_first if first else mining.min_gap_later
-    pair_gap = mining.dpo_min_gap_first if first else mining.min_gap_later
-    rules = [MiningRule("sft", sft_gap), MiningRule("dpo", pair_gap)]
-    if stage == "rm+rl":
-        rules.append(MiningRule("rm", pair_gap))
-    return rules
+    return [
+        MiningRule(kind, kind.first_gap(mining) if first else mining.min_gap_later)
+        for kind in kinds_mined(stage_named(stage))
+    ]
 
 
 def mine_round(
@@ -80,13 +79,13 @@ def mine_round(
     refined: RefineReport | None = None
     for rule in mining_rules(config, round_id, stage):
         selected = select_examples(config, round_id, rule)
-        if rule.kind == "sft" and config.training.mining.sft_rule == "refine":
+        if rule.data.refinable and config.training.mining.sft_rule == "refine":
             refined = refine_sft_targets(config, round_id, selected, sandbox_url, retry)
             n_added[rule.kind] = refined.n_refined
         else:
             with connect_warehouse(config.warehouse) as con:
-                table = MINED_TABLES[rule.kind]
-                n_added[rule.kind] = insert_new(con, table, selected, MINED_KEYS[rule.kind])
+                key = list(rule.data.key)
+                n_added[rule.kind] = insert_new(con, rule.data.table, selected, key)
         with connect_warehouse(config.warehouse) as con:
             counted = {"kind": rule.kind, "round_id": round_id}
             n_total[rule.kind] = con.execute(read_query("mined_count"), counted).fetchone()[0]
@@ -97,14 +96,14 @@ def mine_round(
 
 
 def select_examples(config: Config, round_id: int, rule: MiningRule) -> pd.DataFrame:
-    """The rows the rule selects from this round's battles (SQL: `mine_sft`, `mine_pairs`)."""
-    query = read_query("mine_sft" if rule.kind == "sft" else "mine_pairs")
+    """The rows the rule selects from this round's battles (SQL: the kind's `mining_query`)."""
+    query = read_query(rule.data.mining_query)
     params = {
         "round_id": round_id,
         "min_gap": rule.min_gap,
         "min_strength": config.training.mining.min_label_strength,
     }
-    if rule.kind != "sft":
+    if rule.data.shares_table:
         params["kind"] = rule.kind
     with connect_warehouse(config.warehouse) as con:
         return con.execute(query, params).df()
@@ -144,6 +143,6 @@ def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:
 
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:
     """TRL-ready rows for the stage: this round's, plus earlier rounds' when accumulating."""
-    kind = STAGE_DATA[stage]
+    kind = stage_named(stage).data.name
     with connect_warehouse(config.warehouse) as con:
         return export_rows(con, kind, round_id, include_earlier=config.training.mining.accumulate)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flywheel.config import Config
-from flywheel.llm.trainers import reward_model_path
+from flywheel.llm.stages.registry import stage_named
 from flywheel.logs import step_logger
 from flywheel.warehouse.lifecycle import mark_checkpoint_deleted, rejected_checkpoints
 
@@ -22,7 +22,7 @@ from flywheel.warehouse.lifecycle import mark_checkpoint_deleted, rejected_check
 class PrunedCheckpoint:
     version_id: str
     round_id: int
-    paths: list[Path]  # the checkpoint and, for rm+rl, its reward model
+    paths: list[Path]  # the checkpoint and what its stage wrote beside it (rm+rl: reward model)
     n_bytes: int
 
 
@@ -85,9 +85,7 @@ def prune_checkpoints(config: Config, keep_rejected: int, dry_run: bool = False)
         if version_id not in doomed or not _inside(checkpoint, output_dir):
             kept.append(version_id)
             continue
-        paths = [checkpoint]
-        if stage == "rm+rl":
-            paths.append(reward_model_path(checkpoint))
+        paths = [checkpoint, *stage_named(stage).side_outputs(checkpoint)]
         paths = [path for path in paths if path.exists()]
         n_bytes = sum(directory_bytes(path) for path in paths)
         if not dry_run:

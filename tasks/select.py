@@ -217,7 +217,7 @@ def _fit_and_score(
     from transformers import AutoTokenizer
 
     from flywheel.llm import reward_ensemble as ens
-    from flywheel.llm.trainers import member_path, train_reward_ensemble
+    from flywheel.llm.stages.reward_model import member_path, train_reward_ensemble
     from flywheel.tasks.train import stage_setup
 
     k = config.judge.selection.ensemble_size

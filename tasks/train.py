@@ -1,7 +1,8 @@
 """Step 5 of the round: the round's stage trains a candidate from the champion on the mined rows.
 
-The stage functions are the pure ones of `llm/trainers.py`; this step reads the mined rows, skips
-a stage with too few, and records the training run and the candidate in the warehouse.
+The stages are the pure ones of `llm/stages/` (looked up in its registry); this step reads the
+mined rows, skips a stage with too few, and records the training run and the candidate in the
+warehouse.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import Config, StageTrainingConfig
+from flywheel.config import Config
 from flywheel.errors import InputError
 from flywheel.llm.launch_checks import launcher_problems
 from flywheel.llm.launcher import StageJob, launch_stage
 from flywheel.llm.stage_setup import StageSetup, check_target_modules
-from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.llm.stages.registry import stage_named, stage_settings
+from flywheel.llm.stages.spec import Stage, StageRun, TrainResult
 from flywheel.llm.winrate_stop import WinRateSetup, winrate_split
 from flywheel.logs import step_logger
 from flywheel.tasks.mine import training_rows
@@ -39,12 +41,6 @@ class StageResult:
 
 def candidate_version_id(round_id: int, stage: str) -> str:
     return f"r{round_id}-{stage.replace('+', '-')}"
-
-
-def _stage_config(config: Config, stage: str) -> StageTrainingConfig:
-    return {"sft": config.training.sft, "dpo": config.training.dpo, "rm+rl": config.training.rm}[
-        stage
-    ]
 
 
 def _recorded_stage(config: Config, round_id: int) -> StageResult | None:
@@ -86,37 +82,35 @@ def rl_prompts(
 def _train(
     config: Config,
     round_id: int,
-    stage: str,
+    stage: Stage,
     base_path: str,
     rows: list[dict],
     out_path: Path,
     sandbox_url: str | None,
 ) -> TrainResult:
-    training, seed = config.training, config.training.seed + round_id
-    setup = stage_setup(config)
-    if training.launcher == "accelerate":
+    """The stage in this process (with the round's prompts and the RL win-rate check when it
+    trains on prompts), or under `accelerate launch`."""
+    if config.training.launcher == "accelerate":
         return _launch(config, round_id, stage, base_path, rows, out_path)
-    if stage == "sft":
-        return train_sft(base_path, rows, out_path, training.sft, seed, setup=setup)
-    if stage == "dpo":
-        return train_dpo(base_path, rows, out_path, training.dpo, seed, setup=setup)
-    prompts, winrate = rl_prompts(config, round_id, sandbox_url)
-    return train_rm_rl(
-        base_path,
-        rows,
-        prompts,
-        out_path,
-        training.rm,
-        training.rl,
-        seed,
+    prompts, winrate = (
+        rl_prompts(config, round_id, sandbox_url) if stage.trains_on_prompts else (None, None)
+    )
+    run = StageRun(
+        base_path=base_path,
+        rows=rows,
+        out_path=out_path,
+        settings=stage_settings(config.training, stage),
+        seed=config.training.seed + round_id,
+        setup=stage_setup(config),
+        prompts=prompts,
         max_completion_tokens=config.student.max_new_tokens,
-        setup=setup,
         winrate=winrate,
     )
+    return stage.train(run)
 
 
 def _launch(
-    config: Config, round_id: int, stage: str, base_path: str, rows: list[dict], out_path: Path
+    config: Config, round_id: int, stage: Stage, base_path: str, rows: list[dict], out_path: Path
 ) -> TrainResult:
     """The stage as an `accelerate launch` subprocess, checked first (a bad launcher setting or
     LoRA target is refused before anything starts). On CPU the threads are shared out."""
@@ -128,17 +122,17 @@ def _launch(
     if setup.lora is not None:
         check_target_modules(base_path, setup.lora)
     threads = max(1, training.cpu_threads // training.num_processes)
+    settings = stage_settings(training, stage)
     job = StageJob(
-        stage=stage,
-        version_id=candidate_version_id(round_id, stage),
+        stage=stage.name,
+        version_id=candidate_version_id(round_id, stage.name),
         base_path=base_path,
         out_path=str(out_path),
         seed=training.seed + round_id,
-        cfg=_stage_config(config, stage).model_dump(),
+        settings={key: cfg.model_dump() for key, cfg in settings.items()},
         setup={**setup.describe(), "cpu_threads": threads},
         rows=rows,
-        prompts=_slice_prompts(config, round_id) if stage == "rm+rl" else None,
-        rl_cfg=training.rl.model_dump() if stage == "rm+rl" else None,
+        prompts=_slice_prompts(config, round_id) if stage.trains_on_prompts else None,
         max_completion_tokens=config.student.max_new_tokens,
     )
     return launch_stage(job, training)
@@ -161,6 +155,7 @@ def run_training_stage(
     if recorded is not None:
         return recorded
     rows = training_rows(config, round_id, stage)
+    spec = stage_named(stage)
     version_id = candidate_version_id(round_id, stage)
     run = {
         "run_id": f"{version_id}-{len(rows)}",
@@ -169,20 +164,20 @@ def run_training_stage(
         "base_version": champion.version_id,
         "n_examples": len(rows),
     }
-    min_examples = _stage_config(config, stage).min_examples
+    min_examples = stage_settings(config.training, spec)[spec.main_section].min_examples
     if len(rows) < min_examples:
-        field = f"training.{stage.split('+')[0]}.min_examples"
+        field = f"training.{spec.main_section}.min_examples"
         reason = f"{len(rows)} mined examples, fewer than the {min_examples} {field}"
         skipped = {**run, "status": "skipped", "reason": reason}
         record_training(config.warehouse, skipped, candidate=None)
         step_logger(__name__).info("round %d %s stage skipped: %s", round_id, stage, reason)
         return StageResult("skipped", None, None, reason=reason, n_examples=len(rows))
     out_path = Path(config.training.output_dir) / version_id
-    for stale in (out_path, reward_model_path(out_path)):
+    for stale in (out_path, *spec.side_outputs(out_path)):
         shutil.rmtree(stale, ignore_errors=True)  # left by a run killed before it was recorded
     try:
         result = _train(
-            config, round_id, stage, champion.checkpoint_path, rows, out_path, sandbox_url
+            config, round_id, spec, champion.checkpoint_path, rows, out_path, sandbox_url
         )
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"
@@ -190,20 +185,27 @@ def run_training_stage(
         failed = {**run, "run_id": failed_id, "status": "failed", "reason": reason[:2000]}
         record_training(config.warehouse, failed, candidate=None)
         return StageResult("failed", None, None, reason=reason, n_examples=len(rows))
+    _log_trained(round_id, spec, version_id, len(rows), result)
+    _record_candidate(config, run, champion, result, version_id)
+    return StageResult("done", version_id, str(result.output_path), "trained", len(rows))
+
+
+def _log_trained(
+    round_id: int, stage: Stage, version_id: str, n_rows: int, result: TrainResult
+) -> None:
+    """One line for the trained candidate, and the stage's own summary line if it has one."""
     step_logger(__name__).info(
         "round %d %s stage trained %s on %d examples in %.0f s: loss %s -> %s",
         round_id,
-        stage,
+        stage.name,
         version_id,
-        len(rows),
+        n_rows,
         result.wall_s,
         "-" if result.first_loss is None else f"{result.first_loss:.4g}",
         "-" if result.last_loss is None else f"{result.last_loss:.4g}",
     )
-    if stage == "rm+rl":
-        step_logger(__name__).info("round %d %s", round_id, reward_model_line(result.metrics))
-    _record_candidate(config, run, champion, result, version_id)
-    return StageResult("done", version_id, str(result.output_path), "trained", len(rows))
+    if stage.describe is not None:
+        step_logger(__name__).info("round %d %s", round_id, stage.describe(result.metrics))
 
 
 def _record_candidate(
@@ -234,23 +236,3 @@ def _record_candidate(
         "training_run_id": run["run_id"],
     }
     record_training(config.warehouse, done, candidate=candidate)
-
-
-def reward_model_line(metrics: dict[str, Any]) -> str:
-    """`reward models: 3, held-out pair accuracy 0.70 (each 0.65, 0.60, 0.70); RL stopped early
-    at step 12: ...` from the rm+rl stage's metrics."""
-    parts = [f"reward models: {metrics.get('rm_ensemble_size', 1)}"]
-    ensemble = metrics.get("rm_ensemble_heldout_accuracy")
-    if ensemble is not None:
-        each = ", ".join(f"{a:.2f}" for a in metrics["rm_member_heldout_accuracy"])
-        n = metrics["rm_n_heldout_pairs"]
-        parts.append(f"held-out pair accuracy {ensemble:.2f} on {n} pairs (each {each})")
-    checks = metrics.get("rl_winrate_checks")
-    if checks:
-        rates = ", ".join("-" if c["win_rate"] is None else f"{c['win_rate']:.2f}" for c in checks)
-        parts.append(f"judged win rate over the champion by check: {rates}")
-    if metrics.get("rl_stopped_early"):
-        parts.append(
-            f"RL stopped early at step {metrics['rl_stop_step']}: {metrics['rl_stop_reason']}"
-        )
-    return "; ".join(parts)

@@ -1,31 +1,29 @@
-"""Export mined data as TRL-ready files: `messages` for SFT; prompt/chosen/rejected for DPO and RM."""
+"""Export mined data as TRL-ready files: `messages` for SFT; prompt/chosen/rejected for DPO and RM.
+
+Each kind's view and columns come from the stage registry (llm/stages/registry.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import duckdb
 import pandas as pd
 
-ExportKind = Literal["sft", "dpo", "rm"]
-EXPORT_SOURCES: dict[str, tuple[str, list[str]]] = {
-    "sft": ("v_sft_data", ["messages"]),
-    "dpo": ("v_dpo_pairs", ["prompt", "chosen", "rejected"]),
-    "rm": ("v_rm_pairs", ["prompt", "chosen", "rejected"]),
-}
+from flywheel.llm.stages.registry import data_kind
 
 
 def export_rows(
     con: duckdb.DuckDBPyConnection,
-    kind: ExportKind,
+    kind: str,
     round_id: int | None = None,
     include_earlier: bool = False,
 ) -> list[dict]:
-    """The mined rows of one kind holding only TRL's columns: all rounds, one round, or
-    (with `include_earlier`) that round and every earlier one."""
-    view, columns = EXPORT_SOURCES[kind]
+    """The mined rows of one kind (a name in the registry's `DATA_KIND_NAMES`) holding only
+    TRL's columns: all rounds, one round, or (with `include_earlier`) that round and every
+    earlier one."""
+    source = data_kind(kind)
+    view, columns = source.view, list(source.columns)
     column_list = ", ".join(f"to_json({c}) as {c}" for c in columns)
     operator = "<=" if include_earlier else "="
     where = "" if round_id is None else f"where round_id {operator} ?"

@@ -22,7 +22,7 @@ from flywheel.config.mining import MiningConfig
 from flywheel.config.prompts import PromptsConfig
 from flywheel.config.root import DEFAULT_CONFIG_PATH, Config, load_config, parse_config
 from flywheel.config.sandbox import SandboxConfig, SandboxModelConfig
-from flywheel.config.schedule import STAGES, ScheduleConfig, Stage
+from flywheel.config.schedule import ScheduleConfig
 from flywheel.config.student import (
     SERVE_PLACEHOLDERS,
     SERVER_COMMAND,
@@ -33,9 +33,6 @@ from flywheel.config.student import (
 )
 from flywheel.config.training import (
     LoraConfig,
-    RewardModelTrainingConfig,
-    RLTrainingConfig,
-    StageTrainingConfig,
     TrainingConfig,
     default_cpu_threads,
 )
@@ -46,7 +43,6 @@ __all__ = [
     "SANDBOX_URL",
     "SERVE_PLACEHOLDERS",
     "SERVER_COMMAND",
-    "STAGES",
     "VLLM_COMMAND",
     "Backend",
     "Config",
@@ -57,17 +53,13 @@ __all__ = [
     "LoraConfig",
     "MiningConfig",
     "PromptsConfig",
-    "RLTrainingConfig",
     "RetryConfig",
-    "RewardModelTrainingConfig",
     "SandboxConfig",
     "SandboxModelConfig",
     "ScheduleConfig",
     "Section",
     "SelectionConfig",
     "ServeConfig",
-    "Stage",
-    "StageTrainingConfig",
     "StudentConfig",
     "TrainingConfig",
     "WarehouseConfig",

@@ -1,5 +1,5 @@
-"""`schedule`: the stage of each round in turn (`STAGES`), how many rounds a run takes, and the
-nightly cron of `flywheel serve`."""
+"""`schedule`: the stage of each round in turn (the names in llm/stages/registry.py), how many
+rounds a run takes, and the nightly cron of `flywheel serve`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pydantic import field_validator
 
 from flywheel.config.base import Section, _help
 from flywheel.config.checks import cron_problem, field_problem, iana_timezones
+from flywheel.llm.stages.registry import STAGE_NAMES
 
-Stage = Literal["sft", "dpo", "rm+rl"]
-STAGES: tuple[str, ...] = ("sft", "dpo", "rm+rl")
+StageName = Literal[STAGE_NAMES]  # type: ignore[valid-type]
 
 
 class ScheduleConfig(Section):
-    stages: list[Stage] = _help(
+    stages: list[StageName] = _help(
         "stage of each round in turn, cycled (Arena Learning: sft, dpo, rm+rl)",
         default_factory=lambda: ["sft", "dpo", "rm+rl"],
         min_length=1,

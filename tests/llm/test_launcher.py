@@ -11,18 +11,20 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from flywheel.config import Config, StageTrainingConfig, TrainingConfig
+from flywheel.config import Config, TrainingConfig
 from flywheel.errors import InputError
 from flywheel.llm import launch_checks
 from flywheel.llm.launch_checks import launcher_problems
 from flywheel.llm.launcher import StageJob, StageLaunchError, launch_command, launch_stage
 from flywheel.llm.stage_setup import checkpoint_dtype
+from flywheel.llm.stages.registry import stage_named
+from flywheel.llm.stages.settings import StageTrainingConfig
 from flywheel.tasks import train as train_step
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.store import connect_warehouse
 from tests.conftest import load_config_in
+from tests.llm.stages.test_stages import PAIR_ROWS, SFT_ROWS
 from tests.llm.test_stage_setup import _tiny
-from tests.llm.test_trainers import PAIR_ROWS, SFT_ROWS
 
 CFG = StageTrainingConfig(learning_rate=1e-3, max_steps=6, batch_size=2, max_length=64)
 
@@ -49,7 +51,7 @@ def _job(stage: str, base: Path, out: Path, rows: list[dict]) -> StageJob:
         base_path=str(base),
         out_path=str(out),
         seed=0,
-        cfg=CFG.model_dump(),
+        settings={key: CFG.model_dump() for key in stage_named(stage).sections},
         setup={"lora": None, "cpu_threads": 1},
         rows=rows,
     )
@@ -218,7 +220,7 @@ def test_lora_targets_are_checked_before_launching(
     launched: list[object] = []
     monkeypatch.setattr(train_step, "launch_stage", lambda *args: launched.append(args))
     with pytest.raises(InputError, match="nope is not a module"):
-        train_step._launch(config, 1, "sft", str(base), SFT_ROWS, tmp_path / "out")
+        train_step._launch(config, 1, stage_named("sft"), str(base), SFT_ROWS, tmp_path / "out")
     assert launched == []
 
 
@@ -248,13 +250,15 @@ def test_an_out_of_memory_stage_names_the_fix(tmp_path: Path) -> None:
 def test_a_reward_model_ensemble_under_accelerate_with_two_processes_trains(
     base: Path, tmp_path: Path
 ) -> None:
-    from flywheel.config import RewardModelTrainingConfig, RLTrainingConfig
-    from tests.llm.test_trainers import RL_CFG, _prompt
+    from flywheel.llm.stages.reward_model import RewardModelConfig
+    from flywheel.llm.stages.rm_rl import RLConfig
+    from tests.llm.stages.test_stages import RL_CFG, _prompt
 
     out = tmp_path / "models" / "r1-rm-rl"
-    rm_cfg = RewardModelTrainingConfig(**CFG.model_dump() | {"max_steps": 2}, ensemble_size=2)
-    rl_cfg = RLTrainingConfig(
-        **RL_CFG.model_dump(), disagreement_penalty=0.5, early_stop_disagreement_factor=50.0
+    rm_cfg = RewardModelConfig(**CFG.model_dump() | {"max_steps": 2}, ensemble_size=2)
+    rl_cfg = RLConfig(
+        **RL_CFG.model_dump()
+        | {"disagreement_penalty": 0.5, "early_stop_disagreement_factor": 50.0}
     )
     job = StageJob(
         stage="rm+rl",
@@ -262,11 +266,10 @@ def test_a_reward_model_ensemble_under_accelerate_with_two_processes_trains(
         base_path=str(base),
         out_path=str(out),
         seed=0,
-        cfg=rm_cfg.model_dump(),
+        settings={"rm": rm_cfg.model_dump(), "rl": rl_cfg.model_dump()},
         setup={"lora": None, "cpu_threads": 1},
         rows=PAIR_ROWS,
         prompts=[_prompt(i) for i in range(8)],
-        rl_cfg=rl_cfg.model_dump(),
         max_completion_tokens=4,
     )
     result = launch_stage(job, _training(tmp_path))

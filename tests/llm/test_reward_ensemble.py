@@ -110,7 +110,7 @@ def test_early_stop_on_disagreement_without_an_ensemble_is_refused() -> None:
 
 
 def test_the_round_log_line_names_the_ensembles_accuracy_and_the_early_stop() -> None:
-    from flywheel.tasks.train import reward_model_line
+    from flywheel.llm.stages.rl_metrics import reward_model_line
 
     assert reward_model_line({"rm_ensemble_size": 1}) == "reward models: 1"
     line = reward_model_line(

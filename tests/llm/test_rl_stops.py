@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from flywheel.config import ConfigError, RLTrainingConfig, parse_config
-from flywheel.llm.trainers import train_rm_rl
+from flywheel.config import ConfigError, parse_config
+from flywheel.llm.stages.rm_rl import RLConfig, train_rm_rl
 from flywheel.llm.verifiable_reward import checkable_share, checker_rewards, mix_rewards
 from flywheel.llm.winrate_stop import (
     WinRateCheck,
@@ -20,7 +20,7 @@ from flywheel.llm.winrate_stop import (
 )
 from flywheel.sandbox.skills import generate_tasks
 from tests.conftest import REPO_ROOT
-from tests.llm.test_trainers import (  # noqa: F401
+from tests.llm.stages.test_stages import (  # noqa: F401
     CFG,
     PAIR_ROWS,
     RL_CFG,
@@ -90,8 +90,8 @@ def test_checker_reward_mixes_only_where_a_checker_exists() -> None:
 def test_rl_settings_are_validated_with_the_field_and_the_fix() -> None:
     config = parse_config(_smoke_with({"rl": {"winrate_check_every": 5}}), "smoke.yaml")
     assert config.training.rl.winrate_prompts == 32 and config.training.rl.winrate_drop == 0.1
-    assert RLTrainingConfig().verifiable_reward_weight == 0.0
-    assert RLTrainingConfig().winrate_check_every == 0
+    assert RLConfig().verifiable_reward_weight == 0.0
+    assert RLConfig().winrate_check_every == 0
     for bad, expected in (
         ({"rl": {"verifiable_reward_weight": 1.5}}, "verifiable_reward_weight"),
         ({"rl": {"winrate_drop": 0}}, "winrate_drop"),
@@ -122,11 +122,14 @@ class ScriptedJudge:
 
 
 def _train_with_judge(base: Path, out: Path, judge: ScriptedJudge, keep_best: bool) -> dict:
-    rl_cfg = RLTrainingConfig(
-        **{**RL_CFG.model_dump(), "max_steps": 6},
-        winrate_check_every=1,
-        winrate_drop=0.1,
-        winrate_keep_best=keep_best,
+    rl_cfg = RLConfig(
+        **RL_CFG.model_dump()
+        | {
+            "max_steps": 6,
+            "winrate_check_every": 1,
+            "winrate_drop": 0.1,
+            "winrate_keep_best": keep_best,
+        }
     )
     result = train_rm_rl(
         base,
@@ -172,7 +175,7 @@ def test_without_keep_best_the_policy_at_the_stop_is_published(
 
 
 def test_winrate_check_without_a_judge_is_refused(base_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
-    rl_cfg = RLTrainingConfig(**RL_CFG.model_dump(), winrate_check_every=1)
+    rl_cfg = RLConfig(**{**RL_CFG.model_dump(), "winrate_check_every": 1})
     with pytest.raises(ValueError, match="no judge"):
         train_rm_rl(base_checkpoint, PAIR_ROWS, [_prompt(1)], tmp_path / "rl", CFG, rl_cfg, 0)
 
@@ -181,7 +184,7 @@ def test_verifiable_weight_mixes_the_checker_and_records_its_share(
     base_checkpoint: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    rl_cfg = RLTrainingConfig(**RL_CFG.model_dump(), verifiable_reward_weight=0.5)
+    rl_cfg = RLConfig(**{**RL_CFG.model_dump(), "verifiable_reward_weight": 0.5})
     tasks = generate_tasks(4, seed=0)
     prompts = [[{"role": "user", "content": t.prompt}] for t in tasks]
     prompts += [[{"role": "user", "content": f"Write a poem about {n}."}] for n in range(4)]

@@ -14,10 +14,12 @@ from flywheel.config import LoraConfig
 from flywheel.errors import InputError
 from flywheel.llm.checkpoints import generate_answers, save_checkpoint
 from flywheel.llm.stage_setup import StageSetup, adaptable_modules, checkpoint_dtype
+from flywheel.llm.stages.dpo import train_dpo
+from flywheel.llm.stages.reward_model import train_reward_model
+from flywheel.llm.stages.sft import train_sft
 from flywheel.llm.trained_checkpoint import ADAPTER_DIR
-from flywheel.llm.trainers import train_dpo, train_reward_model, train_sft
 from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
-from tests.llm.test_trainers import CFG, PAIR_ROWS, SFT_ROWS, _prompt
+from tests.llm.stages.test_stages import CFG, DPO_CFG, PAIR_ROWS, SFT_ROWS, _prompt
 
 LORA = StageSetup(lora=LoraConfig(enabled=True, r=4, alpha=8, target_modules=["q_proj", "v_proj"]))
 
@@ -82,7 +84,7 @@ def test_sft_with_lora_trains_only_the_adapter(base: Path, tmp_path: Path) -> No
 
 def test_dpo_with_lora_uses_the_adapter_off_as_reference(base: Path, tmp_path: Path) -> None:
     out = tmp_path / "dpo-lora"
-    result = train_dpo(base, PAIR_ROWS, out, CFG, seed=0, setup=LORA)
+    result = train_dpo(base, PAIR_ROWS, out, DPO_CFG, seed=0, setup=LORA)
     assert result.first_loss == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 1
     assert result.metrics["reference"] == "adapter disabled"
     _assert_only_adapted_weights_changed(base, out)
@@ -150,8 +152,8 @@ def test_gradient_accumulation_and_checkpointing_come_from_the_config(
 
 @pytest.mark.slow
 def test_rm_then_rl_with_lora_trains_adapters_for_both(base: Path, tmp_path: Path) -> None:
-    from flywheel.llm.trainers import reward_model_path, train_rm_rl
-    from tests.llm.test_trainers import RL_CFG
+    from flywheel.llm.stages.rm_rl import reward_model_path, train_rm_rl
+    from tests.llm.stages.test_stages import RL_CFG
 
     out = tmp_path / "rl-lora"
     prompts = [_prompt(i) for i in range(8)]

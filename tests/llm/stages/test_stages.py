@@ -1,4 +1,4 @@
-"""Each stage of llm/trainers.py runs a few steps on a tiny model: loss logged, weights changed."""
+"""Each stage of llm/stages/ runs a few steps on a tiny model: loss logged, weights changed."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from flywheel.config import RewardModelTrainingConfig, RLTrainingConfig, StageTrainingConfig
 from flywheel.llm.checkpoints import generate_answers, save_checkpoint
 from flywheel.llm.reward_ensemble import EnsembleReward
-from flywheel.llm.trainers import TrainResult, reward_model_path, train_dpo, train_rm_rl, train_sft
+from flywheel.llm.stages.dpo import DpoConfig, train_dpo
+from flywheel.llm.stages.reward_model import RewardModelConfig
+from flywheel.llm.stages.rm_rl import RLConfig, reward_model_path, train_rm_rl
+from flywheel.llm.stages.settings import StageTrainingConfig
+from flywheel.llm.stages.sft import train_sft
+from flywheel.llm.stages.spec import TrainResult
 from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
 CFG = StageTrainingConfig(learning_rate=1e-3, max_steps=3, batch_size=4, max_length=64)
-RL_CFG = StageTrainingConfig(
-    learning_rate=1e-3, max_steps=2, batch_size=4, num_generations=2, beta=0.05
-)
+DPO_CFG = DpoConfig(**CFG.model_dump())
+RL_CFG = RLConfig(learning_rate=1e-3, max_steps=2, batch_size=4, num_generations=2, beta=0.05)
 
 
 def _prompt(i: int) -> list[dict[str, str]]:
@@ -79,16 +82,16 @@ def test_sft_trains_and_writes_a_loadable_checkpoint(base_checkpoint: Path, tmp_
 
 def test_dpo_trains_against_the_base_as_reference(base_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "dpo"
-    result = train_dpo(base_checkpoint, PAIR_ROWS, out, CFG, seed=0)
+    result = train_dpo(base_checkpoint, PAIR_ROWS, out, DPO_CFG, seed=0)
     _assert_trained(result, base_checkpoint, out, len(PAIR_ROWS))
     assert result.first_loss == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 1
-    assert result.hyperparams["beta"] == CFG.beta
+    assert result.hyperparams["beta"] == DPO_CFG.beta
 
 
 def test_dpo_with_chosen_nll_adds_the_chosen_answers_nll_to_the_loss(
     base_checkpoint: Path, tmp_path: Path
 ) -> None:
-    cfg = CFG.model_copy(update={"chosen_nll_weight": 1.0})
+    cfg = DPO_CFG.model_copy(update={"chosen_nll_weight": 1.0})
     result = train_dpo(base_checkpoint, PAIR_ROWS, tmp_path / "rpo", cfg, seed=0)
     # step 1: the DPO term is still ln 2; the untrained model's NLL of the chosen tokens adds ~ln V
     assert result.first_loss > 0.6931 + 1.0
@@ -118,7 +121,7 @@ def test_a_failing_stage_leaves_nothing_at_out_path(
 ) -> None:
     out = tmp_path / "broken"
     with pytest.raises(KeyError):  # no chosen/rejected
-        train_dpo(base_checkpoint, [{"prompt": _prompt(0)}], out, CFG, seed=0)
+        train_dpo(base_checkpoint, [{"prompt": _prompt(0)}], out, DPO_CFG, seed=0)
     with pytest.raises(ValueError, match="no training examples"):
         train_sft(base_checkpoint, [], out, CFG, seed=0)
     with pytest.raises(RuntimeError, match="no optimizer step"):  # one prompt: no full GRPO batch
@@ -137,16 +140,14 @@ def test_a_failing_stage_leaves_nothing_at_out_path(
     assert list(tmp_path.iterdir()) == []
 
 
-ENSEMBLE_RM_CFG = RewardModelTrainingConfig(
-    **CFG.model_dump(), ensemble_size=2, heldout_fraction=0.25
-)
+ENSEMBLE_RM_CFG = RewardModelConfig(**CFG.model_dump(), ensemble_size=2, heldout_fraction=0.25)
 
 
 def test_an_ensemble_trains_each_model_on_its_own_resample_and_records_heldout_accuracy(
     base_checkpoint: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "rl-ensemble"
-    rl_cfg = RLTrainingConfig(**RL_CFG.model_dump(), disagreement_penalty=0.5)
+    rl_cfg = RLConfig(**{**RL_CFG.model_dump(), "disagreement_penalty": 0.5})
     prompts = [_prompt(i) for i in range(8)]
     result = train_rm_rl(
         base_checkpoint,
@@ -182,10 +183,9 @@ def test_rl_stops_early_when_the_ensembles_disagreement_rises(
         return np.zeros(len(conversations)), np.full(len(conversations), spread)
 
     monkeypatch.setattr(EnsembleReward, "rewards_of", rising_disagreement)
-    rl_cfg = RLTrainingConfig(
-        **{**RL_CFG.model_dump(), "max_steps": 6},
-        early_stop_disagreement_factor=3.0,
-        early_stop_window=1,
+    rl_cfg = RLConfig(
+        **RL_CFG.model_dump()
+        | {"max_steps": 6, "early_stop_disagreement_factor": 3.0, "early_stop_window": 1}
     )
     prompts = [_prompt(i) for i in range(8)]
     rm_cfg = ENSEMBLE_RM_CFG.model_copy(update={"max_steps": 1})

@@ -1,0 +1,125 @@
+"""The DPO stage: direct preference optimisation on the mined DPO pairs (TRL's DPOTrainer),
+the champion as reference model.
+
+Config `training.dpo` (the shared settings, `beta`, `chosen_nll_weight`); rows
+`{"prompt": [...], "chosen": [...], "rejected": [...]}` from `preference_pairs` of kind dpo
+(`v_dpo_pairs`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flywheel.llm.stages import common
+from flywheel.llm.stages.outputs import scratch_directory
+from flywheel.llm.stages.settings import StageTrainingConfig, described
+from flywheel.llm.stages.spec import DataKind, Stage, StageRun, TrainResult
+
+if TYPE_CHECKING:
+    from flywheel.llm.stage_setup import StageSetup
+
+SECTION = "dpo"
+
+
+class DpoConfig(StageTrainingConfig):
+    """`training.dpo`: the shared settings, DPO's beta and the optional NLL term (RPO)."""
+
+    beta: float = described(
+        "DPO beta: how far the policy may move from the champion (smaller: further)",
+        default=0.1,
+        ge=0,
+    )
+    chosen_nll_weight: float = described(
+        "weight of the NLL loss on chosen answers added to the DPO loss (RPO); 0: none",
+        default=0.0,
+        ge=0,
+    )
+
+
+DPO_DATA = DataKind(
+    name="dpo",
+    table="preference_pairs",
+    key=("kind", "round_id", "prompt_id"),
+    mining_query="mine_pairs",
+    view="v_dpo_pairs",
+    columns=("prompt", "chosen", "rejected"),
+    first_gap=lambda mining: mining.dpo_min_gap_first,
+    every_round=True,
+)
+
+
+def _dpo_loss_args(cfg: DpoConfig) -> dict[str, Any]:
+    """Plain DPO (sigmoid loss), or DPO plus the chosen answers' NLL when chosen_nll_weight > 0."""
+    if cfg.chosen_nll_weight == 0:
+        return {"loss_type": ["sigmoid"]}
+    return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.chosen_nll_weight]}
+
+
+@common.quiet_progress_bars()
+def train_dpo(
+    base_path: str | Path,
+    rows: list[dict[str, Any]],
+    out_path: str | Path,
+    cfg: DpoConfig,
+    seed: int,
+    *,
+    setup: StageSetup | None = None,
+) -> TrainResult:
+    """DPO on `{"prompt": [...], "chosen": [...], "rejected": [...]}`, the base as reference model.
+
+    Without LoRA, TRL loads a frozen copy of the base as the reference; with LoRA the reference
+    is the same model with its adapter switched off (no second copy).
+    """
+    from trl import DPOConfig, DPOTrainer
+
+    from flywheel.llm.stage_setup import StageSetup, common_args, peft_config
+
+    setup = setup or StageSetup()
+    common.require_rows(rows, SECTION)
+    started = time.perf_counter()
+    lora = peft_config(setup, base_path)
+    tokenizer = common.load_tokenizer(base_path)
+    n_truncated = common.pairs_truncated(tokenizer, rows, cfg.max_length)
+    common.warn_truncated(SECTION, n_truncated, len(rows), cfg.max_length)
+    dataset = common.preference_dataset(rows)
+    with scratch_directory(out_path, SECTION) as scratch:
+        args = DPOConfig(
+            **common_args(cfg, seed, scratch, base_path, setup),
+            max_length=cfg.max_length,
+            beta=cfg.beta,
+            **_dpo_loss_args(cfg),
+        )
+        trainer, figures, output = common.fit_and_save(
+            DPOTrainer, args, base_path, dataset, tokenizer, lora, out_path
+        )
+    history = trainer.state.log_history
+    return common.stage_result(
+        trainer,
+        figures,
+        output,
+        len(rows),
+        started,
+        common.hyperparams(cfg, seed, setup, base_path, stage="dpo"),
+        n_truncated=n_truncated,
+        reference="adapter disabled" if lora is not None else "frozen copy of the base",
+        last_reward_margin=common.last(common.log_values(history, "rewards/margins")),
+        last_reward_accuracy=common.last(common.log_values(history, "rewards/accuracies")),
+    )
+
+
+def train(run: StageRun) -> TrainResult:
+    """The round's DPO stage."""
+    cfg = run.settings[SECTION]
+    return train_dpo(run.base_path, run.rows, run.out_path, cfg, run.seed, setup=run.setup)
+
+
+STAGE = Stage(
+    name="dpo",
+    sections={SECTION: DpoConfig},
+    data=DPO_DATA,
+    trains_on_prompts=False,
+    train=train,
+    absent_sections={SECTION: {"learning_rate": 5e-5}},
+)
