@@ -37,6 +37,7 @@ def save_trained(
     )
     gathered = accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
     model = accelerator.unwrap_model(trainer.model)
+    model.config.use_cache = True  # the Trainer turned it off for training; candidates generate
     if accelerator.is_main_process:
         if target.exists() and not overwrite:
             raise FileExistsError(
