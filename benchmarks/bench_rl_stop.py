@@ -80,7 +80,7 @@ def main() -> None:
 
     from bench_rm_ensemble import _eval_conversations, _sandbox_accuracy
 
-    from flywheel.config import load_config
+    from flywheel.config import load_config, resolve_sandbox_endpoints
     from flywheel.llm.checkpoints import configure_cpu_threads
     from flywheel.llm.stages.rm_rl import reward_model_path, train_rm_rl
     from flywheel.sandbox.server import start_sandbox
@@ -110,7 +110,8 @@ def main() -> None:
     )
     names = []
     with start_sandbox(config.sandbox) as sandbox:
-        prompts, winrate = rl_prompts(split_config, args.round, sandbox.base_url)
+        live = resolve_sandbox_endpoints(split_config, sandbox.base_url)
+        prompts, winrate = rl_prompts(live, args.round)
         results["n_rl_prompts"] = len(prompts)
         results["n_winrate_prompts"] = len(winrate.prompts) if winrate else 0
         for name, rl_updates in _settings(args, config.training.rl.learning_rate):

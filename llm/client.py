@@ -34,9 +34,6 @@ NO_KEY = "no-key"  # EndpointConfig.api_key() of a keyless endpoint
 _SECRET_PATTERN = re.compile(r"(?i)\b(?:sk|pk|rk)-[\w*.-]{4,}|\bbearer\s+\S+")
 
 
-RetryPolicy = RetryConfig  # TEMPORARY until tasks/mine.py stops naming it (stages-done)
-
-
 def backoff_s(retry: RetryConfig, attempt: int) -> float:
     """Delay before retry number `attempt + 1` (0-based): `base_delay_s * 2**attempt`, capped
     at `max_delay_s`, with half jitter."""

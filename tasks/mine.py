@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from flywheel.config import Config
-from flywheel.llm.client import RetryPolicy
 from flywheel.llm.stages.registry import kinds_mined, stage_named
 from flywheel.llm.stages.spec import DataKind
 from flywheel.logs import step_logger
@@ -63,24 +62,17 @@ def mining_rules(config: Config, round_id: int, stage: str) -> list[MiningRule]:
     ]
 
 
-def mine_round(
-    config: Config,
-    round_id: int,
-    stage: str,
-    sandbox_url: str | None = None,
-    retry: RetryPolicy | None = None,
-) -> MiningReport:
+def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
     """Select this round's examples by the rules and store the new ones (re-runs add nothing).
 
-    With `sft_rule: refine` the SFT targets are references' corrections (`sandbox_url` serves
-    the sandbox's references; `retry` overrides their retry policy)."""
+    With `sft_rule: refine` the SFT targets are references' corrections."""
     n_added: dict[str, int] = {}
     n_total: dict[str, int] = {}
     refined: RefineReport | None = None
     for rule in mining_rules(config, round_id, stage):
         selected = select_examples(config, round_id, rule)
         if rule.data.refinable and config.training.mining.sft_rule == "refine":
-            refined = refine_sft_targets(config, round_id, selected, sandbox_url, retry)
+            refined = refine_sft_targets(config, round_id, selected)
             n_added[rule.kind] = refined.n_refined
         else:
             with connect_warehouse(config.warehouse) as con:

@@ -157,9 +157,7 @@ async def _refine_with_endpoint(
         report.errors[cause] = report.errors.get(cause, 0) + n
 
 
-def refine_sft_targets(
-    config: Config, round_id: int, selected: pd.DataFrame, *_temporary: object
-) -> RefineReport:
+def refine_sft_targets(config: Config, round_id: int, selected: pd.DataFrame) -> RefineReport:
     """Ask a reference to correct the champion's answer of every selected SFT battle not
     stored yet, and store each non-empty correction as the battle's SFT example."""
     report = RefineReport(n_selected=len(selected))

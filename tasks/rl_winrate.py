@@ -76,7 +76,7 @@ def _games(config: Config, battles: list[_Battle]) -> list[Game]:
 
 
 async def _send(
-    config: Config, round_id: int, sandbox_url: str | None, games: list[Game]
+    config: Config, round_id: int, games: list[Game]
 ) -> tuple[dict[VerdictKey, Verdict | None], int]:
     """Each game's verdict (None: its call failed) and the number of calls sent."""
     verdicts: dict[VerdictKey, Verdict | None] = {}
@@ -124,7 +124,6 @@ def _outcome(
 def judged_check(
     config: Config,
     round_id: int,
-    sandbox_url: str | None,
     prompts: list[Conversation],
     champion_answers: list[str],
     policy_answers: list[str],
@@ -133,7 +132,7 @@ def judged_check(
     """One win-rate check after `step` RL steps (see the module doc)."""
     battles = _battles(round_id, prompts, champion_answers, policy_answers)
     games = _games(config, battles)
-    verdicts, n_sent = run_sync(_send(config, round_id, sandbox_url, games)) if games else ({}, 0)
+    verdicts, n_sent = run_sync(_send(config, round_id, games)) if games else ({}, 0)
     outcomes = [_outcome(config, b, verdicts) for b in battles]
     scored = [SCORE_BY_OUTCOME[o] for o in outcomes if o in SCORE_BY_OUTCOME]
     check = WinRateCheck(
@@ -168,12 +167,12 @@ def judged_check(
     return check
 
 
-def winrate_judge(config: Config, round_id: int, sandbox_url: str | None) -> WinRateJudge:
+def winrate_judge(config: Config, round_id: int) -> WinRateJudge:
     """`judged_check` bound to the round and its judge endpoints."""
 
     def judge(
         prompts: list[Conversation], champion: list[str], policy: list[str], step: int
     ) -> WinRateCheck:
-        return judged_check(config, round_id, sandbox_url, prompts, champion, policy, step)
+        return judged_check(config, round_id, prompts, champion, policy, step)
 
     return judge

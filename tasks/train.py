@@ -65,7 +65,7 @@ def stage_setup(config: Config) -> StageSetup:
 
 
 def rl_prompts(
-    config: Config, round_id: int, sandbox_url: str | None
+    config: Config, round_id: int
 ) -> tuple[list[list[dict[str, str]]], WinRateSetup | None]:
     """The prompts RL trains on and, with `training.rl.winrate_check_every`, the win-rate
     check's held-out prompts (a seeded `winrate_prompts` of the slice, not trained on) and its
@@ -76,7 +76,7 @@ def rl_prompts(
     if rl.winrate_check_every == 0:
         return prompts, None
     train, heldout = winrate_split(prompts, rl.winrate_prompts, config.training.seed + round_id)
-    return train, WinRateSetup(winrate_judge(config, round_id, sandbox_url), heldout)
+    return train, WinRateSetup(winrate_judge(config, round_id), heldout)
 
 
 def _train(
@@ -86,15 +86,12 @@ def _train(
     base_path: str,
     rows: list[dict],
     out_path: Path,
-    sandbox_url: str | None,
 ) -> TrainResult:
     """The stage in this process (with the round's prompts and the RL win-rate check when it
     trains on prompts), or under `accelerate launch`."""
     if config.training.launcher == "accelerate":
         return _launch(config, round_id, stage, base_path, rows, out_path)
-    prompts, winrate = (
-        rl_prompts(config, round_id, sandbox_url) if stage.trains_on_prompts else (None, None)
-    )
+    prompts, winrate = rl_prompts(config, round_id) if stage.trains_on_prompts else (None, None)
     run = StageRun(
         base_path=base_path,
         rows=rows,
@@ -143,13 +140,11 @@ def run_training_stage(
     round_id: int,
     stage: str,
     champion: ModelVersion,
-    sandbox_url: str | None = None,
 ) -> StageResult:
     """Train the round's candidate from the champion on the mined rows, and record it.
 
     Fewer rows than the stage's `min_examples` skips the stage; an exception leaves the
-    champion and the warehouse as they were, with the error recorded. `sandbox_url`: where
-    sandbox endpoints are served (the RL win-rate check calls the judge).
+    champion and the warehouse as they were, with the error recorded.
     """
     recorded = _recorded_stage(config, round_id)
     if recorded is not None:
@@ -176,9 +171,7 @@ def run_training_stage(
     for stale in (out_path, *spec.side_outputs(out_path)):
         shutil.rmtree(stale, ignore_errors=True)  # left by a run killed before it was recorded
     try:
-        result = _train(
-            config, round_id, spec, champion.checkpoint_path, rows, out_path, sandbox_url
-        )
+        result = _train(config, round_id, spec, champion.checkpoint_path, rows, out_path)
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"
         failed_id = f"{run['run_id']}-failed-{int(time.time())}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flywheel.config import Config
+from flywheel.config import Config, resolve_sandbox_endpoints
 from flywheel.sandbox.server import SandboxServer, start_sandbox
 from flywheel.sandbox.skills import generate_tasks
 from flywheel.tasks.rl_winrate import judged_check
@@ -30,6 +30,11 @@ def sandbox(config: Config) -> Iterator[SandboxServer]:
         yield server
 
 
+def live(config: Config, server: SandboxServer) -> Config:
+    """`config` with its sandbox endpoints calling the running `server`."""
+    return resolve_sandbox_endpoints(config, server.base_url)
+
+
 def _sent(server: SandboxServer) -> int:
     base = server.base_url.removesuffix("/v1")
     return httpx.get(f"{base}/sandbox/stats", timeout=5).json()["total"]
@@ -47,7 +52,7 @@ def test_check_judges_both_orders_stores_its_calls_and_sends_nothing_on_a_rerun(
 ) -> None:
     prompts, champion, policy = _heldout(6)
     policy[5] = champion[5]  # the same answer: a tie without a judge call
-    check = judged_check(config, ROUND_ID, sandbox.base_url, prompts, champion, policy, step=4)
+    check = judged_check(live(config, sandbox), ROUND_ID, prompts, champion, policy, step=4)
     assert check.step == 4 and check.n_battles + check.n_unjudged == 6
     assert check.n_sent == 10  # 5 battles x 2 orders
     assert check.win_rate is not None and check.win_rate > 0.7  # right answers beat wrong ones
@@ -59,7 +64,7 @@ def test_check_judges_both_orders_stores_its_calls_and_sends_nothing_on_a_rerun(
     assert any(text.find(champion[0]) < text.find(policy[0]) for text in first_shown)
 
     n_sent_before = _sent(sandbox)
-    again = judged_check(config, ROUND_ID, sandbox.base_url, prompts, champion, policy, step=4)
+    again = judged_check(live(config, sandbox), ROUND_ID, prompts, champion, policy, step=4)
     assert again.n_sent == 0 and _sent(sandbox) == n_sent_before
     assert again.win_rate == check.win_rate
     with connect_warehouse(config.warehouse) as con:
@@ -70,7 +75,7 @@ def test_a_policy_that_answers_worse_than_the_champion_has_a_low_win_rate(
     config: Config, sandbox: SandboxServer
 ) -> None:
     prompts, wrong, right = _heldout(6)
-    check = judged_check(config, ROUND_ID, sandbox.base_url, prompts, right, wrong, step=2)
+    check = judged_check(live(config, sandbox), ROUND_ID, prompts, right, wrong, step=2)
     assert check.win_rate is not None and check.win_rate < 0.3
     assert check.n_losses >= 4
 
@@ -85,7 +90,7 @@ def test_the_rl_stage_holds_the_check_prompts_out_of_rl_and_binds_the_rounds_jud
     config = load_config_in(tmp_path, "smoke", training={"rl": rl})
     insert_prompts(config, 20)  # slice 1
     with start_sandbox(config.sandbox) as server:
-        train, winrate = rl_prompts(config, 1, server.base_url)
+        train, winrate = rl_prompts(resolve_sandbox_endpoints(config, server.base_url), 1)
         assert winrate is not None and len(winrate.prompts) == 8 and len(train) == 12
         assert not {json.dumps(p) for p in train} & {json.dumps(p) for p in winrate.prompts}
         champion = ["Answer: no idea"] * 8
@@ -95,5 +100,5 @@ def test_the_rl_stage_holds_the_check_prompts_out_of_rl_and_binds_the_rounds_jud
         assert con.execute("select distinct round_id from llm_calls").fetchall() == [(1,)]
     off = load_config_in(tmp_path / "off", "smoke")
     insert_prompts(off, 20)
-    every_prompt, no_check = rl_prompts(off, 1, None)  # the check off: RL trains on all
+    every_prompt, no_check = rl_prompts(off, 1)  # the check off: RL trains on all
     assert no_check is None and len(every_prompt) == 20
