@@ -12,9 +12,10 @@ prompt/completion rows.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # the registry imports this module: no training library at import
+    from transformers import PreTrainedTokenizerBase
 
 Message = dict[str, Any]
 # TRL's own test (trl.chat_template_utils.has_generation_markers; importing trl costs ~3 s)

@@ -1,15 +1,18 @@
 """The SFT stage: supervised fine-tuning on the mined SFT examples (TRL's SFTTrainer).
 
 Config `training.sft` (the shared settings only); rows `{"messages": [...]}` from
-`sft_examples` (`v_sft_data`), loss on the assistant turns.
+`sft_examples` (`v_sft_data`), loss on the assistant's answers: on every assistant turn with a
+template's `{% generation %}` markers, else on the last turn as a prompt/completion row.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flywheel.llm.chat_template import completion_rows, has_generation_markers
 from flywheel.llm.stages import common
 from flywheel.llm.stages.outputs import scratch_directory
 from flywheel.llm.stages.settings import StageTrainingConfig
@@ -38,6 +41,32 @@ SFT_DATA = DataKind(
 )
 
 
+@dataclass(frozen=True)
+class AnswerLoss:
+    """How SFT keeps the loss on the answers: the rows TRL trains on, its arguments for that,
+    and the description stored in the hyperparams (`loss_on`)."""
+
+    rows: list[dict[str, Any]]
+    trl_args: dict[str, bool]
+    loss_on: str
+
+
+def loss_on_answers(tokenizer: Any, messages: list[list[dict[str, Any]]]) -> AnswerLoss:
+    """A template with `{% generation %}` markers trains `messages` rows on every assistant
+    turn; any other (preflight refused one that cannot train) trains prompt/completion rows on
+    the last assistant turn, the completion (`llm/chat_template.py`)."""
+    rows = [{"messages": conversation} for conversation in messages]
+    if has_generation_markers(tokenizer):
+        return AnswerLoss(
+            rows, {"assistant_only_loss": True}, "assistant turns (generation markers)"
+        )
+    return AnswerLoss(
+        completion_rows(rows),
+        {"completion_only_loss": True},
+        "completion (prompt/completion rows)",
+    )
+
+
 @common.quiet_progress_bars()
 def train_sft(
     base_path: str | Path,
@@ -49,7 +78,8 @@ def train_sft(
     *,
     setup: StageSetup | None = None,
 ) -> TrainResult:
-    """Supervised fine-tuning on conversational rows `{"messages": [...]}` (loss on assistant turns).
+    """Supervised fine-tuning on conversational rows `{"messages": [...]}` (loss on the
+    answers: `loss_on_answers`).
 
     `warmup_ratio` is the share of steps with a linear learning-rate warmup (0 for fine-tuning;
     the sandbox student, trained from scratch, uses some).
@@ -67,12 +97,13 @@ def train_sft(
     messages = [row["messages"] for row in rows]
     n_truncated = count_truncated(tokenizer, messages, cfg.max_length)
     common.warn_truncated(SECTION, n_truncated, len(rows), cfg.max_length)
-    dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
+    loss = loss_on_answers(tokenizer, messages)
+    dataset = Dataset.from_list(loss.rows)
     with scratch_directory(out_path, SECTION) as scratch:
         args = SFTConfig(
             **common_args(cfg, seed, scratch, base_path, setup),
             max_length=cfg.max_length,
-            assistant_only_loss=True,
+            **loss.trl_args,
             packing=False,
             warmup_steps=warmup_ratio,
         )
@@ -85,7 +116,8 @@ def train_sft(
         setup,
         base_path,
         stage="sft",
-        assistant_only_loss=True,
+        assistant_only_loss=loss.trl_args.get("assistant_only_loss", False),
+        loss_on=loss.loss_on,
         warmup_ratio=warmup_ratio,
     )
     return common.stage_result(
