@@ -71,7 +71,7 @@ class HeldConnection:
         """A cursor of the open connection for this worker (the file is opened if needed)."""
         with self._lock:
             if self.lake:
-                return self.lake_cursor(), self.generation
+                return self._lake_cursor(), self.generation
             if self._con is None:
                 with PROCESS_LOCK:
                     stack = ExitStack()
