@@ -4,7 +4,7 @@ them back.
 The judge sees the conversation (system prompt and every turn, whitespace kept; a lone user
 turn is shown as its text, more turns each after a `[Role turn <boundary>]` marker, and a
 note says how many of the oldest turns were cut to fit `judge.max_context_chars`, by the one
-rule of `llm/context.py`) and two answers to its last user turn, shown as Assistant A (the
+rule of `evaluators/context.py`) and two answers to its last user turn, shown as Assistant A (the
 answer shown first) and Assistant B (shown second), in the template of the prompt version
 (`evaluators/protocols/`). Every battle is judged in both orders (`evaluators/games.py`
 combines them).
@@ -15,7 +15,7 @@ answers). Text inside an answer cannot know the hash of itself, so it cannot clo
 early or pose as the question or as a turn; `read_judge_request` recovers the turns and both
 answers exactly and checks the token.
 
-Pure: standard library only (and llm.context for the context budget).
+Pure: standard library only (and context.py for the context budget).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from flywheel.evaluators.context import content_chars, fit_conversation
 from flywheel.evaluators.protocols import JUDGE_PROMPTS, judge_prompt
-from flywheel.llm.context import content_chars, fit_conversation
 
 BOUNDARY_HEX_DIGITS = 16
 
@@ -142,7 +142,7 @@ def fit_judge_messages(
     version: str,
     max_context_chars: int | None,
 ) -> tuple[list[dict[str, str]], int]:
-    """The judge request within `max_context_chars` (see `llm.context` for the one rule:
+    """The judge request within `max_context_chars` (see `context.py` for the one rule:
     keep the system prompt and the latest turns, drop the oldest), and the turns dropped."""
 
     def measure(kept: Conversation, n_dropped: int) -> int:

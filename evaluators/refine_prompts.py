@@ -13,7 +13,7 @@ requests (`evaluators/judge_requests.py`): text inside the answer cannot close i
 early, and `read_refine_request` recovers the conversation and the answer exactly.
 
 Pure: standard library only (and evaluators.judge_requests for the shared conversation
-rendering, llm.context for the context budget).
+rendering, context.py for the context budget).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from flywheel.evaluators.context import content_chars, fit_conversation
 from flywheel.evaluators.judge_requests import (
     BOUNDARY_HEX_DIGITS,
     Conversation,
@@ -31,7 +32,6 @@ from flywheel.evaluators.judge_requests import (
     render_conversation,
     system_and_user,
 )
-from flywheel.llm.context import content_chars, fit_conversation
 
 
 @dataclass(frozen=True)

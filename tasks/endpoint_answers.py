@@ -2,7 +2,7 @@
 
 The prompts without a stored answer are sent through the call cache of `llm/calls.py`
 (cached by call id, bounded concurrency, retries); each conversation is cut to the endpoint's
-`max_context_chars` first (`llm/context.py`). Each answer's `responses` row joins the
+`max_context_chars` first (`evaluators/context.py`). Each answer's `responses` row joins the
 transaction of its call's `llm_calls` row. A call that fails after its retries leaves its
 prompt without an answer: counted, its cause stored in `llm_calls`.
 """
@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Callable
 
 from flywheel.config import Config, EndpointConfig
+from flywheel.evaluators.context import FittedConversation, fit_conversation
 from flywheel.llm.calls import CallBatchStats, ProgressFn, run_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest
-from flywheel.llm.context import FittedConversation, fit_conversation
 from flywheel.tasks.responses import (
     AnswerSource,
     Asked,

@@ -13,7 +13,7 @@ battle is combined and stored in `battles`, outcome from model A's side
 - Unparseable replies and failed calls are stored as such and counted; a failed game and its
   `error` battle are judged again on a later run, decided battles never.
 - The judge sees the prompt's whole conversation (cut to `judge.max_context_chars` by the
-  rule of `llm/context.py`, counted in `n_prompts_cut` and `judgments.context_turns_cut`). A
+  rule of `evaluators/context.py`, counted in `n_prompts_cut` and `judgments.context_turns_cut`). A
   JSON-protocol game whose endpoint refuses `response_format` (HTTP 400) is asked again
   without it and its text parsed (`n_format_refused`).
 - After the step, the round's decisive battles with neither a score gap nor a label strength

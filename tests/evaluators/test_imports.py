@@ -1,12 +1,11 @@
-"""evaluators/ stays pure: of flywheel's own code it imports only evaluators/ and the
-context-budget rule of llm/context.py (itself standard library only)."""
+"""evaluators/ stays pure: of flywheel's own code it imports only evaluators/ and flywheel.errors."""
 
 import ast
 from pathlib import Path
 
 import flywheel.evaluators
 
-ALLOWED_FLYWHEEL = ("flywheel.evaluators", "flywheel.llm.context", "flywheel.errors")
+ALLOWED_FLYWHEEL = ("flywheel.evaluators", "flywheel.errors")
 
 
 def _flywheel_imports(path: Path) -> set[str]:

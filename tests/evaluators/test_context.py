@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flywheel.llm.context import content_chars, fit_conversation
+from flywheel.evaluators.context import content_chars, fit_conversation
 
 SYSTEM = {"role": "system", "content": "You are terse."}
 CONVERSATION = [
