@@ -168,11 +168,13 @@ def command_sql(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_export(config: Config, args: argparse.Namespace) -> int:
+    from flywheel.llm.stages.registry import data_kind
     from flywheel.warehouse.export import export_rows, write_export
     from flywheel.warehouse.store import connect_warehouse
 
+    kind = data_kind(args.kind)
     with connect_warehouse(config.warehouse, read_only=True) as con:
-        rows = export_rows(con, args.kind, args.round_id)
+        rows = export_rows(con, kind.view, kind.columns, args.round_id)
     path = write_export(rows, args.out)
     scope = "all rounds" if args.round_id is None else f"round {args.round_id}"
     print(f"wrote {len(rows)} {args.kind} rows ({scope}) to {path}")

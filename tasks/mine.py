@@ -135,6 +135,7 @@ def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:
 
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:
     """TRL-ready rows for the stage: this round's, plus earlier rounds' when accumulating."""
-    kind = stage_named(stage).data.name
+    kind = stage_named(stage).data
+    accumulate = config.training.mining.accumulate
     with connect_warehouse(config.warehouse) as con:
-        return export_rows(con, kind, round_id, include_earlier=config.training.mining.accumulate)
+        return export_rows(con, kind.view, kind.columns, round_id, include_earlier=accumulate)

@@ -26,6 +26,7 @@ from flywheel.evaluators.battle_selection import (
     random_choice,
     reference_win_probabilities,
 )
+from flywheel.llm.stages.registry import data_kind
 from flywheel.logs import step_logger
 from flywheel.tasks.battle_plan import Pair
 from flywheel.warehouse.export import export_rows
@@ -156,7 +157,8 @@ def _earlier_pairs(config: Config, round_id: int) -> list[dict]:
     if round_id <= 1:
         return []
     with connect_warehouse(config.warehouse) as con:
-        return export_rows(con, "dpo", round_id - 1, include_earlier=True)
+        pairs = data_kind("dpo")
+        return export_rows(con, pairs.view, pairs.columns, round_id - 1, include_earlier=True)
 
 
 def _ensemble_scores(

@@ -1,29 +1,28 @@
 """Export mined data as TRL-ready files: `messages` for SFT; prompt/chosen/rejected for DPO and RM.
 
-Each kind's view and columns come from the stage registry (llm/stages/registry.py)."""
+The caller names a data kind's view and TRL columns (each `DataKind` of the stage registry,
+llm/stages/registry.py, holds them); the warehouse knows SQL, not stages."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from flywheel.llm.stages.registry import data_kind
-
 
 def export_rows(
     con: duckdb.DuckDBPyConnection,
-    kind: str,
+    view: str,
+    columns: Sequence[str],
     round_id: int | None = None,
     include_earlier: bool = False,
 ) -> list[dict]:
-    """The mined rows of one kind (a name in the registry's `DATA_KIND_NAMES`) holding only
-    TRL's columns: all rounds, one round, or (with `include_earlier`) that round and every
-    earlier one."""
-    source = data_kind(kind)
-    view, columns = source.view, list(source.columns)
+    """The mined rows in `view` holding only TRL's `columns` (a data kind's, e.g.
+    `v_dpo_pairs` with prompt/chosen/rejected): all rounds, one round, or (with
+    `include_earlier`) that round and every earlier one."""
     column_list = ", ".join(f"to_json({c}) as {c}" for c in columns)
     operator = "<=" if include_earlier else "="
     where = "" if round_id is None else f"where round_id {operator} ?"

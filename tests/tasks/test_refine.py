@@ -149,7 +149,7 @@ def test_refine_targets_are_the_references_corrections_and_carry_their_call_ids(
             "c.endpoint, c.request_json from sft_examples as s "
             "join llm_calls as c on c.call_id = s.target_call_id order by s.prompt_id"
         ).fetchall()
-        exported = export_rows(con, "sft", ROUND_ID)
+        exported = export_rows(con, "v_sft_data", ("messages",), ROUND_ID)
     assert len(rows) == N_PROMPTS
     questions = {p["prompt_id"]: p["prompt_text"] for p in prompts}
     for _, source_model, target_source, text, call_round, endpoint, request in rows:

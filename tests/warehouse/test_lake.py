@@ -111,9 +111,12 @@ def test_lake_holds_the_file_warehouse_schema_views_and_rows(
                 frames.append(con.execute(f"select * from {view}").df().astype(str))
         pd.testing.assert_frame_equal(frames[0], frames[1])
     with connect_warehouse(lake.warehouse, read_only=True) as con:
-        lake_export = export_rows(con, "dpo")
+        lake_export = export_rows(con, "v_dpo_pairs", ("prompt", "chosen", "rejected"))
     with connect_warehouse(file.warehouse, read_only=True) as con:
-        assert export_rows(con, "dpo") == lake_export and lake_export
+        assert (
+            export_rows(con, "v_dpo_pairs", ("prompt", "chosen", "rejected")) == lake_export
+            and lake_export
+        )
 
 
 def test_a_stored_error_row_is_replaced_on_the_lake(lake_config_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_mining_and_export_take_every_registry_stage_and_kind(smoke_config: Conf
     assert [r.kind for r in mining_rules(smoke_config, 1, "rm+rl")] == ["sft", "dpo", "rm"]
     with connect_warehouse(smoke_config.warehouse) as con:
         for kind in DATA_KIND_NAMES:
-            assert export_rows(con, kind) == []
+            assert export_rows(con, data_kind(kind).view, data_kind(kind).columns) == []
 
 
 def test_unknown_names_are_refused_with_the_known_ones() -> None:
