@@ -191,8 +191,13 @@ def command_warehouse(config: Config, args: argparse.Namespace) -> int:
 
 def command_init(config: Config, args: argparse.Namespace) -> int:
     from flywheel.flows.progress import StepProgress, describe_student
+    from flywheel.llm.gguf import converted_base, is_gguf
     from flywheel.sandbox.student import build_student
 
+    if is_gguf(config.student.path):  # your model: converted once, nothing to build
+        base = converted_base(config.student.path, config.training.output_dir, announce=print)
+        print(f"round-0 student: {base} (converted from {config.student.path})")
+        return 0
     progress = StepProgress("student-build-progress", "round-0 student: training", unit="step")
     try:
         report = build_student(config, force=args.force, on_progress=progress)

@@ -286,3 +286,19 @@ def test_console_command_is_installed_and_prints_help() -> None:
     )
     assert result.returncode == 0
     assert "run" in result.stdout and "sql" in result.stdout and "export" in result.stdout
+
+
+def test_init_with_a_gguf_student_converts_it_instead_of_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flywheel.llm.gguf import MANIFEST_NAME, base_checkpoint_dir, file_sha256
+
+    gguf = tmp_path / "mine.Q4_1.gguf"
+    gguf.write_bytes(b"gguf bytes")
+    output_dir = tmp_path / "models"
+    converted = base_checkpoint_dir(gguf, output_dir)  # as an earlier conversion left it
+    converted.mkdir(parents=True)
+    (converted / MANIFEST_NAME).write_text(json.dumps({"sha256": file_sha256(gguf)}))
+    path = write_config(tmp_path, student__path=str(gguf), training__output_dir=str(output_dir))
+    assert main(["init", "--config", str(path)]) == 0
+    assert f"round-0 student: {converted} (converted from {gguf})" in capsys.readouterr().out
