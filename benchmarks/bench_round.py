@@ -32,7 +32,18 @@ from typing import Any
 
 import yaml
 
-STEPS = ("draw", "answer", "select", "judge", "mine", "train", "evaluate", "promote", "report")
+STEPS = (
+    "draw",
+    "answer",
+    "select",
+    "judge",
+    "mine",
+    "train",
+    "general",
+    "evaluate",
+    "promote",
+    "report",
+)
 BOOKKEEPING = ("start_round", "add_round_time", "mark_round_done")
 ARTIFACT_CALLS = (
     "create_progress_artifact",
@@ -82,6 +93,7 @@ def instrument_round(step_s: dict[str, float], bookkeeping_s: dict[str, float]) 
         "judge": round_flow.judge,
         "mine": round_flow.mine,
         "train": round_flow.train,
+        "general": round_flow.general_check,
         "evaluate": round_flow.evaluate,
         "promote": round_flow.promote,
         "report": round_flow.report,

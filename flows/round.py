@@ -20,6 +20,7 @@ from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.battle_plan import Pair, train_battle_pairs
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
+from flywheel.tasks.general_check import GeneralChecks, check_general
 from flywheel.tasks.judge import judge_battles
 from flywheel.tasks.judge_report import JudgeReport
 from flywheel.tasks.mine import MiningReport, mine_round
@@ -137,14 +138,32 @@ def train(
     return trained
 
 
+@task(name="general-check", cache_policy=NO_CACHE)
+def general_check(
+    config: Config, round_id: int, trained: StageResult, champion: ModelVersion
+) -> GeneralChecks | None:
+    """6. Champion and candidate on the held-out general set: NLL of its good answers, replies
+    collapsing into the answer format (evaluation.general_check, local checkpoints)."""
+    if trained.candidate is None or trained.candidate_path is None:
+        return None
+    return check_general(
+        config,
+        round_id,
+        (trained.candidate, trained.candidate_path),
+        (champion.version_id, champion.checkpoint_path),
+    )
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(
     config: Config,
     round_id: int,
     trained: StageResult,
     champion: ModelVersion,
+    general: GeneralChecks | None = None,
 ) -> EvaluationReport | None:
-    """6. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit."""
+    """6. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit;
+    the A/B decision, refused past an evaluation.general_max_* limit."""
     if trained.candidate is None or trained.candidate_path is None:
         return None
     progress = StepProgress(f"round-{round_id}-eval-progress", f"round {round_id}: A/B eval")
@@ -158,7 +177,7 @@ def evaluate(
         )
     finally:
         progress.close()
-    return evaluate_round(config, round_id, trained.candidate, champion.version_id)
+    return evaluate_round(config, round_id, trained.candidate, champion.version_id, general)
 
 
 @task(name="promote", cache_policy=NO_CACHE)
@@ -217,7 +236,8 @@ def arena_round(config: Config, round_id: int, stage: str) -> RoundResult:
        judge     every selected battle judged in both orders
     4. mine      battles -> SFT examples, DPO pairs, RM pairs
     5. train     the round's stage trains a candidate
-    6. evaluate  candidate vs champion on held-out prompts; ratings
+    6. general   champion and candidate on the general set (what they still know)
+       evaluate  candidate vs champion on held-out prompts; ratings; the gate's decision
     7. promote   the champion moves only on a significant win (then retention, when set)
     8. report    round-metrics table and summary in the Prefect UI
     """
@@ -229,7 +249,8 @@ def arena_round(config: Config, round_id: int, stage: str) -> RoundResult:
     judge(config, round_id, pairs)
     mine(config, round_id, stage)
     trained = train(config, round_id, stage, champion)
-    evaluation = evaluate(config, round_id, trained, champion)
+    general = general_check(config, round_id, trained, champion)
+    evaluation = evaluate(config, round_id, trained, champion, general)
     decision = promote(config, round_id, champion, trained, evaluation)
     retain(config)
     wall_s = add_round_time(config.warehouse, round_id, time.monotonic() - started)

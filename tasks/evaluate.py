@@ -26,6 +26,7 @@ from flywheel.evaluators.skills import check_answer
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_as_student
+from flywheel.tasks.general_check import GeneralChecks, gate_decision
 from flywheel.tasks.judge import judge_battles
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.store import connect_warehouse, read_query
@@ -128,11 +129,17 @@ def ab_result(config: Config, round_id: int, candidate: str, champion: str) -> A
 
 
 def evaluate_round(
-    config: Config, round_id: int, candidate: str, champion: str
+    config: Config,
+    round_id: int,
+    candidate: str,
+    champion: str,
+    general: GeneralChecks | None = None,
 ) -> EvaluationReport:
-    """Score the round's A/B battles, decide, rate every model, and store it all."""
+    """Score the round's A/B battles, decide (the general set's limits included), rate every
+    model, and store it all."""
     ab = ab_result(config, round_id, candidate, champion)
-    decision = decide_promotion(ab, config.evaluation.promotion_margin)
+    ab_decision = decide_promotion(ab, config.evaluation.promotion_margin)
+    decision = gate_decision(ab_decision, general, config.evaluation)
     audit = round_judge_audit(config, round_id)
     ratings = round_ratings(config, round_id)
     report = EvaluationReport(

@@ -18,13 +18,33 @@ SIGNIFICANT_DIGITS = 3
 
 def round_summaries(config: Config) -> pd.DataFrame:
     with connect_warehouse(config.warehouse) as con:
-        return con.execute(read_query("report_round_summaries")).df()
+        summaries = con.execute(read_query("report_round_summaries")).df()
+    return with_general_checks(summaries, round_general_checks(config))
 
 
 def round_metrics(config: Config) -> pd.DataFrame:
-    """`round_metrics.sql`: one row per round, the A/B result and decision first."""
+    """`round_metrics.sql`: one row per round, the A/B result and decision first, then the
+    candidate's general-set figures."""
     with connect_warehouse(config.warehouse) as con:
-        return con.execute(read_query("round_metrics")).df()
+        metrics = con.execute(read_query("round_metrics")).df()
+    return with_general_checks(metrics, round_general_checks(config))
+
+
+def round_general_checks(config: Config) -> pd.DataFrame:
+    """`round_general_checks.sql`: per round, the candidate's general-set NLL, its ratio to the
+    champion's and its collapse share."""
+    with connect_warehouse(config.warehouse) as con:
+        return con.execute(read_query("round_general_checks")).df()
+
+
+def with_general_checks(rounds: pd.DataFrame, general: pd.DataFrame) -> pd.DataFrame:
+    """`rounds` with the general-set columns right after `sandbox_accuracy` (empty where the
+    round's candidate was not measured)."""
+    merged = rounds.merge(general, on="round_id", how="left")
+    added = [c for c in general.columns if c != "round_id"]
+    columns = list(rounds.columns)
+    at = columns.index("sandbox_accuracy") + 1 if "sandbox_accuracy" in columns else len(columns)
+    return merged[columns[:at] + added + columns[at:]]
 
 
 def _clean(value: object) -> object:
@@ -151,6 +171,7 @@ def round_markdown(config: Config, round_id: int) -> str:
             f"champion {_fmt(e['mean_len_champion'], '{:.0f}')} chars",
             f"judge: position consistency {_fmt(e['position_consistency'])}, parse failures "
             f"{_fmt(e['parse_failure_rate'])}, first-position win share {_fmt(e['first_position_win_share'])}",
+            _general_line(config, round_id),
             "",
             "## Ratings (Bradley-Terry, Elo scale)",
             ratings.to_markdown(index=False, floatfmt=".0f"),
@@ -161,6 +182,21 @@ def round_markdown(config: Config, round_id: int) -> str:
         _markdown_table(costs) if not costs.empty else "(no calls)",
     ]
     return "\n".join(lines)
+
+
+def _general_line(config: Config, round_id: int) -> str:
+    """The candidate on the general set: what it still knows outside the sandbox's skills."""
+    general = round_general_checks(config)
+    rows = general[general["round_id"] == round_id]
+    if rows.empty:
+        return "general set: not measured"
+    g = rows.iloc[0]
+    return (
+        f"general set: candidate NLL {_fmt(g['general_nll'])} "
+        f"({_fmt(g['general_nll_ratio'], '{:.3f}')}x the champion's), "
+        f"{_fmt(g['general_collapse_share'], '{:.1%}')} of its replies collapse into the "
+        "answer format"
+    )
 
 
 def _without_target_note(n_without_target: int | None) -> str:
@@ -213,7 +249,8 @@ def terminal_table(summaries: pd.DataFrame) -> str:
     """The per-round table `flywheel run` prints."""
     lines = [
         f"{'round':>5} {'stage':<6} {'battles':>7} {'sft':>5} {'dpo':>5} {'rm':>5} "
-        f"{'win rate [95% CI]':<22} {'promoted':<8} {'accuracy':>8} {'wall s':>7}"
+        f"{'win rate [95% CI]':<22} {'promoted':<8} {'accuracy':>8} {'gen NLL':>7} "
+        f"{'x champ':>7} {'collapse':>8} {'wall s':>7}"
     ]
     for _, r in summaries.iterrows():
         win = (
@@ -232,7 +269,9 @@ def terminal_table(summaries: pd.DataFrame) -> str:
         lines.append(
             f"{r['round_id']:>5} {r['stage']:<6} {_fmt(r['n_battles'], '{:.0f}'):>7} "
             f"{_fmt(r['n_sft'], '{:.0f}'):>5} {_fmt(r['n_dpo'], '{:.0f}'):>5} {_fmt(r['n_rm'], '{:.0f}'):>5} "
-            f"{win:<22} {promoted:<8} {_fmt(r['sandbox_accuracy'], '{:.1%}'):>8} {_fmt(r['wall_s'], '{:.0f}'):>7}"
+            f"{win:<22} {promoted:<8} {_fmt(r['sandbox_accuracy'], '{:.1%}'):>8} "
+            f"{_fmt(r['general_nll']):>7} {_fmt(r['general_nll_ratio'], '{:.3f}'):>7} "
+            f"{_fmt(r['general_collapse_share'], '{:.1%}'):>8} {_fmt(r['wall_s'], '{:.0f}'):>7}"
         )
     lines += [
         f"round {r['round_id']} {r['status']}: {r['error']}"

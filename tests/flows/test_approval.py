@@ -108,9 +108,9 @@ def test_manual_approval_pauses_and_a_rejection_keeps_the_champion(
     assert not thread.is_alive() and "error" not in outcome, outcome
     status, promoted, champion_after, reason, candidate_status = round_decision(tmp_path)
     assert (status, promoted, champion_after, candidate_status) == ("done", False, "v0", "rejected")
-    assert reason == (
-        "forced pass (test); rejected in the Prefect UI: wait for the next round; champion kept"
-    )
+    ab_reason, general, answer = reason.split("; ", 2)  # the A/B rule, the general set, the UI
+    assert ab_reason == "forced pass (test)" and general.startswith("general set: NLL ")
+    assert answer == "rejected in the Prefect UI: wait for the next round; champion kept"
 
 
 def test_manual_approval_not_answered_in_time_keeps_the_champion_and_says_so(

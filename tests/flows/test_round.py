@@ -34,6 +34,9 @@ ROUND_METRICS_COLUMNS = {
     "win_rate_ci_high",
     "lc_win_rate",
     "sandbox_accuracy",
+    "general_nll",
+    "general_nll_ratio",
+    "general_collapse_share",
     "wall_s",
 }
 
@@ -132,6 +135,7 @@ def test_round_is_a_named_flow_run_with_a_round_metrics_artifact(harness_round: 
     rows = json.loads(data) if isinstance(data, str) else data
     assert set(rows[0]) == ROUND_METRICS_COLUMNS
     assert rows[0]["round_id"] == 1 and rows[0]["stage"] == "sft"
+    assert rows[0]["general_nll"] > 0 and rows[0]["general_collapse_share"] is not None
 
 
 def start_sandbox_server(config_path: Path) -> tuple[subprocess.Popen, str]:

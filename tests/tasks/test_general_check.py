@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import flywheel.llm.general_check as llm_general_check
@@ -11,6 +12,7 @@ from flywheel.config import EvaluationConfig
 from flywheel.evaluators.abtest import Decision
 from flywheel.evaluators.general_check import GeneralSummary
 from flywheel.tasks.general_check import GeneralChecks, check_general, check_version, gate_decision
+from flywheel.tasks.report import terminal_table, with_general_checks
 from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
 
@@ -122,3 +124,47 @@ def test_an_unmeasured_round_keeps_the_ab_decision_as_it_was() -> None:
     unmeasured = GeneralChecks(candidate=None, champion=None)
     decision = gate_decision(PASSING_AB, unmeasured, limits)
     assert decision == Decision(True, f"{PASSING_AB.reason}; general set not measured")
+
+
+def test_the_round_tables_show_the_candidates_general_figures_after_its_accuracy() -> None:
+    rounds = pd.DataFrame(
+        {
+            "round_id": [1, 2],
+            "stage": ["sft", "dpo"],
+            "sandbox_accuracy": [0.3, 0.4],
+            "wall_s": [9.0, 8.0],
+        }
+    )
+    general = pd.DataFrame(
+        {
+            "round_id": [2],
+            "general_nll": [2.2],
+            "general_nll_ratio": [1.1],
+            "general_collapse_share": [0.05],
+        }
+    )
+    merged = with_general_checks(rounds, general)
+    assert list(merged.columns) == [
+        "round_id",
+        "stage",
+        "sandbox_accuracy",
+        "general_nll",
+        "general_nll_ratio",
+        "general_collapse_share",
+        "wall_s",
+    ]
+    summaries = merged.assign(
+        status="done",
+        n_battles=10,
+        n_sft=1,
+        n_dpo=0,
+        n_rm=0,
+        win_rate=None,
+        win_rate_ci_low=None,
+        win_rate_ci_high=None,
+        promoted=False,
+    )
+    table = terminal_table(summaries).splitlines()
+    assert "gen NLL x champ collapse" in table[0]
+    assert table[1].endswith("-       -        -       9")  # round 1: not measured
+    assert table[2].endswith("2.200   1.100     5.0%       8")
