@@ -142,7 +142,7 @@ def train(
 def general_check(
     config: Config, round_id: int, trained: StageResult, champion: ModelVersion
 ) -> GeneralChecks | None:
-    """6. Champion and candidate on the held-out general set: NLL of its good answers, replies
+    """6a. Champion and candidate on the held-out general set: NLL of its good answers, replies
     collapsing into the answer format (evaluation.general_check, local checkpoints)."""
     if trained.candidate is None or trained.candidate_path is None:
         return None
@@ -162,7 +162,7 @@ def evaluate(
     champion: ModelVersion,
     general: GeneralChecks | None = None,
 ) -> EvaluationReport | None:
-    """6. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit;
+    """6b. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit;
     the A/B decision, refused past an evaluation.general_max_* limit."""
     if trained.candidate is None or trained.candidate_path is None:
         return None
@@ -236,8 +236,8 @@ def arena_round(config: Config, round_id: int, stage: str) -> RoundResult:
        judge     every selected battle judged in both orders
     4. mine      battles -> SFT examples, DPO pairs, RM pairs
     5. train     the round's stage trains a candidate
-    6. general   champion and candidate on the general set (what they still know)
-       evaluate  candidate vs champion on held-out prompts; ratings; the gate's decision
+    6a. general  champion and candidate on the general set (what they still know)
+    6b. evaluate candidate vs champion on held-out prompts; ratings; the gate's decision
     7. promote   the champion moves only on a significant win (then retention, when set)
     8. report    round-metrics table and summary in the Prefect UI
     """
