@@ -72,8 +72,9 @@ def student_backend(config: Config) -> StudentBackend:
     return ServedStudent(config)
 
 
-class LocalStudent(StudentBackend):
-    """Generation in this process from the checkpoint (in a thread, a writer of its own)."""
+class _CheckpointStudent(StudentBackend):
+    """A backend that answers from the version's checkpoint directory, in a thread with a
+    writer of its own (`_answer_from` does the work)."""
 
     async def answer(
         self,
@@ -83,9 +84,19 @@ class LocalStudent(StudentBackend):
         on_progress: ProgressFn | None = None,
     ) -> ModelAnswerCounts:
         path = self._require_checkpoint(asked, checkpoint)
-        return await asyncio.to_thread(self._generate, asked, path, on_progress)
+        return await asyncio.to_thread(self._answer_from, asked, path, on_progress)
 
-    def _generate(
+    @abstractmethod
+    def _answer_from(
+        self, asked: Asked, checkpoint: str, on_progress: ProgressFn | None
+    ) -> ModelAnswerCounts:
+        """Answer the asked prompts without a stored answer from `checkpoint`."""
+
+
+class LocalStudent(_CheckpointStudent):
+    """Generation in this process from the checkpoint (in a thread, a writer of its own)."""
+
+    def _answer_from(
         self, asked: Asked, checkpoint: str, on_progress: ProgressFn | None
     ) -> ModelAnswerCounts:
         """The checkpoint is loaded once; prompts are sorted by length (short batches pad
@@ -136,21 +147,11 @@ class LocalStudent(StudentBackend):
         return counts
 
 
-class ServedStudent(StudentBackend):
+class ServedStudent(_CheckpointStudent):
     """The checkpoint served (`student.backend` server or vllm) only when answers are missing,
     answering like a reference, then stopped (in a thread, a writer of its own)."""
 
-    async def answer(
-        self,
-        asked: Asked,
-        checkpoint: str | None,
-        writer: RowWriter,
-        on_progress: ProgressFn | None = None,
-    ) -> ModelAnswerCounts:
-        path = self._require_checkpoint(asked, checkpoint)
-        return await asyncio.to_thread(self._serve_and_answer, asked, path, on_progress)
-
-    def _serve_and_answer(
+    def _answer_from(
         self, asked: Asked, checkpoint: str, on_progress: ProgressFn | None
     ) -> ModelAnswerCounts:
         from flywheel.llm.checkpoints import checkpoint_stops, weights_sha256
