@@ -217,8 +217,8 @@ def answer_logps(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) ->
 
 
 def load_plain_model(base: Path, lora: bool) -> tuple[Any, Any]:
-    """The base as the stage loads it (its training dtype), LoRA adapter as the stage makes it;
-    and, for DPO, the reference: a frozen copy without LoRA, the adapter switched off with it."""
+    """The base as the stage loads it (its training dtype, which is returned too), with the
+    stage's LoRA adapter when `lora`."""
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -265,7 +265,7 @@ def run_plain(
     """The plain loop over `batches` until `budget_s` is spent: steps, seconds, peak memory."""
     free_memory()
     model, dtype = load_plain_model(base, lora)
-    reference = None
+    reference = None  # DPO's: a frozen copy of the base; with LoRA, the adapter switched off
     if stage == "dpo" and not lora:
         reference, _ = load_plain_model(base, False)
         reference.eval().requires_grad_(False)
