@@ -1,7 +1,7 @@
 """The DPO stage: direct preference optimisation on the mined DPO pairs (TRL's DPOTrainer),
 the champion as reference model.
 
-Config `training.dpo` (the shared settings, `beta`, `chosen_nll_weight`); rows
+Config `training.dpo` (the shared settings, `beta`, `chosen_nll_weight`, `reference`); rows
 `{"prompt": [...], "chosen": [...], "rejected": [...]}` from `preference_pairs` of kind dpo
 (`v_dpo_pairs`).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from flywheel.llm.stages import common
 from flywheel.llm.stages.outputs import scratch_directory
@@ -36,6 +36,19 @@ class DpoConfig(StageTrainingConfig):
         default=0.0,
         ge=0,
     )
+    reference: Literal["copy", "precomputed"] = described(
+        "copy: a frozen second copy of the base in memory while training; precomputed: the"
+        " base's log-probs computed once before training, no second copy (ignored with LoRA:"
+        " the reference is then the adapter switched off)",
+        default="copy",
+    )
+
+
+REFERENCE_DESCRIPTIONS = {
+    "lora": "adapter disabled",
+    "copy": "frozen copy of the base",
+    "precomputed": "log-probs precomputed from the base",
+}
 
 
 DPO_DATA = DataKind(
@@ -57,6 +70,22 @@ def _dpo_loss_args(cfg: DpoConfig) -> dict[str, Any]:
     return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.chosen_nll_weight]}
 
 
+def _reference_kind(cfg: DpoConfig, lora: Any) -> str:
+    """What the policy is compared with: the adapter switched off (LoRA), else `cfg.reference`."""
+    return "lora" if lora is not None else cfg.reference
+
+
+def _rows_in_scratch(dataset: Any, scratch: str) -> Any:
+    """The rows as an Arrow file in `scratch`: the datasets library then writes its cache files
+    (TRL's precomputed reference log-probs among them) beside it, removed with the scratch
+    directory, instead of into the system temp directory."""
+    from datasets import load_from_disk
+
+    path = Path(scratch) / "rows"
+    dataset.save_to_disk(str(path))
+    return load_from_disk(str(path))
+
+
 @common.quiet_progress_bars()
 def train_dpo(
     base_path: str | Path,
@@ -69,8 +98,10 @@ def train_dpo(
 ) -> TrainResult:
     """DPO on `{"prompt": [...], "chosen": [...], "rejected": [...]}`, the base as reference model.
 
-    Without LoRA, TRL loads a frozen copy of the base as the reference; with LoRA the reference
-    is the same model with its adapter switched off (no second copy).
+    Without LoRA, TRL loads a frozen copy of the base as the reference (`reference: copy`) or
+    computes the base's log-probs of every row once before training and keeps no second model
+    (`reference: precomputed`); with LoRA the reference is the same model with its adapter
+    switched off (no second copy).
     """
     from trl import DPOConfig, DPOTrainer
 
@@ -84,11 +115,15 @@ def train_dpo(
     n_truncated = common.pairs_truncated(tokenizer, rows, cfg.max_length)
     common.warn_truncated(SECTION, n_truncated, len(rows), cfg.max_length)
     dataset = common.preference_dataset(rows)
+    reference = _reference_kind(cfg, lora)
     with scratch_directory(out_path, SECTION) as scratch:
+        if reference == "precomputed":
+            dataset = _rows_in_scratch(dataset, scratch)
         args = DPOConfig(
             **common_args(cfg, seed, scratch, base_path, setup),
             max_length=cfg.max_length,
             beta=cfg.beta,
+            precompute_ref_log_probs=reference == "precomputed",
             **_dpo_loss_args(cfg),
         )
         trainer, figures, output = common.fit_and_save(
@@ -103,7 +138,7 @@ def train_dpo(
         started,
         common.hyperparams(cfg, seed, setup, base_path, stage="dpo"),
         n_truncated=n_truncated,
-        reference="adapter disabled" if lora is not None else "frozen copy of the base",
+        reference=REFERENCE_DESCRIPTIONS[reference],
         last_reward_margin=common.last(common.log_values(history, "rewards/margins")),
         last_reward_accuracy=common.last(common.log_values(history, "rewards/accuracies")),
     )
