@@ -129,7 +129,19 @@ def warn_truncated(section: str, n_truncated: int, n_rows: int, max_length: int)
         )
 
 
-def pairs_truncated(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> int:
+def preference_inputs(
+    base_path: str | Path, rows: list[dict[str, Any]], section: str, max_length: int
+) -> tuple[PreTrainedTokenizerBase, Any, int]:
+    """What a stage on preference pairs (DPO, reward model) trains with: the base's tokenizer,
+    TRL's prompt/chosen/rejected dataset, and how many pairs `max_length` truncates (warned
+    about once, naming `training.<section>.max_length`)."""
+    tokenizer = load_tokenizer(base_path)
+    n_truncated = _pairs_truncated(tokenizer, rows, max_length)
+    warn_truncated(section, n_truncated, len(rows), max_length)
+    return tokenizer, _preference_dataset(rows), n_truncated
+
+
+def _pairs_truncated(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) -> int:
     """Pairs whose prompt plus chosen or rejected answer is longer than `max_length`."""
     chosen = [r["prompt"] + r["chosen"] for r in rows]
     rejected = [r["prompt"] + r["rejected"] for r in rows]
@@ -151,7 +163,7 @@ def log_values(log_history: list[dict[str, Any]], key: str) -> list[float]:
     ]
 
 
-def preference_dataset(rows: list[dict[str, Any]]) -> Any:
+def _preference_dataset(rows: list[dict[str, Any]]) -> Any:
     """TRL's conversational prompt/chosen/rejected dataset (DPO and reward model)."""
     from datasets import Dataset
 

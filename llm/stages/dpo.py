@@ -111,10 +111,9 @@ def train_dpo(
     common.require_rows(rows, SECTION)
     started = time.perf_counter()
     lora = peft_config(setup, base_path)
-    tokenizer = common.load_tokenizer(base_path)
-    n_truncated = common.pairs_truncated(tokenizer, rows, cfg.max_length)
-    common.warn_truncated(SECTION, n_truncated, len(rows), cfg.max_length)
-    dataset = common.preference_dataset(rows)
+    tokenizer, dataset, n_truncated = common.preference_inputs(
+        base_path, rows, SECTION, cfg.max_length
+    )
     reference = _reference_kind(cfg, lora)
     with scratch_directory(out_path, SECTION) as scratch:
         if reference == "precomputed":

@@ -63,10 +63,9 @@ def train_reward_model(
     common.require_rows(rows, SECTION)
     started = time.perf_counter()
     lora = peft_config(setup, base_path, task="SEQ_CLS")
-    tokenizer = common.load_tokenizer(base_path)
-    n_truncated = common.pairs_truncated(tokenizer, rows, cfg.max_length)
-    common.warn_truncated(SECTION, n_truncated, len(rows), cfg.max_length)
-    dataset = common.preference_dataset(rows)
+    tokenizer, dataset, n_truncated = common.preference_inputs(
+        base_path, rows, SECTION, cfg.max_length
+    )
     with scratch_directory(out_path, SECTION) as scratch:
         args = RewardConfig(
             **common_args(cfg, seed, scratch, base_path, setup), max_length=cfg.max_length

@@ -20,13 +20,12 @@ from flywheel.llm.winrate_stop import (
 )
 from flywheel.sandbox.skills import generate_tasks
 from tests.conftest import REPO_ROOT
-from tests.llm.stages.test_stages import (  # noqa: F401
+from tests.llm.stages.test_stages import (
     CFG,
     PAIR_ROWS,
     RL_CFG,
     _prompt,
     _weights,
-    base_checkpoint,
 )
 
 
@@ -146,7 +145,7 @@ def _train_with_judge(base: Path, out: Path, judge: ScriptedJudge, keep_best: bo
 
 
 def test_rl_stops_when_the_judged_win_rate_falls_and_keeps_the_best_checks_policy(
-    base_checkpoint: Path,  # noqa: F811
+    base_checkpoint: Path,
     tmp_path: Path,
 ) -> None:
     judge = ScriptedJudge()
@@ -165,7 +164,7 @@ def test_rl_stops_when_the_judged_win_rate_falls_and_keeps_the_best_checks_polic
 
 
 def test_without_keep_best_the_policy_at_the_stop_is_published(
-    base_checkpoint: Path,  # noqa: F811
+    base_checkpoint: Path,
     tmp_path: Path,
 ) -> None:
     m = _train_with_judge(base_checkpoint, tmp_path / "rl", ScriptedJudge(), keep_best=False)
@@ -174,14 +173,14 @@ def test_without_keep_best_the_policy_at_the_stop_is_published(
     assert any(not torch.equal(base[name], published[name]) for name in base)
 
 
-def test_winrate_check_without_a_judge_is_refused(base_checkpoint: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_winrate_check_without_a_judge_is_refused(base_checkpoint: Path, tmp_path: Path) -> None:
     rl_cfg = RLConfig(**{**RL_CFG.model_dump(), "winrate_check_every": 1})
     with pytest.raises(ValueError, match="no judge"):
         train_rm_rl(base_checkpoint, PAIR_ROWS, [_prompt(1)], tmp_path / "rl", CFG, rl_cfg, 0)
 
 
 def test_verifiable_weight_mixes_the_checker_and_records_its_share(
-    base_checkpoint: Path,  # noqa: F811
+    base_checkpoint: Path,
     tmp_path: Path,
 ) -> None:
     rl_cfg = RLConfig(**{**RL_CFG.model_dump(), "verifiable_reward_weight": 0.5})

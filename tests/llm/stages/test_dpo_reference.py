@@ -8,9 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from flywheel.llm.checkpoints import save_checkpoint
 from flywheel.llm.stages.dpo import DpoConfig, train_dpo
-from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
 CFG = DpoConfig(learning_rate=1e-3, max_steps=2, batch_size=4, max_length=64)
 
@@ -24,16 +22,6 @@ def _pair(i: int) -> dict[str, list[dict[str, str]]]:
 
 
 ROWS = [_pair(i) for i in range(8)]
-
-
-@pytest.fixture(scope="module")
-def base_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    texts = [f"What is {i} plus {i + 1}? Answer: {2 * i + 1}" for i in range(50)]
-    tokenizer = build_tokenizer(texts, vocab_size=300, whole_words={"What", "is", "plus", "Answer"})
-    model = build_tiny_llama(
-        tokenizer, seed=0, hidden_size=64, n_layers=2, n_heads=2, intermediate_size=128
-    )
-    return save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("dpo_ref") / "base")
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from flywheel.llm.checkpoints import generate_answers, save_checkpoint
+from flywheel.llm.checkpoints import generate_answers
 from flywheel.llm.reward_ensemble import EnsembleReward
 from flywheel.llm.stages.dpo import DpoConfig, train_dpo
 from flywheel.llm.stages.reward_model import RewardModelConfig
@@ -18,7 +18,6 @@ from flywheel.llm.stages.rm_rl import RLConfig, reward_model_path, train_rm_rl
 from flywheel.llm.stages.settings import StageTrainingConfig
 from flywheel.llm.stages.sft import train_sft
 from flywheel.llm.stages.spec import TrainResult
-from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
 
 CFG = StageTrainingConfig(learning_rate=1e-3, max_steps=3, batch_size=4, max_length=64)
 DPO_CFG = DpoConfig(**CFG.model_dump())
@@ -42,16 +41,6 @@ PAIR_ROWS = [
     }
     for i in range(12)
 ]
-
-
-@pytest.fixture(scope="module")
-def base_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    texts = [f"What is {i} plus {i + 1}? Answer: {2 * i + 1}" for i in range(50)]
-    tokenizer = build_tokenizer(texts, vocab_size=300, whole_words={"What", "is", "plus", "Answer"})
-    model = build_tiny_llama(
-        tokenizer, seed=0, hidden_size=64, n_layers=2, n_heads=2, intermediate_size=128
-    )
-    return save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("train") / "base")
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
