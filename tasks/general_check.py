@@ -21,6 +21,7 @@ from flywheel.evaluators.general_check import (
     general_check_refusal,
 )
 from flywheel.logs import step_logger
+from flywheel.pool.general_set import GeneralSet, load_general_set
 from flywheel.warehouse.contracts import NATURAL_KEYS
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query
 from flywheel.warehouse.writes import insert_new
@@ -47,8 +48,8 @@ def stored_general_check(config: Config, version_id: str, set_sha256: str) -> di
     return dict(zip(columns, row, strict=True)) if row is not None else None
 
 
-def measured_row(config: Config, checkpoint: str, set_sha256: str) -> dict[str, Any]:
-    """The checkpoint measured now, as a row without its round and version."""
+def measured_row(config: Config, checkpoint: str, general_set: GeneralSet) -> dict[str, Any]:
+    """The checkpoint measured now on `general_set`, as a row without its round and version."""
     from flywheel.llm.general_check import measure_general_set
 
     student = config.student
@@ -57,9 +58,8 @@ def measured_row(config: Config, checkpoint: str, set_sha256: str) -> dict[str, 
         max_new_tokens=student.max_new_tokens,
         device=student.device,
         generate_batch_size=student.batch_size,
+        general_set=general_set,
     )
-    if check.set_sha256 != set_sha256:
-        raise RuntimeError("the general set changed while it was measured; run the round again")
     return {
         "n_items": check.n_items,
         "mean_nll": check.mean_nll,
@@ -76,17 +76,16 @@ def check_version(
     """The version's general figures for this round (measured, or reused when stored); None
     when the check is off or the version has no local checkpoint."""
     from flywheel.llm.checkpoints import is_checkpoint
-    from flywheel.pool.general_set import load_general_set
 
     if not config.evaluation.general_check or not checkpoint or not is_checkpoint(checkpoint):
         return None
-    set_sha256 = load_general_set().sha256
-    row = stored_general_check(config, version_id, set_sha256)
+    general_set = load_general_set()
+    row = stored_general_check(config, version_id, general_set.sha256)
     if row is None:
         step_logger(__name__).info(
             "round %d: measuring %s on the general set (%s)", round_id, version_id, checkpoint
         )
-        row = measured_row(config, checkpoint, set_sha256)
+        row = measured_row(config, checkpoint, general_set)
     row = {**row, "round_id": round_id, "version_id": version_id}
     with connect_warehouse(config.warehouse) as con:
         insert_new(con, "general_checks", [row], NATURAL_KEYS["general_checks"])
