@@ -19,14 +19,9 @@ Quoted means between `'...'` or `"..."` (curly quotes too). Prompts that match n
 or match but are inconsistent (e.g. both "larger" and "smaller"), are not checkable: the
 functions return None, never a guess.
 
-Reply format (`extract_final_answer`): any prose, then a final line `Answer: X`.
-- An answer line is a line that starts (after optional spaces and markdown `**`/`#`) with
-  `Answer:` or `Final answer:` (any case).
-- The last answer line counts, and it must be the last non-empty line of the reply: prose
-  after the committed answer makes the reply uncommitted (None), because text such as
-  "Answer: 5 ... wait, it is 6" commits to nothing.
-- X is the rest of that line, stripped of spaces, one pair of surrounding markdown
-  (`**`, `` ` ``) or quotes, and one trailing period. Empty X means None.
+Reply format (`extract_final_answer`, in `final_answer.py`): any prose, then a final line
+`Answer: X`; a reply without an answer line is read by the natural form its last line ends in
+("The answer is 7.", "3 + 4 = 7.", `\\boxed{7}`, a bare "7"), never by a guess.
 
 Comparison (`check_answer`): numeric skills need X to be a single number (thousands commas
 allowed) equal to the expected value as a decimal (`2500` == `2500.0`); word skills compare
@@ -41,6 +36,8 @@ from __future__ import annotations
 import random
 import re
 from decimal import Decimal, InvalidOperation
+
+from flywheel.evaluators.final_answer import ANSWER_LINE_RE, extract_final_answer
 
 SKILLS: tuple[str, ...] = (
     "arithmetic",
@@ -129,9 +126,6 @@ _ARITHMETIC_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\bsubtract {_INT} from {_INT}", re.IGNORECASE), "from"),
 )
 
-_ANSWER_LINE_RE = re.compile(
-    r"^[\s#*]*(?:final\s+)?answer\s*(?:\*\*)?\s*:\s*(?:\*\*(?!.*\*\*\s*$))?(.*)$", re.IGNORECASE
-)
 _NUMERIC_ANSWER_RE = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _LETTER_SEPARATORS_RE = re.compile(r"[\s,\-]+")
 
@@ -281,40 +275,6 @@ def expected_answer(prompt: str) -> str | None:
     return None
 
 
-def _strip_period(value: str) -> str:
-    value = value.strip()
-    return value[:-1].rstrip() if value.endswith(".") and not value.endswith("..") else value
-
-
-def _strip_wrapping(value: str) -> str:
-    """The value without one trailing period and one pair of markdown or quote wrappers."""
-    value = _strip_period(value)
-    for left, right in (("**", "**"), ("`", "`"), ('"', '"'), ("'", "'"), ("\u201c", "\u201d")):
-        if (
-            len(value) >= len(left) + len(right)
-            and value.startswith(left)
-            and value.endswith(right)
-        ):
-            value = value[len(left) : len(value) - len(right)]
-            break
-    return _strip_period(value)
-
-
-def extract_final_answer(answer_text: str) -> str | None:
-    """The answer a reply commits to: X of its last line `Answer: X`, which must end the reply.
-
-    See the module doc for the exact rules; None when the reply commits to nothing.
-    """
-    lines = [line for line in answer_text.splitlines() if line.strip()]
-    if not lines:
-        return None
-    m = _ANSWER_LINE_RE.match(lines[-1])
-    if m is None:
-        return None
-    value = _strip_wrapping(m.group(1))
-    return value or None
-
-
 def _parse_number(text: str) -> Decimal | None:
     text = text.strip()
     if not _NUMERIC_ANSWER_RE.fullmatch(text):
@@ -391,7 +351,7 @@ def replace_final_answer(reply: str, answer: str) -> str:
     after it dropped); a reply without an answer line gets `Answer: X` as its last line."""
     lines = reply.rstrip().splitlines()
     for i in range(len(lines) - 1, -1, -1):
-        m = _ANSWER_LINE_RE.match(lines[i])
+        m = ANSWER_LINE_RE.match(lines[i])
         if m is not None:
             prefix = lines[i][: m.start(1)].rstrip()
             return "\n".join([*lines[:i], f"{prefix} {answer}"])

@@ -6,7 +6,13 @@ always equals `expected_answer(task.prompt)` (tested on thousands of tasks).
 Variety: each family has several phrasings, an optional lead-in and an optional closing
 sentence drawn from small neutral lists, and words drawn from a few hundred English words,
 so a few thousand prompts are almost all distinct and few are near-duplicates on word
-3-shingles. Prompts stay under ~25 words; answers are one number or one short word.
+3-shingles. The task part stays under ~25 words; answers are one number or one short word.
+
+The answer format is stated: every prompt ends with one of `FORMAT_INSTRUCTIONS`, the way
+public verifiable benchmarks say how to answer (GSM8K's "The final answer is", MATH's
+boxed answer, MMLU-Pro's "the answer is (X)"), so a pretrained chat model is measured for
+what it knows, not for guessing a format nobody told it. The instructions avoid every word
+and symbol the checkers read (quotes, numbers, units, ordinals, comparison words).
 
 Difficulty 1-3 scales the operands: digits for arithmetic, word length for the word
 skills, sentence length for nth_word, closeness/decimals for compare_numbers, and the
@@ -32,7 +38,15 @@ from flywheel.evaluators.skills import (
 
 DIFFICULTIES: tuple[int, ...] = (1, 2, 3)
 _MAX_DRAWS_PER_TASK = 50
-MAX_PROMPT_WORDS = 24
+MAX_TASK_WORDS = 24  # lead-in, question and closing; the format instruction comes on top
+
+FORMAT_INSTRUCTIONS: tuple[str, ...] = (
+    "End your reply with a line of the form Answer: followed by the result.",
+    "Give the final result on the last line, after Answer:",
+    "Finish with the line Answer: and then your result.",
+    "Put your final answer on its own line, starting with Answer:",
+)
+MAX_PROMPT_WORDS = MAX_TASK_WORDS + max(len(text.split()) for text in FORMAT_INSTRUCTIONS)
 
 WORDS: tuple[str, ...] = tuple(
     """
@@ -116,12 +130,14 @@ def _quote(text: str, rng: random.Random) -> str:
 
 
 def _dress(core: str, rng: random.Random) -> str:
-    """The core question with an optional lead-in and an optional closing sentence."""
+    """The core question with an optional lead-in and an optional closing sentence, then the
+    answer format."""
     lead_in = rng.choice(LEAD_INS) if rng.random() < 0.6 else ""
     closing = rng.choice(CLOSINGS) if rng.random() < 0.5 else ""
-    if len(f"{lead_in} {core} {closing}".split()) > MAX_PROMPT_WORDS:
+    if len(f"{lead_in} {core} {closing}".split()) > MAX_TASK_WORDS:
         lead_in = closing = ""
-    return " ".join(part for part in (lead_in, core, closing) if part)
+    instruction = rng.choice(FORMAT_INSTRUCTIONS)
+    return " ".join(part for part in (lead_in, core, closing, instruction) if part)
 
 
 def _arithmetic(rng: random.Random, difficulty: int) -> str:

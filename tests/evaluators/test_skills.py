@@ -76,7 +76,7 @@ def test_non_skill_prompts_are_not_checkable(prompt: str) -> None:
         ("Answer: `olleh`.", "olleh"),
         ("Answer: 1\nAnswer: 2", "2"),  # the last answer line counts
         ("Answer: 5\nWait, it is 6.", None),  # prose after the answer: uncommitted
-        ("The answer is 42.", None),
+        ("The answer is 42.", "42"),  # a natural form (tested in test_final_answer.py)
         ("Answer:", None),
         ("", None),
         ("Réponse d'abord… Answer: 3", None),  # not at the start of a line
