@@ -17,8 +17,10 @@ Built locally from nothing downloaded, in about twelve minutes on two cores:
 4. check: checker accuracy on held-out generated tasks (another seed), expected 5-40%: it slips
    on most of the about two thirds it can compute (it never learns nth_word).
 
-A build is kept in the user's cache directory, keyed by a hash of its recipe
-(`sandbox/student_cache.py`); a later build with the same recipe copies it in seconds.
+Nobody has to wait for it: the demo's student ships with flywheel (`shipped_student.py`) and
+is copied in seconds wherever the recipe (`student_recipe.py`, hashed by content) is the
+default one. Any other recipe is built once and kept in the user's cache directory
+(`student_cache.py`); a later build with the same recipe copies it in seconds.
 
 The student's tasks use their own seed range (`STUDENT_TRAIN_SEED_OFFSET` and
 `STUDENT_HELDOUT_SEED_OFFSET` + `config.student.seed`), apart from the sandbox prompt pool's.
@@ -26,20 +28,17 @@ The student's tasks use their own seed range (`STUDENT_TRAIN_SEED_OFFSET` and
 
 from __future__ import annotations
 
-import collections
 import logging
-import random
-import re
 import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flywheel.config import Config
-from flywheel.evaluators.skills import check_answer, render_answer
+from flywheel.evaluators.skills import check_answer
 from flywheel.llm.checkpoints import (
     generate_answers,
     is_checkpoint,
@@ -48,56 +47,27 @@ from flywheel.llm.checkpoints import (
     publish_checkpoint,
     save_checkpoint,
 )
-from flywheel.llm.stages.settings import StageTrainingConfig
 from flywheel.llm.train_progress import TrainingProgress, reporting_training_progress
-from flywheel.sandbox.skills import WORDS, SkillTask, generate_tasks, systematic_slip
+from flywheel.sandbox.shipped_student import difference_from_shipped, shipped_student
+from flywheel.sandbox.skills import SkillTask
 from flywheel.sandbox.student_cache import (
     CachedStudent,
     copy_cached_student,
     find_cached_student,
+    recipe_hash,
     recipe_key,
     store_student,
 )
+from flywheel.sandbox.student_recipe import (
+    StudentRecipe,
+    prose_words,
+    student_recipe_fields,
+    student_tasks,
+    tokenizer_corpus,
+    training_config,
+    training_rows,
+)
 from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
-
-STUDENT_TRAIN_SEED_OFFSET = 1_000_000
-STUDENT_HELDOUT_SEED_OFFSET = 2_000_000
-VERBOSITIES = ("terse", "normal", "verbose")
-
-
-@dataclass(frozen=True)
-class StudentRecipe:
-    """How the student is built; the defaults land its held-out accuracy in the 5-40% band."""
-
-    n_train_tasks: int = 12000  # generated tasks of the noisy training corpus
-    n_heldout_tasks: int = 350  # held-out tasks measuring its accuracy
-    n_tokenizer_tasks: int = 3000  # tasks whose prompts and answers train the tokenizer
-    vocab_size: int = 1024
-    min_whole_word_count: int = 3  # rarer words are spelled character by character
-    hidden_size: int = 256  # wide and shallow: learns faster per CPU second than deep and narrow
-    n_layers: int = 2
-    n_heads: int = 8
-    intermediate_size: int = 672
-    learning_rate: float = 3e-3
-    batch_size: int = 64  # a step costs little more at 64 than at 32 on CPU
-    max_steps: int = 1200  # at 600 steps it computed 58% of held-out answers; at 1200 67%
-    warmup_ratio: float = 0.05
-    max_length: int = 192
-    # answer styles (terse, normal, verbose) of the training answers: the terse style of the
-    # demo's references, so training on their answers changes what the student says, not how
-    verbosity_weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
-    # share of each skill's training answers that are the skill's systematic slip (the noisy
-    # corpus): above one half the student mostly slips though it can compute the right answer,
-    # and the closer to one half the less training on right answers it takes to recover
-    slip_rates: tuple[tuple[str, float], ...] = (
-        ("unit_conversion", 0.6),
-        ("arithmetic", 0.65),
-        ("reverse_word", 0.7),
-        ("sort_letters", 0.75),
-        ("count_char", 0.7),
-        ("compare_numbers", 0.65),
-        ("nth_word", 0.7),
-    )
 
 
 @dataclass(frozen=True)
@@ -111,42 +81,9 @@ class StudentReport:
     built: bool  # False when an existing checkpoint was reused or copied from the cache
     from_cache: bool = False  # copied from the student cache (then heldout_accuracy is its build's)
     cache_path: Path | None = None  # the cache entry used or written (None: cache off or failed)
-
-
-def student_tasks(config: Config, recipe: StudentRecipe) -> tuple[list[SkillTask], list[SkillTask]]:
-    """The student's training slice and its held-out tasks (two seeds, no shared prompt)."""
-    seed, difficulty = config.student.seed, config.sandbox.task_difficulty
-    train = generate_tasks(
-        recipe.n_train_tasks, seed=STUDENT_TRAIN_SEED_OFFSET + seed, difficulty=difficulty
-    )
-    train_prompts = {t.prompt for t in train}
-    heldout = [
-        t
-        for t in generate_tasks(
-            recipe.n_heldout_tasks, seed=STUDENT_HELDOUT_SEED_OFFSET + seed, difficulty=difficulty
-        )
-        if t.prompt not in train_prompts
-    ]
-    return train, heldout
-
-
-def tokenizer_corpus(tasks: Sequence[SkillTask], seed: int) -> list[str]:
-    """Prompts and their answers rendered in every verbosity (all the prose phrasings appear)."""
-    rng = random.Random(seed)
-    texts: list[str] = []
-    for task in tasks:
-        texts.append(task.prompt)
-        texts.extend(render_answer(task.answer, verbosity, rng) for verbosity in VERBOSITIES)
-    return texts
-
-
-def prose_words(texts: Sequence[str], min_count: int) -> set[str]:
-    """Frequent words of the fixed prose, excluding skill payloads (sandbox words, reversed, sorted)."""
-    payload = {w for word in WORDS for w in (word, word[::-1], "".join(sorted(word)))}
-    counts = collections.Counter(w for text in texts for w in re.findall(r"[A-Za-z]+", text))
-    return {
-        w for w, n in counts.items() if n >= min_count and len(w) > 1 and w.lower() not in payload
-    }
+    shipped: bool = False  # the copied entry is the student shipped with flywheel
+    # a fresh build that differs from the shipped student of the same recipe: how (else None)
+    differs_from_shipped: str | None = None
 
 
 def sandbox_accuracy(model_path: str | Path, tasks: Sequence[SkillTask], config: Config) -> float:
@@ -168,29 +105,18 @@ def sandbox_accuracy(model_path: str | Path, tasks: Sequence[SkillTask], config:
     return n_right / len(tasks)
 
 
-def student_recipe_fields(config: Config, recipe: StudentRecipe) -> dict[str, object]:
-    """The build's settings that determine its weights (with the code and library versions,
-    `recipe_key` hashes them into the student cache's key)."""
-    import torch
-
-    return {
-        "recipe": asdict(recipe),
-        "seed": config.student.seed,
-        "task_difficulty": config.sandbox.task_difficulty,
-        "training": _training_config(recipe).model_dump(mode="json"),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-    }
-
-
 def student_cache_key(config: Config, recipe: StudentRecipe | None = None) -> str:
     return recipe_key(student_recipe_fields(config, recipe or StudentRecipe()))
 
 
 def cached_student(config: Config, recipe: StudentRecipe | None = None) -> CachedStudent | None:
-    """The cache's complete build of this config's student, if any (None when the cache is off)."""
-    if not config.student.cache:
-        return None
-    return find_cached_student(student_cache_key(config, recipe), config.student.cache_dir)
+    """A complete earlier build of this config's student: the shipped one where the recipe is
+    the same, else the cache's (None when neither exists or the cache is off)."""
+    fields = student_recipe_fields(config, recipe or StudentRecipe())
+    shipped = shipped_student(recipe_hash(fields))
+    if shipped is not None or not config.student.cache:
+        return shipped
+    return find_cached_student(recipe_key(fields), config.student.cache_dir)
 
 
 def build_student(
@@ -201,10 +127,11 @@ def build_student(
 ) -> StudentReport:
     """Build (or reuse) the round-0 student at `config.student.path` and measure it.
 
-    An existing checkpoint is reused unless `force`; else a complete build of the same recipe
-    in the student cache is copied in (unless `force`), else it is trained (`on_progress` gets
-    its steps) and kept in the cache. A forced rebuild replaces the checkpoint only once the
-    new one is complete. Deterministic under `config.student.seed`.
+    An existing checkpoint is reused unless `force`; else the shipped student or a complete
+    build of the same recipe in the student cache is copied in (unless `force`), else it is
+    trained (`on_progress` gets its steps) and kept in the cache; a build of the shipped
+    recipe says how it differs from the shipped student, if it does. A forced rebuild replaces
+    the checkpoint only once the new one is complete. Deterministic under `config.student.seed`.
     """
     recipe = recipe or StudentRecipe()
     started = time.perf_counter()
@@ -231,15 +158,19 @@ def build_student(
         wall_s=time.perf_counter() - started,
         built=not reuse,
     )
-    if reuse or not config.student.cache:
+    if reuse:
         return report
-    return _store_in_cache(config, recipe, report)
+    shipped_hash = recipe_hash(student_recipe_fields(config, recipe))
+    difference = difference_from_shipped(shipped_hash, path, report.heldout_accuracy)
+    report = replace(report, differs_from_shipped=difference)
+    return _store_in_cache(config, recipe, report) if config.student.cache else report
 
 
 def _copy_from_cache(
     config: Config, recipe: StudentRecipe, path: Path, started: float
 ) -> StudentReport | None:
-    """The cached build copied to `path` and loaded, or None (no entry, or it does not load)."""
+    """The shipped or cached build copied to `path` and loaded, or None (no entry, or it does
+    not load)."""
     entry = cached_student(config, recipe)
     if entry is None:
         return None
@@ -258,6 +189,7 @@ def _copy_from_cache(
         built=False,
         from_cache=True,
         cache_path=entry.path,
+        shipped=entry.shipped,
     )
 
 
@@ -277,16 +209,7 @@ def _store_in_cache(config: Config, recipe: StudentRecipe, report: StudentReport
     except OSError as e:
         logging.getLogger(__name__).warning("the student cache was not written: %s", e)
         return report
-    return StudentReport(**{**report.__dict__, "cache_path": entry})
-
-
-def _training_config(recipe: StudentRecipe) -> StageTrainingConfig:
-    return StageTrainingConfig(
-        learning_rate=recipe.learning_rate,
-        max_steps=recipe.max_steps,
-        batch_size=recipe.batch_size,
-        max_length=recipe.max_length,
-    )
+    return replace(report, cache_path=entry)
 
 
 def _train_student(
@@ -308,18 +231,8 @@ def _train_student(
         n_heads=recipe.n_heads,
         intermediate_size=recipe.intermediate_size,
     )
-    rng = random.Random(seed)
-    slip_rates = dict(recipe.slip_rates)
-    rows = [
-        _chat_row(
-            t,
-            systematic_slip(t) if rng.random() < slip_rates.get(t.skill, 0.0) else t.answer,
-            recipe,
-            rng,
-        )
-        for t in train
-    ]
-    cfg = _training_config(recipe)
+    rows = training_rows(train, recipe, seed)
+    cfg = training_config(recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.build-{uuid.uuid4().hex[:8]}"
     try:
@@ -329,16 +242,3 @@ def _train_student(
         publish_checkpoint(staging, path, overwrite=force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _chat_row(
-    task: SkillTask, answer: str, recipe: StudentRecipe, rng: random.Random
-) -> dict[str, list[dict[str, str]]]:
-    """One SFT conversation: the task's prompt and `answer` rendered in a drawn style."""
-    (style,) = rng.choices(VERBOSITIES, weights=recipe.verbosity_weights)
-    return {
-        "messages": [
-            {"role": "user", "content": task.prompt},
-            {"role": "assistant", "content": render_answer(answer, style, rng)},
-        ]
-    }

@@ -1,10 +1,12 @@
 """Built sandbox students kept under the user's cache directory, keyed by their recipe.
 
-Building the round-0 student takes minutes; its weights depend only on its recipe (the build
-settings, seeds, task difficulty, the code that generates its corpus and trains it, and the
-library versions that train it). So a build is copied into `<cache>/students/<key>/` and a
-second clone, or a deleted `runs/` directory, copies it back in seconds instead of rebuilding.
-A copy of the same build has the same files, so learning from it is the same as from a fresh build.
+Building the round-0 student takes minutes; its weights depend only on its recipe (hashed by
+content in `student_recipe.py`: the build settings, seeds, task difficulty and the generated
+corpus) and on the library versions and device that train it. So a build is copied into
+`<cache>/students/<key>/`, the key hashing the recipe hash with those versions, and a second
+clone, or a deleted `runs/` directory, copies it back in seconds instead of rebuilding. A copy
+of the same build has the same files, so learning from it is the same as from a fresh build.
+The student shipped in the package (`shipped_student.py`) is an entry of the same format.
 
 Where: `student.cache_dir` when set, else `$FLYWHEEL_CACHE_DIR`, else
 `$XDG_CACHE_HOME/flywheel`, else `~/.cache/flywheel`; `student.cache: false` turns it off.
@@ -21,12 +23,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,21 +37,9 @@ from flywheel.llm.checkpoints import is_checkpoint
 
 CACHE_DIR_ENV = "FLYWHEEL_CACHE_DIR"
 MANIFEST_NAME = "flywheel-student.json"
-KEY_VERSION = 1  # bump when the key's contents change meaning
+KEY_VERSION = 2  # bump when the key's contents change meaning (2: the recipe hashed by content)
 STALE_TEMP_S = 6 * 3600.0  # temporary entries older than this are leftovers of killed builds
 
-# Code whose every line can change the student's weights: its corpus, tokenizer, model, training.
-RECIPE_CODE_MODULES = (
-    "flywheel.sandbox.student",
-    "flywheel.sandbox.tiny_model",
-    "flywheel.sandbox.skills",
-    "flywheel.evaluators.skills",
-    "flywheel.llm.stages.sft",
-    "flywheel.llm.stages.common",
-    "flywheel.llm.stages.settings",
-    "flywheel.llm.stage_setup",
-    "flywheel.llm.checkpoints",
-)
 # Libraries whose version can change the weights (numerics, tokenizer training, TRL's defaults).
 RECIPE_LIBRARIES = ("torch", "transformers", "trl", "tokenizers", "datasets", "accelerate", "numpy")
 
@@ -63,6 +53,7 @@ class CachedStudent:
     heldout_accuracy: float
     n_parameters: int
     build_wall_s: float
+    shipped: bool = False  # the student shipped with flywheel (`shipped_student.py`)
 
 
 def cache_root(configured: str | None = None) -> Path:
@@ -80,9 +71,15 @@ def students_dir(configured: str | None = None) -> Path:
     return cache_root(configured) / "students"
 
 
+def recipe_hash(recipe_fields: dict[str, Any]) -> str:
+    """Hash of the recipe alone (`student_recipe.student_recipe_fields`): the same on every
+    machine, so it names the shipped student too."""
+    text = json.dumps({"key_version": KEY_VERSION, "recipe": recipe_fields}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
 def recipe_key(recipe_fields: dict[str, Any]) -> str:
-    """Hash of everything that determines the weights: `recipe_fields` (the build settings and
-    seeds), the recipe code's source files and the versions of the libraries that train it."""
+    """The cache key: the recipe hash with the library versions and the device that train it."""
     text = json.dumps(recipe_description(recipe_fields), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -92,23 +89,28 @@ def recipe_description(recipe_fields: dict[str, Any]) -> dict[str, Any]:
     return {
         "key_version": KEY_VERSION,
         "recipe": recipe_fields,
-        "code": {name: _module_sha256(name) for name in RECIPE_CODE_MODULES},
+        "recipe_hash": recipe_hash(recipe_fields),
         "libraries": {name: _version(name) for name in RECIPE_LIBRARIES},
+        "device": _device(),
     }
 
 
 def find_cached_student(key: str, configured: str | None = None) -> CachedStudent | None:
     """The complete entry for `key`, or None (absent, partial, corrupt or unreadable)."""
-    entry = students_dir(configured) / key
+    return read_entry(students_dir(configured) / key, lambda manifest: manifest.get("key") == key)
+
+
+def read_entry(entry: Path, wanted: Callable[[dict[str, Any]], bool]) -> CachedStudent | None:
+    """The entry at `entry` if its manifest is `wanted` and matches its files, else None."""
     try:
         manifest = json.loads((entry / MANIFEST_NAME).read_text())
-        if manifest.get("key") != key or not _files_match(entry, manifest["files"]):
+        if not wanted(manifest) or not _files_match(entry, manifest["files"]):
             return None
         if not is_checkpoint(entry):
             return None
         return CachedStudent(
             path=entry,
-            key=key,
+            key=manifest["key"],
             heldout_accuracy=float(manifest["heldout_accuracy"]),
             n_parameters=int(manifest["n_parameters"]),
             build_wall_s=float(manifest["build_wall_s"]),
@@ -202,11 +204,10 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _module_sha256(module: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"{module} (part of the student's recipe) is not installed")
-    return _file_sha256(Path(spec.origin))
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _version(package: str) -> str | None:

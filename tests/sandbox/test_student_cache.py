@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.sandbox import student_cache
+from flywheel.sandbox import skills, student_cache, student_recipe
 from flywheel.sandbox.student import (
     StudentRecipe,
     build_student,
@@ -67,18 +67,17 @@ def test_a_changed_recipe_misses_the_cache(tmp_path: Path, built_cache: Path) ->
     assert cached_student(load_config_in(tmp_path, student={"cache": False}), SMALL) is None
 
 
-def test_the_key_covers_code_and_library_versions(
+def test_the_key_covers_the_corpus_and_library_versions_not_where_code_lives(
     smoke_config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = student_cache_key(smoke_config, SMALL)
-    real_sha = student_cache._module_sha256
-    monkeypatch.setattr(
-        student_cache,
-        "_module_sha256",
-        lambda m: "edited" if m.endswith("student") else real_sha(m),
-    )
-    assert student_cache_key(smoke_config, SMALL) != key
+    assert "code" not in student_cache.recipe_description({"any": 1})  # no source-file hashes
+    monkeypatch.setattr(skills, "FORMAT_INSTRUCTIONS", ("Reply with Answer: only.",))
+    student_recipe.corpus_sha256.cache_clear()
+    assert student_cache_key(smoke_config, SMALL) != key  # other prompt wording, other corpus
     monkeypatch.undo()
+    student_recipe.corpus_sha256.cache_clear()
+    assert student_cache_key(smoke_config, SMALL) == key
     monkeypatch.setattr(student_cache, "_version", lambda package: "9.9")
     assert student_cache_key(smoke_config, SMALL) != key
 
