@@ -30,6 +30,7 @@ from flywheel.llm.stages.outputs import remove_staging_dirs
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import ensure_eval_split
 from flywheel.preflight import check_before_run
+from flywheel.tasks.night_report import publish_night_summary
 from flywheel.tasks.report import publish_round_summary
 from flywheel.warehouse.lifecycle import mark_round_unfinished, register_base_model, round_statuses
 
@@ -113,9 +114,25 @@ def flywheel(
         with arena(config) as run_config:
             if retry_failed:
                 retry_finished_rounds(run_config)
-            for round_id in planned_rounds(run_config, rounds, one_more):
-                results.append(run_round(run_config, round_id))
+            round_ids = planned_rounds(run_config, rounds, one_more)
+            try:
+                for round_id in round_ids:
+                    results.append(run_round(run_config, round_id))
+            except Exception:
+                close_the_night(run_config, round_ids)
+                raise
+            close_the_night(run_config, round_ids)
     return results
+
+
+def close_the_night(config: Config, round_ids: list[int]) -> None:
+    """The parent run's last word: the `flywheel-night` artifact and one log line saying what
+    the rounds did (a report that fails is only logged, so the run's own outcome stands)."""
+    log = step_logger(__name__)
+    try:
+        log.info(publish_night_summary(config, round_ids))
+    except Exception as e:
+        log.warning("no night summary published: %s", describe_failure(e))
 
 
 def run_round(config: Config, round_id: int) -> RoundResult:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from flywheel.config import Config
 from flywheel.flows.progress import StepProgress
+from flywheel.flows.round_outcome import decided, tagged_failed_on_error
 from flywheel.llm.checkpoints import configure_cpu_threads
 from flywheel.llm.train_progress import reporting_training_progress
 from flywheel.tasks.answer import AnswerReport, answer_prompts
@@ -222,12 +224,12 @@ def retain(config: Config) -> None:
 
 @task(name="report", cache_policy=NO_CACHE)
 def report(config: Config, round_id: int) -> None:
-    """8. Prefect artifacts: the round-metrics table and the round's summary."""
+    """8. Prefect artifacts: the round-metrics tables, the trend and the round's summary."""
     publish_round_report(config, round_id)
 
 
 @flow(name="arena-round", flow_run_name="round-{round_id}-{stage}", log_prints=False)
-def arena_round(config: Config, round_id: int, stage: str) -> RoundResult:
+def arena_round(config: Config, round_id: int, stage: str) -> State:
     """One round, top to bottom:
 
     1. draw      fresh prompts D_i for this round
@@ -240,23 +242,28 @@ def arena_round(config: Config, round_id: int, stage: str) -> RoundResult:
     6b. evaluate candidate vs champion on held-out prompts; ratings; the gate's decision
     7. promote   the champion moves only on a significant win (then retention, when set)
     8. report    round-metrics table and summary in the Prefect UI
+
+    Its flow run ends Completed with the decision as the state's message and is tagged
+    `promoted` or `kept` (`failed` when it raises); calling it returns the `RoundResult`.
     """
     started = time.monotonic()
-    champion = start_round(config, round_id, stage)
-    prompt_ids = draw_prompts(config, round_id)
-    answer(config, round_id, prompt_ids, champion)
-    pairs = select(config, round_id, prompt_ids, champion)
-    judge(config, round_id, pairs)
-    mine(config, round_id, stage)
-    trained = train(config, round_id, stage, champion)
-    general = general_check(config, round_id, trained, champion)
-    evaluation = evaluate(config, round_id, trained, champion, general)
-    decision = promote(config, round_id, champion, trained, evaluation)
-    retain(config)
-    wall_s = add_round_time(config.warehouse, round_id, time.monotonic() - started)
-    report(config, round_id)
-    mark_round_done(config.warehouse, round_id)
-    return RoundResult(round_id, stage, champion.version_id, decision, wall_s)
+    with tagged_failed_on_error():
+        champion = start_round(config, round_id, stage)
+        prompt_ids = draw_prompts(config, round_id)
+        answer(config, round_id, prompt_ids, champion)
+        pairs = select(config, round_id, prompt_ids, champion)
+        judge(config, round_id, pairs)
+        mine(config, round_id, stage)
+        trained = train(config, round_id, stage, champion)
+        general = general_check(config, round_id, trained, champion)
+        evaluation = evaluate(config, round_id, trained, champion, general)
+        decision = promote(config, round_id, champion, trained, evaluation)
+        retain(config)
+        wall_s = add_round_time(config.warehouse, round_id, time.monotonic() - started)
+        report(config, round_id)
+        mark_round_done(config.warehouse, round_id)
+    result = RoundResult(round_id, stage, champion.version_id, decision, wall_s)
+    return decided(result, round_id, decision, champion.version_id)
 
 
 def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:

@@ -23,6 +23,7 @@ from flywheel.evaluators.abtest import (
 from flywheel.evaluators.battle_counts import aggregate_battles
 from flywheel.evaluators.ratings import Rating, bootstrap_ratings
 from flywheel.evaluators.skills import check_answer
+from flywheel.figures import count, interval, share, wins_ties_losses
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_as_student
@@ -152,32 +153,41 @@ def evaluate_round(
         sandbox_accuracy_champion=heldout_accuracy(config, champion),
     )
     write_evaluation(config, round_id, candidate, champion, report)
-    log = step_logger(__name__)
+    log_evaluation(round_id, candidate, champion, report)
+    return report
+
+
+def log_evaluation(round_id: int, candidate: str, champion: str, report: EvaluationReport) -> None:
+    """The A/B on the eval set and the judge audit over the round's games, each figure once and
+    rounded by flywheel/figures.py (the decision and its reason: the promote step's line)."""
+    ab, audit, log = report.ab, report.audit, step_logger(__name__)
+    accuracy = (
+        ""
+        if report.sandbox_accuracy_candidate is None
+        else f"; checker accuracy candidate {share(report.sandbox_accuracy_candidate)}, "
+        f"champion {share(report.sandbox_accuracy_champion)}"
+    )
     log.info(
-        "round %d A/B: candidate %s vs champion %s: win rate %.3f [%.3f, %.3f], "
-        "length-controlled %s, wins/ties/losses %d/%d/%d; %s",
+        "round %d A/B on the eval set: candidate %s vs champion %s over %s prompts: win rate %s, "
+        "length-controlled %s, wins/ties/losses %s%s",
         round_id,
         candidate,
         champion,
-        ab.win_rate,
-        ab.ci_low,
-        ab.ci_high,
-        "-" if ab.lc_win_rate is None else f"{ab.lc_win_rate:.3f}",
-        ab.wins,
-        ab.ties,
-        ab.losses,
-        decision.reason,
+        count(ab.n),
+        interval(ab.win_rate, ab.ci_low, ab.ci_high),
+        share(ab.lc_win_rate),
+        wins_ties_losses(ab.wins, ab.ties, ab.losses),
+        accuracy,
     )
     log.info(
-        "round %d judge audit: position consistency %s, parse failures %s, first-position "
-        "wins %s, over %d games",
+        "round %d judge audit over %s games of the round (train battles and eval): position "
+        "consistency %s, parse failures %s, first-position wins %s",
         round_id,
-        audit.position_consistency,
-        audit.parse_failure_rate,
-        audit.first_position_win_share,
-        audit.n_games,
+        count(audit.n_games),
+        share(audit.position_consistency),
+        share(audit.parse_failure_rate),
+        share(audit.first_position_win_share),
     )
-    return report
 
 
 def write_evaluation(

@@ -20,6 +20,7 @@ from flywheel.evaluators.general_check import (
     general_check_note,
     general_check_refusal,
 )
+from flywheel.figures import measure, share
 from flywheel.logs import step_logger
 from flywheel.pool.general_set import GeneralSet, load_general_set
 from flywheel.warehouse.contracts import NATURAL_KEYS
@@ -101,11 +102,14 @@ def check_general(
         champion=check_version(config, round_id, *champion),
     )
     step_logger(__name__).info(
-        "round %d: candidate %s vs champion %s, %s",
+        "round %d general set (held out, not the sandbox's skills): candidate %s NLL %s, "
+        "collapse share %s; champion %s NLL %s",
         round_id,
         candidate[0],
+        measure(checks.candidate.mean_nll if checks.candidate else None),
+        share(checks.candidate.collapse_share if checks.candidate else None),
         champion[0],
-        checks.note(),
+        measure(checks.champion.mean_nll if checks.champion else None),
     )
     return checks
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from flywheel.config import Config
+from flywheel.figures import count
 from flywheel.llm.stages.registry import kinds_mined, stage_named
 from flywheel.llm.stages.spec import DataKind
 from flywheel.logs import step_logger
@@ -108,17 +109,20 @@ def log_mining(
     logger = step_logger(__name__)
     counts = mining_counts(n_total, n_added)
     if refined is None:
-        logger.info("round %d mined: %s", round_id, counts)
+        logger.info("round %d mined: %s from the train battles", round_id, counts)
     elif refined.n_without_target:
         logger.warning(
-            "round %d mined: %s; %s; a rerun of the round (or flywheel run --retry-failed) "
+            "round %d mined: %s from the train battles; %s; a rerun of the round (or flywheel "
+            "run --retry-failed) "
             "asks the failed ones again",
             round_id,
             counts,
             refined.summary(),
         )
     else:
-        logger.info("round %d mined: %s; %s", round_id, counts, refined.summary())
+        logger.info(
+            "round %d mined: %s from the train battles; %s", round_id, counts, refined.summary()
+        )
 
 
 def record_without_target(config: Config, round_id: int, n_without_target: int) -> None:
@@ -130,7 +134,9 @@ def record_without_target(config: Config, round_id: int, n_without_target: int) 
 
 def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:
     """`sft 12 (12 new), dpo 30 (30 new)`: the round's rows per kind and this run's share."""
-    return ", ".join(f"{kind} {n_total[kind]} ({n_added[kind]} new)" for kind in n_total)
+    return ", ".join(
+        f"{kind} {count(n_total[kind])} ({count(n_added[kind])} new)" for kind in n_total
+    )
 
 
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:

@@ -25,6 +25,7 @@ from flywheel.evaluators.abtest import SCORE_BY_OUTCOME
 from flywheel.evaluators.games import aggregate_verdicts, combine_games
 from flywheel.evaluators.protocols import parse_reply
 from flywheel.evaluators.protocols.verdict import Verdict
+from flywheel.figures import count, share
 from flywheel.llm.calls import load_cached_calls, run_sync
 from flywheel.llm.client import CallResult, call_id_for
 from flywheel.llm.winrate_stop import Conversation, WinRateCheck, WinRateJudge
@@ -145,17 +146,18 @@ def judged_check(
         n_sent=n_sent,
     )
     step_logger(__name__).info(
-        "round %d RL step %d: judged win rate over the champion %s on %d held-out prompts "
-        "(%d wins, %d losses, %d unjudged; %d judge calls sent, %d games)",
+        "round %d RL step %d: judged win rate of the policy over the champion %s on %s prompts "
+        "held out of the round's slice (not the eval set): %s wins, %s losses, %s unjudged; "
+        "%s games, %s judge calls sent (the rest answered from the call cache)",
         round_id,
         step,
-        "-" if check.win_rate is None else f"{check.win_rate:.3f}",
-        len(battles),
-        check.n_wins,
-        check.n_losses,
-        check.n_unjudged,
-        n_sent,
-        len(games),
+        share(check.win_rate),
+        count(len(battles)),
+        count(check.n_wins),
+        count(check.n_losses),
+        count(check.n_unjudged),
+        count(len(games)),
+        count(n_sent),
     )
     if check.win_rate is None:
         step_logger(__name__).warning(

@@ -16,6 +16,7 @@ from typing import Any
 
 from flywheel.config import Config
 from flywheel.errors import InputError
+from flywheel.figures import count, duration, measure
 from flywheel.llm.launch_checks import launcher_problems
 from flywheel.llm.launcher import StageJob, launch_stage
 from flywheel.llm.stage_setup import StageSetup, check_target_modules
@@ -186,19 +187,36 @@ def run_training_stage(
 def _log_trained(
     round_id: int, stage: Stage, version_id: str, n_rows: int, result: TrainResult
 ) -> None:
-    """One line for the trained candidate, and the stage's own summary line if it has one."""
+    """One line for the trained candidate (which loss, on which rows), and the stage's own
+    summary line if it has one. Figures by flywheel/figures.py."""
     step_logger(__name__).info(
-        "round %d %s stage trained %s on %d examples in %.0f s: loss %s -> %s",
+        "round %d %s stage trained %s on %s rows mined from the train battles in %s: %s",
         round_id,
         stage.name,
         version_id,
-        n_rows,
-        result.wall_s,
-        "-" if result.first_loss is None else f"{result.first_loss:.4g}",
-        "-" if result.last_loss is None else f"{result.last_loss:.4g}",
+        count(n_rows),
+        duration(result.wall_s),
+        loss_text(stage, result),
     )
     if stage.describe is not None:
         step_logger(__name__).info("round %d %s", round_id, stage.describe(result.metrics))
+
+
+def loss_text(stage: Stage, result: TrainResult) -> str:
+    """`sft training loss 2.52 -> 1.31`; a stage that trains on prompts (RL) names its policy's
+    loss and, when it trained them, its reward models' loss."""
+    if not stage.trains_on_prompts:
+        return f"{stage.name} training loss {_losses(result.first_loss, result.last_loss)}"
+    text = f"RL policy loss {_losses(result.first_loss, result.last_loss)}"
+    metrics = result.metrics
+    if "rm_first_loss" in metrics or "rm_last_loss" in metrics:
+        rm_losses = _losses(metrics.get("rm_first_loss"), metrics.get("rm_last_loss"))
+        text += f"; reward model loss on the mined pairs {rm_losses}"
+    return text
+
+
+def _losses(first: float | None, last: float | None) -> str:
+    return f"{measure(first)} -> {measure(last)} (first -> last step)"
 
 
 def _record_candidate(

@@ -256,7 +256,7 @@ def test_a_served_rounds_logs_hold_the_mining_counts_and_the_decision(
             time.sleep(2)
     assert any(m.startswith("round 1 mined: sft ") for m in messages), messages
     assert any(m.startswith("round 1 decision: ") for m in messages), messages
-    assert any(m.startswith("round 1 A/B: candidate ") for m in messages), messages
+    assert any(m.startswith("round 1 A/B on the eval set: candidate ") for m in messages), messages
 
 
 def test_the_schedule_and_concurrency_limit_as_built() -> None:

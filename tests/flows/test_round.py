@@ -19,26 +19,15 @@ from flywheel.warehouse.contracts import NATURAL_KEYS, contract_violations
 from flywheel.warehouse.store import connect
 from tests.conftest import REPO_ROOT
 
-ROUND_METRICS_COLUMNS = {
-    "round_id",
+ROUND_METRICS_COLUMNS = [
+    "round",
     "stage",
-    "champion_before",
-    "champion_after",
-    "promoted",
-    "n_battles",
-    "n_sft",
-    "n_dpo",
-    "n_rm",
-    "win_rate",
-    "win_rate_ci_low",
-    "win_rate_ci_high",
-    "lc_win_rate",
-    "sandbox_accuracy",
-    "general_nll",
-    "general_nll_ratio",
-    "general_collapse_share",
-    "wall_s",
-}
+    "win rate [95% CI]",
+    "W/T/L",
+    "accuracy",
+    "decision",
+    "champion after",
+]
 
 
 @pytest.fixture(scope="session")
@@ -100,18 +89,29 @@ def harness_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory)
     config_path = write_smoke_config(root, smoke_student)
     with prefect_test_harness(server_startup_timeout=120):
         flywheel(str(config_path), rounds=1)
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-        with get_client(sync_client=True) as client:
-            artifacts = client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["round-metrics"]))
-            )
-            runs = [r.name for r in client.read_flow_runs()]
-    (root / "artifacts.json").write_text(
-        json.dumps({"round_metrics": [a.data for a in artifacts], "flow_runs": runs}, default=str)
-    )
+        recorded = recorded_run()
+    (root / "artifacts.json").write_text(json.dumps(recorded, default=str))
     return root
+
+
+def recorded_run() -> dict:
+    """What the Prefect API holds after the run: the keyed artifacts' data, each flow run's
+    name, tags and state message, and the parent run's log lines."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = ["round-metrics", "round-metrics-detail", "round-trend", "flywheel-night"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+        runs = client.read_flow_runs()
+        logs = client.read_logs()
+    return {
+        "artifacts": {a.key: a.data for a in artifacts},
+        "flow_runs": {r.name: {"tags": r.tags, "message": r.state.message} for r in runs},
+        "logs": [log.message for log in logs],
+    }
 
 
 def test_smoke_round_completes_with_every_contract_holding(harness_round: Path) -> None:
@@ -127,15 +127,37 @@ def test_smoke_round_completes_with_every_contract_holding(harness_round: Path) 
         assert contract_violations(con) == []
 
 
-def test_round_is_a_named_flow_run_with_a_round_metrics_artifact(harness_round: Path) -> None:
+def test_round_is_a_named_flow_run_with_a_narrow_round_metrics_artifact(
+    harness_round: Path,
+) -> None:
     recorded = json.loads((harness_round / "artifacts.json").read_text())
     assert "round-1-sft" in recorded["flow_runs"]
-    assert recorded["round_metrics"], "the round-metrics artifact was not created"
-    data = recorded["round_metrics"][0]
+    data = recorded["artifacts"]["round-metrics"]
     rows = json.loads(data) if isinstance(data, str) else data
-    assert set(rows[0]) == ROUND_METRICS_COLUMNS
-    assert rows[0]["round_id"] == 1 and rows[0]["stage"] == "sft"
-    assert rows[0]["general_nll"] > 0 and rows[0]["general_collapse_share"] is not None
+    assert list(rows[0]) == ROUND_METRICS_COLUMNS
+    assert rows[0]["round"] == "1" and rows[0]["stage"] == "sft"
+    assert rows[0]["decision"] in ("promoted", "kept", "kept (no A/B)")
+    detail = recorded["artifacts"]["round-metrics-detail"]
+    detail_rows = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail_rows[0]["general_nll"] > 0
+    assert detail_rows[0]["general_collapse_share"] is not None
+
+
+def test_the_round_run_carries_its_decision_as_tag_and_state_message(
+    harness_round: Path,
+) -> None:
+    recorded = json.loads((harness_round / "artifacts.json").read_text())
+    run = recorded["flow_runs"]["round-1-sft"]
+    decision = "promoted" if "promoted" in run["tags"] else "kept"
+    assert decision in run["tags"] and "failed" not in run["tags"]
+    assert run["message"].startswith(f"round 1 {decision} ")
+
+
+def test_the_parent_run_ends_with_the_nights_line_and_artifact(harness_round: Path) -> None:
+    recorded = json.loads((harness_round / "artifacts.json").read_text())
+    assert any(m.startswith("the night: round 1 run, ") for m in recorded["logs"])
+    night = recorded["artifacts"]["flywheel-night"]
+    assert night.startswith("# The night: round 1, ") and "## Needs a look" in night
 
 
 def start_sandbox_server(config_path: Path) -> tuple[subprocess.Popen, str]:

@@ -1,0 +1,55 @@
+"""The round's outcome where the eye lands in the Prefect UI: its flow run tagged `promoted`,
+`kept` or `failed`, and its Completed state's message saying what was decided and why."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from prefect.states import Completed, State
+
+from flywheel.flows.signals import interrupt_signal
+from flywheel.logs import step_logger
+from flywheel.tasks.promote import PromotionDecision
+
+PROMOTED, KEPT, FAILED = "promoted", "kept", "failed"
+
+
+def tag_this_flow_run(tag: str) -> None:
+    """Add `tag` to the running flow run (the UI's runs list shows it); a failure to reach the
+    API is only logged: the round's outcome is in the warehouse either way."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if flow_run.id is None:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            tags = client.read_flow_run(flow_run.id).tags
+            client.update_flow_run(flow_run.id, tags=sorted({*tags, tag}))
+    except Exception as e:
+        step_logger(__name__).warning("the flow run was not tagged %r: %s", tag, e)
+
+
+def decision_message(round_id: int, decision: PromotionDecision, champion_before: str) -> str:
+    """`round 2 promoted r2-dpo: <reason>` or `round 2 kept r1-sft: <reason>`."""
+    if decision.promoted:
+        return f"round {round_id} {PROMOTED} {decision.champion_after}: {decision.reason}"
+    return f"round {round_id} {KEPT} {champion_before}: {decision.reason}"
+
+
+def decided(result: object, round_id: int, decision: PromotionDecision, champion: str) -> State:
+    """The round's final state: Completed with the decision as its message, the run tagged."""
+    tag_this_flow_run(PROMOTED if decision.promoted else KEPT)
+    return Completed(message=decision_message(round_id, decision, champion), data=result)
+
+
+@contextlib.contextmanager
+def tagged_failed_on_error() -> Iterator[None]:
+    """A round that raises is tagged `failed` (an interrupted one is left to stop at once)."""
+    try:
+        yield
+    except BaseException as e:
+        if interrupt_signal(e) is None:
+            tag_this_flow_run(FAILED)
+        raise

@@ -1,0 +1,165 @@
+"""The night in one place: what the parent `flywheel` run did, as its closing log line and its
+`flywheel-night` artifact. Rounds run, promotions and the champion now, the win-rate and
+accuracy trend, the cost (judge calls, tokens, dollars, wall time), and what needs a look
+(unfinished rounds, failed calls, unparsed games, battles mining could not rank). Figures by
+flywheel/figures.py, the same digits as round-metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect.artifacts import create_markdown_artifact
+
+from flywheel.config import Config
+from flywheel.figures import count, duration, interval, known, share, usd
+from flywheel.tasks.report import round_metrics_table
+from flywheel.tasks.report_data import decision_word, round_summaries
+from flywheel.warehouse.store import connect_warehouse, read_query
+
+NIGHT_KEY = "flywheel-night"
+
+
+@dataclass(frozen=True)
+class NightCost:
+    """What the night's rounds paid: judge calls, every call's tokens and cost, wall time."""
+
+    n_judge_calls: int
+    n_calls: int
+    n_failed_calls: int
+    n_tokens: int
+    cost_usd: float
+    wall_s: float
+
+
+def night_cost(config: Config, rounds: pd.DataFrame) -> NightCost:
+    judges = {m.name for m in config.judge.members} | {config.judge.name}
+    frames = []
+    with connect_warehouse(config.warehouse) as con:
+        for round_id in rounds["round_id"]:
+            params = {"round_id": int(round_id)}
+            frames.append(con.execute(read_query("round_costs"), params).df())
+    costs = pd.concat(frames) if frames else pd.DataFrame(columns=["endpoint", "n_calls"])
+    return NightCost(
+        n_judge_calls=int(costs[costs["endpoint"].isin(judges)]["n_calls"].sum()),
+        n_calls=int(costs["n_calls"].sum()),
+        n_failed_calls=int(costs.get("n_errors", pd.Series(dtype=int)).sum()),
+        n_tokens=int(
+            costs.get("prompt_tokens", pd.Series(dtype=int)).sum()
+            + costs.get("completion_tokens", pd.Series(dtype=int)).sum()
+        ),
+        cost_usd=float(costs.get("cost_usd", pd.Series(dtype=float)).sum()),
+        wall_s=float(rounds["wall_s"].fillna(0).sum()),
+    )
+
+
+def needs_a_look(rounds: pd.DataFrame, cost: NightCost) -> list[str]:
+    """One line per thing an engineer should open: unfinished rounds, stages that trained
+    nothing, battles mining could not rank, failed calls."""
+    items = []
+    for _, r in rounds.iterrows():
+        rid = r["round_id"]
+        if r["status"] != "done":
+            items.append(f"round {rid} {r['status']}: {r['error']}")
+        elif known(r["win_rate"]) is None:
+            items.append(f"round {rid}: no A/B (the {r['stage']} stage trained no candidate)")
+        if known(r["n_decisive_without_gap"]):
+            items.append(
+                f"round {rid}: {count(r['n_decisive_without_gap'])} of "
+                f"{count(r['n_decisive'])} decisive train battles without a score gap"
+            )
+    if cost.n_failed_calls:
+        items.append(
+            f"{count(cost.n_failed_calls)} calls failed after their retries (llm_calls.error; "
+            "`flywheel run --retry-failed` asks again)"
+        )
+    return items
+
+
+def _trend(rounds: pd.DataFrame, column: str) -> str:
+    values = [share(v) for v in rounds[column]]
+    return " -> ".join(values) if any(known(v) is not None for v in rounds[column]) else "-"
+
+
+def _span(rounds: pd.DataFrame) -> str:
+    ids = [int(r) for r in rounds["round_id"]]
+    return f"round {ids[0]}" if len(ids) == 1 else f"rounds {ids[0]}-{ids[-1]}"
+
+
+def night_line(rounds: pd.DataFrame, cost: NightCost) -> str:
+    """The parent run's closing log line."""
+    if rounds.empty:
+        return "the night: no round to run"
+    promoted = [
+        f"round {r['round_id']} ({r['champion_after']})"
+        for _, r in rounds.iterrows()
+        if decision_word(r) == "promoted"
+    ]
+    look = needs_a_look(rounds, cost)
+    return (
+        f"the night: {_span(rounds)} run, {len(promoted)} promoted"
+        f"{': ' + ', '.join(promoted) if promoted else ''}; champion now "
+        f"{rounds.iloc[-1]['champion_after'] or rounds.iloc[-1]['champion_before']}; eval win "
+        f"rate by round {_trend(rounds, 'win_rate')}; checker accuracy "
+        f"{_trend(rounds, 'sandbox_accuracy')}; {count(cost.n_judge_calls)} judge calls, "
+        f"{count(cost.n_tokens)} tokens, {usd(cost.cost_usd)}, {duration(cost.wall_s)}; "
+        f"needs a look: {'; '.join(look) if look else 'nothing'}"
+    )
+
+
+def night_markdown(config: Config, rounds: pd.DataFrame, cost: NightCost) -> str:
+    """The `flywheel-night` artifact: the outcome first, then the rounds, the cost, the checks."""
+    if rounds.empty:
+        return "# The night\n\nNo round to run: the warehouse already held every planned round."
+    first, last = rounds.iloc[0], rounds.iloc[-1]
+    n_promoted = sum(decision_word(r) == "promoted" for _, r in rounds.iterrows())
+    look = needs_a_look(rounds, cost)
+    table = pd.DataFrame(round_metrics_table(rounds, config.evaluation.ci))
+    best = (
+        rounds.loc[rounds["win_rate"].astype(float).idxmax()]
+        if rounds["win_rate"].notna().any()
+        else None
+    )
+    lines = [
+        f"# The night: {_span(rounds)}, {n_promoted} promoted",
+        "",
+        f"**Champion:** {first['champion_before']} -> "
+        f"{last['champion_after'] or last['champion_before']}",
+        "",
+        f"**Eval win rate by round:** {_trend(rounds, 'win_rate')}"
+        + (
+            ""
+            if best is None
+            else f" (best: round {best['round_id']}, "
+            f"{interval(best['win_rate'], best['win_rate_ci_low'], best['win_rate_ci_high'])})"
+        ),
+        "",
+        f"**Checker accuracy of the champion after each round:** "
+        f"{_trend(rounds, 'sandbox_accuracy')}",
+        "",
+        table.to_markdown(index=False),
+        "",
+        "## Cost",
+        f"{count(cost.n_judge_calls)} judge calls paid, {count(cost.n_calls)} calls in all "
+        f"({count(cost.n_tokens)} tokens, {usd(cost.cost_usd)}); rounds' wall time "
+        f"{duration(cost.wall_s)}. Games answered from the call cache cost nothing and are "
+        "not counted here (each round's summary gives games judged and calls paid).",
+        "",
+        "## Needs a look",
+        *([f"- {item}" for item in look] or ["Nothing: every round finished, no call failed."]),
+    ]
+    return "\n".join(lines)
+
+
+def publish_night_summary(config: Config, round_ids: list[int]) -> str:
+    """The `flywheel-night` artifact of the rounds this run ran; returns the closing line."""
+    summaries = round_summaries(config)
+    rounds = summaries[summaries["round_id"].isin(round_ids)].reset_index(drop=True)
+    cost = night_cost(config, rounds)
+    create_markdown_artifact(
+        markdown=night_markdown(config, rounds, cost),
+        key=NIGHT_KEY,
+        description="what this run of the flywheel did",
+    )
+    return night_line(rounds, cost)

@@ -1,0 +1,111 @@
+"""What the round report reads from the warehouse, and the kind of figure each column is."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from flywheel.config import Config
+from flywheel.figures import UNKNOWN, count, duration, known, measure, share, usd
+from flywheel.warehouse.store import connect_warehouse, read_query
+
+SHARE_COLUMNS = {
+    "win_rate",
+    "win_rate_ci_low",
+    "win_rate_ci_high",
+    "lc_win_rate",
+    "sandbox_accuracy",
+    "general_collapse_share",
+    "judge_checker_agreement",
+    "judge_position_consistency",
+    "rm_heldout_accuracy",
+    "rl_winrate_last",
+    "position_consistency",
+    "parse_failure_rate",
+    "first_position_win_share",
+    "sandbox_accuracy_candidate",
+    "sandbox_accuracy_champion",
+}
+
+
+def round_summaries(config: Config) -> pd.DataFrame:
+    """Every round's `v_round_summary` row, with its general-set figures and its A/B's
+    wins, ties, losses and length-controlled win rate."""
+    with connect_warehouse(config.warehouse) as con:
+        summaries = con.execute(read_query("report_round_summaries")).df()
+    merged = with_general_checks(summaries, round_general_checks(config))
+    return merged.merge(latest_evaluations(config, merged["round_id"]), on="round_id", how="left")
+
+
+def latest_evaluations(config: Config, round_ids: pd.Series) -> pd.DataFrame:
+    """Per round, its latest A/B's wins, ties, losses and length-controlled win rate."""
+    columns = ["round_id", "wins", "ties", "losses", "lc_win_rate"]
+    latest = []
+    with connect_warehouse(config.warehouse) as con:
+        for round_id in round_ids:
+            params = {"round_id": int(round_id)}
+            rows = con.execute(read_query("report_round_evaluations"), params).df()
+            if not rows.empty:
+                latest.append(rows.sort_values("created_at").iloc[-1][columns])
+    return pd.DataFrame(latest, columns=columns).astype({"round_id": "int64"})
+
+
+def round_general_checks(config: Config) -> pd.DataFrame:
+    """`round_general_checks.sql`: per round, the candidate's general-set NLL, its ratio to the
+    champion's and its collapse share."""
+    with connect_warehouse(config.warehouse) as con:
+        return con.execute(read_query("round_general_checks")).df()
+
+
+def with_general_checks(rounds: pd.DataFrame, general: pd.DataFrame) -> pd.DataFrame:
+    """`rounds` with the general-set columns right after `sandbox_accuracy` (empty where the
+    round's candidate was not measured)."""
+    merged = rounds.merge(general, on="round_id", how="left")
+    added = [c for c in general.columns if c != "round_id"]
+    columns = list(rounds.columns)
+    at = columns.index("sandbox_accuracy") + 1 if "sandbox_accuracy" in columns else len(columns)
+    return merged[columns[:at] + added + columns[at:]]
+
+
+def flag(value: object) -> bool:
+    """A boolean column's cell: True only for a true value (None, NA and NaN are False)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return bool(value)
+
+
+def decision_word(row: pd.Series) -> str:
+    """`promoted`, `kept`, `kept (no A/B)` for a stage skipped, or the unfinished status."""
+    if row["status"] != "done":
+        return str(row["status"])
+    if flag(row["promoted"]):
+        return "promoted"
+    return "kept" if known(row["win_rate"]) is not None else "kept (no A/B)"
+
+
+COUNT_COLUMNS = {"round_id", "wins", "ties", "losses", "excluded", "n_excluded"}
+COUNT_SUFFIXES = ("_tokens",)
+
+
+def cell_text(column: str, value: object) -> str:
+    """A table cell as flywheel/figures.py writes the figure its column holds."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if column in SHARE_COLUMNS:
+        return share(value)
+    if column in COUNT_COLUMNS or column.startswith("n_") or column.endswith(COUNT_SUFFIXES):
+        return count(value)
+    if column == "cost_usd":
+        return usd(value)
+    if column == "wall_s":
+        return duration(value)
+    return measure(value) if known(value) is not None else UNKNOWN
+
+
+def text_table(frame: pd.DataFrame) -> str:
+    """A markdown table, every figure written by the rule of its column."""
+    cells = frame.astype(object).apply(lambda col: [cell_text(col.name, v) for v in col])
+    return cells.to_markdown(index=False)
