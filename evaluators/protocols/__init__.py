@@ -3,15 +3,16 @@ that lists them.
 
 | version            | protocol    | module            | the judge replies                     |
 | ---                | ---         | ---               | ---                                   |
-| `v1`               | scores      | `scores.py`       | `Scores: 8 3`, an explanation, `Verdict: [[A]]` (Arena Learning, 1-10 scores) |
+| `v1`               | scores      | `scores.py`       | `Scores: 8 3`, an explanation, `Verdict: [[A]]` (Arena Learning, 1-10 scores; with no label at all, the scores decide) |
 | `arena-hard-v1`    | five-labels | `five_labels.py`  | a judgment, then `My final verdict is: ... [[A>B]]`; labels `[[A>>B]]` `[[A>B]]` `[[A=B]]` `[[B>A]]` `[[B>>A]]` |
 | `mt-bench-pair-v1` | pair        | `pair.py`         | an explanation, then `[[A]]`, `[[B]]` or `[[C]]` (tie) |
 | `json-v1`          | json        | `json_verdict.py` | one JSON object `{explanation, score_a, score_b, verdict}`, asked for with `response_format` |
 
 Every reply maps to the same `Verdict` (`verdict.py`: winner by position, scores where
 given, label strength where given); the text protocols share the label rules of
-`labels.py`. A judgment stores its version. To add a protocol: a module with its `PROMPT`
-and its parser, and one row in `_PROTOCOLS` below.
+`labels.py` (what the words around a label say: `label_words.py`). A judgment stores its
+version. To add a protocol: a module with its `PROMPT` and its parser, and one row in
+`_PROTOCOLS` below.
 
 Pure: standard library only.
 """
@@ -27,7 +28,7 @@ from flywheel.evaluators.protocols.verdict import Verdict
 ReplyParser = Callable[[str], Verdict]
 
 _PROTOCOLS: tuple[tuple[JudgePrompt, ReplyParser], ...] = (
-    (scores.PROMPT, scores.parse_verdict),
+    (scores.PROMPT, scores.parse_scores_reply),
     (five_labels.PROMPT, five_labels.parse_five_labels),
     (pair.PROMPT, pair.parse_pair),
     (json_verdict.PROMPT, json_verdict.parse_json_reply),
@@ -49,4 +50,4 @@ def judge_prompt(version: str) -> JudgePrompt:
 def parse_reply(text: str, version: str = "v1") -> Verdict:
     """Parse a judge reply by the parser of its prompt version; never raises. An unknown
     version is read as `v1` (the scores protocol)."""
-    return _PARSERS.get(version, scores.parse_verdict)(text)
+    return _PARSERS.get(version, scores.parse_scores_reply)(text)

@@ -4,7 +4,16 @@ The judge replies with one JSON object `{explanation, score_a, score_b, verdict}
 `A`, `B` or `tie`), asked for with `response_format` (a JSON schema). An endpoint that refuses
 `response_format` (HTTP 400) is asked again without it (`tasks/judge.py`) and its text reply
 is parsed: a bare object, one in a ```json fence, or, with no JSON object in it at all, the
-text layouts of `parse_verdict`.
+text layouts of `parse_scores_reply`.
+
+- A verdict may name the assistant: `"Assistant A"`, `"Answer B"`, `"Response A"`, `"Model
+  B"` (any case) are `A` and `B`; anything else but `A`, `B`, `tie`, `C` stays unparsed.
+- Objects with different verdicts: unparsed. Scores that are not numbers, out of 1-10, or
+  against the verdict are dropped and the verdict stands (as in `v1`).
+- No object has a `verdict` but objects give `score_a` and `score_b`: read by their one pair
+  of scores (`verdict_by_scores`: the higher wins, equal tie; unparsed when its words
+  disagree, see `scores.py`); a reply that also names a label or verdict outside the JSON is
+  read by its text layouts instead.
 
 Pure: standard library only.
 """
@@ -12,10 +21,12 @@ Pure: standard library only.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from flywheel.evaluators.protocols.labels import mentions_a_verdict
 from flywheel.evaluators.protocols.prompt import IMPARTIAL_SYSTEM, JudgePrompt, user_template
-from flywheel.evaluators.protocols.scores import parse_verdict
+from flywheel.evaluators.protocols.scores import parse_scores_reply, verdict_by_scores
 from flywheel.evaluators.protocols.verdict import (
     Verdict,
     Winner,
@@ -59,10 +70,18 @@ PROMPT = JudgePrompt(
 )
 
 _JSON_VERDICTS: dict[str, Winner] = {"A": "first", "B": "second", "TIE": "tie", "C": "tie"}
+_NAMED_VERDICT_RE = re.compile(
+    r"^(?:assistant|answer|response|model)[\s_]*(?=[AB]$)", re.IGNORECASE
+)
+
+
+def _verdict_key(value: object) -> str:
+    """A JSON verdict as a key of _JSON_VERDICTS: `"a"` -> `A`, `"Assistant B"` -> `B`."""
+    return _NAMED_VERDICT_RE.sub("", str(value).strip()).upper()
 
 
 def _json_objects(text: str) -> list[dict]:
-    """Every JSON object in `text` that has a `verdict` key, in order."""
+    """Every JSON object in `text`, in order."""
     decoder, found, position = json.JSONDecoder(), [], 0
     while (start := text.find("{", position)) != -1:
         try:
@@ -70,7 +89,7 @@ def _json_objects(text: str) -> list[dict]:
         except json.JSONDecodeError:
             position = start + 1
             continue
-        if isinstance(obj, dict) and "verdict" in obj:
+        if isinstance(obj, dict):
             found.append(obj)
         position = end
     return found
@@ -82,17 +101,34 @@ def _json_score(value: object) -> float | None:
     return float(value)
 
 
+def _verdict_of_scores_alone(objects: list[dict], reply: str) -> Verdict | None:
+    """Objects that give `score_a` and `score_b` and no `verdict`: read by their one pair of
+    scores (`verdict_by_scores`, the whole reply as its words); None when there are none or
+    the reply names a label or verdict elsewhere (then its text layouts read it)."""
+    scored = [o for o in objects if "score_a" in o and "score_b" in o]
+    if not scored or mentions_a_verdict(reply):
+        return None
+    pairs = {(_json_score(o["score_a"]), _json_score(o["score_b"])) for o in scored}
+    first, second = pairs.pop()
+    if pairs or first is None or second is None:
+        return unparsed("no JSON verdict, and score_a/score_b are not one pair of numbers")
+    return verdict_by_scores(first, second, reply)
+
+
 def parse_json_verdict(text: str) -> Verdict | None:
     """A reply of the JSON protocol (a bare object, or one in a ```json fence); None when it
-    holds no JSON object with a `verdict` (then the text layouts are tried)."""
-    objects = _json_objects(final_text(text)) if isinstance(text, str) else []
+    holds no JSON object with a `verdict` or with both scores (then the text layouts are
+    tried)."""
+    final = final_text(text) if isinstance(text, str) else ""
+    found = _json_objects(final)
+    objects = [o for o in found if "verdict" in o]
     if not objects:
-        return None
-    winners = {str(o.get("verdict")).strip().upper() for o in objects}
+        return _verdict_of_scores_alone(found, final)
+    winners = {_verdict_key(o.get("verdict")) for o in objects}
     if len(winners) > 1:
         return unparsed(f"conflicting verdicts in JSON objects: {', '.join(sorted(winners))}")
     last = objects[-1]
-    winner = _JSON_VERDICTS.get(str(last.get("verdict")).strip().upper())
+    winner = _JSON_VERDICTS.get(_verdict_key(last.get("verdict")))
     if winner is None:
         return unparsed(f"JSON verdict must be A, B or tie (got {last.get('verdict')!r})")
     first, second = _json_score(last.get("score_a")), _json_score(last.get("score_b"))
@@ -105,7 +141,7 @@ def parse_json_verdict(text: str) -> Verdict | None:
 
 
 def parse_json_reply(text: str) -> Verdict:
-    """Parse a JSON-protocol reply: its JSON object, else (no JSON object with a `verdict`)
-    the text layouts of `parse_verdict`; never raises."""
+    """Parse a JSON-protocol reply: its JSON object, else (no JSON object with a `verdict` or
+    both scores) the text layouts of `parse_scores_reply`; never raises."""
     verdict = parse_json_verdict(text)
-    return verdict if verdict is not None else parse_verdict(text)
+    return verdict if verdict is not None else parse_scores_reply(text)

@@ -19,8 +19,16 @@ by at most 1). Otherwise the verdict stands with both scores None and `error` sa
 (out of range, contradicting, missing), so the game still counts for win rates but gives no
 score gap to mining (counted per round: `n_decisive_without_gap`).
 
-The other text protocols (five labels, pair labels, and JSON's fallback) read their replies
-with `parse_verdict` too.
+Scores alone decide (`parse_scores_reply`, the parser of `v1` and of JSON's text fallback,
+the protocols that ask for scores): a reply that names no label and not the word "verdict"
+but scores both answers in a layout whose order is fixed (`sole_scores`: `Scores:` lines or
+blocks, scores labelled per answer, a first line that is only a pair, as in the classic
+review layout `8 6` then a review) is read by them: the higher score wins, equal scores
+tie. It stays unparsed when it gives two different pairs, two values for one answer, only
+unlabelled `Score:` lines, a score outside 1-10, words that prefer another answer ("Assistant
+2 is better"), call unequal scores a tie ("equally good"), or revise it ("Wait,", "on
+reflection"). The label protocols (five labels, pair labels) read with `parse_verdict`: no
+label, no verdict.
 
 Pure: standard library only.
 """
@@ -29,12 +37,16 @@ from __future__ import annotations
 
 import re
 
-from flywheel.evaluators.protocols.labels import LABELS, find_label
+from flywheel.evaluators.protocols.label_words import preferred_positions, revision_cue, says_tie
+from flywheel.evaluators.protocols.labels import LABELS, find_label, mentions_a_verdict
 from flywheel.evaluators.protocols.prompt import JudgePrompt, user_template
 from flywheel.evaluators.protocols.verdict import (
     LINE_END,
     LINE_START,
+    SCORE_MAX,
+    SCORE_MIN,
     Verdict,
+    Winner,
     final_text,
     scores_problem,
     unparsed,
@@ -103,26 +115,26 @@ def _pair(m: re.Match[str]) -> tuple[float, float]:
     return float(m.group("x")), float(m.group("y"))
 
 
-def _scores_block(lines: list[str]) -> tuple[float, float] | None:
-    """The last `Scores:` line with a pair, or a lone `Scores:` followed by one labelled
-    line per answer (`Assistant 1: 10` / `Assistant 2: 4`)."""
-    found: tuple[float, float] | None = None
+def _scores_blocks(lines: list[str]) -> list[tuple[float, float]]:
+    """Every `Scores:` line with a pair, and every lone `Scores:` followed by one labelled
+    line per answer (`Assistant 1: 10` / `Assistant 2: 4`), in order."""
+    found: list[tuple[float, float]] = []
     for i, line in enumerate(lines):
         if m := _SCORES_PAIR_RES[0].match(line) or _SCORES_PAIR_RES[1].match(line):
-            found = _pair(m)
+            found.append(_pair(m))
         elif _SCORES_ALONE_RE.match(line):
             following = [ln for ln in lines[i + 1 :] if ln.strip()][:2]
             parsed = [_ONE_SCORE_RE.match(ln) for ln in following]
             whos = [p.group("who") for p in parsed if p is not None and p.group("who")]
             if len(whos) == 2 and {w.upper() for w in whos} in ({"A", "B"}, {"1", "2"}):
                 by_who = {p.group("who").upper(): float(p.group("v")) for p in parsed if p}
-                found = (by_who.get("A", by_who.get("1")), by_who.get("B", by_who.get("2")))  # type: ignore[assignment]
+                found.append((by_who.get("A", by_who.get("1")), by_who.get("B", by_who.get("2"))))  # type: ignore[arg-type]
     return found
 
 
-def _labelled_scores(lines: list[str]) -> tuple[float, float] | None:
-    """One labelled score per answer anywhere (`Assistant A score: 8/10`, `A: 8, B: 3`), or
-    exactly two unlabelled `Score: 8/10` lines (A's first); None when absent or ambiguous."""
+def _score_lines(lines: list[str]) -> tuple[dict[str, set[float]], list[float]]:
+    """({"first": values, "second": values} of the labelled score lines (`Assistant A score:
+    8/10`, `A: 8, B: 3`), the values of the unlabelled `Score: 8/10` lines in order)."""
     values: dict[str, set[float]] = {"first": set(), "second": set()}
     unlabelled: list[float] = []
     for line in lines:
@@ -136,11 +148,25 @@ def _labelled_scores(lines: list[str]) -> tuple[float, float] | None:
                 unlabelled.append(value)
             else:
                 values["first" if who.upper() in ("A", "1") else "second"].add(value)
+    return values, unlabelled
+
+
+def _labelled_scores(lines: list[str]) -> tuple[float, float] | None:
+    """One labelled score per answer anywhere (`Assistant A score: 8/10`, `A: 8, B: 3`), or
+    exactly two unlabelled `Score: 8/10` lines (A's first); None when absent or ambiguous."""
+    values, unlabelled = _score_lines(lines)
     if len(values["first"]) == 1 and len(values["second"]) == 1:
-        return values["first"].pop(), values["second"].pop()
+        return min(values["first"]), min(values["second"])
     if not values["first"] and not values["second"] and len(unlabelled) == 2:
         return unlabelled[0], unlabelled[1]
     return None
+
+
+def _first_line_pair(lines: list[str]) -> tuple[float, float] | None:
+    """A first line that is only a pair (`8 3`, `(8, 3)`, `8 - 3`): the classic review layout."""
+    first_line = next((ln for ln in lines if ln.strip()), "")
+    m = _BARE_PAIR_LINE_RE.match(first_line)
+    return _pair(m) if m else None
 
 
 def find_scores(text: str) -> tuple[float, float] | None:
@@ -148,12 +174,42 @@ def find_scores(text: str) -> tuple[float, float] | None:
     this order: a `Scores:` block (the last), labelled scores per answer, a first line that is
     only a pair (`8 3`, `(8, 3)`, `8 - 3`). `text` is a reply's `final_text`."""
     lines = text.splitlines()
-    found = _scores_block(lines) or _labelled_scores(lines)
-    if found is None:
-        first_line = next((ln for ln in lines if ln.strip()), "")
-        if m := _BARE_PAIR_LINE_RE.match(first_line):
-            found = _pair(m)
-    return found
+    blocks = _scores_blocks(lines)
+    return (blocks[-1] if blocks else None) or _labelled_scores(lines) or _first_line_pair(lines)
+
+
+def sole_scores(text: str) -> tuple[float, float] | None:
+    """The one pair of scores a reply gives in the layouts whose order is fixed (`Scores:`
+    lines and blocks, scores labelled per answer, a first line that is only a pair); None
+    when it gives none, two different pairs, or two values for one answer. Unlabelled
+    `Score: 8/10` lines are not read here: nothing fixes which answer each one scores."""
+    lines = text.splitlines()
+    values, _ = _score_lines(lines)
+    if len(values["first"]) > 1 or len(values["second"]) > 1:
+        return None
+    pairs = set(_scores_blocks(lines))
+    if values["first"] and values["second"]:
+        pairs.add((min(values["first"]), min(values["second"])))
+    if (first_line := _first_line_pair(lines)) is not None:
+        pairs.add(first_line)
+    return pairs.pop() if len(pairs) == 1 else None
+
+
+def verdict_by_scores(first: float, second: float, words: str) -> Verdict:
+    """The verdict of a reply that scores both answers and names no label: the higher score
+    wins, equal scores tie. Unparsed, never guessed, when a score is outside 1-10 or `words`
+    (the reply's text) prefer another answer, call unequal scores a tie, or revise itself."""
+    winner: Winner = "first" if first > second else "second" if second > first else "tie"
+    scores = f"{first:g} {second:g}"
+    if not all(SCORE_MIN <= score <= SCORE_MAX for score in (first, second)):
+        return unparsed(f"no label, and scores {scores} out of range 1-10")
+    if preferred_positions(words) - {winner}:
+        return unparsed(f"no label, and the words prefer another answer than scores {scores}")
+    if winner != "tie" and says_tie(words):
+        return unparsed(f"no label, and the words call scores {scores} a tie")
+    if (cue := revision_cue(words)) is not None:
+        return unparsed(f"no label, and the reply revises itself ({cue!r})")
+    return Verdict(True, winner, first, second, None)
 
 
 def parse_verdict(text: str) -> Verdict:
@@ -173,3 +229,17 @@ def parse_verdict(text: str) -> Verdict:
     if problem is not None:
         return Verdict(True, winner, None, None, problem, strength)
     return Verdict(True, winner, scores[0], scores[1], None, strength)
+
+
+def parse_scores_reply(text: str) -> Verdict:
+    """The `v1` parser: `parse_verdict`, and a reply that names no label and no verdict at
+    all but scores both answers (`sole_scores`) is read by its scores (`verdict_by_scores`).
+    Never raises."""
+    verdict = parse_verdict(text)
+    if verdict.parse_ok or not isinstance(text, str):
+        return verdict
+    final = final_text(text)
+    scores = sole_scores(final)
+    if scores is None or mentions_a_verdict(final):
+        return verdict
+    return verdict_by_scores(*scores, final)

@@ -46,5 +46,45 @@ def test_json_replies_never_guess(reply: str, reason: str) -> None:
     assert (verdict.parse_ok, verdict.winner) == (False, None) and reason in (verdict.error or "")
 
 
+# AlpacaEval-style replies that name the assistant in the verdict; written for these tests.
+NAMED_VERDICTS = [
+    (
+        '{"explanation": "Output A follows the word limit; B runs to 300 words.", '
+        '"score_a": 8, "score_b": 5, "verdict": "Assistant A"}',
+        Verdict(True, "first", 8.0, 5.0, None),
+    ),
+    (
+        'Here is my evaluation.\n```json\n{"explanation": "B cites the source.", "score_a": 4, '
+        '"score_b": 7, "verdict": "assistant b"}\n```',
+        Verdict(True, "second", 4.0, 7.0, None),
+    ),
+    (
+        '{"explanation": "x", "score_a": 9, "score_b": 3, "verdict": "A"}\n'
+        '{"explanation": "x", "score_a": 9, "score_b": 3, "verdict": "Response A"}',
+        Verdict(True, "first", 9.0, 3.0, None),
+    ),  # the same winner named two ways is no conflict
+]
+
+
+@pytest.mark.parametrize(("reply", "expected"), NAMED_VERDICTS)
+def test_a_verdict_naming_the_assistant_is_read(reply: str, expected: Verdict) -> None:
+    assert parse_json_reply(reply) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ('{"verdict": "Assistant A is better", "score_a": 8, "score_b": 5}', "must be A, B"),
+        ('{"verdict": "Assistant C", "score_a": 8, "score_b": 5}', "must be A, B"),
+        ('{"verdict": "Assistant", "score_a": 8, "score_b": 5}', "must be A, B"),
+        ('{"verdict": "Assistant A"}\n{"verdict": "Assistant B"}', "conflicting verdicts"),
+    ],
+)
+def test_near_misses_of_a_named_verdict_stay_unparsed(reply: str, reason: str) -> None:
+    verdict = parse_json_reply(reply)
+    assert (verdict.parse_ok, verdict.winner) == (False, None)
+    assert reason in (verdict.error or ""), verdict.error
+
+
 def test_the_prompt_asks_for_the_schema_with_response_format() -> None:
     assert JUDGE_PROMPTS["json-v1"].response_format["type"] == "json_schema"
