@@ -1,7 +1,7 @@
 """The `flywheel` command.
 
-Exit status: 0 on success, 2 for an invalid configuration or invocation, 1 for any other
-failure (with a message that says what went wrong and what to do).
+Exit status: 0 on success, 2 for an invalid configuration or invocation or a damaged
+warehouse, 1 for any other failure (with a message that says what went wrong and what to do).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pandas as pd
 
 from flywheel.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from flywheel.errors import InputError
+from flywheel.flows.cli_warehouse import add_warehouse_commands, command_warehouse
 from flywheel.llm.stages.registry import DATA_KIND_NAMES
 
 EXIT_FAILURE = 1
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prompts_commands(commands)
     _add_models_commands(commands)
     _add_sandbox_commands(commands)
-    _add_warehouse_commands(commands)
+    add_warehouse_commands(commands, _add_config_argument)
     _add_serve_command(commands)
     return parser
 
@@ -123,19 +124,6 @@ def _add_sandbox_commands(commands: Commands) -> None:
     serve_sandbox.add_argument("--port", type=int, default=8000)
 
 
-def _add_warehouse_commands(commands: Commands) -> None:
-    """`warehouse copy`: the warehouse itself."""
-    warehouse = commands.add_parser("warehouse", help="manage the warehouse itself")
-    warehouse_commands = warehouse.add_subparsers(
-        dest="warehouse_command", required=True, metavar="ACTION"
-    )
-    copy = warehouse_commands.add_parser(
-        "copy", help="copy this warehouse into the empty warehouse of another config, verified"
-    )
-    _add_config_argument(copy)
-    copy.add_argument("--to", required=True, help="config file of the target warehouse")
-
-
 def _add_serve_command(commands: Commands) -> None:
     """`serve`: the nightly deployment."""
     serve = commands.add_parser("serve", help="serve the nightly deployment to a Prefect server")
@@ -178,14 +166,6 @@ def command_export(config: Config, args: argparse.Namespace) -> int:
     path = write_export(rows, args.out)
     scope = "all rounds" if args.round_id is None else f"round {args.round_id}"
     print(f"wrote {len(rows)} {args.kind} rows ({scope}) to {path}")
-    return 0
-
-
-def command_warehouse(config: Config, args: argparse.Namespace) -> int:
-    from flywheel.warehouse.copy import copy_warehouse
-
-    report = copy_warehouse(config.warehouse, load_config(args.to).warehouse)
-    print(report.summary())
     return 0
 
 
@@ -300,6 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError) as e:
         print(f"flywheel: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    except Exception as e:
+        damage = _as_damage(e, config)
+        if damage is None:
+            raise
+        print(f"flywheel: {damage}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _as_damage(error: Exception, config: Config) -> Exception | None:
+    """DuckDB's error on reading a damaged block after the open (the file was damaged while
+    in use), as the one-line damaged-warehouse error; None for any other error."""
+    from flywheel.warehouse.integrity import damaged, describe_read_error, is_damage_error
+
+    if not is_damage_error(error):
+        return None
+    return damaged(config.warehouse.location, describe_read_error(error, config.warehouse.path))
 
 
 def _is_usage_error(error: Exception) -> bool:

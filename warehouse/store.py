@@ -22,6 +22,12 @@ import duckdb
 import pandas as pd
 
 from flywheel.errors import InputError
+from flywheel.warehouse.integrity import (
+    check_whole,
+    damaged,
+    describe_read_error,
+    is_damage_error,
+)
 
 PACKAGE_DIR = Path(__file__).parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -209,9 +215,12 @@ def _open_waiting(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDB
             if _NOT_DUCKDB_PATTERN.search(str(e)):
                 raise WarehousePathError(
                     f"warehouse.path = {path!r} is a file but not a DuckDB database. Fix: point "
-                    "warehouse.path at a flywheel warehouse, or at a new path for an empty one "
-                    "(the file was left untouched)."
+                    "warehouse.path at a flywheel warehouse or at a new path for an empty one, "
+                    "or bring back a backup with `flywheel warehouse restore DIR` (the file was "
+                    "left untouched)."
                 ) from e
+            if is_damage_error(e):
+                raise damaged(path, describe_read_error(e, path)) from e
             if not _LOCK_PATTERN.search(str(e)):
                 raise
             _raise_waiting_flag(path)
@@ -229,6 +238,7 @@ def _open_waiting(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDB
 
 
 _migrated_files: set[tuple[str, int]] = set()  # (path, inode) migrated by this process
+_whole_files: set[tuple[str, int]] = set()  # (path, inode) found whole by this process
 
 
 def _file_identity(path: str) -> tuple[str, int]:
@@ -247,7 +257,10 @@ def connect(
 
     When another process holds the file, wait with backoff and retry until `timeout_s`,
     then raise `WarehouseLockedError` naming the holder. A path that cannot be the warehouse
-    (a folder, under a regular file, not a DuckDB file) raises `WarehousePathError`. `checkpoint_on_close=False` skips
+    (a folder, under a regular file, not a DuckDB file) raises `WarehousePathError`; a file
+    that cannot be read whole (cut short, a block zeroed or overwritten; checked on the first
+    open in this process, warehouse/integrity.py) raises `WarehouseDamagedError`, before
+    anything is migrated or written. `checkpoint_on_close=False` skips
     DuckDB's checkpoint when the file is closed (committed rows stay in the write-ahead log,
     durable, and are replayed by the next open); it applies to the database, i.e. to every
     connection of this process to the file until the last one closes.
@@ -259,9 +272,13 @@ def connect(
             pass  # create and migrate, then reopen read-only
     if not read_only:
         _create_parent(db_path)
+    existed = Path(db_path).exists()
     con = _open_with_retry(db_path, read_only, timeout_s)
     try:
         file_id = _file_identity(db_path)
+        if existed and file_id not in _whole_files:
+            check_whole(con, db_path)  # once per file and process: every block in use read
+        _whole_files.add(file_id)
         if read_only or file_id in _migrated_files:
             check_version(con, db_path)
         else:

@@ -29,6 +29,16 @@ class WarehouseConfig(Section):
         default=120.0,
         ge=0,
     )
+    backup_before_round: int = _help(
+        "backend duckdb: before each round, copy the warehouse file into `backup_dir` "
+        "(verified) and keep the newest N such backups; 0: no automatic backups",
+        default=0,
+        ge=0,
+    )
+    backup_dir: str | None = _help(
+        "folder of the automatic backups; null: `backups/` beside the warehouse file",
+        default=None,
+    )
     catalog: str | None = _help(
         "backend ducklake: the catalog, `sqlite:<file>` (one machine) or `postgres:<libpq "
         "string>` such as `postgres:host=db dbname=lake user=flywheel` (password from PGPASSWORD)",
@@ -88,6 +98,15 @@ class WarehouseConfig(Section):
                     field=name,
                     value=None,
                 )
+        if self.backup_before_round:
+            raise field_problem(
+                "backups are for the file backend (warehouse.backend: duckdb)",
+                "set warehouse.backup_before_round: 0 and back a DuckLake up with its catalog's "
+                "and storage's own tools, or copy it into a DuckDB file with `flywheel warehouse "
+                "copy --to <config of a file warehouse>`",
+                field="backup_before_round",
+                value=self.backup_before_round,
+            )
         return self
 
     @property
