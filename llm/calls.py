@@ -173,6 +173,34 @@ def _deliverer(
     return deliver
 
 
+class _CommitBacklog:
+    """An endpoint's commit backlog: `n_places` places, each held by a stored call until its
+    rows are committed. The calls stored in one step of the event loop wait for their commit
+    together (one `when_committed` a step, which hands their rows over at once)."""
+
+    def __init__(self, writer: RowWriter, n_places: int) -> None:
+        self._writer = writer
+        self._places = asyncio.Semaphore(n_places)
+        self._n_stored = 0  # stored in this step, not yet waiting for their commit
+
+    async def enter(self) -> None:
+        await self._places.acquire()  # when commits lag, the call waits here
+
+    def leave(self, n_places: int = 1) -> None:
+        for _ in range(n_places):
+            self._places.release()
+
+    def leave_once_committed(self) -> None:
+        """Give this call's place back once its rows (added just now) are committed."""
+        self._n_stored += 1
+        if self._n_stored == 1:
+            asyncio.get_running_loop().call_soon(self._wait_for_commit)
+
+    def _wait_for_commit(self) -> None:
+        n_stored, self._n_stored = self._n_stored, 0
+        self._writer.when_committed(lambda _error: self.leave(n_stored))
+
+
 async def _send_all(
     caller: EndpointCaller,
     sends: Sequence[tuple[str, ChatRequest]],
@@ -183,23 +211,20 @@ async def _send_all(
     each result's rows to `writer`. A call frees its slot once its rows are added and its place
     in the commit backlog (`max_concurrency` places) once they are committed, so that at most
     2 x `max_concurrency` answers are ever sent and not yet durable."""
-    backlog = asyncio.Semaphore(caller.max_concurrency)
-
-    def leave_backlog(_error: BaseException | None) -> None:
-        backlog.release()
+    backlog = _CommitBacklog(writer, caller.max_concurrency)
 
     async def send(call_id: str, request: ChatRequest) -> None:
         result = await caller.send_holding_slot(request, call_id)
         try:
-            await backlog.acquire()  # when commits lag, the slot waits here: no new sends
+            await backlog.enter()  # when commits lag, the slot waits here: no new sends
             try:
                 store(call_id, request, result)
             except BaseException:
-                backlog.release()
+                backlog.leave()
                 raise
         finally:
             caller.release_slot()
-        writer.when_committed(leave_backlog)  # called in the event loop after the commit
+        backlog.leave_once_committed()
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -33,7 +33,8 @@ CALL_ID = "716421752c35f058c21c33e690540be2c16294c27b4008a71e81087aad073b37"
 class ScriptedServer:
     """Replies by model name: `ok`, `slow`, `bad` (400), `always-500`, `flaky-429`,
     `flaky-500`, `slow-once` (the first request of each content stalls), `long-wait` (429 with a
-    Retry-After of an hour). Counts requests and the most in flight at once, per model."""
+    Retry-After of an hour), `no-choices`, `no-message` and `no-usage` (a reply lacking that
+    part). Counts requests and the most in flight at once, per model."""
 
     base_url: str = ""
     n_requests: Counter = field(default_factory=Counter)
@@ -104,6 +105,12 @@ class ScriptedServer:
             ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
+        if model == "no-choices":
+            reply["choices"] = []
+        elif model == "no-message":
+            del reply["choices"][0]["message"]
+        elif model == "no-usage":
+            del reply["usage"]
         return JSONResponse(reply)
 
 
@@ -258,6 +265,29 @@ def test_tokens_latency_and_cost_are_recorded(server, warehouse):
         ).fetchone()
     assert row[:2] == (10, 5) and row[2] > 0 and row[3] == pytest.approx(expected_usd)
     assert row[4:6] == ("test-ok", "ok") and '"max_tokens": 32' in row[6]
+
+
+def test_a_reply_missing_its_choices_or_message_is_an_error_naming_the_missing_part(
+    server, warehouse
+):
+    (no_choices,), _ = call_endpoint(
+        endpoint_for(server, "no-choices"), requests_for("shape", 1), warehouse=warehouse
+    )
+    (no_message,), _ = call_endpoint(
+        endpoint_for(server, "no-message"), requests_for("shape", 1), warehouse=warehouse
+    )
+    assert no_choices.error == "malformed reply: no choices" and no_choices.n_attempts == 1
+    assert no_message.error == "malformed reply: no message in the first choice"
+    stored_errors = sorted(err for _, _, err, _ in stored_calls(warehouse))
+    assert stored_errors == sorted([no_choices.error, no_message.error])
+
+
+def test_a_reply_without_usage_has_no_tokens_and_no_cost(server, warehouse):
+    endpoint = endpoint_for(server, "no-usage", price_in_per_mtok=2.0)
+    (result,), _ = call_endpoint(endpoint, requests_for("usage", 1), warehouse=warehouse)
+    assert result.ok and result.text == "echo: usage question 0"
+    assert result.finish_reason == "stop"
+    assert (result.prompt_tokens, result.completion_tokens, result.cost_usd) == (None, None, None)
 
 
 def test_the_api_key_is_sent_but_never_stored(server, warehouse, monkeypatch):
