@@ -7,7 +7,9 @@
   tie phrase never holds the words `tie` or `tied`: "not a tie, A is better" stays negated).
 - Preference in words: "Assistant B is better", "Answer 2 is superior", "Response A's answer
   is preferable", "I prefer Assistant A". In the text after a final verdict a bare letter
-  counts too ("on reflection B is better", "I now prefer B").
+  counts too ("on reflection B is better", "I now prefer B"); there, and beside scores read
+  alone, only an overall preference counts: a comparison in one respect ("Assistant B is
+  better at formatting", "better organized", "better in terms of style") does not.
 - Tie in words (`says_tie`, for replies read by their scores): "tie", "tied", "draw",
   "equally good", "of the same quality", "neither is better", "no clear winner".
 - Revision cues, looked for in the text after a final verdict: "Wait,", "on reflection",
@@ -54,6 +56,11 @@ _BARE_LETTER_PREFERENCE_RES = (
     re.compile(rf"\b(?P<who>[AB])\s+(?:is|was)\s+(?:\w+\s+){{0,2}}?{_BETTER}"),
     re.compile(r"\b(?:[Pp]refer|[Cc]hoose|[Pp]ick)\s+(?P<who>[AB])\b"),
 )
+_IN_ONE_RESPECT_RE = re.compile(
+    r"\s+(?:at|in\s+terms\s+of|when\s+it\s+comes\s+to|regarding|for\s+(?:style|formatting|"
+    r"readability|clarity|brevity)|written|\w+ed)\b",
+    re.IGNORECASE,
+)
 _REVISION_RE = re.compile(
     r"\bwait\s*[,.!:;\u2014-]|\b(?:up)?on\s+(?:(?:second|further)\s+)?(?:thought|reflection)\b|"
     r"\b(?:up)?on\s+(?:a\s+)?(?:second|closer|further)\s+(?:look|inspection)\b|\bactually,|"
@@ -72,13 +79,19 @@ _TIE_WORDS_RE = re.compile(
 _SENTENCE_STOPS = (". ", "! ", "? ", "\n", "; ")
 
 
-def preferred_positions(text: str, *, bare_letters: bool = False) -> set[Winner]:
+def preferred_positions(
+    text: str, *, bare_letters: bool = False, overall: bool = False
+) -> set[Winner]:
     """Positions that `text` says in words are better ("Assistant B is better"); with
-    `bare_letters` also "B is better" and "prefer B"."""
+    `bare_letters` also "B is better" and "prefer B"; with `overall` a comparison in one
+    respect ("better at formatting", "better organized", "better in terms of style") does
+    not count."""
     patterns = _PREFERENCE_RES + (_BARE_LETTER_PREFERENCE_RES if bare_letters else ())
     found: set[Winner] = set()
     for pattern in patterns:
         for m in pattern.finditer(text):
+            if overall and _IN_ONE_RESPECT_RE.match(text, m.end()):
+                continue
             found.add("first" if m.group("who").upper() in ("A", "1") else "second")
     return found
 

@@ -20,10 +20,11 @@ Rules (`find_label`), on a reply's `final_text`; never guesses:
    since Assistant B is better"); "neither is better: [[A=B]]" is the wording of a tie, no
    negation (`label_words.py`). A final-verdict sentence is checked the same way.
 4. Nothing after the verdict may correct it: the text after the last verdict line used (or
-   after the last bracketed label) must hold no label of another winner, no preference in
-   words for another answer (a bare "B is better" counts there), and no revision cue
-   ("Wait,", "on reflection", "actually,", "I was wrong"); else the reply does not parse
-   ("verdict corrected after it"), so a correction never yields the earlier verdict.
+   after the last bracketed label) must hold no label of another winner, no overall
+   preference in words for another answer ("B is better"; "B is better at formatting" is
+   no correction), and no revision cue ("Wait,", "on reflection", "actually,", "I was
+   wrong"); else the reply does not parse ("verdict corrected after it"), so a correction
+   never yields the earlier verdict.
 
 `mentions_a_verdict` says whether a reply names any label or verdict at all (the scores
 protocol reads a reply by its scores only when it does not). `label_only` adapts a verdict
@@ -169,7 +170,7 @@ def _unless_corrected(label: str, after: str) -> tuple[str | None, str | None]:
     later = {_label_of(m) for m in _ANY_LABEL_RE.finditer(after)}
     if other := sorted(lb for lb in later if LABELS[lb][0] != winner):
         return None, f"verdict corrected after it: [[{label}]] is followed by [[{other[-1]}]]"
-    if preferred_positions(after, bare_letters=True) - {winner}:
+    if preferred_positions(after, bare_letters=True, overall=True) - {winner}:
         return None, f"verdict corrected after it: the text after [[{label}]] prefers another"
     if (cue := revision_cue(after)) is not None:
         return None, f"verdict corrected after it: {cue!r} follows [[{label}]]"

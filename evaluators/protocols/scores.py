@@ -25,10 +25,10 @@ but scores both answers in a layout whose order is fixed (`sole_scores`: `Scores
 blocks, scores labelled per answer, a first line that is only a pair, as in the classic
 review layout `8 6` then a review) is read by them: the higher score wins, equal scores
 tie. It stays unparsed when it gives two different pairs, two values for one answer, only
-unlabelled `Score:` lines, a score outside 1-10, words that prefer another answer ("Assistant
-2 is better"), call unequal scores a tie ("equally good"), or revise it ("Wait,", "on
-reflection"). The label protocols (five labels, pair labels) read with `parse_verdict`: no
-label, no verdict.
+unlabelled `Score:` lines, a score outside 1-10, words that prefer another answer overall
+("Assistant 2 is better"; "better organized" is one respect, not a preference), words that
+call unequal scores a tie ("equally good"), or a revision ("Wait,", "on reflection"). The
+label protocols (five labels, pair labels) read with `parse_verdict`: no label, no verdict.
 
 Pure: standard library only.
 """
@@ -203,7 +203,7 @@ def verdict_by_scores(first: float, second: float, words: str) -> Verdict:
     scores = f"{first:g} {second:g}"
     if not all(SCORE_MIN <= score <= SCORE_MAX for score in (first, second)):
         return unparsed(f"no label, and scores {scores} out of range 1-10")
-    if preferred_positions(words) - {winner}:
+    if preferred_positions(words, overall=True) - {winner}:
         return unparsed(f"no label, and the words prefer another answer than scores {scores}")
     if winner != "tie" and says_tie(words):
         return unparsed(f"no label, and the words call scores {scores} a tie")

@@ -93,6 +93,11 @@ UNCORRECTED = {
         "v1",
     ),
     "same_label_repeated": (MT_BENCH_PAIR_OPENING + "\n\n[[A]]\n\nSo: [[A]].", "mt-bench-pair-v1"),
+    "the_other_answer_better_in_one_respect": (
+        V1_OPENING + "\nVerdict: [[A]]\n\nAssistant B's response is better organized, and B "
+        "is better at formatting, but neither outweighs the wrong rounding.",
+        "v1",
+    ),
 }
 
 

@@ -51,6 +51,11 @@ READ_BY_SCORES = {
         SCORES_THEN_ONE_LINE_EACH,
         Verdict(True, "second", 6.0, 8.5, None),
     ),
+    "review_granting_the_loser_one_respect": (
+        "9 7\nAssistant 2 is better organized, but Assistant 1 gives the correct boiling point "
+        "at altitude.",
+        Verdict(True, "first", 9.0, 7.0, None),
+    ),
     "scores_after_a_think_block": (
         "<think>Maybe B... [[B]]</think>\nScores: 9 4\nExplanation: A is right.",
         Verdict(True, "first", 9.0, 4.0, None),
