@@ -200,13 +200,13 @@ def verdict_by_scores(first: float, second: float, words: str) -> Verdict:
     wins, equal scores tie. Unparsed, never guessed, when a score is outside 1-10 or `words`
     (the reply's text) prefer another answer, call unequal scores a tie, or revise itself."""
     winner: Winner = "first" if first > second else "second" if second > first else "tie"
-    scores = f"{first:g} {second:g}"
+    both = f"{first:g} {second:g}"
     if not all(SCORE_MIN <= score <= SCORE_MAX for score in (first, second)):
-        return unparsed(f"no label, and scores {scores} out of range 1-10")
+        return unparsed(f"no label, and scores {both} out of range 1-10")
     if preferred_positions(words, overall=True) - {winner}:
-        return unparsed(f"no label, and the words prefer another answer than scores {scores}")
+        return unparsed(f"no label, and the words prefer another answer than scores {both}")
     if winner != "tie" and says_tie(words):
-        return unparsed(f"no label, and the words call scores {scores} a tie")
+        return unparsed(f"no label, and the words call scores {both} a tie")
     if (cue := revision_cue(words)) is not None:
         return unparsed(f"no label, and the reply revises itself ({cue!r})")
     return Verdict(True, winner, first, second, None)

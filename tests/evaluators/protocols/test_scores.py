@@ -71,6 +71,8 @@ def test_scores_contradicting_the_verdict_are_dropped() -> None:
 @pytest.mark.parametrize(
     ("reply", "reason"),
     [
+        # no label: the label rules leave it unparsed; v1's own parser, `parse_scores_reply`,
+        # reads it by its scores (test_scores_alone.py)
         ("Scores: 8 3\nExplanation: A is better.", "no verdict"),
         ("", "empty reply"),
         ("Verdict: [[A]]\nOn reflection:\nVerdict: [[B]]", "conflicting verdicts"),
