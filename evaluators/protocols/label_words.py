@@ -58,7 +58,8 @@ _BARE_LETTER_PREFERENCE_RES = (
 )
 _IN_ONE_RESPECT_RE = re.compile(
     r"\s+(?:at|in\s+terms\s+of|when\s+it\s+comes\s+to|regarding|for\s+(?:style|formatting|"
-    r"readability|clarity|brevity)|written|\w+ed)\b",
+    r"readability|clarity|brevity)|organi[sz]ed|formatted|structured|presented|explained|"
+    r"written|worded|phrased|commented|documented)\b",
     re.IGNORECASE,
 )
 _REVISION_RE = re.compile(

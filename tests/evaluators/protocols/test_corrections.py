@@ -24,6 +24,10 @@ CORRECTED = {
         "what the user asked for, rounded to whole degrees. [[B]]",
         "v1",
     ),
+    "the_other_answer_better_suited_after_it": (
+        V1_OPENING + "\nVerdict: [[A]]\n\nAssistant B is better suited to what the user asked.",
+        "v1",
+    ),
     "revision_in_words_only": (
         V1_OPENING + "\nVerdict: [[A]]\n\nWait, on reflection B is better.",
         "v1",
