@@ -291,11 +291,11 @@ def main(argv: list[str] | None = None) -> int:
 def _as_damage(error: Exception, config: Config) -> Exception | None:
     """DuckDB's error on reading a damaged block after the open (the file was damaged while
     in use), as the one-line damaged-warehouse error; None for any other error."""
-    from flywheel.warehouse.integrity import damaged, describe_read_error, is_damage_error
+    from flywheel.warehouse.integrity import damaged_from, is_damage_error
 
     if not is_damage_error(error):
         return None
-    return damaged(config.warehouse.location, describe_read_error(error, config.warehouse.path))
+    return damaged_from(error, config.warehouse.location)
 
 
 def _is_usage_error(error: Exception) -> bool:

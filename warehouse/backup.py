@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 
 from flywheel.errors import InputError
-from flywheel.warehouse.integrity import find_damage
+from flywheel.warehouse.integrity import describe_read_error, find_damage, is_damage_error
 from flywheel.warehouse.store import PROCESS_LOCK, connect, now_utc
 
 BACKUP_FILE = "warehouse.duckdb"
@@ -93,9 +93,14 @@ def _fsync(path: Path) -> None:
 def verify_copy(copy: Path, expected_rows: dict[str, int]) -> None:
     """Reopen `copy` read-only: every block in use must read and every table hold the rows
     expected; raise BackupVerificationError otherwise."""
-    with duckdb.connect(str(copy), read_only=True) as con:
-        problem = find_damage(con, copy)
-        rows = table_rows(con) if problem is None else {}
+    try:
+        with duckdb.connect(str(copy), read_only=True) as con:
+            problem = find_damage(con, copy)
+            rows = table_rows(con) if problem is None else {}
+    except duckdb.Error as e:  # damaged where DuckDB reads on open
+        if not is_damage_error(e):
+            raise
+        problem, rows = describe_read_error(e, copy), {}
     if problem is None and rows != expected_rows:
         differ = sorted(set(rows) ^ set(expected_rows)) + [
             t for t in rows if t in expected_rows and rows[t] != expected_rows[t]
@@ -213,7 +218,12 @@ def restore_backup(warehouse_path: str, directory: str | Path) -> BackupReport:
             f"{directory}/{MANIFEST_FILE} lists no row counts. Fix: name another backup."
         )
     backup = Path(directory) / BACKUP_FILE
-    verify_copy(backup, rows)
+    try:
+        verify_copy(backup, rows)
+    except BackupVerificationError as e:
+        raise BackupError(
+            f"{e}. Fix: restore another backup; the warehouse was left untouched."
+        ) from e
     target = Path(warehouse_path)
     if target.is_file():
         _refuse_if_open(warehouse_path)

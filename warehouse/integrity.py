@@ -36,6 +36,7 @@ _DAMAGE_PATTERN = re.compile(
     r"not a valid DuckDB database file",
     re.IGNORECASE,
 )
+_FILE_PATTERN = re.compile(r'from file "([^"]+)"')
 _SHORT_READ_PATTERN = re.compile(r"Could not read enough bytes.*from location (\d+)")
 
 
@@ -55,6 +56,14 @@ def damaged(path: str | Path, what: str) -> WarehouseDamagedError:
 def is_damage_error(error: BaseException) -> bool:
     """Whether DuckDB's error says a database file could not be read (short read, checksum)."""
     return isinstance(error, duckdb.Error) and bool(_DAMAGE_PATTERN.search(str(error)))
+
+
+def damaged_from(error: BaseException, path: str | Path) -> WarehouseDamagedError:
+    """The one-line error for DuckDB's read error, naming the file the error names (else
+    `path`)."""
+    named = _FILE_PATTERN.search(str(error))
+    file = named.group(1) if named else str(path)
+    return damaged(file, describe_read_error(error, file))
 
 
 def describe_read_error(error: BaseException, path: str | Path) -> str:
@@ -252,5 +261,5 @@ def check_warehouse(con: duckdb.DuckDBPyConnection, location: str, path: str | N
     except duckdb.Error as e:
         if not is_damage_error(e):
             raise
-        raise damaged(path or location, describe_read_error(e, path or location)) from e
+        raise damaged_from(e, path or location) from e
     return CheckReport(location, rows, n_blocks, time.monotonic() - started)

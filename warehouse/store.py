@@ -22,12 +22,7 @@ import duckdb
 import pandas as pd
 
 from flywheel.errors import InputError
-from flywheel.warehouse.integrity import (
-    check_whole,
-    damaged,
-    describe_read_error,
-    is_damage_error,
-)
+from flywheel.warehouse.integrity import check_whole, damaged_from, is_damage_error
 
 PACKAGE_DIR = Path(__file__).parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -220,7 +215,7 @@ def _open_waiting(path: str, read_only: bool, timeout_s: float) -> duckdb.DuckDB
                     "left untouched)."
                 ) from e
             if is_damage_error(e):
-                raise damaged(path, describe_read_error(e, path)) from e
+                raise damaged_from(e, path) from e
             if not _LOCK_PATTERN.search(str(e)):
                 raise
             _raise_waiting_flag(path)
