@@ -261,21 +261,22 @@ def _in_prefect_run() -> bool:
     return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
-# Rough durations on a 2-core CPU machine (measured on the demo config, see README): enough to
-# tell a newcomer whether to wait or to get a coffee, not a promise.
-PREFECT_START_S = 15.0  # Prefect's temporary server (6-14 s quiet, more when busy)
-SANDBOX_ROUND_S_PER_PROMPT = 0.075  # a demo round (400 prompts): ~30 s
-STUDENT_BUILD_S_PER_STEP = 0.6  # the demo student's 600 SFT steps, its corpus and check: ~6 min
-STUDENT_CHECK_S = 30.0
-
-
 def run_plan(config: Config, config_path: str, round_ids: list[int], retry_failed: bool) -> str:
-    """The first line of `flywheel run`: what it will do and roughly how long it takes."""
-    from flywheel.flows.flywheel_flow import stage_of
+    """The first line of `flywheel run`: what it will do and how long that takes, as measured
+    (flows/estimate.py: this warehouse's earlier rounds, the last run's time outside its
+    rounds, the student's last build), or "unknown" where nothing was measured yet."""
+    from flywheel.flows.estimate import (
+        describe_rounds,
+        estimate_rounds,
+        measured_rounds,
+        outside_rounds_s,
+        planned_rounds_of,
+    )
 
     student, student_s = _student_plan(config)
-    if round_ids:
-        stages = ", ".join(stage_of(config, rid) for rid in round_ids)
+    planned = planned_rounds_of(config, round_ids)
+    if planned:
+        stages = ", ".join(round_plan.stage for round_plan in planned)
         span = f"{round_ids[0]}" if len(round_ids) == 1 else f"{round_ids[0]}-{round_ids[-1]}"
         rounds = (
             f"round{'s' if len(round_ids) > 1 else ''} {span} ({stages}), "
@@ -285,35 +286,37 @@ def run_plan(config: Config, config_path: str, round_ids: list[int], retry_faile
         rounds = "no new round"
     if retry_failed:
         rounds = f"retry the failed calls of finished rounds, then {rounds}"
-    if config.uses_sandbox and all(e.base_url == "sandbox" for e in _round_endpoints(config)):
-        rounds_s = len(round_ids) * config.prompts.slice_size * SANDBOX_ROUND_S_PER_PROMPT
-        total = format_duration(PREFECT_START_S + student_s + rounds_s)
-        how_long = f"about {total} in all on 2 CPU cores"
-    else:
-        how_long = "the rounds take as long as your endpoints need"
-    return f"flywheel run: {config_path}: {rounds}; {student}; {how_long}"
+    accumulate = config.training.mining.accumulate
+    estimate = estimate_rounds(planned, measured_rounds(config.warehouse), accumulate)
+    outside_s = outside_rounds_s(config) if estimate.known_stages else None
+    extra_s = None if student_s is None or outside_s is None else student_s + outside_s
+    return f"flywheel run: {config_path}: {rounds}; {student}; " + describe_rounds(
+        estimate, len(planned), extra_s
+    )
 
 
-def _student_plan(config: Config) -> tuple[str, float]:
-    """How the round-0 student is obtained and about how long that takes, in seconds."""
+def _student_plan(config: Config) -> tuple[str, float | None]:
+    """How the round-0 student is obtained and how long that took when last measured (0: a
+    copy or nothing to do, None: never measured here)."""
     from flywheel.llm.checkpoints import is_checkpoint
+    from flywheel.llm.gguf import base_checkpoint_dir
 
     path = Path(config.student.path)
     if is_checkpoint(path):
         return f"round-0 student at {path}", 0.0
-    if path.suffix.lower() == ".gguf":  # llm/gguf.py converts it once (~20 s for 135M)
-        return f"round-0 student from {path}, converted once into training.output_dir", 20.0
+    if path.suffix.lower() == ".gguf":
+        if is_checkpoint(base_checkpoint_dir(path, config.training.output_dir)):
+            return f"round-0 student from {path}, converted before", 0.0
+        return f"round-0 student from {path}, converted once (time unknown)", None
     if not config.student.build_if_missing:
         return f"no round-0 student at {path} (the run will stop)", 0.0
-    from flywheel.sandbox.student import StudentRecipe, cached_student
+    from flywheel.flows.estimate import earlier_build_s
+    from flywheel.sandbox.student import cached_student
 
     entry = cached_student(config)
     if entry is not None:
-        return f"round-0 student copied from the cache ({entry.path})", 2.0
-    build_s = StudentRecipe().max_steps * STUDENT_BUILD_S_PER_STEP + STUDENT_CHECK_S
+        return f"round-0 student copied from {entry.path}", 0.0
+    build_s = earlier_build_s(config)
+    if build_s is None:
+        return "the round-0 student is built first (time unknown: never built here)", None
     return f"the round-0 student is built first (about {format_duration(build_s)})", build_s
-
-
-def _round_endpoints(config: Config) -> list[Any]:
-    endpoints = [*config.references, config.judge]
-    return endpoints + ([config.student.endpoint] if config.student.endpoint else [])

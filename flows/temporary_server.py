@@ -6,12 +6,22 @@ can record why it stopped, and a SIGKILL of the run leaves it orphaned. This one
 session of its own, so a signal to the group reaches only flywheel, which stops it last; and
 the kernel stops it when flywheel dies (PR_SET_PDEATHSIG). Its output goes to
 `$PREFECT_HOME/flywheel-temporary-server.log`, not to the terminal.
+
+Two runs at once must not trip over each other. The port is bound here and the listening
+socket handed to the server (no free port that another process could take before the server
+binds it, and no health check answered by someone else's server). Its start, when Prefect
+migrates the database of `$PREFECT_HOME`, holds a file lock on that home: two runs starting on
+one home migrate one after the other, never the same SQLite file at once.
+When the run began and ended is kept in `$PREFECT_HOME/flywheel-last-run.json`: the next run's
+first line estimates its time outside the rounds from it (flows/estimate.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import json
 import os
 import signal
 import socket
@@ -20,6 +30,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -34,32 +45,29 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# The server's process: uvicorn on Prefect's app, serving the socket it inherits (argv[1]).
+SERVER_CHILD = """
+import socket, sys, uvicorn
+listening = socket.socket(fileno=int(sys.argv[1]))
+config = uvicorn.Config(
+    "prefect.server.api.server:create_app", factory=True, log_level="error", lifespan="on"
+)
+uvicorn.Server(config).run(sockets=[listening])
+"""
+START_LOCK_NAME = "flywheel-server-start.lock"
+RUN_RECORD_NAME = "flywheel-last-run.json"
 
 
-def _server_command(port: int) -> list[str]:
-    import prefect
+def listening_socket() -> socket.socket:
+    """A socket bound to a free port on 127.0.0.1 and listening, for the server to inherit."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
 
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(Path(prefect.__file__).parent.parent),
-        "--factory",
-        "prefect.server.api.server:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "error",
-        "--lifespan",
-        "on",
-    ]
+
+def _server_command(fd: int) -> list[str]:
+    return [sys.executable, "-c", SERVER_CHILD, str(fd)]
 
 
 def _server_environment() -> dict[str, str]:
@@ -82,13 +90,47 @@ def _is_healthy(api_url: str) -> bool:
         return False
 
 
-def server_log_path() -> Path:
-    """Where the temporary server's own output goes (its shutdown is noisy under load)."""
+def prefect_home() -> Path:
     from prefect.settings import PREFECT_HOME
 
     home = Path(PREFECT_HOME.value())
     home.mkdir(parents=True, exist_ok=True)
-    return home / "flywheel-temporary-server.log"
+    return home
+
+
+def server_log_path() -> Path:
+    """Where the temporary server's own output goes (its shutdown is noisy under load)."""
+    return prefect_home() / "flywheel-temporary-server.log"
+
+
+@contextlib.contextmanager
+def one_start_at_a_time(home: Path) -> Iterator[None]:
+    """An exclusive lock on `home` while a server starts (and migrates its database)."""
+    with open(home / START_LOCK_NAME, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def record_run_span(home: Path, started_at: datetime, ended_at: datetime) -> None:
+    """Keep when the last run on this Prefect home began and ended (UTC), for the next run's
+    estimate of its time outside the rounds (flows/estimate.py)."""
+    span = {"started_at": started_at.isoformat(), "ended_at": ended_at.isoformat()}
+    with contextlib.suppress(OSError):
+        (home / RUN_RECORD_NAME).write_text(json.dumps(span))
+
+
+def last_run_span() -> tuple[datetime, datetime] | None:
+    """(began, ended) in UTC of the last run that finished on this Prefect home, or None."""
+    from prefect.settings import PREFECT_HOME
+
+    try:
+        span = json.loads((Path(PREFECT_HOME.value()) / RUN_RECORD_NAME).read_text())
+        return datetime.fromisoformat(span["started_at"]), datetime.fromisoformat(span["ended_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def wait_until_healthy(
@@ -133,26 +175,31 @@ def startup_timeout_s() -> float:
 def temporary_prefect_server() -> Iterator[str | None]:
     """Prefect's API for this run: the user's (PREFECT_API_URL, yielded as is) or a temporary
     server of our own, whose URL is yielded while it runs."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
 
+    home, started_at = prefect_home(), now_utc()
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
-        return
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    log_path = server_log_path()
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            _server_command(port),
-            env=_server_environment(),
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    else:
+        with own_server(home) as api_url:
+            yield api_url
+    record_run_span(home, started_at, now_utc())
+
+
+@contextlib.contextmanager
+def own_server(home: Path) -> Iterator[str]:
+    """Our temporary server on `home`, its API URL set in Prefect's settings while it runs."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with one_start_at_a_time(home), listening_socket() as sock:
+        api_url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+        process = start_server(sock.fileno(), server_log_path())
+        try:
+            wait_until_healthy(process, api_url, startup_timeout_s(), server_log_path())
+        except BaseException:
+            stop_server(process)
+            raise
     try:
-        wait_until_healthy(process, api_url, startup_timeout_s(), log_path)
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             try:
                 yield api_url
@@ -160,6 +207,25 @@ def temporary_prefect_server() -> Iterator[str | None]:
                 drain_prefect_workers()
     finally:
         stop_server(process)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def start_server(fd: int, log_path: Path) -> subprocess.Popen:
+    """The server process, in a session of its own, serving the listening socket `fd`."""
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            _server_command(fd),
+            env=_server_environment(),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def drain_prefect_workers() -> None:

@@ -1,0 +1,45 @@
+-- One row per finished round, as measured: its stage, how many prompts it drew, its wall time
+-- and the parts of it that do not scale with the prompts alone (training, the general check).
+-- `stage_ordinal`: the how-many-th round of its stage kind it was (training on accumulated
+-- examples grows with it). General checks copied from an earlier round took no time here.
+with all_rounds as (
+    select
+        round_id,
+        stage,
+        status,
+        slice_id,
+        started_at,
+        wall_s,
+        row_number() over (partition by stage order by round_id) as stage_ordinal
+    from rounds
+), slice_sizes as (
+    select slice_id, count(*) as n_prompts
+    from prompts
+    where slice_id is not null
+    group by slice_id
+), training as (
+    select round_id, sum(coalesce(wall_s, 0)) as train_s
+    from training_runs
+    group by round_id
+), general as (
+    select g.round_id, sum(coalesce(g.wall_s, 0)) as general_s
+    from general_checks as g
+    join rounds as r using (round_id)
+    where r.started_at is null or g.measured_at >= r.started_at
+    group by g.round_id
+), round_times as (
+    select
+        r.round_id,
+        r.stage,
+        r.stage_ordinal,
+        coalesce(s.n_prompts, 0) as n_prompts,
+        r.wall_s,
+        coalesce(t.train_s, 0) as train_s,
+        coalesce(g.general_s, 0) as general_s
+    from all_rounds as r
+    left join slice_sizes as s using (slice_id)
+    left join training as t using (round_id)
+    left join general as g using (round_id)
+    where r.status = 'done' and r.wall_s is not null
+)
+select * from round_times order by round_id
