@@ -38,10 +38,12 @@ from flywheel.config import (
     StudentConfig,
 )
 from flywheel.errors import InputError
+from flywheel.llm.port_owner import port_owner
 
 GUARD = Path(__file__).with_name("serve_guard.py")  # stops the server if this process dies
 LOG_TAIL_LINES = 15
 POLL_S = 0.5
+PORT_ATTEMPTS = 3  # a port taken before our server bound it: try this many
 EXIT_GRACE_S = 10.0  # after failed calls: time for a crashed server's exit to reach us
 FIXES = {
     "vllm": "install vLLM on a machine with a GPU (pip install vllm), or set student.backend: "
@@ -53,6 +55,10 @@ FIXES = {
 
 class ServeError(InputError):
     """The served model could not start or answer; the message holds the server's last lines."""
+
+
+class PortTakenError(ServeError):
+    """Another process holds the port our server was to listen on."""
 
 
 class ServedEndpoint(EndpointConfig):
@@ -186,25 +192,29 @@ def _stop_live_servers() -> None:
 
 
 def wait_until_healthy(
-    process: subprocess.Popen, root_url: str, timeout_s: float, describe: str, log_path: Path
+    process: subprocess.Popen, host: str, port: int, timeout_s: float, describe: str, log_path: Path
 ) -> None:
-    """Poll GET /health and /v1/models until one answers 200; ServeError when the process
-    exits first or `timeout_s` passes."""
+    """Poll GET /health and /v1/models until one answers 200 from our own server; ServeError
+    when the process exits first or `timeout_s` passes, PortTakenError when another process
+    holds the port (it answered in our place, or our server could not bind it)."""
+    root_url = f"http://{host}:{port}"
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=5.0) as client:
         while True:
             code = process.poll()
             if code is not None:
+                if port_in_use(host, port):
+                    raise PortTakenError(f"{describe}: port {port} was taken by another process")
                 raise ServeError(
                     f"{describe} exited with status {code} before it answered; its last lines "
                     f"({log_path}):\n{log_tail(log_path)}"
                 )
-            for path in ("/health", "/v1/models"):
-                try:
-                    if client.get(root_url + path).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
+            if _answers(client, root_url):
+                owner = port_owner(port, process.pid)  # the guard leads our server's group
+                if owner == "ours" or (owner == "unknown" and process.poll() is None):
+                    return
+                if owner == "other":
+                    raise PortTakenError(f"{describe}: another process answers on port {port}")
             if time.monotonic() > deadline:
                 raise ServeError(
                     f"{describe} did not answer GET /health or /v1/models within {timeout_s:g} s "
@@ -212,6 +222,65 @@ def wait_until_healthy(
                     f"{log_tail(log_path)}"
                 )
             time.sleep(POLL_S)
+
+
+def _answers(client: httpx.Client, root_url: str) -> bool:
+    for path in ("/health", "/v1/models"):
+        try:
+            if client.get(root_url + path).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+    return False
+
+
+def start_server(argv: list[str], describe: str, log_path: Path, append: bool) -> subprocess.Popen:
+    """The server command under the guard, in a process group of its own, logging to
+    `log_path` (appended to on a retry)."""
+    env = os.environ | {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    with log_path.open("ab" if append else "wb") as log:
+        try:
+            process = subprocess.Popen(
+                [sys.executable, str(GUARD), str(os.getpid()), *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        except OSError as e:
+            raise ServeError(f"{describe} could not start: {e}. Fix: {FIXES['server']}.") from e
+    with _live_lock:
+        _live[process.pid] = process
+    return process
+
+
+def start_healthy(
+    serve: ServeConfig, backend: str, checkpoint: str | Path, version_id: str, log_path: Path
+) -> tuple[subprocess.Popen, int]:
+    """Our server started and answering on its port: (process, port). A port chosen free but
+    taken by another process before the server bound it is given up for another one."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = serve.port or free_port(serve.host)
+        argv = serve_argv(serve, backend, checkpoint, version_id, port)
+        describe = f"the {backend} serving {version_id} (`{shlex.join(argv)}`)"
+        process = start_server(argv, describe, log_path, append=attempt > 1)
+        try:
+            timeout_s = serve.health_timeout_s
+            wait_until_healthy(process, serve.host, port, timeout_s, describe, log_path)
+            return process, port
+        except PortTakenError as e:
+            stop_server(process, serve.stop_timeout_s)
+            if serve.port or attempt == PORT_ATTEMPTS:
+                fix = "stop that process, or set student.serve.port: 0"
+                raise ServeError(f"{e}. Fix: {fix}.") from None
+            with log_path.open("a") as log:
+                log.write(f"flywheel: {e}; trying another port\n")
+        except BaseException as e:
+            stop_server(process, serve.stop_timeout_s)
+            if isinstance(e, ServeError):
+                raise ServeError(f"{e}\nFix: {FIXES.get(backend, FIXES['server'])}.") from None
+            raise
+    raise AssertionError("unreachable")
 
 
 @contextmanager
@@ -231,33 +300,13 @@ def serve_checkpoint(
             f"{version_id} there. Fix: set student.serve.port: 0 (a free port each time) or "
             "stop the process holding it."
         )
-    port = serve.port or free_port(host)
-    argv = serve_argv(serve, backend, checkpoint, version_id, port)
-    require_command(argv, backend)
+    require_command(serve_argv(serve, backend, checkpoint, version_id, serve.port), backend)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{version_id}-{backend}.log"
-    describe = f"the {backend} serving {version_id} (`{shlex.join(argv)}`)"
-    env = os.environ | {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    with log_path.open("wb") as log:
-        try:
-            process = subprocess.Popen(
-                [sys.executable, str(GUARD), str(os.getpid()), *argv],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
-        except OSError as e:
-            raise ServeError(f"{describe} could not start: {e}. Fix: {FIXES['server']}.") from e
-    with _live_lock:
-        _live[process.pid] = process
+    process, port = start_healthy(serve, backend, checkpoint, version_id, log_path)
     try:
-        root_url = f"http://{host}:{port}"
-        try:
-            wait_until_healthy(process, root_url, serve.health_timeout_s, describe, log_path)
-        except ServeError as e:
-            raise ServeError(f"{e}\nFix: {FIXES.get(backend, FIXES['server'])}.") from None
         model = request_model(serve.model, checkpoint, version_id)
+        root_url = f"http://{host}:{port}"
         yield ServedModel(
             backend,
             version_id,

@@ -267,3 +267,57 @@ def test_a_served_student_decodes_like_local_generation_with_its_own_stop_tokens
     )
     endpoint = served_endpoint(sampled, served, [0], ["<|end|>"], sample_idx=2)
     assert (endpoint.temperature, endpoint.seed) == (0.7, 5)
+
+
+HEALTH_SERVER = (
+    "import http.server, os, sys\n"
+    "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n"
+    "http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), H).serve_forever()\n"
+)
+
+
+def test_a_port_taken_between_choosing_and_binding_is_given_up_for_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's server takes the chosen port first and answers the health check: the
+    flow sees it is not its own, and serves on another port instead of talking to it."""
+    import http.server
+    import threading
+
+    from flywheel.llm import serving
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"someone else's server")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    stranger = http.server.HTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=stranger.serve_forever, daemon=True).start()
+    taken = stranger.server_address[1]
+    chosen = iter([taken])
+    monkeypatch.setattr(serving, "free_port", lambda host: next(chosen, None) or free(host))
+    script = tmp_path / "health_server.py"
+    script.write_text(HEALTH_SERVER)
+    serve = ServeConfig(command=f"{PYTHON} {script} {{checkpoint}} {{port}}", stop_timeout_s=5.0)
+    pid_file = tmp_path / "pid"
+    try:
+        with serve_checkpoint(serve, "server", pid_file, "v0", tmp_path / "logs") as served:
+            assert f":{taken}/" not in served.base_url
+            assert alive(int(pid_file.read_text()))  # ours, started on the second port
+        log = (tmp_path / "logs" / "v0-server.log").read_text()
+        assert f"port {taken}" in log and "trying another port" in log
+    finally:
+        stranger.shutdown()
+
+
+def free(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
