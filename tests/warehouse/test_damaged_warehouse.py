@@ -247,3 +247,27 @@ def test_a_zeroed_free_block_is_not_damage(tmp_path: Path) -> None:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert integrity.find_damage(con, warehouse) is None
         assert con.execute("select count(*) from prompts").fetchone()[0] == N_GENERATED_PROMPTS + 2
+
+
+def test_a_zeroed_block_of_long_strings_is_found(tmp_path: Path) -> None:
+    """Strings longer than a few KiB overflow into blocks of their own: they are checked too."""
+    warehouse = tmp_path / "flywheel.duckdb"
+    with connect(warehouse) as con:
+        con.execute(
+            "insert into prompts (prompt_id, messages, prompt_text, source, split, status, "
+            "n_chars, added_at) select 'long' || i, '[]', (select string_agg(md5((i * 1000 + j)"
+            "::varchar), '') from range(200) r(j)), 'generated', 'pool', 'active', 6400, "
+            "timestamp '2026-11-01 02:00' from range(300) t(i)"
+        )
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        overflow = con.execute(
+            "select max(b) from (select unnest(additional_block_ids) as b "
+            "from pragma_storage_info('prompts') where persistent)"
+        ).fetchone()[0]
+        n_bytes = integrity.block_bytes(con)
+    assert overflow is not None, "no string overflowed into a block of its own"
+    with open(warehouse, "r+b") as file:
+        file.seek(FILE_HEADER_BYTES + overflow * n_bytes)
+        file.write(bytes(n_bytes))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert "fail their checksum" in (integrity.find_damage(con, warehouse) or "")
