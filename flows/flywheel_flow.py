@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
 
 from flywheel.config import Config, load_config, resolve_sandbox_endpoints
 from flywheel.errors import describe_failure
@@ -97,8 +98,12 @@ def arena(config: Config) -> Iterator[Config]:
 @flow(name="flywheel", flow_run_name="flywheel", log_prints=False)
 def flywheel(
     config_path: str, rounds: int | None = None, one_more: bool = False, retry_failed: bool = False
-) -> list[RoundResult]:
+) -> State:
     """Run rounds until `rounds` are complete (default schedule.rounds), or one more round.
+
+    Ends Completed with the night's headline as its message (`rounds 1-3: 1 promoted, champion
+    r2-dpo`) after the `flywheel-night` artifact and its closing log line; calling it returns
+    the list of `RoundResult`s.
 
     With `retry_failed`, the failed calls of finished rounds are retried first (and what they
     unblock is mined). One run at a time per warehouse: a second one is refused.
@@ -121,18 +126,22 @@ def flywheel(
             except Exception:
                 close_the_night(run_config, round_ids)
                 raise
-            close_the_night(run_config, round_ids)
-    return results
+            headline = close_the_night(run_config, round_ids)
+    return Completed(message=headline, data=results)
 
 
-def close_the_night(config: Config, round_ids: list[int]) -> None:
+def close_the_night(config: Config, round_ids: list[int]) -> str | None:
     """The parent run's last word: the `flywheel-night` artifact and one log line saying what
-    the rounds did (a report that fails is only logged, so the run's own outcome stands)."""
+    the rounds did; returns the run's state message (None, and only a warning logged, when
+    the report fails, so that the run's own outcome stands)."""
     log = step_logger(__name__)
     try:
-        log.info(publish_night_summary(config, round_ids))
+        night = publish_night_summary(config, round_ids)
     except Exception as e:
         log.warning("no night summary published: %s", describe_failure(e))
+        return None
+    log.info(night.line)
+    return night.headline
 
 
 def run_round(config: Config, round_id: int) -> RoundResult:

@@ -263,7 +263,7 @@ def arena_round(config: Config, round_id: int, stage: str) -> State:
         report(config, round_id)
         mark_round_done(config.warehouse, round_id)
     result = RoundResult(round_id, stage, champion.version_id, decision, wall_s)
-    return decided(result, round_id, decision, champion.version_id)
+    return decided(result, decision, champion.version_id, evaluation)
 
 
 def start_round(config: Config, round_id: int, stage: str) -> ModelVersion:

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 
 from prefect.states import Completed, State
 
+from flywheel.figures import interval, wins_ties_losses
 from flywheel.flows.signals import interrupt_signal
 from flywheel.logs import step_logger
+from flywheel.tasks.evaluate import EvaluationReport
 from flywheel.tasks.promote import PromotionDecision
 
 PROMOTED, KEPT, FAILED = "promoted", "kept", "failed"
@@ -31,17 +33,39 @@ def tag_this_flow_run(tag: str) -> None:
         step_logger(__name__).warning("the flow run was not tagged %r: %s", tag, e)
 
 
-def decision_message(round_id: int, decision: PromotionDecision, champion_before: str) -> str:
-    """`round 2 promoted r2-dpo: <reason>` or `round 2 kept r1-sft: <reason>`."""
-    if decision.promoted:
-        return f"round {round_id} {PROMOTED} {decision.champion_after}: {decision.reason}"
-    return f"round {round_id} {KEPT} {champion_before}: {decision.reason}"
+def decision_message(
+    round_id: int,
+    decision: PromotionDecision,
+    champion_before: str,
+    evaluation: EvaluationReport | None,
+) -> str:
+    """`round 2 promoted r2-dpo (eval set: win rate 0.634 [0.611, 0.657], W/T/L 71/304/18)`;
+    without an A/B, the decision's reason (the stage skipped or failed). The full reason is in
+    the promote step's log line and the round's summary."""
+    head = (
+        f"round {round_id} {PROMOTED} {decision.champion_after}"
+        if decision.promoted
+        else f"round {round_id} {KEPT} {champion_before}"
+    )
+    if evaluation is None:
+        return f"{head}: {decision.reason}"
+    ab = evaluation.ab
+    return (
+        f"{head} (eval set: win rate {interval(ab.win_rate, ab.ci_low, ab.ci_high)}, "
+        f"W/T/L {wins_ties_losses(ab.wins, ab.ties, ab.losses)})"
+    )
 
 
-def decided(result: object, round_id: int, decision: PromotionDecision, champion: str) -> State:
+def decided(
+    result: object,
+    decision: PromotionDecision,
+    champion_before: str,
+    evaluation: EvaluationReport | None,
+) -> State:
     """The round's final state: Completed with the decision as its message, the run tagged."""
     tag_this_flow_run(PROMOTED if decision.promoted else KEPT)
-    return Completed(message=decision_message(round_id, decision, champion), data=result)
+    message = decision_message(decision.round_id, decision, champion_before, evaluation)
+    return Completed(message=message, data=result)
 
 
 @contextlib.contextmanager

@@ -152,8 +152,26 @@ def night_markdown(config: Config, rounds: pd.DataFrame, cost: NightCost) -> str
     return "\n".join(lines)
 
 
-def publish_night_summary(config: Config, round_ids: list[int]) -> str:
-    """The `flywheel-night` artifact of the rounds this run ran; returns the closing line."""
+def night_headline(rounds: pd.DataFrame) -> str:
+    """The parent run's state message: `rounds 1-3: 1 promoted, champion r2-dpo`."""
+    if rounds.empty:
+        return "no round to run"
+    n_promoted = sum(decision_word(r) == "promoted" for _, r in rounds.iterrows())
+    last = rounds.iloc[-1]
+    champion = last["champion_after"] or last["champion_before"]
+    unfinished = sum(rounds["status"] != "done")
+    note = f", {unfinished} unfinished" if unfinished else ""
+    return f"{_span(rounds)}: {n_promoted} promoted{note}, champion {champion}"
+
+
+@dataclass(frozen=True)
+class NightSummary:
+    line: str  # the closing log line
+    headline: str  # the parent run's state message
+
+
+def publish_night_summary(config: Config, round_ids: list[int]) -> NightSummary:
+    """The `flywheel-night` artifact of the rounds this run ran; returns what to log."""
     summaries = round_summaries(config)
     rounds = summaries[summaries["round_id"].isin(round_ids)].reset_index(drop=True)
     cost = night_cost(config, rounds)
@@ -162,4 +180,4 @@ def publish_night_summary(config: Config, round_ids: list[int]) -> str:
         key=NIGHT_KEY,
         description="what this run of the flywheel did",
     )
-    return night_line(rounds, cost)
+    return NightSummary(night_line(rounds, cost), night_headline(rounds))

@@ -68,16 +68,20 @@ def with_general_checks(rounds: pd.DataFrame, general: pd.DataFrame) -> pd.DataF
     return merged[columns[:at] + added + columns[at:]]
 
 
+def missing(value: object) -> bool:
+    """Whether a cell holds nothing: None, pandas' NA or NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def flag(value: object) -> bool:
     """A boolean column's cell: True only for a true value (None, NA and NaN are False)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return bool(value)
+    return not missing(value) and bool(value)
 
 
 def decision_word(row: pd.Series) -> str:
-    """`promoted`, `kept`, `kept (no A/B)` for a stage skipped, or the unfinished status."""
-    if row["status"] != "done":
+    """`promoted`, `kept`, `kept (no A/B)` for a stage that trained nothing, or the status of a
+    round not decided (a round being reported is still `running` but already decided)."""
+    if row["status"] not in ("done", "running") or missing(row["promoted"]):
         return str(row["status"])
     if flag(row["promoted"]):
         return "promoted"

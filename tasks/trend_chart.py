@@ -6,7 +6,8 @@ the round where the sandbox can check answers; a promoted round is marked with a
 values are written beside their points (the report embeds the SVG as a `data:` image, where
 tooltips never show), rounded by flywheel/figures.py. Rounds without an A/B evaluation (a
 skipped or failed stage) leave a gap. The legend sits above the plot, so the picture stays
-720 px wide and reads in both Prefect UIs at 1280 px.
+560 px wide: the V2 UI's artifact column at 1280 px shows it at about its own size, the
+V1 UI's a little larger, so its 12-13 px text stays readable in both.
 """
 
 import base64
@@ -16,9 +17,9 @@ from html import escape
 
 from flywheel.figures import known, share
 
-WIDTH_PX = 720
+WIDTH_PX = 560
 HEIGHT_PX = 380
-MARGIN_PX = {"left": 48, "right": 16, "top": 64, "bottom": 40}
+MARGIN_PX = {"left": 44, "right": 12, "top": 72, "bottom": 40}
 COLORS = {"win_rate": "#1d4ed8", "lc_win_rate": "#d97706", "accuracy": "#15803d"}
 PROMOTED_COLOR = "#dc2626"
 MAX_LABELLED_ROUNDS = 12  # beyond this, every k-th round and the last are labelled
@@ -110,13 +111,13 @@ def _intervals(points: list[TrendPoint]) -> list[str]:
             )
         if labelled(i, len(points)):
             parts += [
-                _label(x + 10, _y(high) + 4, share(high), color, "start", size=11),
-                _label(x + 10, _y(low) + 4, share(low), color, "start", size=11),
+                _label(x + 10, _y(high) + 4, share(high), color, "start", size=12),
+                _label(x + 10, _y(low) + 4, share(low), color, "start", size=12),
             ]
     return parts
 
 
-def _label(x: float, y: float, text: str, color: str, anchor: str, size: int = 12) -> str:
+def _label(x: float, y: float, text: str, color: str, anchor: str, size: int = 13) -> str:
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{color}" '
         f'font-size="{size}" {HALO}>{escape(text)}</text>'
@@ -185,22 +186,23 @@ def _promotions(points: list[TrendPoint]) -> list[str]:
 
 
 def _legend() -> list[str]:
-    """One row above the plot: the three series and the promotion star."""
+    """Two rows above the plot: the three series and the promotion star."""
     entries = [
         (COLORS["win_rate"], "", "win rate (bar: interval)"),
         (COLORS["lc_win_rate"], ' stroke-dasharray="6 4"', "length-controlled win rate"),
         (COLORS["accuracy"], "", "checker accuracy"),
     ]
-    parts, x, y = [], MARGIN_PX["left"], 18
-    for color, dash, label in entries:
+    parts = []
+    for i, (color, dash, label) in enumerate(entries):
+        x, y = MARGIN_PX["left"] + 250 * (i % 2), 16 + 20 * (i // 2)
         parts.append(
             f'<line x1="{x}" y1="{y - 4}" x2="{x + 20}" y2="{y - 4}" stroke="{color}" '
             f'stroke-width="2"{dash}/>'
         )
-        parts.append(f'<text x="{x + 26}" y="{y}">{escape(label)}</text>')
-        x += 36 + 7 * len(label)
-    parts.append(f'<text x="{x}" y="{y + 1}" fill="{PROMOTED_COLOR}" font-size="16">★</text>')
-    parts.append(f'<text x="{x + 20}" y="{y}">promoted</text>')
+        parts.append(f'<text x="{x + 26}" y="{y}" font-size="13">{escape(label)}</text>')
+    x, y = MARGIN_PX["left"] + 250, 36
+    parts.append(f'<text x="{x + 2}" y="{y + 1}" fill="{PROMOTED_COLOR}" font-size="16">★</text>')
+    parts.append(f'<text x="{x + 26}" y="{y}" font-size="13">promoted</text>')
     return parts
 
 

@@ -151,6 +151,8 @@ def test_the_round_run_carries_its_decision_as_tag_and_state_message(
     decision = "promoted" if "promoted" in run["tags"] else "kept"
     assert decision in run["tags"] and "failed" not in run["tags"]
     assert run["message"].startswith(f"round 1 {decision} ")
+    if "(eval set: win rate " in run["message"]:  # a stage that trained nothing has no A/B
+        assert "W/T/L " in run["message"]
 
 
 def test_the_parent_run_ends_with_the_nights_line_and_artifact(harness_round: Path) -> None:
@@ -158,6 +160,7 @@ def test_the_parent_run_ends_with_the_nights_line_and_artifact(harness_round: Pa
     assert any(m.startswith("the night: round 1 run, ") for m in recorded["logs"])
     night = recorded["artifacts"]["flywheel-night"]
     assert night.startswith("# The night: round 1, ") and "## Needs a look" in night
+    assert recorded["flow_runs"]["flywheel"]["message"].startswith("round 1: ")
 
 
 def start_sandbox_server(config_path: Path) -> tuple[subprocess.Popen, str]:

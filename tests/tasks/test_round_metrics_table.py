@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from flywheel.tasks.night_report import NightCost, needs_a_look, night_line
+from flywheel.tasks.night_report import NightCost, needs_a_look, night_headline, night_line
 from flywheel.tasks.report import round_metrics_rows, round_metrics_table, trend_markdown
 from flywheel.tasks.terminal_table import terminal_table
 
@@ -121,3 +121,15 @@ def test_the_nights_line_names_promotions_trend_cost_and_what_needs_a_look() -> 
     assert "round 2: no A/B (the dpo stage trained no candidate)" in look
     assert "round 3 failed: boom" in look
     assert any(item.startswith("2 calls failed") for item in look)
+
+
+def test_a_round_reported_before_it_is_marked_done_shows_its_decision() -> None:
+    reported = pd.DataFrame([{**ROUND, "status": "running"}, {**ROUND, "status": "running"}])
+    reported["promoted"] = pd.Series([True, None], dtype=object)
+    rows = round_metrics_table(reported, ci=0.95)
+    assert [r["decision"] for r in rows] == ["promoted", "running"]
+
+
+def test_the_nights_headline_counts_promotions_and_unfinished_rounds() -> None:
+    assert night_headline(ROUNDS) == "rounds 1-3: 1 promoted, 1 unfinished, champion r1-sft"
+    assert night_headline(ROUNDS.iloc[:1]) == "round 1: 1 promoted, champion r1-sft"
