@@ -265,7 +265,8 @@ class CheckReport:
 
 def check_warehouse(con: duckdb.DuckDBPyConnection, location: str, path: str | None) -> CheckReport:
     """Check the file's every block in use (when `path` names a DuckDB file), then read every
-    table through; raise WarehouseDamagedError naming the first damage found."""
+    table through; raise WarehouseDamagedError naming the first damage found. On a DuckLake
+    (`path` None) any error reading a table is damage (a data file cut short or missing)."""
     started = time.monotonic()
     n_blocks = 0
     try:
@@ -278,7 +279,13 @@ def check_warehouse(con: duckdb.DuckDBPyConnection, location: str, path: str | N
             n_blocks = scan.verified
         rows = read_every_table(con)
     except duckdb.Error as e:
+        if path is None:
+            raise WarehouseDamagedError(
+                f"warehouse {location} is damaged: {describe_read_error(e, location)}. Fix: "
+                "bring that file back from the storage's versions or backups (a DuckLake is "
+                "backed up with its catalog's and storage's own tools)."
+            ) from e
         if not is_damage_error(e):
             raise
-        raise damaged_from(e, path or location) from e
+        raise damaged_from(e, path) from e
     return CheckReport(location, rows, n_blocks, time.monotonic() - started)

@@ -26,6 +26,7 @@ N_GENERATED_PROMPTS = 20_000  # enough rows for the prompts table to fill blocks
 
 
 def write_config(tmp_path: Path, warehouse: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
     data["warehouse"] |= {"path": str(warehouse), "lock_timeout_s": 5}
     data["student"]["path"] = str(tmp_path / "student")
@@ -271,3 +272,26 @@ def test_a_zeroed_block_of_long_strings_is_found(tmp_path: Path) -> None:
         file.write(bytes(n_bytes))
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert "fail their checksum" in (integrity.find_damage(con, warehouse) or "")
+
+
+def test_warehouse_check_on_a_ducklake_names_a_data_file_cut_short(
+    clean_warehouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_config(tmp_path / "file", tmp_path / "file" / "flywheel.duckdb")
+    shutil.copyfile(clean_warehouse, tmp_path / "file" / "flywheel.duckdb")
+    lake = yaml.safe_load(source.read_text())
+    lake["warehouse"] = {
+        "backend": "ducklake",
+        "catalog": f"sqlite:{tmp_path / 'lake.sqlite'}",
+        "data_path": str(tmp_path / "data"),
+    }
+    lake_config = tmp_path / "lake.yaml"
+    lake_config.write_text(yaml.safe_dump(lake))
+    assert main(["warehouse", "copy", "--config", str(source), "--to", str(lake_config)]) == 0
+    assert main(["warehouse", "check", "--config", str(lake_config)]) == 0
+    assert "reads whole" in capsys.readouterr().out
+    data_file = max((tmp_path / "data").rglob("*.parquet"), key=lambda p: p.stat().st_size)
+    truncate_to_half(data_file)
+    assert main(["warehouse", "check", "--config", str(lake_config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and str(data_file) in error and "is damaged" in error
