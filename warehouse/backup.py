@@ -66,11 +66,8 @@ class BackupReport:
             f"{self.directory}: {len(self.rows)} tables, {sum(self.rows.values())} rows, "
             f"{self.n_bytes / 1e6:.1f} MB in {self.seconds:.2f} s; row counts verified"
         )
-        return (
-            what
-            if self.kept_aside is None
-            else f"{what}; the old file is kept as {self.kept_aside}"
-        )
+        aside = "" if self.kept_aside is None else f"; the old file is kept as {self.kept_aside}"
+        return what + aside
 
 
 def table_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -102,9 +99,8 @@ def verify_copy(copy: Path, expected_rows: dict[str, int]) -> None:
             raise
         problem, rows = describe_read_error(e, copy), {}
     if problem is None and rows != expected_rows:
-        differ = sorted(set(rows) ^ set(expected_rows)) + [
-            t for t in rows if t in expected_rows and rows[t] != expected_rows[t]
-        ]
+        tables = sorted(set(rows) | set(expected_rows))
+        differ = [t for t in tables if rows.get(t) != expected_rows.get(t)]
         problem = "row counts differ in " + ", ".join(
             f"{t} ({rows.get(t, 0)} of {expected_rows.get(t, 0)})" for t in differ
         )
@@ -200,7 +196,11 @@ def _refuse_if_open(warehouse_path: str) -> None:
 def _move_aside(warehouse_path: str) -> Path:
     """Rename the file (and its write-ahead log) to `<stem>.replaced-<UTC time><suffix>`."""
     path = Path(warehouse_path)
-    aside = path.with_name(f"{path.stem}.replaced-{now_utc():{_TIME_FORMAT}}{path.suffix}")
+    name, n = f"{path.stem}.replaced-{now_utc():{_TIME_FORMAT}}", 1
+    aside = path.with_name(name + path.suffix)
+    while aside.exists():  # two restores within a second: keep both old files
+        n += 1
+        aside = path.with_name(f"{name}-{n}{path.suffix}")
     os.replace(path, aside)
     wal = Path(f"{warehouse_path}.wal")
     if wal.exists():  # it belongs to the old file: replayed onto the restored one it would harm

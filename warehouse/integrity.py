@@ -52,7 +52,7 @@ def damaged(path: str | Path, what: str) -> WarehouseDamagedError:
     return WarehouseDamagedError(
         f"warehouse {path} is damaged: {what}. Fix: bring back a backup with `flywheel "
         "warehouse restore DIR` (the damaged file is kept aside), or point warehouse.path at "
-        "another file; nothing was written to this one."
+        "another file."
     )
 
 

@@ -243,3 +243,15 @@ def test_backup_and_restore_of_a_ducklake_say_they_are_for_the_file_backend(
     assert main(["warehouse", action, str(tmp_path / "b"), "--config", str(config)]) == 2
     assert "is for the file backend" in capsys.readouterr().err
     assert not (tmp_path / "lake.sqlite").exists()
+
+
+def test_restoring_twice_keeps_both_replaced_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    fill_warehouse(tmp_path / "flywheel.duckdb", n_prompts=10)
+    backup = tmp_path / "backup"
+    assert main(["warehouse", "backup", str(backup), "--config", str(config)]) == 0
+    for _ in range(2):
+        assert main(["warehouse", "restore", str(backup), "--config", str(config)]) == 0
+    assert len(list(tmp_path.glob("flywheel.replaced-*.duckdb"))) == 2
