@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except (InputError, ValueError) as e:
-        print(f"flywheel: {e}", file=sys.stderr)
+        damage = _as_damage(e.__cause__, config) if e.__cause__ is not None else None
+        print(f"flywheel: {damage or e}", file=sys.stderr)
         return EXIT_USAGE if isinstance(e, InputError) or _is_usage_error(e) else EXIT_FAILURE
     except (RuntimeError, OSError) as e:
         print(f"flywheel: {e}", file=sys.stderr)
@@ -288,9 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _as_damage(error: Exception, config: Config) -> Exception | None:
+def _as_damage(error: BaseException, config: Config) -> Exception | None:
     """DuckDB's error on reading a damaged block after the open (the file was damaged while
-    in use), as the one-line damaged-warehouse error; None for any other error."""
+    in use; also when it was wrapped, as `flywheel sql` wraps a refused query), as the
+    one-line damaged-warehouse error; None for any other error."""
     from flywheel.warehouse.integrity import damaged_from, is_damage_error
 
     if not is_damage_error(error):

@@ -201,6 +201,21 @@ def test_damage_met_while_reading_after_the_open_is_one_line_with_exit_2(
     assert len(error.splitlines()) == 1 and "is damaged" in error and "Traceback" not in error
 
 
+def test_a_block_zeroed_after_the_open_is_named_by_sql_not_blamed_on_the_query(
+    clean_warehouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = tmp_path / "flywheel.duckdb"
+    shutil.copyfile(clean_warehouse, warehouse)
+    config = write_config(tmp_path, warehouse)
+    assert main(["sql", "select 1", "--config", str(config)]) == 0  # checked whole, once
+    zero_a_block(warehouse)
+    query = "select bit_xor(hash(columns(*))) from prompts"  # reads every value
+    assert main(["sql", query, "--config", str(config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "is damaged" in error and "checksum" in error
+    assert "correct the query" not in error
+
+
 def test_a_stamp_spares_rereading_an_unchanged_file_and_a_write_voids_it(
     clean_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
