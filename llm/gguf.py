@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -77,6 +78,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
         raise FileExistsError(f"{target} already exists; remove it to convert again")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
     try:
         model, tokenizer = _load_gguf(source)
         model.save_pretrained(staging)
@@ -85,6 +87,8 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
             "source": str(source),
             "sha256": file_sha256(source),
             "n_bytes": source.stat().st_size,
+            "wall_s": round(time.perf_counter() - started, 1),  # the run's estimate leaves it out
+            "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         os.replace(staging, target)
