@@ -1,14 +1,21 @@
-"""How long the rounds of `flywheel run` take, from what this warehouse measured, or "unknown".
+"""How long `flywheel run` takes, from what was measured here, or "unknown" (its first line).
 
 A round's wall time has three parts, each stored when the round ran: training
 (`training_runs.wall_s`), the general check (`general_checks.wall_s`, measured in that round),
 and the rest (answers, judging, mining, the A/B eval: `rounds.wall_s` less the other two). A
 planned round is estimated from the latest finished round of the same stage kind in this
 warehouse (a warehouse holds one round-0 student's lineage, so the student's size is the same):
-the rest scales with the prompts drawn, training with the prompts too and, when mining
-accumulates (`training.mining.accumulate`), with how many rounds of that kind it trains on; the
-general check is taken as it was. A stage kind that never finished a round here is unknown,
+the rest scales with the prompts drawn (less the champion's eval answers it generated: a later
+round reuses them), training with the prompts too and, when mining accumulates
+(`training.mining.accumulate`), with how many rounds of that kind it trains on; the general
+check is one version's (the champion's figures are stored: a later round checks its candidate). A stage kind that never finished a round here is unknown,
 and said so: no rate is guessed.
+
+Outside the rounds: the last run on this Prefect home (its span, kept by
+flows/temporary_server.py) less its rounds' wall time is Prefect's start and the preparation,
+when those rounds were this warehouse's; a student build is timed by an earlier build of the
+same recipe in the student cache (its manifest's `build_wall_s`), and one made during that last
+run is taken out of its time outside the rounds.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ class MeasuredRound:
     wall_s: float
     train_s: float
     general_s: float
+    n_general: int  # versions whose general check was measured in the round
+    n_student_answers: int  # answers the model versions generated in the round
+    n_champion_eval_answers: int  # of them, the champion's on the eval prompts
 
 
 @dataclass(frozen=True)
@@ -74,13 +84,18 @@ def planned_rounds_of(config: Config, round_ids: list[int]) -> list[PlannedRound
 
 
 def round_seconds(planned: PlannedRound, measured: MeasuredRound, accumulate: bool) -> float:
-    """`planned` estimated from a finished round of the same stage kind."""
+    """`planned` estimated from a finished round of the same stage kind. A later round checks
+    only its candidate on the general set and generates only the candidate's eval answers (the
+    champion's are stored): the measured round's share of champion work is left out."""
     prompt_ratio = planned.n_prompts / measured.n_prompts if measured.n_prompts else 1.0
     rest_s = max(0.0, measured.wall_s - measured.train_s - measured.general_s)
+    if measured.n_student_answers:
+        rest_s *= 1.0 - measured.n_champion_eval_answers / measured.n_student_answers
     train_s = measured.train_s * prompt_ratio
     if accumulate:
         train_s *= planned.stage_ordinal / max(1, measured.stage_ordinal)
-    return rest_s * prompt_ratio + train_s + measured.general_s
+    general_s = measured.general_s / measured.n_general if measured.n_general else 0.0
+    return rest_s * prompt_ratio + train_s + general_s
 
 
 def estimate_rounds(

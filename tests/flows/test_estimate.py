@@ -54,8 +54,8 @@ def store_round(
     finished_at = STARTED + timedelta(seconds=finished_s)
     with connect(db_path) as con:
         con.execute(
-            "insert into rounds (round_id, stage, slice_id, status, started_at, finished_at, "
-            "wall_s) values (?, ?, ?, 'done', ?, ?, ?)",
+            "insert into rounds (round_id, stage, slice_id, status, champion_before, started_at, "
+            "finished_at, wall_s) values (?, ?, ?, 'done', 'v0', ?, ?, ?)",
             [round_id, stage, round_id, STARTED, finished_at, wall_s],
         )
         for i in range(n_prompts):
@@ -118,6 +118,37 @@ def test_a_round_with_fewer_prompts_scales_all_but_the_general_check(
     line = run_plan(config, "c.yaml", [4], retry_failed=False)
     # (100 - 10) * 20/40 + 10; outside the rounds in the last run: 362 - 100
     assert line.endswith("; about 5 min 17 s in all (from round 1 of this warehouse)")
+
+
+def test_a_later_round_leaves_out_the_champions_first_general_check_and_eval_answers(
+    tmp_path: Path, prefect_home
+) -> None:
+    """Round 1 checked both versions on the general set and generated the champion's eval
+    answers too; round 4 checks its candidate alone and reuses the champion's answers."""
+    config = with_student(tmp_path, training={"mining": {"accumulate": False}})
+    db_path = Path(config.warehouse.path)
+    store_round(db_path, 1, "sft", (112.0, 20.0, 40.0))
+    with connect(db_path) as con:
+        con.execute(
+            "update general_checks set wall_s = 40.0, measured_at = ? where version_id = 'v0'",
+            [STARTED],
+        )  # the champion measured in this round too: 80 s of general check in all
+        for i in range(40):
+            con.execute(
+                "insert into prompts (prompt_id, messages, prompt_text, source, split, status, "
+                "n_chars, added_at) values (?, '[]', 'e', 's', 'eval', 'active', 1, ?)",
+                [f"e{i}", STARTED],
+            )
+            for model_id, prompt_id in (("v0", f"r1-{i}"), ("v0", f"e{i}"), ("r1", f"e{i}")):
+                con.execute(
+                    "insert into responses (response_id, prompt_id, model_id, sample_idx, "
+                    "round_id, response_text, created_at) values (?, ?, ?, 0, 1, 'a', ?)",
+                    [f"{model_id}-{prompt_id}", prompt_id, model_id, STARTED],
+                )
+    line = run_plan(config, "c.yaml", [4], retry_failed=False)
+    # rest (112 - 20 - 80) * 2/3 (80 of the 120 answers), training 20, one version's check 40;
+    # outside the rounds in the last run 362 - 112: 318 s
+    assert line.endswith("; about 5 min 18 s in all (from round 1 of this warehouse)"), line
 
 
 def test_a_stage_kind_never_run_here_is_named_unknown(tmp_path: Path, prefect_home) -> None:
