@@ -205,8 +205,8 @@ def decide_promotion(result: ABResult, margin: float = 0.0) -> Decision:
     promote = result.ci_low > threshold
     excluded = f" ({result.n_excluded} excluded)" if result.n_excluded else ""
     reason = (
-        f"win rate {result.win_rate:.2f} [{result.ci_low:.2f}, {result.ci_high:.2f}] over "
-        f"{result.n} prompts{excluded}; lower bound {result.ci_low:.2f} "
+        f"win rate {result.win_rate:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}] over "
+        f"{result.n} prompts{excluded}; lower bound {result.ci_low:.3f} "
         f"{'>' if promote else '<='} 0.50 + margin {margin:.2f}"
     )
     return Decision(promote=promote, reason=reason)

@@ -102,8 +102,8 @@ def general_check_refusal(
         and increase > max_nll_increase + _AT_LIMIT
     ):
         reasons.append(
-            f"general-set NLL {candidate_nll:.3f} is {increase:+.1%} against the champion's "
-            f"{champion_nll:.3f} (limit +{max_nll_increase:.1%}, "
+            f"general-set NLL {candidate_nll:#.3g} is {increase:+.1%} against the champion's "
+            f"{champion_nll:#.3g} (limit +{max_nll_increase:.1%}, "
             "evaluation.general_max_nll_increase)"
         )
     share = candidate.collapse_share if candidate is not None else None
@@ -113,8 +113,8 @@ def general_check_refusal(
         and share > max_collapse_share + _AT_LIMIT
     ):
         reasons.append(
-            f"{share:.1%} of its general-set replies collapse into the answer format (limit "
-            f"{max_collapse_share:.1%}, evaluation.general_max_collapse_share)"
+            f"a share of {share:.3f} of its general-set replies collapse into the answer "
+            f"format (limit {max_collapse_share:.3f}, evaluation.general_max_collapse_share)"
         )
     return "; ".join(reasons) if reasons else None
 
@@ -126,11 +126,11 @@ def general_check_note(candidate: GeneralSummary | None, champion: GeneralSummar
 
     def nll(summary: GeneralSummary | None) -> str:
         value = summary.mean_nll if summary is not None else None
-        return "-" if value is None else f"{value:.3f}"
+        return "-" if value is None else f"{value:#.3g}"
 
     increase = nll_increase(candidate.mean_nll, champion.mean_nll if champion is not None else None)
     change = "" if increase is None else f" ({increase:+.1%})"
-    share = "-" if candidate.collapse_share is None else f"{candidate.collapse_share:.1%}"
+    share = "-" if candidate.collapse_share is None else f"{candidate.collapse_share:.3f}"
     return (
         f"general set: NLL {nll(candidate)} vs champion {nll(champion)}{change}, collapse {share}"
     )

@@ -146,6 +146,7 @@ async def _judge_games(
             ]
     results = [task.result() for task in tasks]
     report.cost_usd = sum(stats.cost_usd for stats, _ in results)
+    report.n_calls_sent = sum(stats.n_sent for stats, _ in results)
     report.n_format_refused += sum(n_refused for _, n_refused in results)
     report.errors = {}
     for stats, _ in results:

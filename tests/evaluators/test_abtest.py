@@ -32,8 +32,8 @@ def test_gate_accepts_70_percent_on_400_prompts():
     decision = decide_promotion(result, margin=0.0)
     assert decision.promote
     assert decision.reason == (
-        f"win rate 0.70 [{result.ci_low:.2f}, {result.ci_high:.2f}] over 400 prompts; "
-        f"lower bound {result.ci_low:.2f} > 0.50 + margin 0.00"
+        f"win rate 0.700 [{result.ci_low:.3f}, {result.ci_high:.3f}] over 400 prompts; "
+        f"lower bound {result.ci_low:.3f} > 0.50 + margin 0.00"
     )
     assert 0.64 < result.ci_low < 0.70 < result.ci_high < 0.76
 

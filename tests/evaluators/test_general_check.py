@@ -86,7 +86,7 @@ def test_a_candidate_whose_nll_rises_past_the_limit_is_refused() -> None:
     candidate = GeneralSummary(60, 2.2, 0.0)
     reason = general_check_refusal(candidate, CHAMPION, 0.05, None)
     assert reason == (
-        "general-set NLL 2.200 is +10.0% against the champion's 2.000 "
+        "general-set NLL 2.20 is +10.0% against the champion's 2.00 "
         "(limit +5.0%, evaluation.general_max_nll_increase)"
     )
 
@@ -99,8 +99,8 @@ def test_a_candidate_within_the_nll_limit_passes() -> None:
 def test_a_candidate_that_collapses_too_often_is_refused() -> None:
     candidate = GeneralSummary(60, 2.0, 0.1)
     assert general_check_refusal(candidate, CHAMPION, None, 0.05) == (
-        "10.0% of its general-set replies collapse into the answer format "
-        "(limit 5.0%, evaluation.general_max_collapse_share)"
+        "a share of 0.100 of its general-set replies collapse into the answer format "
+        "(limit 0.050, evaluation.general_max_collapse_share)"
     )
     assert general_check_refusal(candidate, CHAMPION, None, 0.1) is None
 
@@ -120,9 +120,9 @@ def test_no_limit_or_no_figures_refuse_nothing() -> None:
 
 def test_the_note_states_the_figures() -> None:
     assert general_check_note(GeneralSummary(60, 2.2, 0.05), CHAMPION) == (
-        "general set: NLL 2.200 vs champion 2.000 (+10.0%), collapse 5.0%"
+        "general set: NLL 2.20 vs champion 2.00 (+10.0%), collapse 0.050"
     )
     assert general_check_note(None, CHAMPION) == "general set not measured"
     assert general_check_note(GeneralSummary(60, 2.2, None), None) == (
-        "general set: NLL 2.200 vs champion -, collapse -"
+        "general set: NLL 2.20 vs champion -, collapse -"
     )

@@ -71,7 +71,9 @@ def test_nothing_is_measured_when_the_check_is_off_or_no_checkpoint_is_local(
 
 PASSING_AB = Decision(
     promote=True,
-    reason="win rate 0.70 [0.60, 0.80] over 100 prompts; lower bound 0.60 > 0.50 + margin 0.00",
+    reason=(
+        "win rate 0.700 [0.600, 0.800] over 100 prompts; lower bound 0.600 > 0.50 + margin 0.00"
+    ),
 )
 CHAMPION = GeneralSummary(63, 2.0, 0.0)
 
@@ -82,9 +84,9 @@ def test_a_candidate_whose_nll_rises_past_the_limit_is_refused_with_the_reason()
     assert decision == Decision(
         promote=False,
         reason=(
-            f"{PASSING_AB.reason}; general set: NLL 2.200 vs champion 2.000 (+10.0%), collapse "
-            "0.0%; refused on the general set: general-set NLL 2.200 is +10.0% against the "
-            "champion's 2.000 (limit +5.0%, evaluation.general_max_nll_increase)"
+            f"{PASSING_AB.reason}; general set: NLL 2.20 vs champion 2.00 (+10.0%), collapse "
+            "0.000; refused on the general set: general-set NLL 2.20 is +10.0% against the "
+            "champion's 2.00 (limit +5.0%, evaluation.general_max_nll_increase)"
         ),
     )
 
@@ -95,14 +97,14 @@ def test_a_candidate_within_the_limits_keeps_its_ab_decision_with_the_figures() 
     decision = gate_decision(PASSING_AB, checks, limits)
     assert decision.promote is True
     assert decision.reason.endswith(
-        "; general set: NLL 2.080 vs champion 2.000 (+4.0%), collapse 0.0%"
+        "; general set: NLL 2.08 vs champion 2.00 (+4.0%), collapse 0.000"
     )
 
 
 def test_without_limits_the_figures_are_only_reported() -> None:
     checks = GeneralChecks(candidate=GeneralSummary(63, 9.0, 1.0), champion=CHAMPION)
     decision = gate_decision(PASSING_AB, checks, EvaluationConfig())
-    assert decision.promote is True and "collapse 100.0%" in decision.reason
+    assert decision.promote is True and "collapse 1.000" in decision.reason
 
 
 def test_a_collapsing_candidate_is_refused_and_a_losing_one_stays_kept() -> None:
@@ -111,8 +113,8 @@ def test_a_collapsing_candidate_is_refused_and_a_losing_one_stays_kept() -> None
     refused = gate_decision(PASSING_AB, checks, limits)
     assert refused.promote is False
     assert refused.reason.endswith(
-        "refused on the general set: 20.0% of its general-set replies collapse into the answer "
-        "format (limit 5.0%, evaluation.general_max_collapse_share)"
+        "refused on the general set: a share of 0.200 of its general-set replies collapse into "
+        "the answer format (limit 0.050, evaluation.general_max_collapse_share)"
     )
     losing = Decision(promote=False, reason="win rate 0.40")
     assert gate_decision(losing, checks, limits).promote is False
