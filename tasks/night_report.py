@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 from flywheel.config import Config
 from flywheel.figures import count, duration, interval, known, share, usd
 from flywheel.tasks.report import round_metrics_table
-from flywheel.tasks.report_data import decision_word, round_summaries
+from flywheel.tasks.report_data import champion_after, decision_word, round_summaries
 from flywheel.warehouse.store import connect_warehouse, read_query
 
 NIGHT_KEY = "flywheel-night"
@@ -100,7 +100,7 @@ def night_line(rounds: pd.DataFrame, cost: NightCost) -> str:
     return (
         f"the night: {_span(rounds)} run, {len(promoted)} promoted"
         f"{': ' + ', '.join(promoted) if promoted else ''}; champion now "
-        f"{rounds.iloc[-1]['champion_after'] or rounds.iloc[-1]['champion_before']}; eval win "
+        f"{champion_after(rounds.iloc[-1])}; eval win "
         f"rate by round {_trend(rounds, 'win_rate')}; checker accuracy "
         f"{_trend(rounds, 'sandbox_accuracy')}; {count(cost.n_judge_calls)} judge calls, "
         f"{count(cost.n_tokens)} tokens, {usd(cost.cost_usd)}, {duration(cost.wall_s)}; "
@@ -124,8 +124,7 @@ def night_markdown(config: Config, rounds: pd.DataFrame, cost: NightCost) -> str
     lines = [
         f"# The night: {_span(rounds)}, {n_promoted} promoted",
         "",
-        f"**Champion:** {first['champion_before']} -> "
-        f"{last['champion_after'] or last['champion_before']}",
+        f"**Champion:** {first['champion_before']} -> {champion_after(last)}",
         "",
         f"**Eval win rate by round:** {_trend(rounds, 'win_rate')}"
         + (
@@ -158,7 +157,7 @@ def night_headline(rounds: pd.DataFrame) -> str:
         return "no round to run"
     n_promoted = sum(decision_word(r) == "promoted" for _, r in rounds.iterrows())
     last = rounds.iloc[-1]
-    champion = last["champion_after"] or last["champion_before"]
+    champion = champion_after(last)
     unfinished = sum(rounds["status"] != "done")
     note = f", {unfinished} unfinished" if unfinished else ""
     return f"{_span(rounds)}: {n_promoted} promoted{note}, champion {champion}"

@@ -16,6 +16,7 @@ from flywheel.config import Config
 from flywheel.figures import interval, known, measure_value, share, share_value, wins_ties_losses
 from flywheel.tasks.report_data import (
     SHARE_COLUMNS,
+    champion_after,
     decision_word,
     flag,
     round_general_checks,
@@ -80,7 +81,7 @@ def round_metrics_table(metrics: pd.DataFrame, ci: float) -> list[dict[str, str]
         if with_accuracy:
             row["accuracy"] = share(r["sandbox_accuracy"])
         row["decision"] = decision_word(r)
-        row["champion after"] = str(r["champion_after"] or r["champion_before"])
+        row["champion after"] = champion_after(r)
         rows.append(row)
     return rows
 

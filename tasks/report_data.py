@@ -78,6 +78,13 @@ def flag(value: object) -> bool:
     return not missing(value) and bool(value)
 
 
+def champion_after(row: pd.Series) -> str:
+    """Who is champion after the round: `champion_after`, or the champion it started with when
+    the round was not decided (failed, interrupted, running)."""
+    after = row["champion_after"]
+    return str(row["champion_before"] if missing(after) else after)
+
+
 def decision_word(row: pd.Series) -> str:
     """`promoted`, `kept`, `kept (no A/B)` for a stage that trained nothing, or the status of a
     round not decided (a round being reported is still `running` but already decided)."""

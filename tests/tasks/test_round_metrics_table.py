@@ -54,7 +54,15 @@ SKIPPED = {
     "sandbox_accuracy": NAN,
     "n_decisive_without_gap": 3,
 }
-FAILED = {**SKIPPED, "round_id": 3, "stage": "rm+rl", "status": "failed", "error": "boom"}
+FAILED = {
+    **SKIPPED,
+    "round_id": 3,
+    "stage": "rm+rl",
+    "status": "failed",
+    "error": "boom",
+    "promoted": None,
+    "champion_after": NAN,  # not decided: the champion stays the one it started with
+}
 ROUNDS = pd.DataFrame([ROUND, SKIPPED, FAILED])
 
 
@@ -73,6 +81,7 @@ def test_round_metrics_is_seven_columns_with_the_interval_in_one_cell() -> None:
     assert rows[0]["W/T/L"] == "71/304/18" and rows[0]["accuracy"] == "0.648"
     assert [r["decision"] for r in rows] == ["promoted", "kept (no A/B)", "failed"]
     assert rows[1]["win rate [95% CI]"] == "-" and rows[1]["champion after"] == "r1-sft"
+    assert rows[2]["champion after"] == "r1-sft"
 
 
 def test_round_metrics_has_no_accuracy_column_without_a_checker() -> None:
