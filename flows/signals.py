@@ -2,8 +2,10 @@
 
 The first SIGINT or SIGTERM raises `Interrupted` in the main thread, so every step unwinds
 through its own cleanup (rows committed, servers stopped, the round marked interrupted). If
-that takes longer than `GRACE_S`, or a second signal comes, the process exits at once with
-the same status: finished work is in the warehouse either way, and a rerun resumes.
+that takes longer than the grace (`GRACE_S`, or `$FLYWHEEL_STOP_GRACE_S` seconds: raise it
+where the service manager waits longer before its SIGKILL, or on a machine so busy that the
+cleanup is slow), or a second signal comes, the process exits at once with the same status:
+finished work is in the warehouse either way, and a rerun resumes.
 Prefect's flow engine installs its own SIGTERM bridge while a flow runs; within the block that
 bridge is our handler too (its TerminationSignal is still read as "interrupted" where it comes
 from elsewhere).
@@ -22,6 +24,7 @@ from types import FrameType
 from flywheel.errors import root_causes
 
 GRACE_S = 30.0
+GRACE_ENV = "FLYWHEEL_STOP_GRACE_S"
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -52,19 +55,33 @@ def interrupt_signal(error: BaseException) -> int | None:
     return None
 
 
+def grace_s() -> float:
+    """Seconds the cleanup may take after the first signal: $FLYWHEEL_STOP_GRACE_S or GRACE_S."""
+    text = os.environ.get(GRACE_ENV, "").strip()
+    try:
+        return float(text) if text else GRACE_S
+    except ValueError:
+        print(
+            f"flywheel: {GRACE_ENV}={text!r} is not a number of seconds; using {GRACE_S:.0f}",
+            file=sys.stderr,
+        )
+        return GRACE_S
+
+
 def _exit_later(status: int, last_words: str) -> None:
-    """Exit with `status` after GRACE_S unless the process has exited by then (child
+    """Exit with `status` after the grace unless the process has exited by then (child
     servers started with PR_SET_PDEATHSIG stop with it)."""
+    seconds = grace_s()
 
     def stop() -> None:
         print(
-            f"flywheel: still stopping after {GRACE_S:.0f} s; exiting. {last_words}",
+            f"flywheel: still stopping after {seconds:.0f} s; exiting. {last_words}",
             file=sys.stderr,
             flush=True,
         )
         os._exit(status)
 
-    timer = threading.Timer(GRACE_S, stop)
+    timer = threading.Timer(seconds, stop)
     timer.daemon = True
     timer.start()
 

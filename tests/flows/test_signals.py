@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from flywheel.flows.signals import GRACE_ENV
 from flywheel.warehouse.store import connect
 from tests.flows.test_round import (
     decisions,
@@ -21,7 +22,7 @@ from tests.flows.test_round import (
     write_smoke_config,
 )
 
-STOP_TIMEOUT_S = 120  # an upper bound against hanging, not a speed target
+STOP_TIMEOUT_S = 300  # an upper bound against hanging, not a speed target
 
 
 def children_of(pid: int) -> list[int]:
@@ -59,8 +60,13 @@ def round_status(db_path: Path) -> tuple[str, str | None]:
 
 
 @pytest.fixture
-def arena(tmp_path: Path, smoke_student: Path):
-    """A smoke config whose endpoints are a sandbox server outside the run's process group."""
+def arena(tmp_path: Path, smoke_student: Path, monkeypatch: pytest.MonkeyPatch):
+    """A smoke config whose endpoints are a sandbox server outside the run's process group.
+
+    The runs' stop grace is the tests' own upper bound: how fast a busy machine cleans up
+    does not decide whether the round is marked interrupted (the grace has a test of its own).
+    """
+    monkeypatch.setenv(GRACE_ENV, str(STOP_TIMEOUT_S))
     server, url = start_sandbox_server(write_smoke_config(tmp_path))
     try:
         yield write_smoke_config(tmp_path, smoke_student, url), url
@@ -93,7 +99,7 @@ def test_a_signal_stops_the_run_and_marks_the_round_interrupted_for_a_rerun(
         "interrupted",
         f"interrupted by {signal.Signals(signum).name}",
     ), output
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     while any(is_alive(pid) for pid in helpers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(is_alive(pid) for pid in helpers), "a helper process outlived the run"
@@ -116,7 +122,7 @@ def test_sigkill_of_the_run_takes_its_prefect_server_with_it(
     assert helpers, "the run started no Prefect server"
     run.kill()
     run.wait(timeout=STOP_TIMEOUT_S)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     while any(is_alive(pid) for pid in helpers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(is_alive(pid) for pid in helpers), "the Prefect server was orphaned"
@@ -150,3 +156,31 @@ def _round_started(db_path: Path) -> bool:
             return bool(con.execute("select count(*) from rounds").fetchone()[0])
     except Exception:
         return False
+
+
+STUCK_CLEANUP = """
+import sys, time
+from flywheel.flows.signals import interrupt_on_signals
+with interrupt_on_signals("Resume with: flywheel run"):
+    try:
+        print("ready", flush=True)
+        time.sleep(600)
+    finally:
+        time.sleep(600)  # a cleanup that never ends
+"""
+
+
+def test_a_cleanup_longer_than_the_grace_ends_with_the_signals_status(tmp_path: Path) -> None:
+    env = {**os.environ, GRACE_ENV: "1"}
+    run = subprocess.Popen(
+        [sys.executable, "-c", STUCK_CLEANUP],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert run.stdout.readline().strip() == "ready"
+    run.send_signal(signal.SIGTERM)
+    output, _ = run.communicate(timeout=STOP_TIMEOUT_S)
+    assert run.returncode == 143, output
+    assert "still stopping after 1 s; exiting. Resume with: flywheel run" in output
