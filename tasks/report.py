@@ -27,12 +27,16 @@ from flywheel.tasks.round_summary import round_markdown
 from flywheel.tasks.terminal_table import terminal_table
 from flywheel.tasks.trend_chart import TrendPoint, svg_data_uri, trend_svg
 
-# re-exported: callers import them from the report
-__all__ = [
+__all__ = [  # the report's own names, and those callers import from it
+    "publish_round_report",
+    "publish_round_summary",
     "round_general_checks",
     "round_markdown",
+    "round_metrics_rows",
+    "round_metrics_table",
     "round_summaries",
     "terminal_table",
+    "trend_markdown",
     "with_general_checks",
 ]
 
