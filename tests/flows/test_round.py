@@ -98,15 +98,23 @@ def recorded_run() -> dict:
     """What the Prefect API holds after the run: the keyed artifacts' data, each flow run's
     name, tags and state message, and the parent run's log lines."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogHandler
 
+    APILogHandler().flush()  # the run's last lines are still queued for the API
     keys = ["round-metrics", "round-metrics-detail", "round-trend", "flywheel-night"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
         )
         runs = client.read_flow_runs()
-        logs = client.read_logs()
+        parent = [r.id for r in runs if r.name == "flywheel"]
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=parent)))
     return {
         "artifacts": {a.key: a.data for a in artifacts},
         "flow_runs": {r.name: {"tags": r.tags, "message": r.state.message} for r in runs},
