@@ -243,9 +243,14 @@ def compare_to_sdk(spec: RunSpec, repeats: int) -> dict[str, Any]:
         runs.append(in_child(replace(spec, client="sdk")))
         runs.append(in_child(replace(spec, client="flywheel")))
     pairs = list(zip(runs[::2], runs[1::2], strict=True))
-    rate_ratio = statistics.median(ratio(f["calls_per_s"], s["calls_per_s"]) for s, f in pairs)
-    cpu_ratio = statistics.median(
-        ratio(f["client_cpu_ms_per_call"], s["client_cpu_ms_per_call"]) for s, f in pairs
+    rate_ratio = round(
+        statistics.median(ratio(f["calls_per_s"], s["calls_per_s"]) for s, f in pairs), 3
+    )
+    cpu_ratio = round(
+        statistics.median(
+            ratio(f["client_cpu_ms_per_call"], s["client_cpu_ms_per_call"]) for s, f in pairs
+        ),
+        3,
     )
     ideal_per_s = spec.concurrency / (spec.latency_ms / 1000)
     print(
