@@ -15,7 +15,12 @@ from prefect.artifacts import create_markdown_artifact
 from flywheel.config import Config
 from flywheel.figures import count, duration, interval, known, share, usd
 from flywheel.tasks.report import round_metrics_table
-from flywheel.tasks.report_data import champion_after, decision_word, round_summaries
+from flywheel.tasks.report_data import (
+    champion_after,
+    decision_word,
+    round_summaries,
+    text_table,
+)
 from flywheel.warehouse.store import connect_warehouse, read_query
 
 NIGHT_KEY = "flywheel-night"
@@ -23,35 +28,82 @@ NIGHT_KEY = "flywheel-night"
 
 @dataclass(frozen=True)
 class NightCost:
-    """What the night's rounds paid: judge calls, every call's tokens and cost, wall time."""
+    """What the night's rounds paid: judge calls, every call's tokens and cost, wall time;
+    `per_round` one row per round (round_id, n_judge_calls, n_calls, n_failed_calls,
+    n_tokens, cost_usd, wall_s)."""
 
-    n_judge_calls: int
-    n_calls: int
-    n_failed_calls: int
-    n_tokens: int
-    cost_usd: float
-    wall_s: float
+    per_round: pd.DataFrame
+
+    def total(self, column: str) -> float:
+        return float(self.per_round[column].sum()) if not self.per_round.empty else 0.0
+
+    @property
+    def n_judge_calls(self) -> int:
+        return int(self.total("n_judge_calls"))
+
+    @property
+    def n_calls(self) -> int:
+        return int(self.total("n_calls"))
+
+    @property
+    def n_failed_calls(self) -> int:
+        return int(self.total("n_failed_calls"))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.total("n_tokens"))
+
+    @property
+    def cost_usd(self) -> float:
+        return self.total("cost_usd")
+
+    @property
+    def wall_s(self) -> float:
+        return self.total("wall_s")
 
 
 def night_cost(config: Config, rounds: pd.DataFrame) -> NightCost:
+    """Each round's calls paid (`round_costs.sql`, per endpoint) summed, the judge's apart."""
     judges = {m.name for m in config.judge.members} | {config.judge.name}
-    frames = []
+    per_round = []
     with connect_warehouse(config.warehouse) as con:
-        for round_id in rounds["round_id"]:
-            params = {"round_id": int(round_id)}
-            frames.append(con.execute(read_query("round_costs"), params).df())
-    costs = pd.concat(frames) if frames else pd.DataFrame(columns=["endpoint", "n_calls"])
-    return NightCost(
-        n_judge_calls=int(costs[costs["endpoint"].isin(judges)]["n_calls"].sum()),
-        n_calls=int(costs["n_calls"].sum()),
-        n_failed_calls=int(costs.get("n_errors", pd.Series(dtype=int)).sum()),
-        n_tokens=int(
-            costs.get("prompt_tokens", pd.Series(dtype=int)).sum()
-            + costs.get("completion_tokens", pd.Series(dtype=int)).sum()
-        ),
-        cost_usd=float(costs.get("cost_usd", pd.Series(dtype=float)).sum()),
-        wall_s=float(rounds["wall_s"].fillna(0).sum()),
-    )
+        for _, r in rounds.iterrows():
+            params = {"round_id": int(r["round_id"])}
+            costs = con.execute(read_query("round_costs"), params).df()
+            per_round.append(
+                {
+                    "round_id": int(r["round_id"]),
+                    "n_judge_calls": int(costs[costs["endpoint"].isin(judges)]["n_calls"].sum()),
+                    "n_calls": int(costs["n_calls"].sum()),
+                    "n_failed_calls": int(costs["n_errors"].sum()),
+                    "n_tokens": int(
+                        costs["prompt_tokens"].sum() + costs["completion_tokens"].sum()
+                    ),
+                    "cost_usd": float(costs["cost_usd"].sum()),
+                    "wall_s": 0.0 if known(r["wall_s"]) is None else float(r["wall_s"]),
+                }
+            )
+    return NightCost(pd.DataFrame(per_round, columns=COST_COLUMNS))
+
+
+COST_HEADERS = {
+    "round_id": "round",
+    "n_judge_calls": "judge calls paid",
+    "n_calls": "calls paid",
+    "n_failed_calls": "failed calls",
+    "n_tokens": "tokens",
+    "cost_usd": "cost",
+    "wall_s": "wall time",
+}
+COST_COLUMNS = [
+    "round_id",
+    "n_judge_calls",
+    "n_calls",
+    "n_failed_calls",
+    "n_tokens",
+    "cost_usd",
+    "wall_s",
+]
 
 
 def needs_a_look(rounds: pd.DataFrame, cost: NightCost) -> list[str]:
@@ -144,6 +196,8 @@ def night_markdown(config: Config, rounds: pd.DataFrame, cost: NightCost) -> str
         f"({count(cost.n_tokens)} tokens, {usd(cost.cost_usd)}); rounds' wall time "
         f"{duration(cost.wall_s)}. Games answered from the call cache cost nothing and are "
         "not counted here (each round's summary gives games judged and calls paid).",
+        "",
+        text_table(cost.per_round, COST_HEADERS),
         "",
         "## Needs a look",
         *([f"- {item}" for item in look] or ["Nothing: every round finished, no call failed."]),

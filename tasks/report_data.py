@@ -116,7 +116,8 @@ def cell_text(column: str, value: object) -> str:
     return measure(value) if known(value) is not None else UNKNOWN
 
 
-def text_table(frame: pd.DataFrame) -> str:
-    """A markdown table, every figure written by the rule of its column."""
+def text_table(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> str:
+    """A markdown table, every figure written by the rule of its column (then the columns
+    renamed by `headers`, when given)."""
     cells = frame.astype(object).apply(lambda col: [cell_text(col.name, v) for v in col])
-    return cells.to_markdown(index=False)
+    return cells.rename(columns=headers or {}).to_markdown(index=False)

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from flywheel.tasks.night_report import NightCost, needs_a_look, night_headline, night_line
+from flywheel.config import load_config
+from flywheel.tasks.night_report import (
+    NightCost,
+    needs_a_look,
+    night_headline,
+    night_line,
+    night_markdown,
+)
 from flywheel.tasks.report import round_metrics_rows, round_metrics_table, trend_markdown
 from flywheel.tasks.terminal_table import terminal_table
+from tests.conftest import REPO_ROOT
 
 NAN = float("nan")
 ROUND = {
@@ -115,17 +123,42 @@ def test_the_trend_key_counts_promotions() -> None:
 
 def test_the_nights_line_names_promotions_trend_cost_and_what_needs_a_look() -> None:
     cost = NightCost(
-        n_judge_calls=1225,
-        n_calls=2000,
-        n_failed_calls=2,
-        n_tokens=123456,
-        cost_usd=0.0,
-        wall_s=300.4,
+        pd.DataFrame(
+            [
+                {
+                    "round_id": 1,
+                    "n_judge_calls": 1000,
+                    "n_calls": 1500,
+                    "n_failed_calls": 2,
+                    "n_tokens": 100000,
+                    "cost_usd": 0.0,
+                    "wall_s": 200.4,
+                },
+                {
+                    "round_id": 2,
+                    "n_judge_calls": 225,
+                    "n_calls": 500,
+                    "n_failed_calls": 0,
+                    "n_tokens": 23456,
+                    "cost_usd": 0.0,
+                    "wall_s": 100.0,
+                },
+            ]
+        )
     )
     line = night_line(ROUNDS, cost)
     assert line.startswith("the night: rounds 1-3 run, 1 promoted: round 1 (r1-sft); ")
     assert "eval win rate by round 0.634 -> - -> -" in line
     assert "1,225 judge calls, 123,456 tokens, $0.0000, 300 s" in line
+    markdown = night_markdown(load_config(REPO_ROOT / "configs" / "smoke.yaml"), ROUNDS, cost)
+    assert markdown.startswith("# The night: rounds 1-3, 1 promoted\n")
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
+    assert ["1", "sft", "0.634 [0.611, 0.657]", "71/304/18", "0.648", "promoted", "r1-sft"] in rows
+    assert ["1", "1,000", "1,500", "2", "100,000", "$0.0000", "200 s"] in rows
     look = needs_a_look(ROUNDS, cost)
     assert "round 2: no A/B (the dpo stage trained no candidate)" in look
     assert "round 3 failed: boom" in look
