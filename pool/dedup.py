@@ -328,27 +328,42 @@ def self_candidates(band_keys: np.ndarray, max_bucket: int, max_per_doc: int) ->
 
 
 class NgramIndex:
-    """Which indexed item owns an n-gram hash (the first item added, when several do)."""
+    """Which indexed item owns an n-gram hash (the first item added, when several do).
+
+    An n-gram that `TEMPLATE_OWNERS` or more distinct items share is template text (an answer
+    format or a system instruction every eval prompt carries, such as "put your final answer
+    within \\boxed{}"), not the content of one of them: `first_owner` does not count it as an
+    overlap (the shingle-similarity check still compares the whole prompts).
+    """
+
+    TEMPLATE_OWNERS = 4
 
     def __init__(self) -> None:
         self._hashes = np.empty(0, dtype=np.uint64)
         self._owners = np.empty(0, dtype=np.int64)
+        self._n_owners = np.empty(0, dtype=np.int64)  # distinct items holding each n-gram
 
     def __len__(self) -> int:
         return len(self._hashes)
 
     def add(self, hashes: np.ndarray, owners: np.ndarray) -> None:
-        all_hashes = np.concatenate([self._hashes, hashes])
-        all_owners = np.concatenate([self._owners, owners.astype(np.int64)])
-        unique, first = np.unique(all_hashes, return_index=True)  # first: the earliest owner
-        self._hashes, self._owners = unique, all_owners[first]
+        pairs = np.unique(np.stack([hashes, owners.astype(np.uint64)]), axis=1)  # one per item
+        all_hashes = np.concatenate([self._hashes, pairs[0]])
+        all_owners = np.concatenate([self._owners, pairs[1].astype(np.int64)])
+        all_counts = np.concatenate([self._n_owners, np.ones(pairs.shape[1], dtype=np.int64)])
+        unique, first, inverse = np.unique(all_hashes, return_index=True, return_inverse=True)
+        self._hashes, self._owners = unique, all_owners[first]  # first: the earliest owner
+        self._n_owners = np.bincount(inverse, weights=all_counts).astype(np.int64)
 
     def first_owner(self, hashes: np.ndarray, hash_doc: np.ndarray) -> dict[int, int]:
-        """doc -> owner of the first of the doc's n-grams found in the index."""
+        """doc -> owner of the first of the doc's n-grams found in the index (template text
+        aside)."""
         if len(self._hashes) == 0 or len(hashes) == 0:
             return {}
         position = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
-        found = self._hashes[position] == hashes
+        found = (self._hashes[position] == hashes) & (
+            self._n_owners[position] < self.TEMPLATE_OWNERS
+        )
         owners: dict[int, int] = {}
         for doc, owner in zip(
             hash_doc[found].tolist(), self._owners[position[found]].tolist(), strict=True

@@ -469,6 +469,21 @@ def test_drawing_the_eval_set_decontaminates_the_pool(tmp_path):
     assert statuses == [("eval", "active", None), ("pool", "contaminated", eval_id)]
 
 
+def test_an_instruction_every_eval_prompt_carries_is_template_not_contamination(tmp_path):
+    config = load_config_in(tmp_path, prompts={"eval_size": 1, "slice_size": 1})
+    instruction = "Please reason step by step, and put your final answer within boxed braces."
+    evals = [{"prompt": f"{story(f'e{i}', topic='math')} {instruction}"} for i in range(4)]
+    add_prompt_records(config, evals, source="eval", split="eval")
+    leaked = f"{story('e0', topic='math')} {instruction}".split()
+    pool = [{"prompt": f"{story(f'p{i}', topic='math')} {instruction}"} for i in range(3)] + [
+        {"prompt": " ".join(["Same words:", *leaked[:14], "and more."])}
+    ]
+    report = add_prompt_records(config, pool, source="pool")
+    assert report.n_contaminated == 1  # the one that copies an eval prompt's own words
+    statuses = rows(config, "select status from prompts where split = 'pool' order by status")
+    assert statuses == [("active",)] * 3 + [("contaminated",)]
+
+
 def test_an_eval_draw_from_a_too_small_pool_is_refused(tmp_path):
     config = load_config_in(tmp_path, prompts={"eval_size": 40})
     fill_pool(config, {"a": 10})
