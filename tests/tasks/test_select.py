@@ -26,7 +26,7 @@ SMALL_RM = {
     "learning_rate": 0.001,
     "num_train_epochs": 1,
     "batch_size": 8,
-    "max_length": 96,
+    "max_length": 256,  # the prompts state their answer format; this tokenizer spells most words
     "min_examples": 4,
 }
 
