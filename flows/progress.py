@@ -216,14 +216,20 @@ def describe_student(report: Any) -> str:
     """One line on the round-0 student (a `sandbox.student.StudentReport`): where it came from."""
     size = f"{report.n_parameters / 1e6:.2f}M parameters"
     accuracy = f"accuracy {report.heldout_accuracy:.1%} on the build's own held-out tasks"
-    if report.from_cache:
+    if report.shipped:
+        how = (
+            f"copied from the shipped student in {format_duration(report.wall_s)} "
+            f"({report.cache_path}; accuracy measured when built)"
+        )
+    elif report.from_cache:
         how = (
             f"copied from the cache in {format_duration(report.wall_s)} "
             f"({report.cache_path}, the same recipe's build; accuracy measured when built)"
         )
     elif report.built:
         kept = f"; kept in the cache at {report.cache_path}" if report.cache_path else ""
-        how = f"built in {format_duration(report.wall_s)}{kept}"
+        differs = f"; {report.differs_from_shipped}" if report.differs_from_shipped else ""
+        how = f"built in {format_duration(report.wall_s)}{kept}{differs}"
     else:
         how = "existing checkpoint reused"
     return f"round-0 student at {report.path}: {size}, {accuracy}, {how}"
@@ -315,7 +321,8 @@ def _student_plan(config: Config) -> tuple[str, float | None]:
 
     entry = cached_student(config)
     if entry is not None:
-        return f"round-0 student copied from {entry.path}", 0.0
+        where = "the shipped student" if entry.shipped else f"the cache ({entry.path})"
+        return f"round-0 student copied from {where}", 0.0
     build_s = earlier_build_s(config)
     if build_s is None:
         return "the round-0 student is built first (time unknown: never built here)", None

@@ -4,6 +4,7 @@ steps and loss from the trainer, and a first line that says what `flywheel run` 
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 from flywheel.config import Config
@@ -102,6 +103,10 @@ def test_the_student_line_says_when_the_cache_was_used(tmp_path: Path) -> None:
     )
     assert "copied from the cache in 0 s" in describe_student(report)
     assert str(tmp_path / "cache" / "abc") in describe_student(report)
+    shipped = replace(report, shipped=True)
+    assert "copied from the shipped student in 0 s" in describe_student(shipped)
+    differs = replace(report, from_cache=False, built=True, differs_from_shipped="weights differ")
+    assert describe_student(differs).endswith("cache/abc; weights differ")
 
 
 def test_durations_read_naturally() -> None:
