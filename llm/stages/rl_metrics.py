@@ -113,12 +113,12 @@ def reward_model_line(metrics: dict[str, Any]) -> str:
     parts = [f"reward models: {metrics.get('rm_ensemble_size', 1)}"]
     ensemble = metrics.get("rm_ensemble_heldout_accuracy")
     if ensemble is not None:
-        each = ", ".join(f"{a:.2f}" for a in metrics["rm_member_heldout_accuracy"])
+        each = ", ".join(f"{a:.3f}" for a in metrics["rm_member_heldout_accuracy"])
         n = metrics["rm_n_heldout_pairs"]
-        parts.append(f"held-out pair accuracy {ensemble:.2f} on {n} pairs (each {each})")
+        parts.append(f"held-out pair accuracy {ensemble:.3f} on {n} pairs (each {each})")
     checks = metrics.get("rl_winrate_checks")
     if checks:
-        rates = ", ".join("-" if c["win_rate"] is None else f"{c['win_rate']:.2f}" for c in checks)
+        rates = ", ".join("-" if c["win_rate"] is None else f"{c['win_rate']:.3f}" for c in checks)
         parts.append(f"judged win rate over the champion by check: {rates}")
     if metrics.get("rl_stopped_early"):
         parts.append(

@@ -125,6 +125,6 @@ def test_the_round_log_line_names_the_ensembles_accuracy_and_the_early_stop() ->
         }
     )
     assert line == (
-        "reward models: 2; held-out pair accuracy 0.75 on 4 pairs (each 0.50, 0.75); "
+        "reward models: 2; held-out pair accuracy 0.750 on 4 pairs (each 0.500, 0.750); "
         "RL stopped early at step 7: ensemble disagreement 0.4 rose above 2 x its first value 0.1"
     )

@@ -168,5 +168,5 @@ def test_the_round_tables_show_the_candidates_general_figures_after_its_accuracy
     )
     table = terminal_table(summaries).splitlines()
     assert "gen NLL x champ collapse" in table[0]
-    assert table[1].endswith("-       -        -       9")  # round 1: not measured
-    assert table[2].endswith("2.200   1.100     5.0%       8")
+    assert table[1].endswith("-       -        -     9 s")  # round 1: not measured
+    assert table[2].endswith("2.20    1.10    0.050     8 s")
