@@ -33,6 +33,7 @@ from flywheel.pool.eval_set import ensure_eval_split
 from flywheel.preflight import check_before_run
 from flywheel.tasks.night_report import publish_night_summary
 from flywheel.tasks.report import publish_round_summary
+from flywheel.warehouse.backup import backup_before_round
 from flywheel.warehouse.lifecycle import mark_round_unfinished, register_base_model, round_statuses
 
 
@@ -122,12 +123,28 @@ def flywheel(
             round_ids = planned_rounds(run_config, rounds, one_more)
             try:
                 for round_id in round_ids:
+                    back_up_before(run_config, round_id)
                     results.append(run_round(run_config, round_id))
             except Exception:
                 close_the_night(run_config, round_ids)
                 raise
             headline = close_the_night(run_config, round_ids)
     return Completed(message=headline, data=results)
+
+
+def back_up_before(config: Config, round_id: int) -> None:
+    """`warehouse.backup_before_round`: a verified backup before the round (the run lock is
+    held); a damaged warehouse stops the run here (exit 2)."""
+    warehouse = config.warehouse
+    report = backup_before_round(
+        warehouse.path,
+        warehouse.backup_before_round,
+        round_id,
+        warehouse.backup_dir,
+        warehouse.lock_timeout_s,
+    )
+    if report is not None:
+        step_logger(__name__).info(report.summary())
 
 
 def close_the_night(config: Config, round_ids: list[int]) -> str | None:

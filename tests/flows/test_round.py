@@ -87,6 +87,9 @@ def harness_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory)
 
     root = tmp_path_factory.mktemp("harness")
     config_path = write_smoke_config(root, smoke_student)
+    data = yaml.safe_load(config_path.read_text())
+    data["warehouse"]["backup_before_round"] = 1
+    config_path.write_text(yaml.safe_dump(data))
     with prefect_test_harness(server_startup_timeout=120):
         flywheel(str(config_path), rounds=1)
         recorded = recorded_run()
@@ -133,6 +136,8 @@ def test_smoke_round_completes_with_every_contract_holding(harness_round: Path) 
         ).fetchall()
         assert set(games_per_battle) == {(2,)}, "every battle is judged in both orders"
         assert contract_violations(con) == []
+    (backup,) = (harness_round / "backups").glob("flywheel-*-before-round-1")
+    assert (backup / "warehouse.duckdb").is_file()  # warehouse.backup_before_round: 1
 
 
 def test_round_is_a_named_flow_run_with_a_narrow_round_metrics_artifact(
