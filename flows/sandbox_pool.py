@@ -10,6 +10,8 @@ the draw still fails with `PoolExhaustedError`, which says what to add.
 
 from __future__ import annotations
 
+import math
+
 from flywheel.config import Config
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids, pool_available
@@ -19,6 +21,10 @@ from flywheel.warehouse.store import connect_warehouse, read_query
 SANDBOX_SOURCE = "sandbox"
 SANDBOX_POOL_SEED_OFFSET = 7919  # keeps the pool's tasks apart from the student's seed tasks
 REFILL_ATTEMPTS = 5  # generations tried when deduplication rejects part of a refill
+# a refill generates this much more than is missing: dedup and decontamination reject part of
+# every batch (a quarter of the demo's, whose prompts share their stated answer format), and
+# without headroom each attempt only shrinks the shortfall, which five attempts left at one
+REFILL_HEADROOM = 1.5
 REFILL_SEED_STRIDE = 1000  # refill seeds: base + stride * (sandbox prompts held) + attempt
 
 
@@ -72,4 +78,4 @@ def fill_sandbox_pool(config: Config, n_slices: int | None = None) -> None:
             n_needed,
         )
         seed = base_seed + REFILL_SEED_STRIDE * _n_sandbox_prompts(config) + attempt
-        add_sandbox_tasks(config, n_missing, seed)
+        add_sandbox_tasks(config, math.ceil(n_missing * REFILL_HEADROOM), seed)
