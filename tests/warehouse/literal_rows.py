@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
 from flywheel.warehouse.contracts import NATURAL_KEYS
+from flywheel.warehouse.store import connect
 from flywheel.warehouse.writes import insert_new
 
 ADDED_AT = datetime(2026, 11, 1, 2, 0)
@@ -275,3 +277,16 @@ def write_literal_round(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         table: insert_new(con, table, rows, NATURAL_KEYS[table])
         for table, rows in LITERAL_ROWS.items()
     }
+
+
+def fill_warehouse(path: Path, n_prompts: int) -> None:
+    """A literal round plus `n_prompts` generated prompts, in the warehouse file at `path`."""
+    with connect(path) as con:
+        write_literal_round(con)
+        con.execute(
+            "insert into prompts (prompt_id, messages, prompt_text, source, category, split, "
+            "status, n_chars, added_at) select 'g' || i, json_array(json_object('role', 'user', "
+            "'content', 'What is ' || i || ' + 1?')), 'What is ' || i || ' + 1?', 'generated', "
+            "'arithmetic', 'pool', 'active', 14, timestamp '2026-11-01 02:00' from range(?) t(i)",
+            [n_prompts],
+        )

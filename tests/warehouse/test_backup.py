@@ -21,9 +21,8 @@ from flywheel.warehouse.backup import (
     default_backup_dir,
     round_backups,
 )
-from flywheel.warehouse.store import connect
 from tests.conftest import REPO_ROOT, load_config_in
-from tests.warehouse.literal_rows import write_literal_round
+from tests.warehouse.literal_rows import fill_warehouse
 
 QUERIES = [
     "select count(*) as n from prompts",
@@ -46,18 +45,6 @@ def write_config(tmp_path: Path, **warehouse: object) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config_data(tmp_path, **warehouse)))
     return path
-
-
-def fill_warehouse(path: Path, n_prompts: int = 5_000) -> None:
-    with connect(path) as con:
-        write_literal_round(con)
-        con.execute(
-            "insert into prompts (prompt_id, messages, prompt_text, source, category, split, "
-            "status, n_chars, added_at) select 'g' || i, json_array(json_object('role', 'user', "
-            "'content', 'What is ' || i || ' + 1?')), 'What is ' || i || ' + 1?', 'generated', "
-            "'arithmetic', 'pool', 'active', 14, timestamp '2026-11-01 02:00' from range(?) t(i)",
-            [n_prompts],
-        )
 
 
 def answers(config: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -84,7 +71,7 @@ def test_a_backup_restored_after_damage_gives_the_same_sql_answers(
 ) -> None:
     config = write_config(tmp_path)
     warehouse = tmp_path / "flywheel.duckdb"
-    fill_warehouse(warehouse)
+    fill_warehouse(warehouse, n_prompts=5_000)
     before = answers(config, capsys)
     backup = tmp_path / "backup-1"
     assert main(["warehouse", "backup", str(backup), "--config", str(config)]) == 0
@@ -135,7 +122,7 @@ def test_a_damaged_warehouse_is_not_backed_up(
 ) -> None:
     config = write_config(tmp_path)
     warehouse = tmp_path / "flywheel.duckdb"
-    fill_warehouse(warehouse)
+    fill_warehouse(warehouse, n_prompts=5_000)
     replace_with_truncated_copy(warehouse)
     backup = tmp_path / "backup"
     assert main(["warehouse", "backup", str(backup), "--config", str(config)]) == 2
@@ -157,7 +144,7 @@ def test_restore_refuses_a_backup_damaged_since_and_leaves_the_warehouse(
 ) -> None:
     config = write_config(tmp_path)
     warehouse = tmp_path / "flywheel.duckdb"
-    fill_warehouse(warehouse)
+    fill_warehouse(warehouse, n_prompts=5_000)
     backup = tmp_path / "backup"
     assert main(["warehouse", "backup", str(backup), "--config", str(config)]) == 0
     copy = backup / BACKUP_FILE

@@ -20,7 +20,7 @@ from flywheel.warehouse import integrity
 from flywheel.warehouse.integrity import FILE_HEADER_BYTES, check_whole, checked_stamp
 from flywheel.warehouse.store import connect
 from tests.conftest import REPO_ROOT
-from tests.warehouse.literal_rows import write_literal_round
+from tests.warehouse.literal_rows import fill_warehouse
 
 N_GENERATED_PROMPTS = 20_000  # enough rows for the prompts table to fill blocks of its own
 
@@ -34,19 +34,6 @@ def write_config(tmp_path: Path, warehouse: Path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def fill_warehouse(path: Path) -> None:
-    """A literal round plus many generated prompts, checkpointed into the file."""
-    with connect(path) as con:
-        write_literal_round(con)
-        con.execute(
-            "insert into prompts (prompt_id, messages, prompt_text, source, category, split, "
-            "status, n_chars, added_at) select 'g' || i, json_array(json_object('role', 'user', "
-            "'content', 'What is ' || i || ' + 1?')), 'What is ' || i || ' + 1?', 'generated', "
-            "'arithmetic', 'pool', 'active', 14, timestamp '2026-11-01 02:00' from range(?) t(i)",
-            [N_GENERATED_PROMPTS],
-        )
 
 
 def prompts_block(path: Path) -> tuple[int, int]:
@@ -89,7 +76,7 @@ COMMANDS = {
 @pytest.fixture(scope="module")
 def clean_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clean") / "flywheel.duckdb"
-    fill_warehouse(path)
+    fill_warehouse(path, N_GENERATED_PROMPTS)
     return path
 
 
@@ -242,7 +229,7 @@ def test_a_stamp_spares_rereading_an_unchanged_file_and_a_write_voids_it(
 def test_a_zeroed_free_block_is_not_damage(tmp_path: Path) -> None:
     """Blocks freed by a dropped table are never read again: only blocks in use are checked."""
     warehouse = tmp_path / "flywheel.duckdb"
-    fill_warehouse(warehouse)
+    fill_warehouse(warehouse, N_GENERATED_PROMPTS)
     with connect(warehouse) as con:
         con.execute(
             "create table scratch as select i, md5(i::varchar) as s from range(200000) t(i)"
