@@ -16,13 +16,12 @@ longer matches the shipped student.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from flywheel.sandbox.student_cache import MANIFEST_NAME, CachedStudent, read_entry
+from flywheel.sandbox.student_cache import MANIFEST_NAME, CachedStudent, file_sha256, read_entry
 
 SHIPPED_DIR = Path(__file__).parent / "data" / "student"
 SHIP_COMMAND = "python -m flywheel.sandbox.shipped_student"
@@ -52,8 +51,11 @@ def shipped_student(recipe_hash: str) -> CachedStudent | None:
 def difference_from_shipped(recipe_hash: str, built: Path, heldout_accuracy: float) -> str | None:
     """How a fresh build of `recipe_hash` differs from the shipped student; None when it is
     not the shipped recipe or its weights are byte-identical."""
-    shipped = shipped_student(recipe_hash)
-    if shipped is None or _sha256(built / WEIGHTS_FILE) == _sha256(shipped.path / WEIGHTS_FILE):
+    shipped = shipped_student(recipe_hash)  # its files verified against its manifest
+    if shipped is None:
+        return None
+    shipped_weights = shipped_manifest()["files"][WEIGHTS_FILE]["sha256"]
+    if file_sha256(built / WEIGHTS_FILE) == shipped_weights:
         return None
     return (
         f"its weights differ from the shipped student's (held-out accuracy "
@@ -70,10 +72,6 @@ def ship(cache_entry: Path) -> Path:
     shutil.rmtree(SHIPPED_DIR, ignore_errors=True)
     staging.rename(SHIPPED_DIR)
     return SHIPPED_DIR
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

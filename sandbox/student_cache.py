@@ -152,7 +152,7 @@ def store_student(
     try:
         shutil.copytree(checkpoint, staging)
         files = {
-            p.name: {"size": p.stat().st_size, "sha256": _file_sha256(p)}
+            p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
             for p in sorted(staging.iterdir())
             if p.is_file()
         }
@@ -182,7 +182,7 @@ def _files_match(entry: Path, files: dict[str, dict[str, Any]]) -> bool:
         return False
     for name, expected in files.items():
         path = entry / name
-        if path.stat().st_size != expected["size"] or _file_sha256(path) != expected["sha256"]:
+        if path.stat().st_size != expected["size"] or file_sha256(path) != expected["sha256"]:
             return False
     return True
 
@@ -196,7 +196,7 @@ def _remove_stale_temporaries(root: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
