@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_training import run_child  # noqa: E402  (the child-process runner both share)
 
 ARMS = [  # (name, reference, lora)
     ("full-copy", "copy", False),
@@ -98,17 +99,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_child(name: str, base: Path, work: str, args: argparse.Namespace) -> dict[str, Any]:
-    child = subprocess.run(
-        [sys.executable, __file__, "--one", name, "--base", str(base), "--work", work]
-        + [f"--{k}={getattr(args, k)}" for k in ("rows", "steps", "batch", "threads")],
-        capture_output=True,
-        text=True,
-    )
-    lines = [ln for ln in child.stdout.splitlines() if ln.startswith("RESULT ")]
-    if child.returncode != 0 or not lines:
-        print(child.stdout[-3000:], child.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"{name} failed (exit {child.returncode})")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    options = [f"--{k}={getattr(args, k)}" for k in ("rows", "steps", "batch", "threads")]
+    return run_child(__file__, name, base, work, options)
 
 
 def main() -> int:

@@ -154,6 +154,21 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_child(script: str, name: str, base: Path, work: str, options: list[str]) -> dict[str, Any]:
+    """Run arm `name` of the benchmark `script` in a fresh process (`--one name`); the figures
+    it printed on its `RESULT {json}` line."""
+    child = subprocess.run(
+        [sys.executable, script, "--one", name, "--base", str(base), "--work", work, *options],
+        capture_output=True,
+        text=True,
+    )
+    lines = [ln for ln in child.stdout.splitlines() if ln.startswith("RESULT ")]
+    if child.returncode != 0 or not lines:
+        print(child.stdout[-3000:], child.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{name} failed (exit {child.returncode})")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
 def _ratio(figures: dict[str, dict], a: str, b: str, key: str) -> float:
     return figures[a][key] / figures[b][key]
 
@@ -180,17 +195,8 @@ def main() -> int:
         figures: dict[str, dict] = {}
         for name, *_ in RUNS:
             started = time.perf_counter()
-            child = subprocess.run(
-                [sys.executable, __file__, "--one", name, "--base", str(base), "--work", work]
-                + [f"--{k}={getattr(args, k)}" for k in ("steps", "batch", "threads")],
-                capture_output=True,
-                text=True,
-            )
-            lines = [ln for ln in child.stdout.splitlines() if ln.startswith("RESULT ")]
-            if child.returncode != 0 or not lines:
-                print(child.stdout[-3000:], child.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{name} failed (exit {child.returncode})")
-            figures[name] = json.loads(lines[-1].removeprefix("RESULT "))
+            options = [f"--{k}={getattr(args, k)}" for k in ("steps", "batch", "threads")]
+            figures[name] = run_child(__file__, name, base, work, options)
             row = figures[name]
             print(
                 f"{name:24s} {row['tokens_per_s']:9.0f} tok/s  peak {row['peak_memory_mb']:7.0f} MB"
