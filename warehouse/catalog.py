@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from flywheel.errors import InputError
-from flywheel.warehouse.store import MIGRATIONS_DIR, VIEWS_SQL
+from flywheel.warehouse.store import MIGRATIONS_DIR, view_files
 
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _GRAIN_PATTERN = re.compile(
@@ -48,7 +48,7 @@ def describe_query_error(error: duckdb.Error) -> str:
 
 def documented_grains() -> dict[str, str]:
     """Table or view name -> its grain, read from the comment above its definition."""
-    sources = [*sorted(MIGRATIONS_DIR.glob("*.sql")), VIEWS_SQL]
+    sources = [*sorted(MIGRATIONS_DIR.glob("*.sql")), *view_files()]
     grains: dict[str, str] = {}
     for source in sources:
         for grain, name in _GRAIN_PATTERN.findall(Path(source).read_text(encoding="utf-8")):

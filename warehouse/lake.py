@@ -128,9 +128,9 @@ def _database(settings: LakeSettings, read_only: bool) -> duckdb.DuckDBPyConnect
 
 
 def _views_sha256() -> str:
-    from flywheel.warehouse.store import VIEWS_SQL
+    from flywheel.warehouse.store import views_text
 
-    return hashlib.sha256(VIEWS_SQL.read_bytes()).hexdigest()
+    return hashlib.sha256(views_text().encode("utf-8")).hexdigest()
 
 
 def is_prepared(con: duckdb.DuckDBPyConnection) -> bool:

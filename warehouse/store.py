@@ -28,6 +28,7 @@ PACKAGE_DIR = Path(__file__).parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 QUERIES_DIR = PACKAGE_DIR / "queries"
 VIEWS_SQL = PACKAGE_DIR / "views.sql"
+VIEWS_DIR = PACKAGE_DIR / "views"  # one file per room's views, read after views.sql
 _LOCK_PATTERN = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
 _PID_PATTERN = re.compile(r"PID (\d+)")
 _NOT_DUCKDB_PATTERN = re.compile(r"not a valid DuckDB database file", re.IGNORECASE)
@@ -93,6 +94,16 @@ def migration_files() -> list[tuple[int, Path]]:
 LATEST_SCHEMA_VERSION = migration_files()[-1][0]
 
 
+def view_files() -> list[Path]:
+    """The files that define the views, in the order they run: views.sql, then views/*.sql."""
+    return [VIEWS_SQL, *sorted(VIEWS_DIR.glob("*.sql"))]
+
+
+def views_text() -> str:
+    """Every view definition, as one script."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in view_files())
+
+
 def read_query(name: str) -> str:
     """The text of a named query, `warehouse/queries/<name>.sql`."""
     return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8")
@@ -137,7 +148,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str = "", up_to: int | None = 
             current = version
     if current == LATEST_SCHEMA_VERSION:
         with transaction(con):  # one commit (on a DuckLake, one snapshot) for every view
-            con.execute(VIEWS_SQL.read_text(encoding="utf-8"))
+            con.execute(views_text())
     return current
 
 
