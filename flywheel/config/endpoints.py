@@ -266,15 +266,23 @@ class JudgeConfig(EndpointConfig):
 
 def resolve_sandbox_endpoints(config: Config, sandbox_url: str) -> Config:
     """The run's config with every endpoint whose base_url is `sandbox` (references, judge,
-    judge panel, student.endpoint) calling the running sandbox at `sandbox_url`; what
-    identifies them (base_url, call ids, the fingerprint) is unchanged."""
+    judge panel, student.endpoint, evaluation.conversations.simulator) calling the running
+    sandbox at `sandbox_url`; what identifies them (base_url, call ids, the fingerprint) is
+    unchanged."""
     student = config.student
     if student.endpoint is not None:
         student = student.model_copy(update={"endpoint": student.endpoint.at_sandbox(sandbox_url)})
+    evaluation = config.evaluation
+    conversations = evaluation.conversations
+    if conversations.simulator is not None:
+        simulator = conversations.simulator.at_sandbox(sandbox_url)
+        conversations = conversations.model_copy(update={"simulator": simulator})
+        evaluation = evaluation.model_copy(update={"conversations": conversations})
     return config.model_copy(
         update={
             "references": [ref.at_sandbox(sandbox_url) for ref in config.references],
             "judge": config.judge.at_sandbox(sandbox_url),
             "student": student,
+            "evaluation": evaluation,
         }
     )

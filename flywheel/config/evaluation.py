@@ -1,5 +1,7 @@
 """`evaluation`: the A/B gate a candidate must pass to be promoted (intervals, Bradley-Terry
-anchor, automatic or manual approval, the general-set limits)."""
+anchor, automatic or manual approval, the general-set limits), and what it compares: single
+held-out prompts, conversations with a simulated user (`evaluation.conversations`), or both
+(`mode`, `combine`)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,93 @@ from pydantic import model_validator
 
 from flywheel.config.base import Section, _help
 from flywheel.config.checks import field_problem
+from flywheel.config.endpoints import EndpointConfig
+
+EvaluationMode = Literal["single_turn", "conversations", "both"]
+Combine = Literal["both_must_pass", "conversations_only_gates"]
+PersonaKind = Literal["plain", "follow_up", "pushback", "correction"]
+PERSONA_KINDS: tuple[PersonaKind, ...] = ("plain", "follow_up", "pushback", "correction")
+
+
+class ConversationsConfig(Section):
+    """`evaluation.conversations`: a simulated user talks with champion and candidate."""
+
+    simulator: EndpointConfig | None = _help(
+        "the OpenAI-compatible endpoint that plays the user (`base_url: sandbox` for the "
+        "sandbox's simulated users); required by mode conversations and both",
+        default=None,
+    )
+    simulator_prompt_version: str = _help(
+        "version of the simulated user's prompt (evaluators/simulator_prompts.py)",
+        default="sim-user-v1",
+    )
+    judge_prompt_version: str = _help(
+        "version of the conversation judge prompt (evaluators/protocols/conversation.py); "
+        "the judge and its panel are `judge`'s",
+        default="conv-five-labels-v1",
+    )
+    n_conversations: int = _help(
+        "conversations per candidate, one per held-out prompt it opens with (at most the "
+        "eval set's size); 20 or more for an interval that can pass the gate",
+        default=40,
+        ge=1,
+    )
+    max_turns: int = _help(
+        "user turns per conversation, the opening included (it ends sooner when the user "
+        "says it is done or gives up)",
+        default=3,
+        ge=2,
+        le=12,
+    )
+    personas: list[PersonaKind] = _help(
+        "persona kinds drawn in turn: plain (done after the answer), follow_up (a second "
+        "task in turn 1's format), pushback (questions the answer), correction (says a wrong "
+        "answer is wrong)",
+        default_factory=lambda: list(PERSONA_KINDS),
+        min_length=1,
+    )
+    seed: int = _help(
+        "seed of the persona draw and of the simulator's requests (the same for champion and "
+        "candidate)",
+        default=0,
+    )
+
+    @model_validator(mode="after")
+    def _check_versions(self) -> ConversationsConfig:
+        from flywheel.evaluators.protocols import CONVERSATION_PROMPTS
+        from flywheel.evaluators.simulator_prompts import SIM_USER_PROMPTS
+
+        checks = (
+            ("simulator_prompt_version", SIM_USER_PROMPTS),
+            ("judge_prompt_version", CONVERSATION_PROMPTS),
+        )
+        for name, known in checks:
+            if getattr(self, name) not in known:
+                raise field_problem(
+                    "is not a known version",
+                    f"use one of {', '.join(sorted(known))}",
+                    field=name,
+                    value=getattr(self, name),
+                )
+        return self
 
 
 class EvaluationConfig(Section):
+    mode: EvaluationMode = _help(
+        "what the A/B compares: single_turn (answers to held-out prompts), conversations "
+        "(whole conversations with a simulated user, `conversations`), or both (decided by "
+        "`combine`)",
+        default="single_turn",
+    )
+    combine: Combine | None = _help(
+        "mode both only: both_must_pass (each win rate's CI lower bound above 0.5 + margin) "
+        "or conversations_only_gates (single turn reported, not gating); null: both_must_pass",
+        default=None,
+    )
+    conversations: ConversationsConfig = _help(
+        "the simulated-user conversations of mode conversations and both",
+        default_factory=ConversationsConfig,
+    )
     promotion_margin: float = _help(
         "promote only when the win-rate CI lower bound exceeds 0.5 + margin",
         default=0.0,
@@ -56,6 +142,34 @@ class EvaluationConfig(Section):
         ge=0,
         le=1,
     )
+
+    @property
+    def gates_on(self) -> tuple[str, ...]:
+        """The A/B results the promotion gate reads: `single_turn`, `conversations` or both."""
+        if self.mode != "both":
+            return (self.mode,)
+        if self.combine == "conversations_only_gates":
+            return ("conversations",)
+        return ("single_turn", "conversations")
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> EvaluationConfig:
+        if self.combine is not None and self.mode != "both":
+            raise field_problem(
+                f"combines two A/B results, but mode {self.mode} has one",
+                "set mode: both, or remove combine",
+                field="combine",
+                value=self.combine,
+            )
+        if self.mode != "single_turn" and self.conversations.simulator is None:
+            raise field_problem(
+                f"mode {self.mode} needs a simulated user, but none is set",
+                "set evaluation.conversations.simulator (an endpoint: name, base_url, model), "
+                "or mode: single_turn",
+                field="conversations.simulator",
+                value=None,
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_general_limits(self) -> EvaluationConfig:

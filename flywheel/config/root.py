@@ -45,6 +45,8 @@ class Config(Section):
         if duplicated:
             raise ValueError(f"reference names must be unique; repeated: {duplicated}")
         for endpoint in self.sandbox_endpoints():
+            if endpoint is self.student.endpoint and "{version}" in endpoint.model:
+                continue  # one sandbox model per version; an unknown one is refused with 404
             if endpoint.model not in self.sandbox.models:
                 raise ValueError(
                     f"endpoint {endpoint.name!r} uses the sandbox but sandbox.models has no "
@@ -53,7 +55,21 @@ class Config(Section):
         self._check_anchor_model()
         self._check_refine_with()
         self._check_winrate_prompts()
+        self._check_conversation_student()
         return self
+
+    def _check_conversation_student(self) -> None:
+        """A conversation's later turns go to the student over HTTP, through the call cache."""
+        backend = self.student.answer_backend
+        if self.evaluation.mode == "single_turn" or backend != "local":
+            return
+        raise field_problem(
+            "holds conversations, whose later turns the student answers over HTTP, but "
+            "student.backend is local",
+            "set student.backend: server, vllm or endpoint, or evaluation.mode: single_turn",
+            field="evaluation.mode",
+            value=self.evaluation.mode,
+        )
 
     def _check_refine_with(self) -> None:
         """The reference that corrects the champion's answers must be one of the references."""
@@ -99,6 +115,8 @@ class Config(Section):
         endpoints: list[EndpointConfig] = [*self.references, *self.judge.members]
         if self.student.endpoint is not None:
             endpoints.append(self.student.endpoint)
+        if self.evaluation.conversations.simulator is not None:
+            endpoints.append(self.evaluation.conversations.simulator)
         return [e for e in endpoints if e.base_url == SANDBOX_URL]
 
     @property

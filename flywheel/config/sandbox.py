@@ -10,8 +10,10 @@ from flywheel.config.base import Section, _help
 
 
 class SandboxModelConfig(Section):
-    role: Literal["reference", "judge"] = _help(
-        "what this sandbox model plays", default="reference"
+    role: Literal["reference", "judge", "user"] = _help(
+        "what this sandbox model plays: reference (answers; also a served student), judge, "
+        "or user (the simulated user of evaluation.conversations)",
+        default="reference",
     )
     accuracy: float = _help(
         "share of prompts answered right, per skill unless overridden", default=0.95, ge=0, le=1
@@ -41,6 +43,20 @@ class SandboxModelConfig(Section):
         "judge: answers `response_format` (JSON schema) requests; false refuses them with "
         "HTTP 400, as endpoints without structured output do",
         default=True,
+    )
+    caves_to_pushback: float = _help(
+        "reference: share of right answers given up for a wrong one when the user pushes back "
+        "(a planted conversation fault)",
+        default=0.0,
+        ge=0,
+        le=1,
+    )
+    forgets_constraint: float = _help(
+        "reference: share of follow-up questions answered without the answer format asked "
+        "for in the first turn (committing to no answer; a planted conversation fault)",
+        default=0.0,
+        ge=0,
+        le=1,
     )
     malformed_rate: float = _help(
         "judge: share of replies without a parseable verdict", default=0.01, ge=0, le=1
