@@ -15,6 +15,11 @@ answers). Text inside an answer cannot know the hash of itself, so it cannot clo
 early or pose as the question or as a turn; `read_judge_request` recovers the turns and both
 answers exactly and checks the token.
 
+Conversation judging (`evaluation.conversations`): `build_conversation_judge_messages` shows the
+user's goal and two whole conversations, each between its own markers with the same boundary
+token (a hash over the version, the goal and both conversations), every turn after a turn
+marker; `read_conversation_judge_request` reads them back exactly.
+
 Pure: standard library only (and context.py for the context budget).
 """
 
@@ -26,7 +31,7 @@ import re
 from dataclasses import dataclass
 
 from flywheel.evaluators.context import content_chars, fit_conversation
-from flywheel.evaluators.protocols import JUDGE_PROMPTS, judge_prompt
+from flywheel.evaluators.protocols import CONVERSATION_PROMPTS, JUDGE_PROMPTS, judge_prompt
 
 BOUNDARY_HEX_DIGITS = 16
 
@@ -238,3 +243,68 @@ def parse_judge_request(messages: list[dict]) -> tuple[str, str, str] | None:
     """(last user turn, first, second) from a request built by `build_judge_messages`."""
     parsed = read_judge_request(messages)
     return None if parsed is None else (parsed.question, parsed.answer_first, parsed.answer_second)
+
+
+@dataclass(frozen=True)
+class ConversationJudgeRequest:
+    """What a request built by `build_conversation_judge_messages` holds, read back exactly:
+    the user's goal and both conversations (A: shown first)."""
+
+    version: str
+    goal: str
+    first: Conversation
+    second: Conversation
+
+
+def conversation_boundary(
+    version: str, goal: str, first: Conversation, second: Conversation
+) -> str:
+    """The boundary token of a conversation judge request: a hash over everything it wraps."""
+    turns = [[[m["role"], m["content"]] for m in c] for c in (first, second)]
+    text = json.dumps([version, goal, turns], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:BOUNDARY_HEX_DIGITS]
+
+
+def build_conversation_judge_messages(
+    goal: str, first: Conversation, second: Conversation, version: str
+) -> list[dict[str, str]]:
+    """The messages asking the judge to compare two whole conversations (first shown as A),
+    in the template of a conversation protocol version (`CONVERSATION_PROMPTS`)."""
+    prompt = CONVERSATION_PROMPTS[version]
+    boundary = conversation_boundary(version, goal, first, second)
+    user = prompt.user_template.format(
+        goal=goal,
+        conversation_first=render_conversation(as_conversation(first), 0, boundary),
+        conversation_second=render_conversation(as_conversation(second), 0, boundary),
+        boundary=boundary,
+    )
+    return [{"role": "system", "content": prompt.system}, {"role": "user", "content": user}]
+
+
+_CONVERSATION_REGEXES: dict[str, re.Pattern[str]] = {
+    version: _template_regex(prompt.user_template)
+    for version, prompt in CONVERSATION_PROMPTS.items()
+}
+
+
+def read_conversation_judge_request(messages: list[dict]) -> ConversationJudgeRequest | None:
+    """The goal and both conversations of a request built by
+    `build_conversation_judge_messages`; None for anything else (an unknown version, an
+    edited text, a boundary that does not match)."""
+    texts = system_and_user(messages)
+    if texts is None:
+        return None
+    for version, prompt in CONVERSATION_PROMPTS.items():
+        m = _CONVERSATION_REGEXES[version].fullmatch(texts[1])
+        if texts[0] != prompt.system or m is None:
+            continue
+        boundary = m.group("boundary")
+        first = read_conversation(m.group("conversation_first"), boundary)
+        second = read_conversation(m.group("conversation_second"), boundary)
+        if first is None or second is None:
+            return None
+        goal = m.group("goal")
+        if boundary != conversation_boundary(version, goal, first[0], second[0]):
+            return None
+        return ConversationJudgeRequest(version, goal, first[0], second[0])
+    return None

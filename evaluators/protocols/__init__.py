@@ -8,6 +8,14 @@ that lists them.
 | `mt-bench-pair-v1` | pair        | `pair.py`         | an explanation, then `[[A]]`, `[[B]]` or `[[C]]` (tie) |
 | `json-v1`          | json        | `json_verdict.py` | one JSON object `{explanation, score_a, score_b, verdict}`, asked for with `response_format` |
 
+The conversation protocols compare two whole conversations (`evaluation.conversations`), not
+two answers, so they are listed apart (`CONVERSATION_PROMPTS`) and `judge.prompt_version`
+never accepts them:
+
+| version               | protocol    | module            | the judge replies                  |
+| ---                   | ---         | ---               | ---                                |
+| `conv-five-labels-v1` | five-labels | `conversation.py` | a judgment, then a five-label verdict on the last line |
+
 Every reply maps to the same `Verdict` (`verdict.py`: winner by position, scores where
 given, label strength where given); the text protocols share the label rules of
 `labels.py` (what the words around a label say: `label_words.py`). A judgment stores its
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flywheel.evaluators.protocols import five_labels, json_verdict, pair, scores
+from flywheel.evaluators.protocols import conversation, five_labels, json_verdict, pair, scores
 from flywheel.evaluators.protocols.prompt import JudgePrompt
 from flywheel.evaluators.protocols.verdict import Verdict
 
@@ -34,17 +42,29 @@ _PROTOCOLS: tuple[tuple[JudgePrompt, ReplyParser], ...] = (
     (json_verdict.PROMPT, json_verdict.parse_json_reply),
 )
 
+_CONVERSATION_PROTOCOLS: tuple[tuple[JudgePrompt, ReplyParser], ...] = (
+    (conversation.PROMPT, conversation.parse_conversation_verdict),
+)
+
 JUDGE_PROMPTS: dict[str, JudgePrompt] = {prompt.version: prompt for prompt, _ in _PROTOCOLS}
-"""Every known judge prompt, by version."""
-_PARSERS: dict[str, ReplyParser] = {prompt.version: parse for prompt, parse in _PROTOCOLS}
+"""Every known pairwise judge prompt (two answers), by version."""
+CONVERSATION_PROMPTS: dict[str, JudgePrompt] = {
+    prompt.version: prompt for prompt, _ in _CONVERSATION_PROTOCOLS
+}
+"""Every known conversation judge prompt (two whole conversations), by version."""
+_PARSERS: dict[str, ReplyParser] = {
+    prompt.version: parse for prompt, parse in (*_PROTOCOLS, *_CONVERSATION_PROTOCOLS)
+}
 
 
 def judge_prompt(version: str) -> JudgePrompt:
-    """The prompt of a version; a ValueError naming the known versions otherwise."""
-    if version not in JUDGE_PROMPTS:
-        known = ", ".join(sorted(JUDGE_PROMPTS))
+    """The prompt of a version (pairwise or conversation); a ValueError naming the known
+    versions otherwise."""
+    prompts = JUDGE_PROMPTS | CONVERSATION_PROMPTS
+    if version not in prompts:
+        known = ", ".join(sorted(prompts))
         raise ValueError(f"unknown judge prompt version {version!r}; known versions: {known}")
-    return JUDGE_PROMPTS[version]
+    return prompts[version]
 
 
 def parse_reply(text: str, version: str = "v1") -> Verdict:
