@@ -54,12 +54,12 @@ def iteration_of(config: Config, round_id: int) -> int:
 
 def mining_rules(config: Config, round_id: int, stage: str) -> list[MiningRule]:
     """The kinds mined every round (SFT, DPO) and the stage's own (reward-model pairs on the
-    rm+rl stage's slice), each with its score gap: its first one, then `min_gap_later`."""
+    rm+rl stage's slice, KTO examples on the kto stage's), each with its score gap: its first
+    one, then `min_gap_later` (KTO: `kto_min_gap` in every iteration)."""
     mining = config.training.mining
     first = iteration_of(config, round_id) == 0
     return [
-        MiningRule(kind, kind.first_gap(mining) if first else mining.min_gap_later)
-        for kind in kinds_mined(stage_named(stage))
+        MiningRule(kind, kind.min_gap(mining, first)) for kind in kinds_mined(stage_named(stage))
     ]
 
 

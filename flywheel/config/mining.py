@@ -21,6 +21,13 @@ class MiningConfig(Section):
     min_gap_later: float = _help(
         "score gap K for every kind after the first iteration", default=1.0, ge=0
     )
+    kto_min_gap: float = _help(
+        "score gap K for KTO examples in every iteration: a decisive battle at least this "
+        "far apart labels its winner's answer desirable and its loser's undesirable (below "
+        "the DPO gap too: KTO needs no pair); 0: every decisive battle",
+        default=0.5,
+        ge=0,
+    )
     min_label_strength: float = _help(
         "label strength a battle judged without scores needs (five labels: 2 for A>>B, 1 for "
         "A>B, the mean of both games; pair labels: 1); 2 keeps only significant wins",

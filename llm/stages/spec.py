@@ -30,6 +30,14 @@ class DataKind:
     first_gap: Callable[[MiningConfig], float]  # score gap K in the first iteration
     every_round: bool  # mined every round; else only on its stage's rounds
     refinable: bool = False  # `training.mining.sft_rule: refine` corrects its targets
+    # score gap K after the first iteration; None: training.mining.min_gap_later
+    later_gap: Callable[[MiningConfig], float] | None = None
+
+    def min_gap(self, mining: MiningConfig, first_iteration: bool) -> float:
+        """The score gap K a battle needs to give a row of this kind."""
+        if first_iteration:
+            return self.first_gap(mining)
+        return mining.min_gap_later if self.later_gap is None else self.later_gap(mining)
 
     @property
     def shares_table(self) -> bool:
