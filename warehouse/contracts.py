@@ -26,6 +26,10 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "ratings": ("round_id", "model_id"),
     "battle_selection": ("round_id", "prompt_id", "model_a", "model_b"),
     "general_checks": ("round_id", "version_id"),
+    "log_files": ("file_sha256",),
+    "log_conversations": ("conversation_id",),
+    "log_turns": ("conversation_id", "turn_index"),
+    "feedback": ("feedback_id",),
 }
 
 # (table, column) -> (referenced table, referenced column); a null reference is allowed
@@ -59,6 +63,12 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
     ("evaluations", "round_id"): ("rounds", "round_id"),
     ("general_checks", "round_id"): ("rounds", "round_id"),
     ("general_checks", "version_id"): ("model_versions", "version_id"),
+    ("log_conversations", "file_sha256"): ("log_files", "file_sha256"),
+    ("log_conversations", "prompt_id"): ("prompts", "prompt_id"),
+    ("log_turns", "conversation_id"): ("log_conversations", "conversation_id"),
+    ("feedback", "conversation_id"): ("log_conversations", "conversation_id"),
+    ("feedback", "file_sha256"): ("log_files", "file_sha256"),
+    ("feedback", "call_id"): ("llm_calls", "call_id"),
 }
 
 
