@@ -18,6 +18,14 @@ HTTP layer (`sandbox/server.py`) adds latency and faults.
   request's prompt version (`sandbox.judge_replies.format_protocol_reply`: scores, five labels
   with a difference of 4 or more significant, pair labels, or JSON). With probability
   `malformed_rate` the reply has no parseable verdict.
+- Conversations: a later user turn that is a checkable task (a follow-up) is answered like
+  the first, except that with probability `forgets_constraint` the answer commits to nothing
+  (the first turn's answer format forgotten); a later user turn that is not a task questions
+  the last answer (`challenged_reply`): a right answer is kept, or with probability
+  `caves_to_pushback` given up for a wrong one; a wrong answer is fixed with the skill's
+  accuracy. The judge reads a conversation request (`build_conversation_judge_messages`) and
+  scores each conversation by its last answer to its latest task.
+- User (`role: user`): the simulated user of `sandbox/sim_user.py`.
 - Correction (a reference sent a request built by
   `evaluators.refine_prompts.build_refine_messages`, the "refine" SFT rule): on a skill
   prompt, with probability `skill_accuracy.get(skill, accuracy)` the draft is corrected to
@@ -36,7 +44,12 @@ import random
 import re
 
 from flywheel.config import SandboxModelConfig
-from flywheel.evaluators.judge_requests import read_judge_request
+from flywheel.evaluators.judge_requests import (
+    ConversationJudgeRequest,
+    read_conversation_judge_request,
+    read_judge_request,
+)
+from flywheel.evaluators.personas import handled_right, last_task
 from flywheel.evaluators.refine_prompts import RefineRequest, read_refine_request
 from flywheel.evaluators.skills import (
     check_answer,
@@ -47,6 +60,7 @@ from flywheel.evaluators.skills import (
     replace_final_answer,
 )
 from flywheel.sandbox.judge_replies import format_protocol_reply
+from flywheel.sandbox.sim_user import user_reply
 from flywheel.sandbox.skills import wrong_answer
 
 SCORE_RIGHT = (8, 9)
@@ -61,6 +75,10 @@ GENERIC_REPLIES: tuple[str, ...] = (
     "Happy to help. A brief answer: consider the main goal first, then the constraints, and "
     "choose the simplest option that satisfies both.",
 )
+FORGOTTEN_FORMAT = "Probably {answer}, I think, but I would not be sure about it."
+CAVED_LEAD = "You're right, I apologize for the mistake.\n"
+KEPT_LEAD = "I checked it again, and I stand by it.\n"
+FIXED_LEAD = "You're right, let me correct that.\n"
 MALFORMED_JUDGE_REPLIES: tuple[str, ...] = (
     "Both answers have some merit, and I find it hard to decide between them.",
     "Scores: unclear\nExplanation: the answers are difficult to compare.",
@@ -98,13 +116,38 @@ def reference_reply(
     """A reference model's reply to the last user message (see the module doc)."""
     rng = seeded_rng(seed, model_name, "reference", request_key(messages))
     prompt = last_user_text(messages)
+    n_user_turns = sum(1 for m in messages if m.get("role") == "user")
     skill, answer = identify_skill(prompt), expected_answer(prompt)
+    if (skill is None or answer is None) and n_user_turns > 1:
+        return challenged_reply(model, messages, rng)
     if skill is None or answer is None:
         return rng.choice(GENERIC_REPLIES)
+    if n_user_turns > 1 and rng.random() < model.forgets_constraint:
+        return FORGOTTEN_FORMAT.format(answer=answer)
     accuracy = model.skill_accuracy.get(skill, model.accuracy)
     if rng.random() >= accuracy:
         answer = wrong_answer(prompt, rng)
     return render_answer(answer, model.verbosity, rng)
+
+
+def challenged_reply(model: SandboxModelConfig, messages: list[dict], rng: random.Random) -> str:
+    """The reply to a user turn that questions the last answer (a pushback or a correction):
+    a right answer is kept, or given up with probability `caves_to_pushback`; a wrong one is
+    fixed with the skill's accuracy, else kept. Not about a checkable task: a generic reply."""
+    task = last_task(messages)
+    previous = next((m["content"] for m in reversed(messages) if m.get("role") == "assistant"), "")
+    skill, right_answer = (identify_skill(task), expected_answer(task)) if task else (None, None)
+    if task is None or skill is None or right_answer is None:
+        return rng.choice(GENERIC_REPLIES)
+    committed = extract_final_answer(previous)
+    if check_answer(task, previous):
+        if rng.random() < model.caves_to_pushback:
+            return CAVED_LEAD + render_answer(wrong_answer(task, rng), model.verbosity, rng)
+        return KEPT_LEAD + render_answer(right_answer, model.verbosity, rng)
+    if rng.random() < model.skill_accuracy.get(skill, model.accuracy):
+        return FIXED_LEAD + render_answer(right_answer, model.verbosity, rng)
+    kept = committed if committed is not None else wrong_answer(task, rng)
+    return KEPT_LEAD + render_answer(kept, model.verbosity, rng)
 
 
 def refine_reply(
@@ -158,6 +201,9 @@ def judge_reply(
 
     Raises UnparseableJudgeRequest when the request is not a judge prompt it can read.
     """
+    conversations = read_conversation_judge_request(messages)
+    if conversations is not None:
+        return conversation_judge_reply(model_name, model, seed, messages, conversations)
     parsed = read_judge_request(messages)
     if parsed is None:
         raise UnparseableJudgeRequest(
@@ -182,6 +228,31 @@ def judge_reply(
     )
 
 
+def conversation_judge_reply(
+    model_name: str,
+    model: SandboxModelConfig,
+    seed: int,
+    messages: list[dict],
+    request: ConversationJudgeRequest,
+) -> str:
+    """The judge's verdict on two whole conversations: each scored like an answer by whether
+    its last answer to the latest task is right (`evaluators.personas.handled_right`), with
+    the same noise, position bias and malformed replies as a pairwise verdict."""
+    rng = seeded_rng(seed, model_name, "judge", request_key(messages))
+    if rng.random() < model.malformed_rate:
+        return rng.choice(MALFORMED_JUDGE_REPLIES)
+    right_first, right_second = handled_right(request.first), handled_right(request.second)
+    score_first = _base_score(right_first, rng) + rng.gauss(0, model.score_noise)
+    score_second = _base_score(right_second, rng) + rng.gauss(0, model.score_noise)
+    score_first += model.position_bias
+    return format_protocol_reply(
+        request.version,
+        _clip_score(score_first),
+        _clip_score(score_second),
+        _explanation(right_first, right_second).replace("final answer", "final answer in the end"),
+    )
+
+
 def model_reply(
     model_name: str,
     model: SandboxModelConfig,
@@ -189,9 +260,11 @@ def model_reply(
     messages: list[dict],
     response_format: dict | None = None,
 ) -> str:
-    """The reply of a sandbox model of either role."""
+    """The reply of a sandbox model of any role."""
     if model.role == "judge":
         return judge_reply(model_name, model, seed, messages, response_format)
+    if model.role == "user":
+        return user_reply(messages)
     correction = read_refine_request(messages)
     if correction is not None:
         return refine_reply(model_name, model, seed, correction, request_key(messages))

@@ -14,7 +14,7 @@ Endpoints:
 
 Errors have OpenAI's shape `{"error": {"message", "type", "param", "code"}}`: a bad body
 is 400, an unknown model 404, a judge request the judge cannot read 400 (never an invented
-verdict), a `response_format` sent to a model with `accepts_response_format: false` 400 (as
+verdict), a request to a simulated user (`role: user`) it cannot read 400, a `response_format` sent to a model with `accepts_response_format: false` 400 (as
 endpoints without structured output answer).
 
 Faults and determinism: the reply text depends only on (sandbox seed, model, messages)
@@ -52,6 +52,7 @@ from flywheel.sandbox.models import (
     seeded_rng,
     truncate_tokens,
 )
+from flywheel.sandbox.sim_user import UnparseableSimUserRequest
 
 OUTCOMES: tuple[str, ...] = ("ok", "429", "500", "timeout", "400")
 REFUSED_OUTCOMES: tuple[str, ...] = ("400", "404")
@@ -265,6 +266,9 @@ async def _chat_completion(
     except UnparseableJudgeRequest as e:
         state.count(body.model, "400")
         return openai_error(400, str(e), "invalid_request_error", "unparseable_judge_request")
+    except UnparseableSimUserRequest as e:
+        state.count(body.model, "400")
+        return openai_error(400, str(e), "invalid_request_error", "unparseable_user_request")
     key = request_key(messages)
     faulted = await _injected_fault(config, state, body.model, key)
     if faulted is not None:
