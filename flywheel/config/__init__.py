@@ -18,6 +18,7 @@ from flywheel.config.endpoints import (
     resolve_sandbox_endpoints,
 )
 from flywheel.config.evaluation import EvaluationConfig
+from flywheel.config.logs import LogsConfig
 from flywheel.config.mining import MiningConfig
 from flywheel.config.prompts import PromptsConfig
 from flywheel.config.root import DEFAULT_CONFIG_PATH, Config, load_config, parse_config
@@ -50,6 +51,7 @@ __all__ = [
     "EndpointConfig",
     "EvaluationConfig",
     "JudgeConfig",
+    "LogsConfig",
     "LoraConfig",
     "MiningConfig",
     "PromptsConfig",

@@ -15,6 +15,7 @@ from flywheel.config.base import ConfigError, Section, _help
 from flywheel.config.checks import SANDBOX_URL, describe_validation_error, field_problem
 from flywheel.config.endpoints import EndpointConfig, JudgeConfig
 from flywheel.config.evaluation import EvaluationConfig
+from flywheel.config.logs import LogsConfig
 from flywheel.config.prompts import PromptsConfig
 from flywheel.config.sandbox import SandboxConfig
 from flywheel.config.schedule import ScheduleConfig
@@ -37,6 +38,7 @@ class Config(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> Config:
