@@ -13,10 +13,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flywheel.llm.stages import dpo, kto, rm_rl, sft
+from flywheel.llm.stages import dpo, kto, orpo, rm_rl, sft
 from flywheel.llm.stages.spec import DataKind, Stage
 
-STAGES: tuple[Stage, ...] = (sft.STAGE, dpo.STAGE, rm_rl.STAGE, kto.STAGE)
+STAGES: tuple[Stage, ...] = (sft.STAGE, dpo.STAGE, rm_rl.STAGE, kto.STAGE, orpo.STAGE)
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 DATA_KINDS: tuple[DataKind, ...] = tuple({stage.data.name: stage.data for stage in STAGES}.values())
 DATA_KIND_NAMES: tuple[str, ...] = tuple(kind.name for kind in DATA_KINDS)
