@@ -4,6 +4,9 @@ failed for good, a second run on the same warehouse, and runs a SIGKILL left "Ru
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,6 +62,32 @@ def summaries_since(started: datetime, round_id: int) -> list[str]:
     return [a.data for a in sorted(artifacts, key=lambda a: a.created) if a.created > started]
 
 
+def error_logs_since(started: datetime) -> list[str]:
+    """The messages of ERROR records the Prefect API received since `started` (the UI's logs)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterLevel, LogFilterTimestamp
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                level=LogFilterLevel(ge_=40), timestamp=LogFilterTimestamp(after_=started)
+            )
+        )
+    return [log.message for log in logs]
+
+
+# `flywheel run --rounds 1` whose sft stage fails as a full disk would make it fail
+FULL_DISK_RUN = """
+import sys
+import flywheel.tasks.train
+def full_disk(*_args, **_kwargs):
+    raise OSError(28, "No space left on device")
+flywheel.tasks.train._train = full_disk
+from flywheel.flows.cli import main
+sys.exit(main(["run", "--config", sys.argv[1], "--rounds", "1"]))
+"""
+
+
 @pytest.fixture
 def smoke(tmp_path: Path, smoke_student: Path, prefect_api: None) -> Path:
     return write_smoke_config(tmp_path, smoke_student)
@@ -97,6 +126,33 @@ def test_a_failed_training_stage_fails_the_run_and_a_rerun_trains_it(
     with connect(load_config(smoke).warehouse.path) as con:
         statuses = con.execute("select status from training_runs order by status").fetchall()
     assert statuses == [("done",), ("failed",)]
+
+
+def test_a_failed_stage_prints_its_cause_once_on_one_line_and_the_ui_keeps_the_traceback(
+    smoke: Path, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()  # this module's server: no start-up wait
+    env.pop("PREFECT_LOGGING_SETTINGS_PATH", None)
+    started = datetime.now(UTC)
+    run = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_RUN, str(smoke)], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    cause = "OSError: [Errno 28] No space left on device"
+    prefect_lines = [line for line in run.stderr.splitlines() if "| ERROR" in line]
+    assert len(prefect_lines) == 1 and cause in prefect_lines[0], run.stderr[-3000:]
+    assert (
+        f"flywheel: the run failed: StageFailedError: round 1: the sft stage failed: {cause}"
+        in (run.stderr)
+    )
+    row = round_row(smoke)
+    assert row["status"] == "failed" and "No space left on device" in row["error"]
+    ui_errors = error_logs_since(started)
+    assert sum("Traceback" in message for message in ui_errors) >= 3, ui_errors
 
 
 def test_a_crash_while_publishing_the_report_leaves_the_round_to_finish_on_rerun(
