@@ -1,5 +1,6 @@
 """The rm+rl stage: a reward model (or an ensemble) on the mined reward-model pairs, then the
-policy optimised against it with GRPO on the round's prompts, the champion as KL anchor.
+policy optimised against it on the round's prompts with GRPO or RLOO (`training.rl.algorithm`),
+the champion as KL anchor.
 
 Config `training.rm` (reward_model.py) and `training.rl` (here); rows are `preference_pairs`
 of kind rm (`v_rm_pairs`), mined on this stage's rounds only; the reward model is written
@@ -12,7 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import model_validator
 
@@ -33,11 +34,19 @@ RM_SUFFIX = "-rm"
 
 
 class RLConfig(StageTrainingConfig):
-    """`training.rl`: the shared settings, GRPO's KL and group size, the ensemble reward's
-    penalty and early stop, the win-rate stop and the verifiable reward's weight."""
+    """`training.rl`: the RL algorithm, the shared settings, its KL and group size, the ensemble
+    reward's penalty and early stop, the win-rate stop and the verifiable reward's weight."""
 
-    beta: float = described("KL coefficient to the champion (GRPO beta)", default=0.1, ge=0)
-    num_generations: int = described("completions per prompt (GRPO group size)", default=4, ge=2)
+    algorithm: Literal["grpo", "rloo"] = described(
+        "grpo: TRL's GRPOTrainer (advantage = reward minus the group's mean, over its std); "
+        "rloo: TRL's RLOOTrainer (REINFORCE leave-one-out: reward minus the mean of the "
+        "group's other completions); the same reward ensemble, stops and KL anchor",
+        default="grpo",
+    )
+    beta: float = described("KL coefficient to the champion", default=0.1, ge=0)
+    num_generations: int = described(
+        "completions per prompt (the group GRPO and RLOO compare within)", default=4, ge=2
+    )
     disagreement_penalty: float = described(
         "RL reward = the ensemble's normalised mean minus this x the ensemble's std across "
         "models (needs training.rm.ensemble_size >= 2 to have an effect)",
@@ -94,9 +103,9 @@ class RLConfig(StageTrainingConfig):
 
     @model_validator(mode="after")
     def _check_groups(self) -> RLConfig:
-        """TRL's GRPO rule: the generation batch (per_device_train_batch_size x processes x
-        steps_per_generation; this stage leaves one step per generation, so `batch_size`
-        completions per process) holds whole groups of `num_generations` completions."""
+        """TRL's GRPO and RLOO rule: the generation batch (per_device_train_batch_size x
+        processes x steps_per_generation; this stage leaves one step per generation, so
+        `batch_size` completions per process) holds whole groups of `num_generations`."""
         from flywheel.config.checks import field_problem
 
         batch_size, group_size = self.batch_size, self.num_generations
@@ -106,7 +115,7 @@ class RLConfig(StageTrainingConfig):
         next_multiple = -(-batch_size // group_size) * group_size
         larger = f"training.rl.batch_size to a multiple of {group_size}, such as {next_multiple}"
         raise field_problem(
-            f"GRPO's generation batch (training.rl.batch_size = {batch_size} completions) must "
+            f"{self.algorithm.upper()}'s generation batch (training.rl.batch_size = {batch_size} completions) must "
             f"hold whole groups of {group_size} completions per prompt, and {batch_size} is not "
             f"a multiple of {group_size}",
             f"set training.rl.num_generations to a divisor of {batch_size} "
@@ -181,9 +190,21 @@ class RmRlRun:
         return reward_model_path(self.out_path)
 
 
+def rl_trainer_classes(algorithm: str) -> tuple[Any, Any]:
+    """TRL's (config class, trainer class) for `training.rl.algorithm`: both take the same
+    reward functions, group size, KL coefficient and completion length."""
+    if algorithm == "rloo":
+        from trl import RLOOConfig, RLOOTrainer
+
+        return RLOOConfig, RLOOTrainer
+    from trl import GRPOConfig, GRPOTrainer
+
+    return GRPOConfig, GRPOTrainer
+
+
 @dataclass(frozen=True)
 class PolicyFit:
-    """What GRPO produced, and the reward and stop rules it ran with."""
+    """What GRPO or RLOO produced, and the reward and stop rules it ran with."""
 
     output: Path
     history: list[dict[str, Any]]
@@ -213,11 +234,12 @@ def train_rm_rl(
     setup: StageSetup | None = None,
     winrate: WinRateSetup | None = None,
 ) -> TrainResult:
-    """Train a reward model (or an ensemble) on `rm_rows`, then optimise the base with GRPO.
+    """Train a reward model (or an ensemble) on `rm_rows`, then optimise the base with GRPO or
+    RLOO (`rl_cfg.algorithm`).
 
     The reward model is written to `reward_model_path(out_path)` (`<out_path>-rm`; an
-    ensemble's members to its `member-<i>` subfolders); GRPO keeps a KL penalty `rl_cfg.beta`
-    to the base (champion). One reward model with nothing held out is GRPO's reward as is; an
+    ensemble's members to its `member-<i>` subfolders); RL keeps a KL penalty `rl_cfg.beta`
+    to the base (champion). One reward model with nothing held out is the RL reward as is; an
     ensemble (or a held-out split) gives `EnsembleReward`: the members' standardised mean minus
     `rl_cfg.disagreement_penalty` x their spread, with an early stop when the spread on the
     policy's samples rises above `rl_cfg.early_stop_disagreement_factor` x its starting value
@@ -227,7 +249,7 @@ def train_rm_rl(
     `rl_cfg.verifiable_reward_weight` > 0 the reward is always the standardised one
     (`EnsembleReward`, one model or more) mixed with the skill checker where a prompt has one
     (llm/verifiable_reward.py).
-    `first_loss`/`last_loss` are GRPO's; the reward models' figures, the RL reward, the
+    `first_loss`/`last_loss` are the RL policy's; the reward models' figures, the RL reward, the
     disagreement, the win-rate checks, the checker's share and the early stop are in `metrics`.
     If RL fails, the reward models written by this call are removed as well.
     """
@@ -284,10 +306,10 @@ def _fit_reward_models(
 
 
 def _fit_policy(run: RmRlRun, reward: Any, lora: Any, tokenizer: Any) -> PolicyFit:
-    """GRPO from the base on the prompts against `reward` (a reward-model path or an
-    `EnsembleReward`), with the early stops; the policy saved in the base's dtype."""
+    """GRPO or RLOO (`rl.algorithm`) from the base on the prompts against `reward` (a
+    reward-model path or an `EnsembleReward`), with the early stops; the policy saved in the
+    base's dtype."""
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
 
     from flywheel.llm.stage_setup import checkpoint_dtype, common_args
     from flywheel.llm.trained_checkpoint import save_trained
@@ -295,14 +317,15 @@ def _fit_policy(run: RmRlRun, reward: Any, lora: Any, tokenizer: Any) -> PolicyF
     rl_cfg, base_path = run.rl_cfg, run.base_path
     dataset = Dataset.from_list([{"prompt": p} for p in run.prompts])
     ensemble = None if isinstance(reward, str) else reward
+    config_class, trainer_class = rl_trainer_classes(rl_cfg.algorithm)
     with scratch_directory(run.out_path, "rl") as scratch:
-        args = GRPOConfig(
+        args = config_class(
             **common_args(rl_cfg, run.seed, scratch, base_path, run.setup),
             beta=rl_cfg.beta,
             num_generations=rl_cfg.num_generations,
             max_completion_length=run.max_completion_tokens,
         )
-        trainer = GRPOTrainer(
+        trainer = trainer_class(
             model=str(base_path),
             reward_funcs=reward,
             args=args,
@@ -331,7 +354,7 @@ def _rm_rl_result(
     started: float,
     checkable: float | None,
 ) -> TrainResult:
-    """GRPO's loss curve, the settings (the reward model's under `rm`) and every figure."""
+    """The RL policy's loss curve, the settings (the reward model's under `rm`) and every figure."""
     first, final = common.first_last(common.log_values(policy.history, "loss"))
     hyperparams = common.hyperparams(
         run.rl_cfg,
