@@ -184,3 +184,30 @@ def test_configured_globs_are_read_at_a_rounds_start(tmp_path: Path) -> None:
     report = add_configured_logs(config)
     assert (report.n_files, report.n_conversations) == (2, 2)
     assert add_configured_logs(load_config_in(tmp_path)) is None  # no logs.paths: nothing read
+
+
+def test_analyst_views_count_feedback_per_day_category_and_model(
+    config: Config, tmp_path: Path
+) -> None:
+    records = [
+        chat("c1", "What is 1 + 1?", "2", thumb="up", model="r1", timestamp="2026-12-01T08:00Z"),
+        chat("c2", "What is 1 + 2?", "4", thumb="down", model="r1", timestamp="2026-12-01T09:00Z"),
+        chat("c3", "What is 1 + 3?", "4", thumb=5, model="r2", timestamp="2026-12-02T09:00Z"),
+        chat("c4", "What is 1 + 4?", "5", model="r2", timestamp="2026-12-02T10:00Z"),
+    ]
+    add_log_files(config, [write_log(tmp_path / "v.jsonl", records)])
+    assert rows(config, "select cast(day as varchar), label, n_feedback from v_feedback_daily") == [
+        ("2026-12-01", "negative", 1),
+        ("2026-12-01", "positive", 1),
+        ("2026-12-02", "positive", 1),
+    ]
+    assert rows(
+        config, "select source, category, n_positive, n_negative from v_feedback_by_category"
+    ) == [
+        ("explicit", "score", 1, 0),
+        ("explicit", "thumb", 1, 1),
+    ]
+    assert rows(config, "select * from v_feedback_by_model") == [
+        ("r1", 2, 2, 1, 1, 0.5),
+        ("r2", 2, 1, 1, 0, 1.0),
+    ]
