@@ -1,7 +1,11 @@
 """Step 6 of the round: candidate vs champion on the held-out prompts, ratings, judge audit.
 
-The A/B battles reuse the battle machinery and its call cache (answers and judgments are
-never paid for twice). Statistics are the pure functions of `evaluators/`; this module reads
+`evaluation.mode` says what is compared: single_turn (each model's answer to each held-out
+prompt, battles of purpose `eval`), conversations (each persona's whole conversation with each
+model, tasks/simulate.py and tasks/judge_conversations.py, battles of purpose
+`eval_conversation`), or both, decided by `evaluation.combine` into one decision whose reason
+carries both win rates. The A/B battles reuse the battle machinery and its call cache
+(answers, simulated turns and judgments are never paid for twice). Statistics are the pure functions of `evaluators/`; this module reads
 their inputs from the warehouse and writes `evaluations` and `ratings`.
 """
 
@@ -10,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flywheel.config import Config
+from flywheel.config import Config, EvaluationConfig
 from flywheel.evaluators.abtest import (
     ABResult,
     Decision,
@@ -29,6 +33,9 @@ from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_as_student
 from flywheel.tasks.general_check import GeneralChecks, gate_decision
 from flywheel.tasks.judge import judge_battles
+from flywheel.tasks.judge_conversations import judge_conversations
+from flywheel.tasks.progress_sum import ProgressSum
+from flywheel.tasks.simulate import round_personas, simulate_conversations
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
@@ -43,6 +50,7 @@ class EvaluationReport:
     ratings: list[Rating]
     sandbox_accuracy_candidate: float | None
     sandbox_accuracy_champion: float | None
+    conversation_ab: ABResult | None = None  # the conversation A/B (mode conversations, both)
 
 
 def evaluation_id_for(round_id: int, candidate: str, champion: str) -> str:
@@ -55,17 +63,35 @@ def run_eval_battles(
     candidate: tuple[str, str],
     champion: tuple[str, str],
     on_progress: Callable[[int, int], None] | None = None,
+    on_answer_progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Both models answer every held-out prompt; the judge compares them in both orders.
+    """Both models answer every held-out prompt (mode conversations: each persona's opening);
+    the judge compares them in both orders; in mode conversations and both, each persona
+    talks with both models and the judge compares the conversations.
 
     `candidate` and `champion` are (version_id, checkpoint path). Each answers through
     `student.backend`; with a served backend each is served in turn (one server at a time).
+    `on_answer_progress(done, total)` follows both models' answers; `on_progress` the judging.
     """
-    prompt_ids = eval_prompt_ids(config)
+    mode = config.evaluation.mode
+    personas = round_personas(config) if mode != "single_turn" else []
+    if mode == "conversations":
+        prompt_ids = list(dict.fromkeys(p.prompt_id for p in personas))
+    else:
+        prompt_ids = eval_prompt_ids(config)
+    answered = ProgressSum(
+        on_answer_progress, {candidate[0]: len(prompt_ids), champion[0]: len(prompt_ids)}
+    )
     for version_id, path in (candidate, champion):
-        answer_as_student(config, round_id, prompt_ids, version_id, path)
-    pairs = [(prompt_id, candidate[0], champion[0]) for prompt_id in prompt_ids]
-    judge_battles(config, round_id, pairs, "eval", on_progress=on_progress)
+        answer_as_student(
+            config, round_id, prompt_ids, version_id, path, on_progress=answered.part(version_id)
+        )
+    if mode != "conversations":
+        pairs = [(prompt_id, candidate[0], champion[0]) for prompt_id in prompt_ids]
+        judge_battles(config, round_id, pairs, "eval", on_progress=on_progress)
+    if personas:
+        simulate_conversations(config, round_id, personas, (candidate, champion))
+        judge_conversations(config, round_id, candidate[0], champion[0], on_progress=on_progress)
 
 
 def checker_accuracy(answers: list[tuple[str, str]]) -> float | None:
@@ -111,13 +137,18 @@ def round_judge_audit(config: Config, round_id: int) -> JudgeAudit:
     return judge_audit(games)
 
 
-def ab_result(config: Config, round_id: int, candidate: str, champion: str) -> ABResult:
+def ab_result(
+    config: Config, round_id: int, candidate: str, champion: str, query: str = "eval_outcomes"
+) -> ABResult:
+    """The A/B of the round's battles that `query` reads (eval_outcomes: single turns;
+    conversation_outcomes: conversations)."""
     params = {"round_id": round_id, "candidate": candidate, "champion": champion}
     with connect_warehouse(config.warehouse) as con:
-        outcomes = con.execute(read_query("eval_outcomes"), params).df()
+        outcomes = con.execute(read_query(query), params).df()
     if outcomes.empty:
+        what = "eval" if query == "eval_outcomes" else "conversation"
         raise RuntimeError(
-            f"round {round_id}: no eval battles of {candidate} vs {champion} to score"
+            f"round {round_id}: no {what} battles of {candidate} vs {champion} to score"
         )
     return score_ab_test(
         outcomes["outcome"].tolist(),
@@ -129,6 +160,34 @@ def ab_result(config: Config, round_id: int, candidate: str, champion: str) -> A
     )
 
 
+MODE_QUERIES = {"single_turn": "eval_outcomes", "conversations": "conversation_outcomes"}
+MODE_LABELS = {"single_turn": "single turn", "conversations": "conversations"}
+
+
+def mode_results(
+    config: Config, round_id: int, candidate: str, champion: str
+) -> dict[str, ABResult]:
+    """The A/B of each compared mode: single_turn, conversations, or both."""
+    mode = config.evaluation.mode
+    modes = ("single_turn", "conversations") if mode == "both" else (mode,)
+    return {m: ab_result(config, round_id, candidate, champion, MODE_QUERIES[m]) for m in modes}
+
+
+def combined_decision(results: dict[str, ABResult], evaluation: EvaluationConfig) -> Decision:
+    """One decision from each mode's gate (`evaluation.combine`): promoted only when every
+    gating mode passes; the reason gives every mode's figures, naming one reported only."""
+    decisions = {m: decide_promotion(ab, evaluation.promotion_margin) for m, ab in results.items()}
+    if list(decisions) == ["single_turn"]:
+        return decisions["single_turn"]
+    gated = evaluation.gates_on
+    parts = [
+        f"{MODE_LABELS[m]}{'' if m in gated else ' (reported, not gating)'}: {d.reason}"
+        for m, d in decisions.items()
+    ]
+    promote = all(decisions[m].promote for m in gated)
+    return Decision(promote=promote, reason="; ".join(parts))
+
+
 def evaluate_round(
     config: Config,
     round_id: int,
@@ -138,9 +197,11 @@ def evaluate_round(
 ) -> EvaluationReport:
     """Score the round's A/B battles, decide (the general set's limits included), rate every
     model, and store it all."""
-    ab = ab_result(config, round_id, candidate, champion)
-    ab_decision = decide_promotion(ab, config.evaluation.promotion_margin)
-    decision = gate_decision(ab_decision, general, config.evaluation)
+    results = mode_results(config, round_id, candidate, champion)
+    ab = results.get("single_turn") or results["conversations"]
+    decision = gate_decision(
+        combined_decision(results, config.evaluation), general, config.evaluation
+    )
     audit = round_judge_audit(config, round_id)
     ratings = round_ratings(config, round_id)
     report = EvaluationReport(
@@ -151,6 +212,7 @@ def evaluate_round(
         ratings=ratings,
         sandbox_accuracy_candidate=heldout_accuracy(config, candidate),
         sandbox_accuracy_champion=heldout_accuracy(config, champion),
+        conversation_ab=results.get("conversations"),
     )
     write_evaluation(config, round_id, candidate, champion, report)
     log_evaluation(round_id, candidate, champion, report)
@@ -167,18 +229,22 @@ def log_evaluation(round_id: int, candidate: str, champion: str, report: Evaluat
         else f"; checker accuracy candidate {share(report.sandbox_accuracy_candidate)}, "
         f"champion {share(report.sandbox_accuracy_champion)}"
     )
-    log.info(
-        "round %d A/B on the eval set: candidate %s vs champion %s over %s prompts: win rate %s, "
-        "length-controlled %s, wins/ties/losses %s%s",
-        round_id,
-        candidate,
-        champion,
-        count(ab.n),
-        interval(ab.win_rate, ab.ci_low, ab.ci_high),
-        share(ab.lc_win_rate),
-        wins_ties_losses(ab.wins, ab.ties, ab.losses),
-        accuracy,
-    )
+    for result, what in ((ab, "prompts"), (report.conversation_ab, "conversations")):
+        if result is None or (what == "prompts" and result is report.conversation_ab):
+            continue
+        log.info(
+            "round %d A/B on the eval set: candidate %s vs champion %s over %s %s: win rate "
+            "%s, length-controlled %s, wins/ties/losses %s%s",
+            round_id,
+            candidate,
+            champion,
+            count(result.n),
+            what,
+            interval(result.win_rate, result.ci_low, result.ci_high),
+            share(result.lc_win_rate),
+            wins_ties_losses(result.wins, result.ties, result.losses),
+            accuracy if what == "prompts" else "",
+        )
     log.info(
         "round %d judge audit over %s games of the round (train battles and eval): position "
         "consistency %s, parse failures %s, first-position wins %s",
