@@ -15,6 +15,7 @@ import pandas as pd
 
 from flywheel.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from flywheel.errors import InputError
+from flywheel.flows.cli_logs import add_logs_commands, command_logs
 from flywheel.flows.cli_warehouse import add_warehouse_commands, command_warehouse
 from flywheel.llm.stages.registry import DATA_KIND_NAMES
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_round_commands(commands)
     _add_data_commands(commands)
     _add_prompts_commands(commands)
+    add_logs_commands(commands, _add_config_argument)
     _add_models_commands(commands)
     _add_sandbox_commands(commands)
     add_warehouse_commands(commands, _add_config_argument)
@@ -253,6 +255,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "sandbox": command_sandbox,
     "serve": command_serve,
     "warehouse": command_warehouse,
+    "logs": command_logs,
 }
 
 
