@@ -148,12 +148,17 @@ def general_check(
     collapsing into the answer format (evaluation.general_check, local checkpoints)."""
     if trained.candidate is None or trained.candidate_path is None:
         return None
-    return check_general(
-        config,
-        round_id,
-        (trained.candidate, trained.candidate_path),
-        (champion.version_id, champion.checkpoint_path),
-    )
+    progress = StepProgress(f"round-{round_id}-general-progress", f"round {round_id}: general set")
+    try:
+        return check_general(
+            config,
+            round_id,
+            (trained.candidate, trained.candidate_path),
+            (champion.version_id, champion.checkpoint_path),
+            on_progress=progress,
+        )
+    finally:
+        progress.close()
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
@@ -168,6 +173,9 @@ def evaluate(
     the A/B decision, refused past an evaluation.general_max_* limit."""
     if trained.candidate is None or trained.candidate_path is None:
         return None
+    answers = StepProgress(
+        f"round-{round_id}-eval-answer-progress", f"round {round_id}: A/B eval answers"
+    )
     progress = StepProgress(f"round-{round_id}-eval-progress", f"round {round_id}: A/B eval")
     try:
         run_eval_battles(
@@ -176,8 +184,10 @@ def evaluate(
             (trained.candidate, trained.candidate_path),
             (champion.version_id, champion.checkpoint_path),
             on_progress=progress,
+            on_answer_progress=answers,
         )
     finally:
+        answers.close()
         progress.close()
     return evaluate_round(config, round_id, trained.candidate, champion.version_id, general)
 

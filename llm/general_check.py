@@ -15,6 +15,7 @@ configured (`training.cpu_threads`, set when the generator loads).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,9 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from flywheel.evaluators.general_check import summarise_general_check
+from flywheel.llm.calls import ProgressFn
 from flywheel.llm.chat_template import end_of_turn_token
-from flywheel.llm.checkpoints import LocalGenerator
+from flywheel.llm.checkpoints import GeneratedAnswer, LocalGenerator
 from flywheel.pool.general_set import GeneralItem, GeneralSet, load_general_set
 
 NLL_BATCH_SIZE = 8  # items per forward pass: the logits of a batch are (batch, length, vocab)
@@ -96,9 +98,10 @@ def answer_nlls(
     tokenizer: PreTrainedTokenizerBase,
     items: tuple[GeneralItem, ...] | list[GeneralItem],
     batch_size: int = NLL_BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[tuple[float, int]]:
     """Each item's (summed NLL of its good answer's tokens, their count), in the order given;
-    items are batched by length so little is padded."""
+    items are batched by length so little is padded. `on_batch(n_done)` after each batch."""
     rows = [answer_token_ids(tokenizer, item) for item in items]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -109,7 +112,37 @@ def answer_nlls(
             nlls = _batch_nlls(model, pad_id, [rows[i] for i in batch])
             for i, nll in zip(batch, nlls, strict=True):
                 results[i] = nll
+            if on_batch is not None:
+                on_batch(start + len(batch))
     return results
+
+
+def greedy_replies(
+    generator: LocalGenerator,
+    conversations: list[list[dict[str, str]]],
+    max_new_tokens: int,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[GeneratedAnswer]:
+    """The greedy reply to each conversation, in the order given: the generator's own batches
+    (longest prompts first, `batch_size` a batch), one call each so that `on_batch(n_done)`
+    follows every batch."""
+    order = sorted(
+        range(len(conversations)),
+        key=lambda i: len(generator.encode(conversations[i])),
+        reverse=True,
+    )
+    replies: list[GeneratedAnswer | None] = [None] * len(conversations)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        answers = generator.generate(
+            [conversations[i] for i in batch], max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
+        for i, answer in zip(batch, answers, strict=True):
+            replies[i] = answer
+        if on_batch is not None:
+            on_batch(start + len(batch))
+    return [reply for reply in replies if reply is not None]
 
 
 def measure_general_set(
@@ -118,17 +151,30 @@ def measure_general_set(
     device: str = "auto",
     generate_batch_size: int = 64,
     general_set: GeneralSet | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> GeneralCheck:
     """Load the checkpoint once; the good answers' mean NLL and the greedy replies' collapse
-    share over the general set (the shipped one unless `general_set` is given)."""
+    share over the general set (the shipped one unless `general_set` is given).
+
+    `on_progress(done, total)` counts both passes: each item scored, then each item answered
+    (total: twice the set's size)."""
     started = time.monotonic()
     general = general_set or load_general_set()
+    n_items = len(general.items)
+
+    def report(n_before: int) -> Callable[[int], None] | None:
+        if on_progress is None:
+            return None
+        return lambda n_done: on_progress(n_before + n_done, 2 * n_items)
+
     generator = LocalGenerator.load(checkpoint, device)
-    nlls = answer_nlls(generator.model, generator.tokenizer, general.items)
-    replies = generator.generate(
+    nlls = answer_nlls(generator.model, generator.tokenizer, general.items, on_batch=report(0))
+    replies = greedy_replies(
+        generator,
         [item.messages for item in general.items],
         max_new_tokens=max_new_tokens,
         batch_size=generate_batch_size,
+        on_batch=report(n_items),
     )
     summary = summarise_general_check(nlls, [reply.text for reply in replies])
     return GeneralCheck(

@@ -21,6 +21,7 @@ from flywheel.evaluators.general_check import (
     general_check_refusal,
 )
 from flywheel.figures import measure, share
+from flywheel.llm.calls import ProgressFn
 from flywheel.logs import step_logger
 from flywheel.pool.general_set import GeneralSet, load_general_set
 from flywheel.warehouse.contracts import NATURAL_KEYS
@@ -49,8 +50,14 @@ def stored_general_check(config: Config, version_id: str, set_sha256: str) -> di
     return dict(zip(columns, row, strict=True)) if row is not None else None
 
 
-def measured_row(config: Config, checkpoint: str, general_set: GeneralSet) -> dict[str, Any]:
-    """The checkpoint measured now on `general_set`, as a row without its round and version."""
+def measured_row(
+    config: Config,
+    checkpoint: str,
+    general_set: GeneralSet,
+    on_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """The checkpoint measured now on `general_set`, as a row without its round and version;
+    `on_progress(done, total)` over its items scored, then answered."""
     from flywheel.llm.general_check import measure_general_set
 
     student = config.student
@@ -60,6 +67,7 @@ def measured_row(config: Config, checkpoint: str, general_set: GeneralSet) -> di
         device=student.device,
         generate_batch_size=student.batch_size,
         general_set=general_set,
+        on_progress=on_progress,
     )
     return {
         "n_items": check.n_items,
@@ -72,10 +80,15 @@ def measured_row(config: Config, checkpoint: str, general_set: GeneralSet) -> di
 
 
 def check_version(
-    config: Config, round_id: int, version_id: str, checkpoint: str | None
+    config: Config,
+    round_id: int,
+    version_id: str,
+    checkpoint: str | None,
+    on_progress: ProgressFn | None = None,
 ) -> GeneralSummary | None:
     """The version's general figures for this round (measured, or reused when stored); None
-    when the check is off or the version has no local checkpoint."""
+    when the check is off or the version has no local checkpoint. `on_progress`: a measurement's
+    (done, total)."""
     from flywheel.llm.checkpoints import is_checkpoint
 
     if not config.evaluation.general_check or not checkpoint or not is_checkpoint(checkpoint):
@@ -86,7 +99,7 @@ def check_version(
         step_logger(__name__).info(
             "round %d: measuring %s on the general set (%s)", round_id, version_id, checkpoint
         )
-        row = measured_row(config, checkpoint, general_set)
+        row = measured_row(config, checkpoint, general_set, on_progress)
     row = {**row, "round_id": round_id, "version_id": version_id}
     with connect_warehouse(config.warehouse) as con:
         insert_new(con, "general_checks", [row], NATURAL_KEYS["general_checks"])
@@ -94,12 +107,17 @@ def check_version(
 
 
 def check_general(
-    config: Config, round_id: int, candidate: tuple[str, str], champion: tuple[str, str]
+    config: Config,
+    round_id: int,
+    candidate: tuple[str, str],
+    champion: tuple[str, str],
+    on_progress: ProgressFn | None = None,
 ) -> GeneralChecks:
-    """Champion and candidate, each (version_id, checkpoint path), on the general set."""
+    """Champion and candidate, each (version_id, checkpoint path), on the general set;
+    `on_progress(done, total)` follows each one measured (the champion is mostly stored)."""
     checks = GeneralChecks(
-        candidate=check_version(config, round_id, *candidate),
-        champion=check_version(config, round_id, *champion),
+        candidate=check_version(config, round_id, *candidate, on_progress=on_progress),
+        champion=check_version(config, round_id, *champion, on_progress=on_progress),
     )
     step_logger(__name__).info(
         "round %d general set (held out, not the sandbox's skills): candidate %s NLL %s, "
