@@ -124,6 +124,16 @@ def _add_sandbox_commands(commands: Commands) -> None:
     serve_sandbox = sandbox_commands.add_parser("serve", help="serve the sandbox models over HTTP")
     _add_config_argument(serve_sandbox)
     serve_sandbox.add_argument("--port", type=int, default=8000)
+    traffic = sandbox_commands.add_parser(
+        "traffic", help="write a day of simulated users' logs, with its ground truth apart"
+    )
+    _add_config_argument(traffic)
+    traffic.add_argument("--day", type=int, required=True, help="day number (from 1)")
+    traffic.add_argument("--out", required=True, help="folder for the day's log files")
+    traffic.add_argument("--conversations", type=int, default=200, help="conversations a day")
+    traffic.add_argument("--users", type=int, default=50, help="distinct simulated users")
+    traffic.add_argument("--model", default=None, help="sandbox model that answers")
+    traffic.add_argument("--versus", default=None, help="second model of arena votes")
 
 
 def _add_serve_command(commands: Commands) -> None:
@@ -218,6 +228,20 @@ def command_models(config: Config, args: argparse.Namespace) -> int:
 
 
 def command_sandbox(config: Config, args: argparse.Namespace) -> int:
+    if args.sandbox_command == "traffic":
+        from flywheel.sandbox.traffic_day import write_traffic_day
+
+        report = write_traffic_day(
+            config.sandbox,
+            args.day,
+            args.out,
+            args.conversations,
+            args.users,
+            args.model,
+            args.versus,
+        )
+        print(report.summary())
+        return 0
     from flywheel.sandbox.server import serve_forever
 
     serve_forever(config.sandbox, args.port)

@@ -48,3 +48,19 @@ def test_logs_with_user_ids_and_no_salt_exit_2_naming_the_variable(
     log.write_text(json.dumps(RECORD) + "\n")
     assert main(["logs", "add", "--config", config, str(log)]) == 2
     assert "export FLYWHEEL_USER_SALT=" in capsys.readouterr().err
+
+
+def test_sandbox_traffic_writes_a_day_that_logs_add_reads_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_USER_SALT", "cli-salt")
+    config = str(write_config(tmp_path))
+    out = tmp_path / "traffic"
+    args = ["sandbox", "traffic", "--config", config, "--out", str(out)]
+    assert main([*args, "--day", "1", "--conversations", "25"]) == 0
+    assert "5 arena, 5 messages records in 5 files" in capsys.readouterr().out
+    logs = sorted(str(p) for p in out.glob("*.jsonl"))
+    assert main(["logs", "add", "--config", config, *logs]) == 0
+    assert ", 0 records skipped;" in capsys.readouterr().out
+    assert main([*args, "--day", "0"]) == 2
+    assert "must be 1 or more" in capsys.readouterr().err
