@@ -32,12 +32,12 @@ def planted_config(tmp_path: Path, mode: str, **conversations: object) -> Config
     """The smoke config with the planted pair as `student-{version}` sandbox models."""
     base = load_config_in(tmp_path, "smoke")
     models = {name: m.model_dump() for name, m in base.sandbox.models.items()} | PLANTED
-    settings = {"simulator": SIMULATOR, "n_conversations": 40, "max_turns": 3} | conversations
+    settings = {"simulator": SIMULATOR, "n_conversations": 24, "max_turns": 3} | conversations
     return load_config_in(
         tmp_path,
         "smoke",
         student={"endpoint": STUDENT},
-        evaluation={"mode": mode, "bootstrap_samples": 500, "conversations": settings},
+        evaluation={"mode": mode, "bootstrap_samples": 200, "conversations": settings},
         sandbox={"models": models},
     )
 
