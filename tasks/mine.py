@@ -24,7 +24,7 @@ from flywheel.llm.stages.registry import kinds_mined, stage_named
 from flywheel.llm.stages.spec import DataKind
 from flywheel.logs import step_logger
 from flywheel.tasks.refine import RefineReport, refine_sft_targets
-from flywheel.warehouse.export import export_rows
+from flywheel.warehouse.export import export_replay, export_rows
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
 
@@ -139,9 +139,40 @@ def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:
     )
 
 
-def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:
-    """TRL-ready rows for the stage: this round's, plus earlier rounds' when accumulating."""
+@dataclass(frozen=True)
+class TrainingRows:
+    """A stage's rows for one round: the earlier rounds' it replays, then the round's own."""
+
+    rows: list[dict]
+    n_this_round: int
+    n_earlier: int  # earlier rounds' rows trained on
+    n_earlier_available: int  # earlier rounds' rows there are (accumulate); 0 without
+    replay_rows: int | None  # training.mining.replay_rows of the stage; None: no cap
+
+    def describe(self) -> dict[str, int | None]:
+        """The mix recorded with the training run (`hyperparams.replay`)."""
+        return {
+            "replay_rows": self.replay_rows,
+            "n_this_round": self.n_this_round,
+            "n_earlier": self.n_earlier,
+            "n_earlier_available": self.n_earlier_available,
+        }
+
+
+def training_mix(config: Config, round_id: int, stage: str) -> TrainingRows:
+    """TRL-ready rows for the stage: this round's and, when accumulating, earlier rounds'
+    (at most `training.mining.replay_rows[stage]` of them, newest and widest gap first)."""
     kind = stage_named(stage).data
-    accumulate = config.training.mining.accumulate
+    mining = config.training.mining
+    cap = mining.replay_rows.get(stage)
     with connect_warehouse(config.warehouse) as con:
-        return export_rows(con, kind.view, kind.columns, round_id, include_earlier=accumulate)
+        if not mining.accumulate:
+            rows = export_rows(con, kind.view, kind.columns, round_id)
+            return TrainingRows(rows, len(rows), 0, 0, cap)
+        rows, n_this_round, n_available = export_replay(con, kind.view, kind.columns, round_id, cap)
+    return TrainingRows(rows, n_this_round, len(rows) - n_this_round, n_available, cap)
+
+
+def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:
+    """TRL-ready rows for the stage (`training_mix`'s rows)."""
+    return training_mix(config, round_id, stage).rows

@@ -24,7 +24,7 @@ from flywheel.llm.stages.registry import stage_named, stage_settings
 from flywheel.llm.stages.spec import Stage, StageRun, TrainResult
 from flywheel.llm.winrate_stop import WinRateSetup, winrate_split
 from flywheel.logs import step_logger
-from flywheel.tasks.mine import training_rows
+from flywheel.tasks.mine import TrainingRows, training_mix
 from flywheel.warehouse.lifecycle import ModelVersion, record_training, recorded_training
 from flywheel.warehouse.store import connect_warehouse, read_query
 
@@ -150,7 +150,8 @@ def run_training_stage(
     recorded = _recorded_stage(config, round_id)
     if recorded is not None:
         return recorded
-    rows = training_rows(config, round_id, stage)
+    mix = training_mix(config, round_id, stage)
+    rows = mix.rows
     spec = stage_named(stage)
     version_id = candidate_version_id(round_id, stage)
     run = {
@@ -159,6 +160,7 @@ def run_training_stage(
         "stage": stage,
         "base_version": champion.version_id,
         "n_examples": len(rows),
+        "hyperparams": json.dumps({"replay": mix.describe()}),
     }
     min_examples = stage_settings(config.training, spec)[spec.main_section].min_examples
     if len(rows) < min_examples:
@@ -179,27 +181,40 @@ def run_training_stage(
         failed = {**run, "run_id": failed_id, "status": "failed", "reason": reason[:2000]}
         record_training(config.warehouse, failed, candidate=None)
         return StageResult("failed", None, None, reason=reason, n_examples=len(rows))
-    _log_trained(round_id, spec, version_id, len(rows), result)
-    _record_candidate(config, run, champion, result, version_id)
+    _log_trained(round_id, spec, version_id, mix, result)
+    _record_candidate(config, run, champion, result, version_id, mix)
     return StageResult("done", version_id, str(result.output_path), "trained", len(rows))
 
 
 def _log_trained(
-    round_id: int, stage: Stage, version_id: str, n_rows: int, result: TrainResult
+    round_id: int, stage: Stage, version_id: str, mix: TrainingRows, result: TrainResult
 ) -> None:
-    """One line for the trained candidate (which loss, on which rows), and the stage's own
-    summary line if it has one. Figures by flywheel/figures.py."""
+    """One line for the trained candidate (which loss, on which rows, how many of them
+    replayed from earlier rounds when capped), and the stage's own summary line if it has
+    one. Figures by flywheel/figures.py."""
     step_logger(__name__).info(
-        "round %d %s stage trained %s on %s rows mined from the train battles in %s: %s",
+        "round %d %s stage trained %s on %s rows mined from the train battles%s in %s: %s",
         round_id,
         stage.name,
         version_id,
-        count(n_rows),
+        count(len(mix.rows)),
+        replay_text(mix),
         duration(result.wall_s),
         loss_text(stage, result),
     )
     if stage.describe is not None:
         step_logger(__name__).info("round %d %s", round_id, stage.describe(result.metrics))
+
+
+def replay_text(mix: TrainingRows) -> str:
+    """` (12 this round, 200 of 950 earlier by training.mining.replay_rows)` when the earlier
+    rows were capped; empty otherwise."""
+    if mix.replay_rows is None or mix.n_earlier_available == 0:
+        return ""
+    return (
+        f" ({count(mix.n_this_round)} this round, {count(mix.n_earlier)} of "
+        f"{count(mix.n_earlier_available)} earlier by training.mining.replay_rows)"
+    )
 
 
 def loss_text(stage: Stage, result: TrainResult) -> str:
@@ -225,14 +240,17 @@ def _record_candidate(
     champion: ModelVersion,
     result: TrainResult,
     version_id: str,
+    mix: TrainingRows,
 ) -> None:
-    """The done training run and the candidate version it trained, in one transaction."""
+    """The done training run (its settings, figures and row mix) and the candidate version it
+    trained, in one transaction."""
+    recorded = {**result.hyperparams, **result.metrics, "replay": mix.describe()}
     done = {
         **run,
         "output_version": version_id,
         "status": "done",
         "reason": "trained",
-        "hyperparams": json.dumps({**result.hyperparams, **result.metrics}, default=str),
+        "hyperparams": json.dumps(recorded, default=str),
         "first_loss": result.first_loss,
         "last_loss": result.last_loss,
         "wall_s": result.wall_s,

@@ -38,6 +38,13 @@ class MiningConfig(Section):
     accumulate: bool = _help(
         "train on this round's examples plus every earlier round's of the same kind", default=True
     )
+    replay_rows: dict[str, int] = _help(
+        "accumulate: per stage (as named in schedule.stages), at most this many rows from "
+        "earlier rounds beside the round's own (newest round first, then the widest score "
+        "gap), so a round's cost stays flat over many nights; 0: the round's rows only; a "
+        "stage left out replays every earlier row",
+        default_factory=dict,
+    )
     sft_rule: Literal["arena", "refine"] = _help(
         "the SFT target of a battle the champion lost by the SFT gap: arena (Arena Learning: "
         "the winning reference's answer) or refine (a reference is asked to correct the "
@@ -53,6 +60,25 @@ class MiningConfig(Section):
         "sft_rule refine: version of the correction prompt (evaluators/refine_prompts.py)",
         default="refine-v1",
     )
+
+    @field_validator("replay_rows")
+    @classmethod
+    def _check_replay_rows(cls, caps: dict[str, int]) -> dict[str, int]:
+        from flywheel.llm.stages.registry import STAGE_NAMES
+
+        unknown = [name for name in caps if name not in STAGE_NAMES]
+        if unknown:
+            raise field_problem(
+                f"names no training stage: {', '.join(unknown)}",
+                f"key it by a stage of schedule.stages ({', '.join(STAGE_NAMES)})",
+            )
+        negative = [name for name, cap in caps.items() if cap < 0]
+        if negative:
+            raise field_problem(
+                f"a negative cap for {', '.join(negative)}",
+                "give 0 (the round's rows only) or more, or leave the stage out (no cap)",
+            )
+        return caps
 
     @field_validator("refine_prompt_version")
     @classmethod
