@@ -48,7 +48,8 @@ from flywheel.pool.logs_files import (
 from flywheel.pool.logs_formats import Conversation, DetachedFeedback, parse_log_record
 from flywheel.pool.logs_privacy import RedactionCounts, hash_user_id, redact_text
 from flywheel.pool.logs_report import LogsReport
-from flywheel.pool.records import RecordProblem, validate_record
+from flywheel.pool.normalise import clean_content, prompt_id_of
+from flywheel.pool.records import RecordProblem
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query, registered, transaction
 from flywheel.warehouse.writes import insert_new
@@ -175,13 +176,27 @@ class _FileIngest:
             batch.feedback[-1]["line_no"] = line_no
 
     def opening_prompt_id(self, turns: list[dict[str, Any]]) -> str | None:
-        """The pool id of the turns before the first answer; None when they are no valid
-        prompt (a tool turn, too long, ...)."""
+        """The pool id of the turns before the first answer, as the pool's ingest computes it
+        for a valid prompt; None for what cannot be one (a tool turn, empty, too long). A
+        prompt the pool still refuses loses its id after the pool's ingest."""
+        if not self.config.logs.add_prompts:
+            return None
         first_answer = next(i for i, t in enumerate(turns) if t["role"] == "assistant")
-        record = validate_record(
-            0, {"messages": turns[:first_answer]}, self.config.prompts.max_chars, ""
-        )
-        return None if isinstance(record, RecordProblem) else record.prompt_id
+        opening = [
+            {"role": t["role"], "content": clean_content(t["content"])}
+            for t in turns[:first_answer]
+        ]
+        roles = [t["role"] for t in opening]
+        if (
+            not roles
+            or roles[-1] != "user"
+            or "tool" in roles
+            or not all(t["content"] for t in opening)
+        ):
+            return None
+        if sum(len(t["content"]) for t in opening) > self.config.prompts.max_chars:
+            return None
+        return prompt_id_of(opening)
 
     def feedback_row(self, conversation_id: str, feedback: Any, batch: _Batch) -> dict[str, Any]:
         identity = feedback.origin_id or [
@@ -224,8 +239,7 @@ class _FileIngest:
             for row in batch.feedback:
                 row.update(file_sha256=file_sha256, created_at=added_at)
             insert_new(con, "log_files", [self.file_row(plan, last, batch, file_sha256)])
-            n_new = insert_new(con, "log_conversations", batch.conversations)
-            insert_new(con, "log_turns", batch.turns)
+            n_new = append_new_conversations(con, batch, stored)
             n_feedback = insert_new(con, "feedback", batch.feedback)
         self.seen_ids.update(ids["conversation_id"])
         self.report.n_records += batch.n_records
@@ -295,6 +309,23 @@ class _FileIngest:
         }
 
 
+def append_new_conversations(con: Any, batch: _Batch, stored: set[str]) -> int:
+    """Append the batch's conversations not stored before (`stored`, read in the same
+    transaction; the first of a repeated id) and their turns; return how many."""
+    conversations = pd.DataFrame(batch.conversations)
+    if conversations.empty:
+        return 0
+    new = conversations[~conversations["conversation_id"].isin(stored)]
+    new = new.drop_duplicates("conversation_id")
+    turns = pd.DataFrame(batch.turns)
+    turns = turns[turns["conversation_id"].isin(set(new["conversation_id"]))]
+    turns = turns.drop_duplicates(["conversation_id", "turn_index"])
+    for table, frame in (("log_conversations", new), ("log_turns", turns)):
+        with registered(con, "_log_rows", frame):
+            con.execute(f"insert into {table} by name select * from _log_rows")
+    return len(new)
+
+
 def _with_turn(feedback: Any, turn_index: int) -> Any:
     from dataclasses import replace
 
@@ -344,4 +375,7 @@ def add_missing_prompts(config: Config, source: str) -> str | None:
     if missing.empty:
         return None
     records = ({"messages": json.loads(text)} for text in missing)
-    return add_prompt_records(config, records, source).summary()
+    summary = add_prompt_records(config, records, source).summary()
+    with connect_warehouse(config.warehouse) as con:
+        con.execute(read_query("logs_prompts_unresolved"))
+    return summary
