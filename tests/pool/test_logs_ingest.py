@@ -211,3 +211,27 @@ def test_analyst_views_count_feedback_per_day_category_and_model(
         ("r1", 2, 2, 1, 1, 0.5),
         ("r2", 2, 1, 1, 0, 1.0),
     ]
+
+
+def test_an_opening_the_pool_refuses_leaves_the_conversation_without_a_prompt(
+    config: Config, tmp_path: Path
+) -> None:
+    two_questions = {
+        "id": "c9",
+        "messages": [
+            {"role": "user", "content": "Hello?"},
+            {"role": "user", "content": "Anyone there?"},
+            {"role": "assistant", "content": "Yes."},
+        ],
+    }
+    records = [two_questions, chat("c1", "What is 5 + 5?", "10")]
+    report = add_log_files(config, [write_log(tmp_path / "r.jsonl", records)])
+    assert "1 malformed" in report.prompt_summary
+    assert rows(
+        config, "select external_id, prompt_id is null from log_conversations order by 1"
+    ) == [
+        ("c1", False),
+        ("c9", True),
+    ]
+    with connect(config.warehouse.path, read_only=True) as con:
+        assert contract_violations(con) == []
