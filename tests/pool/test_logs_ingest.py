@@ -235,3 +235,21 @@ def test_an_opening_the_pool_refuses_leaves_the_conversation_without_a_prompt(
     ]
     with connect(config.warehouse.path, read_only=True) as con:
         assert contract_violations(con) == []
+
+
+def test_a_json_array_export_and_a_gzipped_log_are_read(config: Config, tmp_path: Path) -> None:
+    import gzip
+
+    array = tmp_path / "runs.json"
+    array.write_text(json.dumps([chat("c1", "What is 3 + 3?", "6"), chat("c2", "Hi?", "Hello")]))
+    zipped = tmp_path / "day.jsonl.gz"
+    zipped.write_bytes(
+        gzip.compress((json.dumps(chat("c3", "What is 9 - 2?", "7")) + "\n").encode())
+    )
+    report = add_log_files(config, [array, zipped])
+    assert (report.n_records, report.n_conversations) == (3, 3)
+    assert add_log_files(config, [array, zipped]).n_files_unchanged == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"id": "c4", "messages": [')
+    with pytest.raises(InputError, match="starts a JSON array but is not valid JSON"):
+        add_log_files(config, [broken])
