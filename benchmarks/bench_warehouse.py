@@ -11,12 +11,22 @@ worst latency during the writes, with how many queries ran. Printed as ratios to
 then one JSON line.
 
     python benchmarks/bench_warehouse.py [--n-battles 2000] [--no-postgres]
+
+With `--flush`, instead: what one flush's duplicate check costs as `llm_calls` grows (0, 100k,
+1M stored rows, `--sizes`). A flush is one transaction writing a judge step's 20 call rows, 2 of
+them stored already, through `insert_new` (an anti-join against the whole table), against the
+same write with an ART index on `call_id` probed for the batch's keys (the alternative DuckDB
+offers). Each is timed on an open connection (median of `--n-flushes`) and as the RowWriter's
+burst (open the file, flush, close with its checkpoint; median of 3), with the index's build.
+
+    python benchmarks/bench_warehouse.py --flush [--sizes 0,100000,1000000] [--n-flushes 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import statistics
 import subprocess
@@ -161,12 +171,125 @@ def measure(name: str, settings: dict, n_battles: int, folder: Path) -> dict:
     return figures
 
 
+FLUSH_ROWS, FLUSH_STORED = 20, 2  # call rows per flush, of which already stored
+FILL_CALLS = """
+insert into llm_calls (call_id, endpoint, model, request_json, response_text, finish_reason,
+    prompt_tokens, completion_tokens, latency_ms, cost_usd, n_attempts, round_id, created_at)
+select sha256('stored-' || i::varchar), 'judge', 'sandbox-judge', '{"messages": []}',
+    'Assistant 1: 7', 'stop', 180, 12, 200.0, 0.0, 1, 1, now()
+from range(?) as t(i)
+"""
+
+
+def flush_rows(n_stored: int, flush: int) -> list[dict]:
+    """One flush's call rows: FLUSH_STORED already stored (when any are), the rest new."""
+    rows = [
+        call for i in range(FLUSH_ROWS // 2) for call in judge_rows(flush * 1000 + i)["llm_calls"]
+    ]
+    for i, row in enumerate(rows[: FLUSH_STORED if n_stored else 0]):
+        row["call_id"] = hashlib.sha256(
+            f"stored-{(flush * 7919 + i) % n_stored}".encode()
+        ).hexdigest()
+    return rows
+
+
+def write_by_index_probe(con, rows: list[dict]) -> int:
+    """The alternative: probe `call_id`'s index for the batch's keys, insert the others."""
+    from flywheel.warehouse.writes import insert_new
+
+    keys = [row["call_id"] for row in rows]
+    placeholders = ", ".join("?" for _ in keys)
+    stored = {
+        k
+        for (k,) in con.execute(
+            f"select call_id from llm_calls where call_id in ({placeholders})", keys
+        ).fetchall()
+    }
+    new = [row for row in rows if row["call_id"] not in stored]
+    return insert_new(con, "llm_calls", new) if new else 0
+
+
+def time_flushes(
+    warehouse: WarehouseConfig, n_stored: int, write, n_flushes: int, tag: int
+) -> dict:
+    """Median ms of a flush on an open connection, and of a burst (open, flush, close)."""
+    from flywheel.warehouse.store import transaction
+
+    on_open, bursts = [], []
+    with connect_warehouse(warehouse) as con:
+        for flush in range(n_flushes):
+            rows = flush_rows(n_stored, tag + flush)
+            started = time.perf_counter()
+            with transaction(con):
+                added = write(con, rows)
+            on_open.append(time.perf_counter() - started)
+            assert added == FLUSH_ROWS - (FLUSH_STORED if n_stored else 0), added
+    for flush in range(3):
+        rows = flush_rows(n_stored, tag + n_flushes + flush)
+        started = time.perf_counter()
+        with connect_warehouse(warehouse) as con, transaction(con):
+            write(con, rows)
+        bursts.append(time.perf_counter() - started)
+    return {
+        "flush_ms": 1000 * statistics.median(on_open),
+        "burst_ms": 1000 * statistics.median(bursts),
+    }
+
+
+def measure_flushes(n_stored: int, n_flushes: int, folder: Path) -> dict:
+    """Both ways of checking for stored keys, on a warehouse holding `n_stored` calls."""
+    from flywheel.warehouse.writes import insert_new
+
+    warehouse = WarehouseConfig(path=str(folder / f"flush-{n_stored}.duckdb"))
+    with connect_warehouse(warehouse) as con:
+        con.execute(FILL_CALLS, [n_stored])
+    anti_join = time_flushes(
+        warehouse, n_stored, lambda c, r: insert_new(c, "llm_calls", r), n_flushes, 1
+    )
+    started = time.perf_counter()
+    with connect_warehouse(warehouse) as con:
+        con.execute("create index llm_calls_call_id on llm_calls (call_id)")
+    index_build_s = time.perf_counter() - started
+    probe = time_flushes(warehouse, n_stored, write_by_index_probe, n_flushes, 10_000)
+    return {"anti_join": anti_join, "index_probe": probe, "index_build_s": index_build_s}
+
+
+def main_flush(sizes: list[int], n_flushes: int) -> None:
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-flush-") as folder:
+        for n_stored in sizes:
+            row = results[n_stored] = measure_flushes(n_stored, n_flushes, Path(folder))
+            anti, probe = row["anti_join"], row["index_probe"]
+            print(
+                f"{n_stored:>9,} calls stored: flush {anti['flush_ms']:7.1f} ms (anti-join) vs"
+                f" {probe['flush_ms']:7.1f} ms (index probe, x{probe['flush_ms'] / anti['flush_ms']:.2f});"
+                f" burst {anti['burst_ms']:7.1f} vs {probe['burst_ms']:7.1f} ms"
+                f" (x{probe['burst_ms'] / anti['burst_ms']:.2f}); index built in {row['index_build_s']:.1f} s"
+            )
+    base = results[sizes[0]]["anti_join"]["flush_ms"]
+    for n_stored, row in results.items():
+        print(
+            f"{n_stored:>9,} calls stored: anti-join flush x{row['anti_join']['flush_ms'] / base:.2f} of the empty table's"
+        )
+    print(
+        json.dumps(
+            {"benchmark": "bench_warehouse_flush", "flush_rows": FLUSH_ROWS, "results": results}
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-battles", type=int, default=2000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--reader", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--flush", action="store_true", help="the duplicate check's cost by size")
+    parser.add_argument("--sizes", default="0,100000,1000000")
+    parser.add_argument("--n-flushes", type=int, default=10)
     args = parser.parse_args()
+    if args.flush:
+        main_flush([int(n) for n in args.sizes.split(",")], args.n_flushes)
+        return
     if args.reader:
         read_until(json.loads(args.reader[0]), Path(args.reader[1]), Path(args.reader[2]))
         return
