@@ -60,12 +60,11 @@ class TextMaker:
         lengths = self.rng.integers(3, 11, VOCAB_SIZE)
         self.vocab = np.array(["".join(self.rng.choice(letters, n)) for n in lengths])
         weights = 1.0 / np.arange(1, VOCAB_SIZE + 1)
-        self.weights = weights / weights.sum()
+        self.cdf = np.cumsum(weights / weights.sum())
 
     def text(self, low: int, high: int) -> str:
-        words = self.vocab[
-            self.rng.choice(VOCAB_SIZE, self.rng.integers(low, high), p=self.weights)
-        ]
+        draws = self.rng.random(int(self.rng.integers(low, high)))
+        words = self.vocab[np.minimum(np.searchsorted(self.cdf, draws), VOCAB_SIZE - 1)]
         return " ".join(words)
 
 
