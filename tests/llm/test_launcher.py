@@ -20,6 +20,7 @@ from flywheel.llm.stage_setup import checkpoint_dtype
 from flywheel.llm.stages.registry import stage_named
 from flywheel.llm.stages.settings import StageTrainingConfig
 from flywheel.tasks import train as train_step
+from flywheel.tasks.mine import TrainingRows
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.store import connect_warehouse
 from tests.conftest import load_config_in
@@ -177,7 +178,9 @@ def test_a_killed_launcher_publishes_nothing_and_a_rerun_gives_one_candidate(
         "sft": slow_sft,
     }
     config = config.model_copy(update={"training": TrainingConfig(**training)})
-    monkeypatch.setattr(train_step, "training_rows", lambda *args: SFT_ROWS)
+    monkeypatch.setattr(
+        train_step, "training_mix", lambda *args: TrainingRows(SFT_ROWS, len(SFT_ROWS), 0, 0, None)
+    )
     champion = ModelVersion("v0", str(base), "champion")
     stop = threading.Event()
     killer = threading.Thread(

@@ -11,6 +11,7 @@ import duckdb
 from flywheel.warehouse.contracts import NATURAL_KEYS
 from flywheel.warehouse.store import connect
 from flywheel.warehouse.writes import insert_new
+from tests.pool.logs_literal_rows import LOG_LITERAL_ROWS
 
 ADDED_AT = datetime(2026, 11, 1, 2, 0)
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
@@ -268,6 +269,7 @@ LITERAL_ROWS: dict[str, list[dict]] = {
             "measured_at": ADDED_AT,
         },
     ],
+    **LOG_LITERAL_ROWS,
 }
 
 
