@@ -1,12 +1,15 @@
 """Real servers for the DuckLake tests, started by the tests on 127.0.0.1 and stopped after.
 
 `PostgresServer`: Debian's `postgresql` binaries (`initdb`, `pg_ctl`), a cluster in a temporary
-folder on a free port, password authentication over TCP. Postgres refuses to run as root, so
+folder on a free port, password authentication over TCP. Postgres binds a port it is given
+(it cannot take a bound socket), so a port another process took after it was picked is picked
+again. Postgres refuses to run as root, so
 as root the binaries run as the `postgres` user. Without the binaries the tests are skipped
 with the reason, except under CI (`CI` set), where `.ci/run` installs them and a missing
 binary fails.
 
-`S3Server`: moto's server mode (an S3-compatible HTTP server) with one bucket.
+`S3Server`: moto's server mode (an S3-compatible HTTP server) with one bucket, on a port it
+binds itself (port 0) and reports.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ PG_USER = "flywheel"
 PG_PASSWORD = "flywheel-test-password"
 S3_KEY_ID = "flywheel-test-key"
 S3_SECRET = "flywheel-test-secret"
+PG_PORT_TRIES = 5  # picks of a free port before a cluster that cannot bind one is an error
+PORT_TAKEN = b"Address already in use"  # in postgres's log when its port was taken
 
 
 def free_port() -> int:
+    """A port free now; another process may take it before the caller binds it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -48,8 +54,8 @@ def postgres_bin() -> Path | None:
 class PostgresServer:
     bin_dir: Path
     folder: Path
-    port: int
     as_user: list[str]  # prefix running a command as the cluster's owner
+    port: int = 0  # set once the cluster listens
 
     def run(self, *command: str) -> None:
         env = os.environ | {"PGPASSWORD": PG_PASSWORD}
@@ -83,7 +89,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:  # initdb and postgres refuse root
         shutil.chown(folder, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    server = PostgresServer(bin_dir, folder, free_port(), as_user)
+    server = PostgresServer(bin_dir, folder, as_user)
     password_file = folder / "password"
     password_file.write_text(PG_PASSWORD + "\n")
     if as_user:
@@ -93,13 +99,29 @@ def postgres_server() -> Iterator[PostgresServer]:
         "initdb", "-D", str(data), "-U", PG_USER, "--pwfile", str(password_file),
         "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
     )  # fmt: skip
-    options = f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    server.run("pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+    start_on_a_free_port(server, data)
     try:
         yield server
     finally:
         server.run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_on_a_free_port(server: PostgresServer, data: Path) -> None:
+    """Start the cluster in `data` on a free port, picking another while the one picked was
+    taken before postgres bound it; `server.port` is the port it listens on."""
+    log = server.folder / "log"
+    for _ in range(PG_PORT_TRIES):
+        logged = log.stat().st_size if log.exists() else 0
+        server.port = free_port()
+        options = f"-p {server.port} -k {server.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        try:
+            server.run("pg_ctl", "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+            return
+        except RuntimeError:
+            if PORT_TAKEN not in log.read_bytes()[logged:]:
+                raise
+    raise RuntimeError(f"postgres found no free port in {PG_PORT_TRIES} tries (see {log})")
 
 
 @dataclass
@@ -126,11 +148,10 @@ def s3_server() -> Iterator[S3Server]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
         boto3.client(
             "s3",
             endpoint_url=endpoint,
