@@ -295,9 +295,11 @@ def read_conversation_judge_request(messages: list[dict]) -> ConversationJudgeRe
     if texts is None:
         return None
     for version, prompt in CONVERSATION_PROMPTS.items():
-        m = _CONVERSATION_REGEXES[version].fullmatch(texts[1])
-        if texts[0] != prompt.system or m is None:
+        if texts[0] != prompt.system:
             continue
+        m = _CONVERSATION_REGEXES[version].fullmatch(texts[1])
+        if m is None:
+            return None
         boundary = m.group("boundary")
         first = read_conversation(m.group("conversation_first"), boundary)
         second = read_conversation(m.group("conversation_second"), boundary)
