@@ -179,6 +179,10 @@ def combined_decision(results: dict[str, ABResult], evaluation: EvaluationConfig
     decisions = {m: decide_promotion(ab, evaluation.promotion_margin) for m, ab in results.items()}
     if list(decisions) == ["single_turn"]:
         return decisions["single_turn"]
+    if "conversations" in decisions:  # the conversation A/B counts conversations, not prompts
+        n, decision = results["conversations"].n, decisions["conversations"]
+        reason = decision.reason.replace(f"over {n} prompts", f"over {n} conversations")
+        decisions["conversations"] = Decision(promote=decision.promote, reason=reason)
     gated = evaluation.gates_on
     parts = [
         f"{MODE_LABELS[m]}{'' if m in gated else ' (reported, not gating)'}: {d.reason}"

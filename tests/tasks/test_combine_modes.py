@@ -40,7 +40,7 @@ def test_both_must_pass_refuses_a_candidate_that_loses_conversations() -> None:
     decision = combined_decision({"single_turn": WINS, "conversations": LOSES}, evaluation("both"))
     assert not decision.promote
     assert "single turn: win rate 0.750" in decision.reason
-    assert "conversations: win rate 0.300" in decision.reason
+    assert "conversations: win rate 0.300 [0.200, 0.400] over 40 conversations" in decision.reason
 
 
 def test_conversations_only_gates_reports_single_turn_without_letting_it_decide() -> None:
