@@ -239,6 +239,7 @@ def main() -> None:
         "logs_again_wall_s": again["wall_s"],
         "conversations_per_s": round(args.n_conversations / logs["wall_s"]),
         "wall_ratio_to_peer": round(logs["wall_s"] / peer["wall_s"], 2),
+        "cpu_ratio_to_peer": round(logs["cpu_s"] / peer["cpu_s"], 2),
         "peak_rss_ratio_to_peer": round(logs["peak_rss_gib"] / peer["peak_rss_gib"], 2),
     }
     figures["meets_targets_at_1m"] = bool(
@@ -253,7 +254,8 @@ def main() -> None:
         f"{logs['n_feedback']:,} feedback, {logs['n_redacted']:,} redactions; "
         f"peer (pool ingest of the opening prompts): {peer['wall_s']} s, "
         f"{peer['peak_rss_gib']} GiB; ratios to the peer: wall {figures['wall_ratio_to_peer']}, "
-        f"peak RSS {figures['peak_rss_ratio_to_peer']}; the same files again: "
+        f"CPU {figures['cpu_ratio_to_peer']}, peak RSS {figures['peak_rss_ratio_to_peer']}; the "
+        f"same files again: "
         f"{again['wall_s']} s ({again['n_files_unchanged']} files with nothing new)"
     )
     print(json.dumps(figures))
