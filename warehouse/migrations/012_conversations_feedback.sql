@@ -5,10 +5,11 @@
 -- written later) side by side. Text is stored redacted, user ids only as a salted hash
 -- (pool/logs_privacy.py). Simulated conversations of the sandbox are other tables (`sim_*`).
 
--- one row per read of a log file: a whole file, or the part of a growing file added since its
--- last read. `file_sha256` is the sha256 of the file's bytes from its start to the end of the
--- last complete record read (`bytes_read`), so the same content read again adds nothing and a
--- file that grew is read on from `bytes_read` when its first `bytes_read` bytes are unchanged.
+-- one row per batch of records read from a log file (a file is read in batches of
+-- prompts.batch_size records; a file that grew adds rows for its new part). `file_sha256` is the
+-- sha256 of the file's bytes from its start to the end of the batch's last record (`bytes_read`),
+-- so the same content read again adds nothing, a file that grew is read on from the longest
+-- recorded `bytes_read` whose prefix is unchanged, and a run stopped mid-file resumes there.
 create table if not exists log_files (
     file_sha256       varchar not null,
     path              varchar not null,     -- absolute path it was read from
