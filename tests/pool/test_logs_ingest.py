@@ -253,3 +253,34 @@ def test_a_json_array_export_and_a_gzipped_log_are_read(config: Config, tmp_path
     broken.write_text('[{"id": "c4", "messages": [')
     with pytest.raises(InputError, match="starts a JSON array but is not valid JSON"):
         add_log_files(config, [broken])
+
+
+def test_a_read_stopped_mid_file_resumes_after_its_last_stored_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flywheel.pool.logs_ingest as logs_ingest
+
+    monkeypatch.setenv("FLYWHEEL_USER_SALT", "test-salt")
+    config = load_config_in(tmp_path, prompts={"batch_size": 1})
+    log = write_log(
+        tmp_path / "big.jsonl", [chat(f"c{i}", f"What is {i} + 1?", "x") for i in range(3)]
+    )
+    real_append, calls = logs_ingest.append_new_conversations, []
+
+    def append_then_stop(con, batch, stored):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the second batch's transaction never commits
+        return real_append(con, batch, stored)
+
+    monkeypatch.setattr(logs_ingest, "append_new_conversations", append_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        add_log_files(config, [log])
+    monkeypatch.setattr(logs_ingest, "append_new_conversations", real_append)
+    resumed = add_log_files(config, [log])
+    assert (resumed.n_records, resumed.n_conversations, resumed.n_conversations_known) == (2, 2, 0)
+    assert rows(config, "select resumed_from > 0 from log_files order by bytes_read") == [
+        (False,),
+        (True,),
+        (True,),
+    ]
