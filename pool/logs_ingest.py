@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,8 +71,10 @@ def add_log_files(
 
 
 def configured_log_paths(config: Config) -> list[Path]:
-    """The files the `logs.paths` globs match now, sorted, each once."""
-    found = {Path(p) for pattern in config.logs.paths for p in glob.glob(pattern, recursive=True)}
+    """The files the `logs.paths` globs match now (`~` expanded, relative to the working
+    directory, `**` recursive), sorted, each once."""
+    patterns = [os.path.expanduser(pattern) for pattern in config.logs.paths]
+    found = {Path(p) for pattern in patterns for p in glob.glob(pattern, recursive=True)}
     return sorted(p for p in found if p.is_file())
 
 
