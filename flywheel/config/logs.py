@@ -15,8 +15,9 @@ DEFAULT_SALT_ENV = "FLYWHEEL_USER_SALT"
 class LogsConfig(Section):
     paths: list[str] = Field(
         default_factory=list,
-        description="globs of log files (JSONL, .jsonl.gz, JSON array) read at the start of "
-        "every round; a file read before adds only its new complete records ([]: none)",
+        description="globs of log files (JSONL, .jsonl.gz, JSON array; ~ expanded, `**` "
+        "recursive) read at the start of every round; a file read before adds only its new "
+        "complete records ([]: none)",
     )
     source: str = _help(
         "source name of logged conversations and of their prompts in the pool",
