@@ -1,4 +1,6 @@
-"""Step 4 of the round: battles become SFT examples, DPO pairs and reward-model pairs.
+"""Step 4 of the round: battles become SFT examples, DPO pairs, reward-model pairs and KTO
+examples; and the rows a stage trains on are read back (`training_mix`: the round's, plus a
+replay of earlier rounds' capped by `training.mining.replay_rows`).
 
 Which kinds of rows a round mines, and each kind's table, key and selection query, come from the
 stage registry (llm/stages/registry.py); the selection rules are SQL

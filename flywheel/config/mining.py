@@ -36,7 +36,9 @@ class MiningConfig(Section):
         le=2,
     )
     accumulate: bool = _help(
-        "train on this round's examples plus every earlier round's of the same kind", default=True
+        "train on this round's examples plus earlier rounds' of the same kind (all of them, "
+        "or per stage at most `replay_rows`)",
+        default=True,
     )
     replay_rows: dict[str, int] = _help(
         "accumulate: per stage (as named in schedule.stages), at most this many rows from "

@@ -1,6 +1,6 @@
 """`training`: the output directory, the seed, LoRA, the launcher, and one section per stage's
-config class (`training.sft`, `.dpo`, `.rm`, `.rl`), taken from the stage registry
-(llm/stages/registry.py; each class lives in its stage's module); mining rules are in
+config class (`training.sft`, `.dpo`, `.rm`, `.rl`, `.kto`, `.orpo`), taken from the stage
+registry (llm/stages/registry.py; each class lives in its stage's module); mining rules are in
 `flywheel/config/mining.py`. A field under the wrong stage is refused naming the section that
 has it."""
 
