@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from flywheel.flows.retry import failed_calls_of_round, retry_round_calls, round
 from flywheel.flows.round import RoundResult, arena_round
 from flywheel.flows.run_lock import hold_run_lock
 from flywheel.flows.sandbox_pool import fill_sandbox_pool
-from flywheel.flows.signals import interrupt_signal
+from flywheel.flows.signals import interrupt_signal, on_first_signal
 from flywheel.flows.stale_runs import mark_stale_runs_crashed
 from flywheel.llm.checkpoints import is_checkpoint
 from flywheel.llm.gguf import converted_base, is_gguf
@@ -125,8 +126,9 @@ def flywheel(
                 for round_id in round_ids:
                     back_up_before(run_config, round_id)
                     results.append(run_round(run_config, round_id))
-            except Exception:
-                close_the_night(run_config, round_ids)
+            except Exception as e:
+                if interrupt_signal(e) is None:  # a stopping run reports nothing more
+                    close_the_night(run_config, round_ids)
                 raise
             headline = close_the_night(run_config, round_ids)
     return Completed(message=headline, data=results)
@@ -162,27 +164,56 @@ def close_the_night(config: Config, round_ids: list[int]) -> str | None:
 
 
 def run_round(config: Config, round_id: int) -> RoundResult:
-    """One round; a round that raised or was interrupted is recorded as such, and re-raised."""
-    started = time.monotonic()
-    try:
-        return arena_round(config, round_id, stage_of(config, round_id))
-    except BaseException as e:
-        signum = interrupt_signal(e)
-        status, cause = (
-            ("failed", describe_failure(e))
-            if signum is None
-            else ("interrupted", f"interrupted by {signal.Signals(signum).name}")
-        )
-        mark_round_unfinished(
-            config.warehouse,
-            round_id,
-            status=status,
-            cause=cause,
-            attempt_wall_s=time.monotonic() - started,
-        )
-        if signum is None:
+    """One round; a round that raised or was interrupted is recorded as such, and re-raised.
+
+    A signal marks the round interrupted at once, from a thread of its own: the mark does not
+    wait for the unwinding through Prefect's engine, whose crash reports go to the API."""
+    mark = InterruptMark(config, round_id)
+    with on_first_signal(mark.write):
+        try:
+            return arena_round(config, round_id, stage_of(config, round_id))
+        except BaseException as e:
+            signum = interrupt_signal(e)
+            if signum is not None:
+                mark.write(signum)  # unless the signal's own thread has written it
+                raise
+            mark_round_unfinished(
+                config.warehouse,
+                round_id,
+                status="failed",
+                cause=describe_failure(e),
+                attempt_wall_s=mark.elapsed_s(),
+            )
             publish_failed_round_summary(config, round_id)
-        raise
+            raise
+
+
+class InterruptMark:
+    """A round's `interrupted` mark in the warehouse, written once: by whichever comes first
+    of the signal's own thread and the unwinding (which writes it where that thread failed)."""
+
+    def __init__(self, config: Config, round_id: int) -> None:
+        self.config = config
+        self.round_id = round_id
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._written = False
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def write(self, signum: int) -> None:
+        with self._lock:
+            if self._written:
+                return
+            mark_round_unfinished(
+                self.config.warehouse,
+                self.round_id,
+                status="interrupted",
+                cause=f"interrupted by {signal.Signals(signum).name}",
+                attempt_wall_s=self.elapsed_s(),
+            )
+            self._written = True
 
 
 def publish_failed_round_summary(config: Config, round_id: int) -> None:

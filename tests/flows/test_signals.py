@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.flows.signals import GRACE_ENV
+from flywheel.flows.signals import GRACE_ENV, Interrupted, interrupt_signal
 from flywheel.warehouse.store import connect
 from tests.flows.test_round import (
     decisions,
@@ -63,10 +63,11 @@ def round_status(db_path: Path) -> tuple[str, str | None]:
 def arena(tmp_path: Path, smoke_student: Path, monkeypatch: pytest.MonkeyPatch):
     """A smoke config whose endpoints are a sandbox server outside the run's process group.
 
-    The runs' stop grace is the tests' own upper bound: how fast a busy machine cleans up
-    does not decide whether the round is marked interrupted (the grace has a test of its own).
+    The runs' stop grace is half the tests' own upper bound: a run ends, by its cleanup or by
+    the grace, before a test stops waiting for it, however busy the machine (the round's mark
+    does not wait for either; the grace has a test of its own).
     """
-    monkeypatch.setenv(GRACE_ENV, str(STOP_TIMEOUT_S))
+    monkeypatch.setenv(GRACE_ENV, str(STOP_TIMEOUT_S / 2))
     server, url = start_sandbox_server(write_smoke_config(tmp_path))
     try:
         yield write_smoke_config(tmp_path, smoke_student, url), url
@@ -110,6 +111,39 @@ def test_a_signal_stops_the_run_and_marks_the_round_interrupted_for_a_rerun(
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output
     assert decisions(tmp_path / "flywheel.duckdb")[0][:2] == (1, "done")
+
+
+def test_a_sigterm_after_prefects_server_died_still_marks_the_round_and_exits_143(
+    arena: tuple[Path, str], tmp_path: Path
+) -> None:
+    """While a signal unwinds the run, Prefect's engine reports each crashed task and flow run
+    to its API; with the server gone those reports fail. The round's mark must not wait for
+    them, nor their connection errors replace the signal as the run's outcome."""
+    config_path, url = arena
+    run = run_flywheel(config_path, tmp_path / "prefect")
+    wait_until_judging(run, url, "sandbox-judge")
+    [server] = [pid for pid in children_of(run.pid) if b"uvicorn" in command_line(pid)]
+    run.send_signal(signal.SIGSTOP)  # the run sees the server die only after the SIGTERM
+    os.kill(server, signal.SIGKILL)
+    while is_alive(server):
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    run.send_signal(signal.SIGCONT)
+    output, _ = run.communicate(timeout=STOP_TIMEOUT_S)
+
+    assert run.returncode == 143, output
+    assert f"Resume with: flywheel run --config {config_path}" in output
+    assert round_status(tmp_path / "flywheel.duckdb") == (
+        "interrupted",
+        "interrupted by SIGTERM",
+    ), output
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_sigkill_of_the_run_takes_its_prefect_server_with_it(
@@ -184,3 +218,46 @@ def test_a_cleanup_longer_than_the_grace_ends_with_the_signals_status(tmp_path: 
     output, _ = run.communicate(timeout=STOP_TIMEOUT_S)
     assert run.returncode == 143, output
     assert "still stopping after 1 s; exiting. Resume with: flywheel run" in output
+
+
+STUCK_CLEANUP_WITH_A_FIRST_SIGNAL_ACTION = """
+import time
+from flywheel.flows.signals import interrupt_on_signals, on_first_signal
+def mark(signum):
+    print(f"marked by signal {signum}", flush=True)
+with interrupt_on_signals("Resume with: flywheel run"), on_first_signal(mark):
+    try:
+        print("ready", flush=True)
+        time.sleep(600)
+    finally:
+        time.sleep(600)  # a cleanup that never ends (Prefect reporting to a server gone)
+"""
+
+
+def test_the_first_signals_action_runs_while_the_cleanup_is_stuck(tmp_path: Path) -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-c", STUCK_CLEANUP_WITH_A_FIRST_SIGNAL_ACTION],
+        env={**os.environ, GRACE_ENV: str(STOP_TIMEOUT_S)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert run.stdout.readline().strip() == "ready"
+        run.send_signal(signal.SIGTERM)
+        assert run.stdout.readline().strip() == f"marked by signal {signal.SIGTERM.value}"
+        assert run.poll() is None  # the cleanup is still stuck: the action did not wait for it
+    finally:
+        run.kill()
+        run.wait()
+
+
+def test_an_error_raised_while_a_signal_unwinds_the_run_means_that_signal() -> None:
+    try:
+        try:
+            raise Interrupted(signal.SIGTERM)
+        except Interrupted:
+            raise ConnectionRefusedError("the crash report found no server")  # noqa: B904
+    except ConnectionRefusedError as error:
+        assert interrupt_signal(error) == signal.SIGTERM
+    assert interrupt_signal(ConnectionRefusedError("no signal behind it")) is None
