@@ -243,7 +243,7 @@ class _FileIngest:
                 row.update(file_sha256=file_sha256, created_at=added_at)
             insert_new(con, "log_files", [self.file_row(plan, last, batch, file_sha256)])
             n_new = append_new_conversations(con, batch, stored)
-            n_feedback = insert_new(con, "feedback", batch.feedback)
+            n_feedback = append_feedback(con, batch, stored)
         self.seen_ids.update(ids["conversation_id"])
         self.report.n_records += batch.n_records
         self.report.n_conversations += n_new
@@ -314,19 +314,47 @@ class _FileIngest:
 
 def append_new_conversations(con: Any, batch: _Batch, stored: set[str]) -> int:
     """Append the batch's conversations not stored before (`stored`, read in the same
-    transaction; the first of a repeated id) and their turns; return how many."""
-    conversations = pd.DataFrame(batch.conversations)
-    if conversations.empty:
+    transaction; the first of a repeated id) and their turns, as Arrow tables; return how many."""
+    import pyarrow as pa
+
+    new: dict[str, dict[str, Any]] = {}
+    for row in batch.conversations:
+        if row["conversation_id"] not in stored:
+            new.setdefault(row["conversation_id"], row)
+    if not new:
         return 0
-    new = conversations[~conversations["conversation_id"].isin(stored)]
-    new = new.drop_duplicates("conversation_id")
-    turns = pd.DataFrame(batch.turns)
-    turns = turns[turns["conversation_id"].isin(set(new["conversation_id"]))]
-    turns = turns.drop_duplicates(["conversation_id", "turn_index"])
-    for table, frame in (("log_conversations", new), ("log_turns", turns)):
-        with registered(con, "_log_rows", frame):
+    turns = {
+        (t["conversation_id"], t["turn_index"]): t
+        for t in reversed(batch.turns)  # the first of a repeated key wins
+        if t["conversation_id"] in new and t["turn_index"] < new[t["conversation_id"]]["n_turns"]
+    }
+    for table, rows in (
+        ("log_conversations", list(new.values())),
+        ("log_turns", list(turns.values())),
+    ):
+        with registered(con, "_log_rows", pa.Table.from_pylist(rows)):
             con.execute(f"insert into {table} by name select * from _log_rows")
     return len(new)
+
+
+def append_feedback(con: Any, batch: _Batch, stored: set[str]) -> int:
+    """The batch's feedback: on conversations new in this batch appended as an Arrow table (no
+    stored row can share their keys), on stored ones (read again, or detached feedback) by key."""
+    import pyarrow as pa
+
+    new_ids = {c["conversation_id"] for c in batch.conversations} - stored
+    fresh: dict[str, dict[str, Any]] = {}
+    known: list[dict[str, Any]] = []
+    for row in batch.feedback:
+        if row["conversation_id"] in new_ids:
+            fresh.setdefault(row["feedback_id"], row)
+        else:
+            known.append(row)
+    n_added = insert_new(con, "feedback", known) if known else 0
+    if fresh:
+        with registered(con, "_log_rows", pa.Table.from_pylist(list(fresh.values()))):
+            con.execute("insert into feedback by name select * from _log_rows")
+    return n_added + len(fresh)
 
 
 def _with_turn(feedback: Any, turn_index: int) -> Any:
