@@ -18,6 +18,8 @@ from flywheel.flows.progress import StepProgress
 from flywheel.flows.round_outcome import decided, tagged_failed_on_error
 from flywheel.llm.checkpoints import configure_cpu_threads
 from flywheel.llm.train_progress import reporting_training_progress
+from flywheel.logs import step_logger
+from flywheel.pool.logs_ingest import add_configured_logs
 from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.battle_plan import Pair, train_battle_pairs
 from flywheel.tasks.draw import draw_round_slice
@@ -54,6 +56,15 @@ class RoundResult:
     champion_before: str
     decision: PromotionDecision
     wall_s: float
+
+
+@task(name="logs", cache_policy=NO_CACHE)
+def read_new_logs(config: Config) -> None:
+    """0. What is new in the production logs `logs.paths` names: conversations, feedback, and
+    their opening prompts into the pool (before the draw, so tonight's slice can hold them)."""
+    report = add_configured_logs(config)
+    if report is not None:
+        step_logger("logs").info(report.summary())
 
 
 @task(name="draw", cache_policy=NO_CACHE)
@@ -242,6 +253,7 @@ def report(config: Config, round_id: int) -> None:
 def arena_round(config: Config, round_id: int, stage: str) -> State:
     """One round, top to bottom:
 
+    0. logs      what is new in the production logs (logs.paths), when the config names some
     1. draw      fresh prompts D_i for this round
     2. answer    the champion and every reference answer them
     3. select    the (champion, reference) battles to judge: all, or a budget of them
@@ -259,6 +271,7 @@ def arena_round(config: Config, round_id: int, stage: str) -> State:
     started = time.monotonic()
     with tagged_failed_on_error():
         champion = start_round(config, round_id, stage)
+        read_new_logs(config)
         prompt_ids = draw_prompts(config, round_id)
         answer(config, round_id, prompt_ids, champion)
         pairs = select(config, round_id, prompt_ids, champion)
