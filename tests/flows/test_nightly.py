@@ -1,4 +1,5 @@
-"""`flywheel serve` against a real `prefect server start`: a scheduled run completes a round.
+"""`flywheel serve` against a real Prefect server (`prefect server start`'s app): a scheduled
+run completes a round.
 
 The server and the serve process run in process groups of their own and are stopped at the
 end. Waits poll for states with generous deadlines (a busy 2-core machine is slow).
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +23,7 @@ import yaml
 from flywheel.flows.nightly import DEPLOYMENT_NAME, nightly_schedule, one_round_at_a_time
 from flywheel.warehouse.store import connect
 from tests.conftest import REPO_ROOT
+from tests.flows.prefect_api import start_prefect_api
 from tests.flows.test_round import write_smoke_config
 
 SERVER_HEALTHY_WAIT_S = 180
@@ -30,12 +31,6 @@ SCHEDULED_RUN_WAIT_S = 480  # the cron fires within 60 s; a smoke round then tak
 SERVE_EXIT_WAIT_S = 60
 TIMEZONE = "Europe/Berlin"
 EVERY_MINUTE = "* * * * *"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
@@ -77,20 +72,12 @@ def healthy(api_url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """`prefect server start` on a free port with its own PREFECT_HOME: (api url, home)."""
+    """`prefect server start`'s app on a port bound for it, with its own PREFECT_HOME:
+    (api url, home)."""
     home = tmp_path_factory.mktemp("prefect-server") / "home"
     home.mkdir()
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
     log = (home.parent / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-        + ["--port", str(port)],
-        env=prefect_env(home),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server, api_url = start_prefect_api(prefect_env(home), log)
     try:
         deadline = time.monotonic() + SERVER_HEALTHY_WAIT_S
         while not healthy(api_url):
