@@ -21,8 +21,8 @@ from flywheel.warehouse.contracts import contract_violations
 from flywheel.warehouse.lake import close_lakes
 from flywheel.warehouse.store import connect_warehouse
 from tests.conftest import REPO_ROOT
+from tests.flows.prefect_api import start_prefect_api
 from tests.flows.test_round import smoke_student, write_smoke_config  # noqa: F401 - fixture
-from tests.warehouse.servers import free_port
 from tests.warehouse.test_lake import lake_settings
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -73,18 +73,16 @@ def test_a_triggered_work_pool_run_finishes_its_round_on_the_lake(
     config_path.write_text(yaml.safe_dump(data))
     home = tmp_path / "prefect-home"
     home.mkdir()
-    port = free_port()
-    env = os.environ | {
+    server_env = {
+        name: value for name, value in os.environ.items() if name != "PREFECT_API_URL"
+    } | {
         "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }
     logs = (tmp_path / "server.log").open("w"), (tmp_path / "worker.log").open("w")
-    server = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    server, api_url = start_prefect_api(server_env, logs[0])
+    env = server_env | {"PREFECT_API_URL": api_url}
     worker = None
     try:
         wait_healthy(env["PREFECT_API_URL"])
