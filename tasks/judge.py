@@ -25,7 +25,6 @@ battle is combined and stored in `battles`, outcome from model A's side
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from flywheel.config import Config
@@ -34,9 +33,8 @@ from flywheel.llm.calls import ProgressFn, load_cached_calls, run_sync
 from flywheel.llm.client import CallResult, call_id_for, estimate_cost_usd
 from flywheel.logs import step_logger
 from flywheel.tasks.battle_plan import BattlePlan, Pair, Purpose, games_per_battle, plan_battles
-from flywheel.tasks.judge_calls import Game, StoreGame, judge_with
+from flywheel.tasks.judge_calls import Game, StoreGame, judge_by_member
 from flywheel.tasks.judge_report import JudgeReport
-from flywheel.tasks.progress_sum import ProgressSum
 from flywheel.tasks.verdict_rows import BattleCloser, judgment_row
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writer import RowWriter
@@ -122,29 +120,16 @@ async def _judge_games(
             if len(plan.games) == games_per_battle(config):  # all stored, the battle row was not
                 closer.close(plan)
         store = _verdict_storer(config, report, writer, closer, battles)
-        members = config.judge.members
-        by_judge = {
-            m.name: [g for g in games if (g.judge or config.judge).name == m.name] for m in members
-        }
-        progress = ProgressSum(on_progress, {name: len(g) for name, g in by_judge.items()})
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(
-                    judge_with(
-                        member,
-                        by_judge[member.name],
-                        store,
-                        warehouse=config.warehouse,
-                        writer=writer,
-                        round_id=report.round_id,
-                        cached=cached,
-                        on_progress=progress.part(member.name),
-                    )
-                )
-                for member in members
-                if by_judge[member.name]
-            ]
-    results = [task.result() for task in tasks]
+        results = await judge_by_member(
+            config.judge,
+            games,
+            store,
+            warehouse=config.warehouse,
+            writer=writer,
+            round_id=report.round_id,
+            cached=cached,
+            on_progress=on_progress,
+        )
     report.cost_usd = sum(stats.cost_usd for stats, _ in results)
     report.n_calls_sent = sum(stats.n_sent for stats, _ in results)
     report.n_format_refused += sum(n_refused for _, n_refused in results)

@@ -9,6 +9,7 @@ it and its text parsed; only the text call's result is stored. Used by the judge
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -19,6 +20,7 @@ from flywheel.evaluators.protocols import judge_prompt
 from flywheel.llm.calls import CallBatchStats, ProgressFn, run_calls
 from flywheel.llm.client import CallResult, ChatRequest
 from flywheel.logs import step_logger
+from flywheel.tasks.progress_sum import ProgressSum
 from flywheel.warehouse.writer import RowWriter
 
 GameOrder = Literal["AB", "BA"]
@@ -63,6 +65,43 @@ def is_format_refusal(request: ChatRequest, result: CallResult) -> bool:
         and not result.ok
         and "(HTTP 400)" in (result.error or "")
     )
+
+
+async def judge_by_member(
+    judge: JudgeConfig,
+    games: list[Game],
+    store: StoreGame,
+    *,
+    warehouse: WarehouseConfig,
+    writer: RowWriter,
+    round_id: int,
+    cached: dict[str, CallResult],
+    on_progress: ProgressFn | None = None,
+) -> list[tuple[CallBatchStats, int]]:
+    """Every panel member judges its own games, all at once (`judge_with` each), its progress
+    one part of the step's; returns each member's counts."""
+    by_judge = {
+        m.name: [g for g in games if (g.judge or judge).name == m.name] for m in judge.members
+    }
+    progress = ProgressSum(on_progress, {name: len(g) for name, g in by_judge.items()})
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(
+                judge_with(
+                    member,
+                    by_judge[member.name],
+                    store,
+                    warehouse=warehouse,
+                    writer=writer,
+                    round_id=round_id,
+                    cached=cached,
+                    on_progress=progress.part(member.name),
+                )
+            )
+            for member in judge.members
+            if by_judge[member.name]
+        ]
+    return [task.result() for task in tasks]
 
 
 async def judge_with(

@@ -2,7 +2,7 @@
 conversations compared in both orders by the judge (and its panel) in the conversation
 protocol `evaluation.conversations.judge_prompt_version`.
 
-The judge machinery is the judge step's: games through the call cache (`judge_with`), each
+The judge machinery is the judge step's: games through the call cache (`judge_by_member`), each
 verdict a `judgments` row, each battle a `battles` row of purpose `eval_conversation` once its
 games are in (`BattleCloser`; prompt_id is the opening prompt, response ids the first
 answers). Decided battles are never judged again; stored games are reused. The skill-checker
@@ -25,9 +25,8 @@ from flywheel.llm.calls import ProgressFn, load_cached_calls, run_sync
 from flywheel.llm.client import CallResult, ChatRequest, call_id_for
 from flywheel.logs import step_logger
 from flywheel.tasks.battle_plan import BattlePlan, battle_id_for, judgment_id_for
-from flywheel.tasks.judge_calls import GAME_ORDERS, Game, judge_with
+from flywheel.tasks.judge_calls import GAME_ORDERS, Game, judge_by_member
 from flywheel.tasks.judge_report import JudgeReport
-from flywheel.tasks.progress_sum import ProgressSum
 from flywheel.tasks.verdict_rows import BattleCloser, judgment_row
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writer import RowWriter
@@ -197,30 +196,20 @@ async def judge_conversation_games(
             key = (game.order, (game.judge or config.judge).name)
             closer.game_done(by_id[game.battle_id], key, verdict, result.error)
 
-        members = config.judge.members
-        by_judge = {
-            m.name: [g for g in games if g.judge and g.judge.name == m.name] for m in members
-        }
         call_ids = sorted({call_id_for(g.judge or config.judge, g.request) for g in games})
         cached = await asyncio.to_thread(load_cached_calls, config.warehouse, call_ids)
         report.n_cached = sum(
             call_id_for(g.judge or config.judge, g.request) in cached for g in games
         )
         report.n_to_send = len(games) - report.n_cached
-        progress = ProgressSum(on_progress, {n: len(g) for n, g in by_judge.items()})
-        async with asyncio.TaskGroup() as group:
-            for member in members:
-                if by_judge[member.name]:
-                    group.create_task(
-                        judge_with(
-                            member,
-                            by_judge[member.name],
-                            store,
-                            warehouse=config.warehouse,
-                            writer=writer,
-                            round_id=report.round_id,
-                            cached=cached,
-                            on_progress=progress.part(member.name),
-                        )
-                    )
+        await judge_by_member(
+            config.judge,
+            games,
+            store,
+            warehouse=config.warehouse,
+            writer=writer,
+            round_id=report.round_id,
+            cached=cached,
+            on_progress=on_progress,
+        )
     report.outcomes = dict(closer.outcomes)
