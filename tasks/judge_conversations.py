@@ -21,8 +21,8 @@ from flywheel.evaluators.judge_requests import build_conversation_judge_messages
 from flywheel.evaluators.personas import GOALS
 from flywheel.evaluators.protocols import parse_reply
 from flywheel.evaluators.protocols.verdict import Verdict
-from flywheel.llm.calls import ProgressFn, load_cached_calls, run_sync
-from flywheel.llm.client import CallResult, ChatRequest, call_id_for
+from flywheel.llm.calls import CallBatchStats, ProgressFn, load_cached_calls, run_sync
+from flywheel.llm.client import CallResult, ChatRequest, call_id_for, estimate_cost_usd
 from flywheel.logs import step_logger
 from flywheel.tasks.battle_plan import BattlePlan, battle_id_for, judgment_id_for
 from flywheel.tasks.judge_calls import GAME_ORDERS, Game, judge_by_member
@@ -85,7 +85,16 @@ def judge_conversations(
     )
     if battles:
         run_sync(judge_conversation_games(conv_config, report, battles, games, on_progress))
-    step_logger(__name__).info(report.summary())
+    log = step_logger(__name__)
+    log.info(report.summary())
+    if report.n_unparsed or report.n_errors:
+        log.warning(
+            "round %d: %d conversation games unparsed, %d failed (%s)",
+            round_id,
+            report.n_unparsed,
+            report.n_errors,
+            ", ".join(f"{k}: {v}" for k, v in report.errors.items()) or "no call errors",
+        )
     return report
 
 
@@ -198,11 +207,8 @@ async def judge_conversation_games(
 
         call_ids = sorted({call_id_for(g.judge or config.judge, g.request) for g in games})
         cached = await asyncio.to_thread(load_cached_calls, config.warehouse, call_ids)
-        report.n_cached = sum(
-            call_id_for(g.judge or config.judge, g.request) in cached for g in games
-        )
-        report.n_to_send = len(games) - report.n_cached
-        await judge_by_member(
+        count_to_send(config, games, cached, report)
+        results = await judge_by_member(
             config.judge,
             games,
             store,
@@ -212,4 +218,31 @@ async def judge_conversation_games(
             cached=cached,
             on_progress=on_progress,
         )
+    add_member_counts(report, results)
     report.outcomes = dict(closer.outcomes)
+
+
+def count_to_send(
+    config: Config, games: list[Game], cached: dict[str, CallResult], report: JudgeReport
+) -> None:
+    """The games the call cache answers, those to send and their estimated cost (at most)."""
+    to_send = [g for g in games if call_id_for(g.judge or config.judge, g.request) not in cached]
+    report.n_cached = len(games) - len(to_send)
+    report.n_to_send = len(to_send)
+    report.estimated_cost_usd = sum(
+        estimate_cost_usd(
+            member, [g.request for g in to_send if (g.judge or config.judge).name == member.name]
+        )
+        for member in config.judge.members
+    )
+
+
+def add_member_counts(report: JudgeReport, results: list[tuple[CallBatchStats, int]]) -> None:
+    """Each panel member's batch counts into the report: cost, calls sent, games asked again
+    as text, call errors by cause (what the single-turn judge step reports)."""
+    report.cost_usd += sum(stats.cost_usd for stats, _ in results)
+    report.n_calls_sent = (report.n_calls_sent or 0) + sum(stats.n_sent for stats, _ in results)
+    report.n_format_refused += sum(n_refused for _, n_refused in results)
+    for stats, _ in results:
+        for cause, n in stats.errors.items():
+            report.errors[cause] = report.errors.get(cause, 0) + n

@@ -33,7 +33,8 @@ from flywheel.evaluators.simulator_prompts import (
     build_sim_user_messages,
     parse_user_turn,
 )
-from flywheel.llm.calls import call_endpoint
+from flywheel.figures import count, usd
+from flywheel.llm.calls import CallBatchStats, call_endpoint
 from flywheel.llm.client import CallResult, ChatRequest
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids
@@ -63,23 +64,61 @@ class Talk:
 
 
 @dataclass
+class PartCounts:
+    """The calls of one side of the conversations: the simulated user's or the model's."""
+
+    n_requests: int = 0  # made, from the call cache or sent
+    n_sent: int = 0
+    n_failed: int = 0  # requests whose call failed after its retries
+    cost_usd: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)  # failed calls by cause
+
+    def add(self, n_requests: int, stats: CallBatchStats) -> None:
+        self.n_requests += n_requests
+        self.n_sent += stats.n_sent
+        self.n_failed += stats.n_failed
+        self.cost_usd += stats.cost_usd
+        self.errors.update(stats.errors)
+
+    def summary(self) -> str:
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items()))
+        return (
+            f"{count(self.n_requests)} requests, {count(self.n_sent)} sent, "
+            f"{count(self.n_failed)} failed{f' ({errors})' if errors else ''}, "
+            f"spent {usd(self.cost_usd)}"
+        )
+
+
+@dataclass
 class SimulationReport:
     round_id: int
     n_planned: int = 0
     n_stored_before: int = 0
     n_simulated: int = 0
     n_failed: int = 0
-    n_requests: int = 0  # simulator and model requests made (from the cache or sent)
-    n_sent: int = 0
+    simulator: PartCounts = field(default_factory=PartCounts)
+    model: PartCounts = field(default_factory=PartCounts)
     ended_by: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def n_requests(self) -> int:  # simulator and model requests made (from the cache or sent)
+        return self.simulator.n_requests + self.model.n_requests
+
+    @property
+    def n_sent(self) -> int:
+        return self.simulator.n_sent + self.model.n_sent
+
+    @property
+    def cost_usd(self) -> float:
+        return self.simulator.cost_usd + self.model.cost_usd
 
     def summary(self) -> str:
         endings = ", ".join(f"{k}: {v}" for k, v in sorted(self.ended_by.items())) or "none"
         return (
             f"round {self.round_id} conversations: {self.n_planned} planned, "
             f"{self.n_stored_before} stored before, {self.n_simulated} simulated ({endings}), "
-            f"{self.n_failed} failed (tried again next run); {self.n_requests} requests, "
-            f"{self.n_sent} sent"
+            f"{self.n_failed} failed (tried again next run); simulated user: "
+            f"{self.simulator.summary()}; model: {self.model.summary()}"
         )
 
 
@@ -188,13 +227,12 @@ def _call(
     round_id: int,
     endpoint: EndpointConfig,
     requests: list[ChatRequest],
-    report: SimulationReport,
+    part: PartCounts,
 ) -> list[CallResult]:
     results, stats = call_endpoint(
         endpoint, requests, warehouse=config.warehouse, round_id=round_id
     )
-    report.n_requests += len(requests)
-    report.n_sent += stats.n_sent
+    part.add(len(requests), stats)
     return results
 
 
@@ -216,7 +254,7 @@ def ask_users(config: Config, round_id: int, talks: list[Talk], report: Simulati
         for t in talks
     ]
     for talk, result in zip(
-        talks, _call(config, round_id, simulator, requests, report), strict=True
+        talks, _call(config, round_id, simulator, requests, report.simulator), strict=True
     ):
         if not result.ok:
             talk.failed = True
@@ -254,7 +292,7 @@ def answer_turns(
     """The model's answer to each talk's latest user turn."""
     requests = [ChatRequest.for_endpoint(endpoint, t.system + t.turns, cache_tag) for t in talks]
     for talk, result in zip(
-        talks, _call(config, round_id, endpoint, requests, report), strict=True
+        talks, _call(config, round_id, endpoint, requests, report.model), strict=True
     ):
         if not result.ok:
             talk.failed = True
