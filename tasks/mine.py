@@ -160,6 +160,10 @@ class TrainingRows:
             "n_earlier_available": self.n_earlier_available,
         }
 
+    def recorded(self) -> dict[str, object]:
+        """What the training run records in `training_runs.hyperparams` about its rows."""
+        return {"replay": self.describe()}
+
 
 def training_mix(config: Config, round_id: int, stage: str) -> TrainingRows:
     """TRL-ready rows for the stage: this round's and, when accumulating, earlier rounds'

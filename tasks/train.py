@@ -160,7 +160,7 @@ def run_training_stage(
         "stage": stage,
         "base_version": champion.version_id,
         "n_examples": len(rows),
-        "hyperparams": json.dumps({"replay": mix.describe()}),
+        "hyperparams": json.dumps(mix.recorded()),
     }
     min_examples = stage_settings(config.training, spec)[spec.main_section].min_examples
     if len(rows) < min_examples:
@@ -244,7 +244,7 @@ def _record_candidate(
 ) -> None:
     """The done training run (its settings, figures and row mix) and the candidate version it
     trained, in one transaction."""
-    recorded = {**result.hyperparams, **result.metrics, "replay": mix.describe()}
+    recorded = {**result.hyperparams, **result.metrics, **mix.recorded()}
     done = {
         **run,
         "output_version": version_id,
