@@ -34,6 +34,9 @@ HTTP layer (`sandbox/server.py`) adds latency and faults.
   the error and the draft's committed answer stays (a draft committing to nothing gets a
   plausible wrong answer). A draft to another prompt comes back unchanged: nothing in it can
   be checked.
+- Implicit-feedback classifier (a model of any role sent a request built by
+  `evaluators.feedback_prompts.build_classifier_messages`): `sandbox.classifier_replies` reads
+  the user's next turn for cues, with seeded misses, confusions and malformed replies.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import random
 import re
 
 from flywheel.config import SandboxModelConfig
+from flywheel.evaluators.feedback_prompts import read_classifier_request
 from flywheel.evaluators.judge_requests import (
     ConversationJudgeRequest,
     read_conversation_judge_request,
@@ -59,6 +63,7 @@ from flywheel.evaluators.skills import (
     render_answer,
     replace_final_answer,
 )
+from flywheel.sandbox.classifier_replies import classifier_reply
 from flywheel.sandbox.judge_replies import format_protocol_reply
 from flywheel.sandbox.sim_user import user_reply
 from flywheel.sandbox.skills import wrong_answer
@@ -260,7 +265,12 @@ def model_reply(
     messages: list[dict],
     response_format: dict | None = None,
 ) -> str:
-    """The reply of a sandbox model of any role."""
+    """The reply of a sandbox model of any role; any of them answers a request of the
+    implicit-feedback classifier (`sandbox.classifier_replies`)."""
+    classifier_request = read_classifier_request(messages)
+    if classifier_request is not None:
+        key = request_key(messages)
+        return classifier_reply(model_name, model, seed, classifier_request, key)
     if model.role == "judge":
         return judge_reply(model_name, model, seed, messages, response_format)
     if model.role == "user":
