@@ -22,6 +22,7 @@ from flywheel.logs import step_logger
 from flywheel.pool.logs_ingest import add_configured_logs
 from flywheel.tasks.answer import AnswerReport, answer_prompts
 from flywheel.tasks.battle_plan import Pair, train_battle_pairs
+from flywheel.tasks.classify_feedback import classify_logged_feedback
 from flywheel.tasks.draw import draw_round_slice
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
 from flywheel.tasks.general_check import GeneralChecks, check_general
@@ -61,10 +62,14 @@ class RoundResult:
 @task(name="logs", cache_policy=NO_CACHE)
 def read_new_logs(config: Config) -> None:
     """0. What is new in the production logs `logs.paths` names: conversations, feedback, and
-    their opening prompts into the pool (before the draw, so tonight's slice can hold them)."""
+    their opening prompts into the pool (before the draw, so tonight's slice can hold them);
+    with `logs.classify`, then the implicit feedback the classifier reads in the users' next
+    turns (only the pairs not read yet)."""
     report = add_configured_logs(config)
     if report is not None:
         step_logger("logs").info(report.summary())
+    if config.logs.classify:
+        step_logger("logs").info(classify_logged_feedback(config).summary())
 
 
 @task(name="draw", cache_policy=NO_CACHE)
