@@ -4,7 +4,10 @@
 prompt, battles of purpose `eval`), conversations (each persona's whole conversation with each
 model, tasks/simulate.py and tasks/judge_conversations.py, battles of purpose
 `eval_conversation`), or both, decided by `evaluation.combine` into one decision whose reason
-carries both win rates. The A/B battles reuse the battle machinery and its call cache
+carries both win rates. The decision is then checked against the general set's limits
+(tasks/general_check.py) and the objective guard (tasks/objective_check.py: a candidate that
+loses more than `evaluation.objective_max_drop` of accuracy on an objective set is refused).
+The A/B battles reuse the battle machinery and its call cache
 (answers, simulated turns and judgments are never paid for twice). Statistics are the pure functions of `evaluators/`; this module reads
 their inputs from the warehouse and writes `evaluations` and `ratings`.
 """
@@ -25,15 +28,22 @@ from flywheel.evaluators.abtest import (
     score_ab_test,
 )
 from flywheel.evaluators.battle_counts import aggregate_battles
+from flywheel.evaluators.objective import (
+    ObjectiveComparison,
+    ObjectiveVerdict,
+    guarded_decision,
+    objective_verdict,
+)
 from flywheel.evaluators.ratings import Rating, bootstrap_ratings
 from flywheel.evaluators.skills import check_answer
 from flywheel.figures import count, interval, share, wins_ties_losses
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_as_student
-from flywheel.tasks.general_check import GeneralChecks, gate_decision
+from flywheel.tasks.general_check import GeneralChecks, first_champion_columns, gate_decision
 from flywheel.tasks.judge import judge_battles
 from flywheel.tasks.judge_conversations import judge_conversations
+from flywheel.tasks.objective_check import objective_columns, objective_comparison
 from flywheel.tasks.progress_sum import ProgressSum
 from flywheel.tasks.simulate import round_personas, simulate_conversations
 from flywheel.warehouse.ids import content_id
@@ -51,6 +61,9 @@ class EvaluationReport:
     sandbox_accuracy_candidate: float | None
     sandbox_accuracy_champion: float | None
     conversation_ab: ABResult | None = None  # the conversation A/B (mode conversations, both)
+    objective: ObjectiveComparison | None = None  # both models on the objective set, if any
+    objective_verdict: ObjectiveVerdict | None = None  # the objective guard's outcome
+    general: GeneralChecks | None = None  # the general set's figures, if measured
 
 
 def evaluation_id_for(round_id: int, candidate: str, champion: str) -> str:
@@ -199,13 +212,16 @@ def evaluate_round(
     champion: str,
     general: GeneralChecks | None = None,
 ) -> EvaluationReport:
-    """Score the round's A/B battles, decide (the general set's limits included), rate every
-    model, and store it all."""
+    """Score the round's A/B battles, decide (the general set's limits and the objective guard
+    included), rate every model, and store it all."""
     results = mode_results(config, round_id, candidate, champion)
     ab = results.get("single_turn") or results["conversations"]
     decision = gate_decision(
         combined_decision(results, config.evaluation), general, config.evaluation
     )
+    objective, why_missing = objective_comparison(config, round_id, candidate, champion)
+    verdict = objective_verdict(objective, config.evaluation.objective_max_drop, why_missing)
+    decision = guarded_decision(decision, verdict)
     audit = round_judge_audit(config, round_id)
     ratings = round_ratings(config, round_id)
     report = EvaluationReport(
@@ -217,6 +233,9 @@ def evaluate_round(
         sandbox_accuracy_candidate=heldout_accuracy(config, candidate),
         sandbox_accuracy_champion=heldout_accuracy(config, champion),
         conversation_ab=results.get("conversations"),
+        objective=objective,
+        objective_verdict=verdict,
+        general=general,
     )
     write_evaluation(config, round_id, candidate, champion, report)
     log_evaluation(round_id, candidate, champion, report)
@@ -249,6 +268,8 @@ def log_evaluation(round_id: int, candidate: str, champion: str, report: Evaluat
             wins_ties_losses(result.wins, result.ties, result.losses),
             accuracy if what == "prompts" else "",
         )
+    if report.objective_verdict is not None and report.objective_verdict.note is not None:
+        log.info("round %d objective guard (%s): %s", round_id, *_guard_words(report))
     log.info(
         "round %d judge audit over %s games of the round (train battles and eval): position "
         "consistency %s, parse failures %s, first-position wins %s",
@@ -258,6 +279,12 @@ def log_evaluation(round_id: int, candidate: str, champion: str, report: Evaluat
         share(audit.parse_failure_rate),
         share(audit.first_position_win_share),
     )
+
+
+def _guard_words(report: EvaluationReport) -> tuple[str, str]:
+    verdict = report.objective_verdict
+    assert verdict is not None and verdict.note is not None
+    return verdict.outcome.replace("_", " "), verdict.note
 
 
 def write_evaluation(
@@ -287,6 +314,10 @@ def write_evaluation(
         "sandbox_accuracy_champion": report.sandbox_accuracy_champion,
         "decision": "promote" if report.decision.promote else "keep",
         "reason": report.decision.reason,
+        **objective_columns(
+            report.objective, report.objective_verdict, config.evaluation.objective_max_drop
+        ),
+        **first_champion_columns(report.general),
     }
     ratings = [
         {

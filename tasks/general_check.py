@@ -5,7 +5,9 @@ measured on the held-out general set (llm/general_check.py: mean NLL of the good
 of greedy replies collapsing into the answer format) and one `general_checks` row is stored per
 (round, version). A version is measured once per version of the set: the champion measured in
 an earlier round, or a model of a resumed round, reuses its stored figures. The promotion
-decision applies the `evaluation.general_max_*` limits to them (evaluators/general_check.py).
+decision applies the `evaluation.general_max_*` limits to them (evaluators/general_check.py),
+and `general_max_nll_increase_from_first` against the first champion, the model the earliest
+round started from (evaluators/general_first.py): its stored figures, measured when missing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from flywheel.evaluators.general_check import (
     general_check_note,
     general_check_refusal,
 )
+from flywheel.evaluators.general_first import first_champion_note, first_champion_refusal
 from flywheel.figures import measure, share
 from flywheel.llm.calls import ProgressFn
 from flywheel.logs import step_logger
@@ -35,9 +38,24 @@ class GeneralChecks:
 
     candidate: GeneralSummary | None
     champion: GeneralSummary | None
+    first: GeneralSummary | None = None  # the first champion (limit from_first set), or None
+    first_version: str | None = None
+
+    @property
+    def candidate_nll(self) -> float | None:
+        return self.candidate.mean_nll if self.candidate is not None else None
+
+    @property
+    def first_nll(self) -> float | None:
+        return self.first.mean_nll if self.first is not None else None
 
     def note(self) -> str:
-        return general_check_note(self.candidate, self.champion)
+        note = general_check_note(self.candidate, self.champion)
+        if self.candidate is None or self.first_version is None:
+            return note
+        return (
+            f"{note}, {first_champion_note(self.candidate_nll, self.first_nll, self.first_version)}"
+        )
 
 
 def stored_general_check(config: Config, version_id: str, set_sha256: str) -> dict[str, Any] | None:
@@ -115,21 +133,48 @@ def check_general(
 ) -> GeneralChecks:
     """Champion and candidate, each (version_id, checkpoint path), on the general set;
     `on_progress(done, total)` follows each one measured (the champion is mostly stored)."""
-    checks = GeneralChecks(
-        candidate=check_version(config, round_id, *candidate, on_progress=on_progress),
-        champion=check_version(config, round_id, *champion, on_progress=on_progress),
-    )
+    candidate_checked = check_version(config, round_id, *candidate, on_progress=on_progress)
+    champion_checked = check_version(config, round_id, *champion, on_progress=on_progress)
+    first_version, first = first_champion_check(config, round_id, champion, champion_checked)
+    checks = GeneralChecks(candidate_checked, champion_checked, first, first_version)
     step_logger(__name__).info(
         "round %d general set (held out, not the sandbox's skills): candidate %s NLL %s, "
-        "collapse share %s; champion %s NLL %s",
+        "collapse share %s; champion %s NLL %s%s",
         round_id,
         candidate[0],
         measure(checks.candidate.mean_nll if checks.candidate else None),
         share(checks.candidate.collapse_share if checks.candidate else None),
         champion[0],
         measure(checks.champion.mean_nll if checks.champion else None),
+        f"; first champion {first_version} NLL {measure(checks.first_nll)}"
+        if first_version
+        else "",
     )
     return checks
+
+
+def first_champion(config: Config) -> tuple[str, str] | None:
+    """(version_id, checkpoint path) of the model the earliest round started from, or None."""
+    with connect_warehouse(config.warehouse) as con:
+        row = con.execute(read_query("general_first_champion")).fetchone()
+    return (row[0], row[1]) if row is not None else None
+
+
+def first_champion_check(
+    config: Config,
+    round_id: int,
+    champion: tuple[str, str],
+    champion_checked: GeneralSummary | None,
+) -> tuple[str | None, GeneralSummary | None]:
+    """The first champion's version and general figures when
+    `evaluation.general_max_nll_increase_from_first` is set (stored, or measured now when
+    missing; the current champion's own when it is the first); (None, None) otherwise."""
+    if config.evaluation.general_max_nll_increase_from_first is None:
+        return None, None
+    first = first_champion(config)
+    if first is None or first[0] == champion[0]:
+        return champion[0], champion_checked
+    return first[0], check_version(config, round_id, *first)
 
 
 def gate_decision(
@@ -139,13 +184,29 @@ def gate_decision(
     an `evaluation.general_max_*` limit is refused, the reason saying which and by how much."""
     if checks is None:
         return decision
-    refusal = general_check_refusal(
-        checks.candidate,
-        checks.champion,
-        evaluation.general_max_nll_increase,
-        evaluation.general_max_collapse_share,
-    )
+    refusals = [
+        general_check_refusal(
+            checks.candidate,
+            checks.champion,
+            evaluation.general_max_nll_increase,
+            evaluation.general_max_collapse_share,
+        ),
+        first_champion_refusal(
+            checks.candidate_nll,
+            checks.first_nll,
+            evaluation.general_max_nll_increase_from_first,
+            checks.first_version or "-",
+        ),
+    ]
+    refusal = "; ".join(r for r in refusals if r) or None
     reason = f"{decision.reason}; {checks.note()}"
     if refusal is None:
         return Decision(promote=decision.promote, reason=reason)
     return Decision(promote=False, reason=f"{reason}; refused on the general set: {refusal}")
+
+
+def first_champion_columns(checks: GeneralChecks | None) -> dict[str, Any]:
+    """The `evaluations` columns of the limit against the first champion (migration 016)."""
+    if checks is None or checks.first_version is None:
+        return {}
+    return {"general_first_champion": checks.first_version, "general_first_nll": checks.first_nll}

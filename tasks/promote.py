@@ -94,12 +94,21 @@ def approval_summary(
             f"{ab.mean_len_champion:.0f} chars.",
             f"Checker accuracy: candidate {share(evaluation.sandbox_accuracy_candidate)}, "
             f"champion {share(evaluation.sandbox_accuracy_champion)}.",
+            f"Objective guard: {objective_words(evaluation)}.",
             f"Rule: {evaluation.decision.reason}.",
             "",
             f"Tick **approve** to promote {candidate}; leave it unticked to keep {champion}. "
             "The note is stored with the decision.",
         ]
     )
+
+
+def objective_words(evaluation: EvaluationReport) -> str:
+    """The objective guard's outcome and figures for the approval form."""
+    verdict = evaluation.objective_verdict
+    if verdict is None or verdict.note is None:
+        return "off (evaluation.objective_max_drop is null and no objective set was measured)"
+    return f"{verdict.outcome.replace('_', ' ')}: {verdict.note}"
 
 
 def ask_for_approval(

@@ -26,21 +26,51 @@ SHARE_COLUMNS = {
     "first_position_win_share",
     "sandbox_accuracy_candidate",
     "sandbox_accuracy_champion",
+    "objective_accuracy_candidate",
+    "objective_accuracy_champion",
+    "objective_max_drop",
 }
+OBJECTIVE_COLUMNS = [
+    "objective_accuracy_candidate",
+    "objective_accuracy_champion",
+    "objective_outcome",
+]
 
 
 def round_summaries(config: Config) -> pd.DataFrame:
-    """Every round's `v_round_summary` row, with its general-set figures and its A/B's
-    wins, ties, losses and length-controlled win rate."""
+    """Every round's `v_round_summary` row, with its general-set figures (its NLL against the
+    first champion's too, where that limit was set) and its A/B's wins, ties, losses,
+    length-controlled win rate and objective guard (both accuracies, the outcome)."""
     with connect_warehouse(config.warehouse) as con:
         summaries = con.execute(read_query("report_round_summaries")).df()
     merged = with_general_checks(summaries, round_general_checks(config))
-    return merged.merge(latest_evaluations(config, merged["round_id"]), on="round_id", how="left")
+    merged = merged.merge(latest_evaluations(config, merged["round_id"]), on="round_id", how="left")
+    merged["general_nll_ratio_first"] = ratio_to_first(merged)
+    return merged.drop(columns="general_first_nll")
+
+
+def ratio_to_first(rounds: pd.DataFrame) -> pd.Series:
+    """Per round, the candidate's general NLL over the first champion's (None where either is
+    missing)."""
+    if "general_nll" not in rounds:
+        return pd.Series([None] * len(rounds), index=rounds.index, dtype=object)
+    first = pd.to_numeric(rounds["general_first_nll"], errors="coerce")
+    nll = pd.to_numeric(rounds["general_nll"], errors="coerce")
+    return nll / first.where(first > 0)
 
 
 def latest_evaluations(config: Config, round_ids: pd.Series) -> pd.DataFrame:
-    """Per round, its latest A/B's wins, ties, losses and length-controlled win rate."""
-    columns = ["round_id", "wins", "ties", "losses", "lc_win_rate"]
+    """Per round, its latest A/B's wins, ties, losses, length-controlled win rate, objective
+    guard figures and the first champion's general NLL."""
+    columns = [
+        "round_id",
+        "wins",
+        "ties",
+        "losses",
+        "lc_win_rate",
+        *OBJECTIVE_COLUMNS,
+        "general_first_nll",
+    ]
     latest = []
     with connect_warehouse(config.warehouse) as con:
         for round_id in round_ids:
@@ -86,13 +116,16 @@ def champion_after(row: pd.Series) -> str:
 
 
 def decision_word(row: pd.Series) -> str:
-    """`promoted`, `kept`, `kept (no A/B)` for a stage that trained nothing, or the status of a
-    round not decided (a round being reported is still `running` but already decided)."""
+    """`promoted`, `kept`, `kept (objective refused)` when the objective guard refused the
+    candidate, `kept (no A/B)` for a stage that trained nothing, or the status of a round not
+    decided (a round being reported is still `running` but already decided)."""
     if row["status"] not in ("done", "running") or missing(row["promoted"]):
         return str(row["status"])
     if flag(row["promoted"]):
         return "promoted"
-    return "kept" if known(row["win_rate"]) is not None else "kept (no A/B)"
+    if known(row["win_rate"]) is None:
+        return "kept (no A/B)"
+    return "kept (objective refused)" if row.get("objective_outcome") == "refused" else "kept"
 
 
 COUNT_COLUMNS = {"round_id", "wins", "ties", "losses", "excluded", "n_excluded"}

@@ -1,7 +1,7 @@
 """`evaluation`: the A/B gate a candidate must pass to be promoted (intervals, Bradley-Terry
-anchor, automatic or manual approval, the general-set limits), and what it compares: single
-held-out prompts, conversations with a simulated user (`evaluation.conversations`), or both
-(`mode`, `combine`)."""
+anchor, automatic or manual approval, the general-set limits, the objective guard), and what it
+compares: single held-out prompts, conversations with a simulated user
+(`evaluation.conversations`), or both (`mode`, `combine`)."""
 
 from __future__ import annotations
 
@@ -143,6 +143,32 @@ class EvaluationConfig(Section):
         le=1,
     )
 
+    general_max_nll_increase_from_first: float | None = _help(
+        "refuse a candidate whose general-set NLL is more than this share above the FIRST "
+        "champion's (the model round 1 started from), so small rises under "
+        "general_max_nll_increase cannot add up over rounds (0.05: 5%); null: not applied",
+        default=None,
+        ge=0,
+    )
+    objective_set: str | None = _help(
+        "a JSONL file of your own checkable prompts, one object a line: `prompt` (or "
+        "`question`, or `messages` chat turns) and `answer`, the expected final answer "
+        '(e.g. {"prompt": "What is 3 + 4?", "answer": "7"}; a GSM8K `#### 7` answer counts as '
+        "7); both models answer it greedily from their local checkpoints and a reply is right "
+        "when its final answer (`Answer: X`, or a natural form such as 'The answer is X.') "
+        "equals it; null: the sandbox's checkers on the held-out prompts, where they can check",
+        default=None,
+    )
+    objective_max_drop: float | None = _help(
+        "refuse a candidate whose accuracy on the objective set (objective_set, or the "
+        "sandbox's checkers) is more than this below the champion's (0.05: five points; 0: "
+        "any drop); where no objective set exists the decision says the guard cannot apply; "
+        "null: accuracies reported only",
+        default=0.05,
+        ge=0,
+        lt=1,
+    )
+
     @property
     def gates_on(self) -> tuple[str, ...]:
         """The A/B results the promotion gate reads: `single_turn`, `conversations` or both."""
@@ -172,10 +198,29 @@ class EvaluationConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _check_objective_set(self) -> EvaluationConfig:
+        if self.objective_set is None:
+            return self
+        from flywheel.pool.objective_set import ObjectiveSetError, read_objective_set
+
+        try:
+            read_objective_set(self.objective_set)
+        except ObjectiveSetError as e:
+            raise field_problem(
+                e.problem, e.fix, field="objective_set", value=self.objective_set
+            ) from e
+        return self
+
+    @model_validator(mode="after")
     def _check_general_limits(self) -> EvaluationConfig:
         if self.general_check:
             return self
-        for name in ("general_max_nll_increase", "general_max_collapse_share"):
+        limits = (
+            "general_max_nll_increase",
+            "general_max_collapse_share",
+            "general_max_nll_increase_from_first",
+        )
+        for name in limits:
             if getattr(self, name) is not None:
                 raise field_problem(
                     "is a limit on the general set, but general_check is false, so nothing "
