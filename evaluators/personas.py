@@ -50,6 +50,8 @@ class Persona:
     follow_up: str | None  # the follow-up question (kind follow_up), else None
     follow_up_prompt_id: str | None
     seed: int  # sent with each of its simulator requests, to both models' conversations
+    goal_source: str = "eval"  # eval: an eval prompt's; logs: a logged conversation's
+    log_conversation_id: str | None = None  # goal_source logs: the conversation drawn
 
     @property
     def goal(self) -> str:
@@ -62,9 +64,17 @@ class Persona:
         return json.dumps(body, ensure_ascii=False, sort_keys=True, indent=1)
 
 
-def persona_id_for(kind: str, prompt_id: str, follow_up_prompt_id: str | None, seed: int) -> str:
-    text = json.dumps(["persona", kind, prompt_id, follow_up_prompt_id, seed])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def persona_id_for(
+    kind: str,
+    prompt_id: str,
+    follow_up_prompt_id: str | None,
+    seed: int,
+    log_conversation_id: str | None = None,
+) -> str:
+    parts: list = ["persona", kind, prompt_id, follow_up_prompt_id, seed]
+    if log_conversation_id is not None:  # an eval persona's id is the same as before logs
+        parts.append(log_conversation_id)
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
 
 
 def draw_personas(

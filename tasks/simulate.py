@@ -2,8 +2,10 @@
 each model (champion and candidate), turn by turn, through the call cache.
 
 Plan before paying: conversations already stored for the round are reused whole. A new
-conversation opens with the persona's held-out prompt and the model's stored single-turn
-answer to it (answered through `student.backend` before), then alternates: the simulated user
+conversation opens with the persona's opening prompt (held out: an eval prompt, or a logged
+conversation's, tasks/conversation_goals.py) and the model's stored single-turn answer to it
+(answered through `student.backend`, here when the eval step did not), then alternates: the
+simulated user
 (`evaluation.conversations.simulator`, the persona's seed with every request, the same for
 both models) writes the next user turn, the model answers it. Every request goes through the
 content-addressed call cache (`llm/calls.py`), so a conversation cut short by a crash is
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import Config, EndpointConfig
-from flywheel.evaluators.personas import Persona, draw_personas, handled_right
+from flywheel.evaluators.personas import Persona, handled_right
 from flywheel.evaluators.simulator_prompts import (
     ENDING_MOVES,
     build_sim_user_messages,
@@ -37,7 +39,8 @@ from flywheel.figures import count, usd
 from flywheel.llm.calls import CallBatchStats, call_endpoint
 from flywheel.llm.client import CallResult, ChatRequest
 from flywheel.logs import step_logger
-from flywheel.pool.eval_set import eval_prompt_ids
+from flywheel.tasks.answer import answer_as_student
+from flywheel.tasks.conversation_goals import round_personas as draw_round_personas
 from flywheel.tasks.endpoint_answers import endpoint_cache_tag
 from flywheel.tasks.responses import AnswerSource
 from flywheel.tasks.student import fixed_endpoint_source
@@ -61,6 +64,7 @@ class Talk:
     rows: list[dict[str, Any]]  # its sim_turns rows so far
     ended_by: str | None = None
     failed: bool = False
+    served_model: str | None = None  # the name the version answered as (its endpoint's model)
 
 
 @dataclass
@@ -127,12 +131,9 @@ def conversation_id_for(round_id: int, persona_id: str, model_id: str) -> str:
 
 
 def round_personas(config: Config) -> list[Persona]:
-    """The personas of `evaluation.conversations` over the held-out prompts."""
-    settings = config.evaluation.conversations
-    prompt_ids = eval_prompt_ids(config)
-    prompts = load_prompts(config.warehouse, prompt_ids)
-    texts = [(pid, prompts[pid].prompt_text) for pid in prompt_ids]
-    return draw_personas(texts, settings.personas, settings.n_conversations, settings.seed)
+    """The personas of `evaluation.conversations`: over the held-out prompts, and over the
+    logged conversations with `goals` logs or both (tasks/conversation_goals.py)."""
+    return draw_round_personas(config)
 
 
 def simulate_conversations(
@@ -149,14 +150,33 @@ def simulate_conversations(
             if conversation_id_for(round_id, p.persona_id, version_id) not in stored
         ]
         report.n_stored_before += len(personas) - len(todo)
+        answer_openings(config, round_id, todo, version_id, checkpoint)
         talks = open_talks(config, round_id, todo, version_id)
         if talks:
             with answering_endpoint(config, version_id, checkpoint) as (endpoint, tag):
+                for talk in talks:
+                    talk.served_model = endpoint.model
                 run_talks(config, round_id, talks, endpoint, tag, report)
         report.n_failed += sum(t.failed for t in talks) + len(todo) - len(talks)
         store_talks(config, round_id, [t for t in talks if not t.failed], report)
     step_logger(__name__).info(report.summary())
     return report
+
+
+def answer_openings(
+    config: Config,
+    round_id: int,
+    personas: Sequence[Persona],
+    version_id: str,
+    checkpoint: str | None,
+) -> None:
+    """The version's single-turn answer to each opening it has not answered yet (a logged
+    opening is no eval prompt: the eval step did not answer it)."""
+    prompt_ids = sorted({p.prompt_id for p in personas})
+    answered = load_responses(config.warehouse, prompt_ids, [version_id]) if prompt_ids else {}
+    missing = [pid for pid in prompt_ids if (pid, version_id) not in answered]
+    if missing:
+        answer_as_student(config, round_id, missing, version_id, checkpoint)
 
 
 def open_talks(
@@ -361,6 +381,8 @@ def store_personas(config: Config, personas: Sequence[Persona]) -> None:
             "prompt_id": p.prompt_id,
             "follow_up_prompt_id": p.follow_up_prompt_id,
             "seed": p.seed,
+            "goal_source": p.goal_source,
+            "log_conversation_id": p.log_conversation_id,
             "created_at": now_utc(),
         }
         for p in personas
@@ -381,6 +403,7 @@ def store_talks(config: Config, round_id: int, talks: list[Talk], report: Simula
             "persona_kind": t.persona.kind,
             "prompt_id": t.persona.prompt_id,
             "model_id": t.model_id,
+            "served_model": t.served_model,
             "n_user_turns": sum(1 for r in t.rows if r["role"] == "user"),
             "n_pushbacks": sum(1 for r in t.rows if r["move"] == "pushback"),
             "ended_by": t.ended_by,
