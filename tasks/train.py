@@ -17,6 +17,7 @@ from typing import Any
 from flywheel.config import Config
 from flywheel.errors import InputError
 from flywheel.figures import count, duration, measure
+from flywheel.llm.calls import ProgressFn
 from flywheel.llm.launch_checks import launcher_problems
 from flywheel.llm.launcher import StageJob, launch_stage
 from flywheel.llm.stage_setup import StageSetup, check_target_modules
@@ -25,6 +26,7 @@ from flywheel.llm.stages.spec import Stage, StageRun, TrainResult
 from flywheel.llm.winrate_stop import WinRateSetup, winrate_split
 from flywheel.logs import step_logger
 from flywheel.tasks.mine import TrainingRows, training_mix
+from flywheel.tasks.online_pairs import prepare_stage_rows
 from flywheel.warehouse.lifecycle import ModelVersion, record_training, recorded_training
 from flywheel.warehouse.store import connect_warehouse, read_query
 
@@ -141,15 +143,19 @@ def run_training_stage(
     round_id: int,
     stage: str,
     champion: ModelVersion,
+    on_progress: ProgressFn | None = None,
 ) -> StageResult:
     """Train the round's candidate from the champion on the mined rows, and record it.
 
-    Fewer rows than the stage's `min_examples` skips the stage; an exception leaves the
-    champion and the warehouse as they were, with the error recorded.
+    The online-dpo stage's rows are made first (the champion's samples scored and paired,
+    tasks/online_pairs.py; `on_progress` hears of the samples). Fewer rows than the stage's
+    `min_examples`, or no way to make them, skips the stage; an exception leaves the champion
+    and the warehouse as they were, with the error recorded.
     """
     recorded = _recorded_stage(config, round_id)
     if recorded is not None:
         return recorded
+    unavailable = prepare_stage_rows(config, round_id, stage, champion, on_progress)
     mix = training_mix(config, round_id, stage)
     rows = mix.rows
     spec = stage_named(stage)
@@ -163,9 +169,9 @@ def run_training_stage(
         "hyperparams": json.dumps(mix.recorded()),
     }
     min_examples = stage_settings(config.training, spec)[spec.main_section].min_examples
-    if len(rows) < min_examples:
+    if unavailable is not None or len(rows) < min_examples:
         field = f"training.{spec.main_section}.min_examples"
-        reason = f"{len(rows)} mined examples, fewer than the {min_examples} {field}"
+        reason = unavailable or f"{len(rows)} mined examples, fewer than the {min_examples} {field}"
         skipped = {**run, "status": "skipped", "reason": reason}
         record_training(config.warehouse, skipped, candidate=None)
         step_logger(__name__).info("round %d %s stage skipped: %s", round_id, stage, reason)

@@ -3,7 +3,8 @@ config sections exist, which kinds of rows are mined and exported, and how each 
 
 Read by the config (flywheel/config/schedule.py, training.py), the train step (tasks/train.py),
 the launcher and its entry point (llm/launcher.py, llm/stage_entry.py), mining (tasks/mine.py),
-retention (tasks/prune.py), export (warehouse/export.py) and the CLI (`flywheel export --kind`).
+the online pairs (tasks/online_pairs.py), retention (tasks/prune.py), export
+(warehouse/export.py) and the CLI (`flywheel export --kind`).
 A new stage is one module with a `STAGE`, added to `STAGES` below.
 """
 
@@ -13,13 +14,23 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flywheel.llm.stages import dpo, kto, orpo, rm_rl, sft
+from flywheel.llm.stages import dpo, kto, online_dpo, orpo, rm_rl, sft
 from flywheel.llm.stages.spec import DataKind, Stage
 
-STAGES: tuple[Stage, ...] = (sft.STAGE, dpo.STAGE, rm_rl.STAGE, kto.STAGE, orpo.STAGE)
+STAGES: tuple[Stage, ...] = (
+    sft.STAGE,
+    dpo.STAGE,
+    rm_rl.STAGE,
+    kto.STAGE,
+    orpo.STAGE,
+    online_dpo.STAGE,
+)
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 DATA_KINDS: tuple[DataKind, ...] = tuple({stage.data.name: stage.data for stage in STAGES}.values())
 DATA_KIND_NAMES: tuple[str, ...] = tuple(kind.name for kind in DATA_KINDS)
+# kinds whose rows the train step makes before training (the champion's scored samples,
+# tasks/online_pairs.py) instead of the mining step from the round's battles
+MADE_BEFORE_TRAINING: tuple[DataKind, ...] = (online_dpo.ONLINE_DPO_DATA,)
 
 
 def stage_named(name: str) -> Stage:
@@ -39,8 +50,10 @@ def data_kind(name: str) -> DataKind:
 
 
 def kinds_mined(stage: Stage) -> list[DataKind]:
-    """What a round of `stage` mines: every kind mined every round, and the stage's own."""
-    return [kind for kind in DATA_KINDS if kind.every_round or kind is stage.data]
+    """What a round of `stage` mines: every kind mined every round, and the stage's own unless
+    the train step makes it (`MADE_BEFORE_TRAINING`)."""
+    own = stage.data if stage.data not in MADE_BEFORE_TRAINING else None
+    return [kind for kind in DATA_KINDS if kind.every_round or kind is own]
 
 
 def config_sections() -> dict[str, type]:

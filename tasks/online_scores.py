@@ -1,0 +1,181 @@
+"""The rewards of the champion's samples for the online-dpo pairs (tasks/online_pairs.py).
+
+Which reward models: `training.online_dpo.reward_model` names a checkpoint (or a folder of
+`member-<i>` checkpoints, such as an rm+rl round's `<candidate>-rm`); left null, an ensemble of
+`training.rm.ensemble_size` reward models is fit from the champion on every DPO pair mined up to
+the round (training.rm's settings, seeded by the round), as the judge budget's selector does
+(tasks/select.py), used for this round and removed. Fewer pairs than `training.rm.min_examples`
+leaves the stage without reward models (`RewardUnavailable`, naming the fixes).
+
+The reward of a sample: each member's scores standardised over the round's samples, their mean
+(llm/reward_ensemble.py's `combine`), mixed with the skill checker's +1/-1 by
+`verifiable_reward_weight` where a prompt has a checker (llm/verifiable_reward.py), as the
+rm+rl stage's RL reward is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flywheel.config import Config
+from flywheel.llm.stages.online_dpo import reward_members
+from flywheel.llm.stages.registry import data_kind
+from flywheel.llm.verifiable_reward import checker_rewards, mix_rewards
+from flywheel.logs import step_logger
+from flywheel.warehouse.export import export_rows
+from flywheel.warehouse.lifecycle import ModelVersion
+from flywheel.warehouse.store import connect_warehouse
+
+Conversation = list[dict[str, str]]
+
+
+class RewardUnavailable(Exception):  # noqa: N818 (a reason the stage is skipped, not a fault)
+    """No reward models can rank this round's samples; the message says why and the fixes."""
+
+
+@dataclass(frozen=True)
+class RewardModels:
+    """The reward models that rank the samples, and what they are, in words."""
+
+    paths: list[Path]
+    description: str
+
+
+@dataclass(frozen=True)
+class SampleRewards:
+    """Every sample's reward, in the order given, and what scored them."""
+
+    rewards: list[float]
+    scored_by: str
+    n_checked: int  # samples a skill checker checked (0 without a verifiable weight)
+
+
+def combine_rewards(
+    member_scores: Sequence[Sequence[float]],
+    checks: Sequence[float | None],
+    verifiable_weight: float,
+) -> np.ndarray:
+    """Each sample's reward from a (members x samples) table of raw scores: each member's
+    scores standardised over the samples, their mean, mixed with the checker's verdicts."""
+    from flywheel.llm.reward_ensemble import Normaliser, combine
+
+    standardised = np.stack([Normaliser.fit(list(s)).apply(list(s)) for s in member_scores])
+    mean, _ = combine(standardised, penalty=0.0)
+    return mix_rewards(mean, checks, verifiable_weight)
+
+
+def score_samples(
+    config: Config,
+    round_id: int,
+    champion: ModelVersion,
+    prompts: Sequence[Conversation],
+    completions: Sequence[str],
+) -> SampleRewards:
+    """The reward of each (prompt, completion) sample (see the module doc)."""
+    weight = config.training.online_dpo.verifiable_reward_weight
+    conversations = [
+        [*prompt, {"role": "assistant", "content": completion}]
+        for prompt, completion in zip(prompts, completions, strict=True)
+    ]
+    with reward_models(config, round_id, champion) as models:
+        member_scores = _member_scores(models.paths, conversations, config.training.rm.max_length)
+    checks = checker_rewards(prompts, completions) if weight > 0 else [None] * len(completions)
+    rewards = combine_rewards(member_scores, checks, weight)
+    scored_by = models.description + (f"; checker weight {weight:g}" if weight > 0 else "")
+    n_checked = sum(check is not None for check in checks)
+    return SampleRewards(rewards.tolist(), scored_by, n_checked)
+
+
+def _member_scores(
+    paths: list[Path], conversations: list[Conversation], max_length: int
+) -> list[list[float]]:
+    """Each reward model's raw score of every conversation (its own tokenizer)."""
+    from flywheel.llm import reward_ensemble as ens
+    from flywheel.llm.stages.common import load_tokenizer
+
+    scores = []
+    for path, model in zip(paths, ens.load_members(paths), strict=True):
+        scores.append(ens.score(model, load_tokenizer(path), conversations, max_length))
+    return scores
+
+
+@contextmanager
+def reward_models(config: Config, round_id: int, champion: ModelVersion) -> Iterator[RewardModels]:
+    """The configured reward model(s), or an ensemble fit for the round (removed afterwards)."""
+    named = config.training.online_dpo.reward_model
+    if named is None:
+        with fitted_reward_models(config, round_id, champion) as fitted:
+            yield fitted
+        return
+    paths = reward_members(Path(named))
+    if not paths:
+        from flywheel.llm.stages.online_dpo import reward_model_problem
+
+        raise RewardUnavailable(reward_model_problem(named))
+    what = f"reward model {named}" if len(paths) == 1 else f"{len(paths)} reward models in {named}"
+    yield RewardModels(paths, what)
+
+
+def mined_pairs_up_to(config: Config, round_id: int) -> list[dict]:
+    """Every DPO pair mined up to and including the round (TRL's prompt/chosen/rejected)."""
+    pairs = data_kind("dpo")
+    with connect_warehouse(config.warehouse) as con:
+        return export_rows(con, pairs.view, pairs.columns, round_id, include_earlier=True)
+
+
+def unavailable_reason(round_id: int, n_pairs: int, min_pairs: int) -> str:
+    return (
+        f"round {round_id}: {n_pairs} DPO pairs mined up to this round, fewer than "
+        f"training.rm.min_examples ({min_pairs}), to fit the reward models that rank the "
+        "champion's samples. Fix: run dpo or rm+rl rounds first (their pairs accumulate), "
+        "lower training.rm.min_examples, or set training.online_dpo.reward_model to a reward "
+        "model (e.g. an rm+rl round's <candidate>-rm folder)"
+    )
+
+
+@contextmanager
+def fitted_reward_models(
+    config: Config, round_id: int, champion: ModelVersion
+) -> Iterator[RewardModels]:
+    """`training.rm.ensemble_size` reward models fit from the champion on the DPO pairs mined
+    up to the round, in `<output_dir>/online-rm-r<round>` until the samples are scored."""
+    from flywheel.llm.stages.reward_model import member_path, train_reward_ensemble
+    from flywheel.tasks.train import stage_setup
+
+    rm_cfg = config.training.rm
+    rows = mined_pairs_up_to(config, round_id)
+    if len(rows) < rm_cfg.min_examples:
+        raise RewardUnavailable(unavailable_reason(round_id, len(rows), rm_cfg.min_examples))
+    k = rm_cfg.ensemble_size
+    out_path = Path(config.training.output_dir) / f"online-rm-r{round_id}"
+    shutil.rmtree(out_path, ignore_errors=True)  # left by a run killed while fitting
+    step_logger(__name__).info(
+        "round %d online-dpo: fitting %d reward model%s from %s on %d DPO pairs mined up to "
+        "this round to rank the champion's samples",
+        round_id,
+        k,
+        "" if k == 1 else "s",
+        champion.version_id,
+        len(rows),
+    )
+    seed = config.training.seed + round_id
+    try:
+        fit = train_reward_ensemble(
+            champion.checkpoint_path, rows, out_path, rm_cfg, seed, 0.0, setup=stage_setup(config)
+        )
+        heldout = fit.metrics.get("rm_ensemble_heldout_accuracy")
+        accuracy = "" if heldout is None else f", held-out pair accuracy {heldout:.2f}"
+        models = "a reward model" if k == 1 else f"{k} reward models"
+        yield RewardModels(
+            [member_path(out_path, m, k) for m in range(k)],
+            f"{models} fit from {champion.version_id} on {len(rows)} DPO pairs up to round "
+            f"{round_id}{accuracy}",
+        )
+    finally:
+        shutil.rmtree(out_path, ignore_errors=True)
