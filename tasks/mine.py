@@ -1,5 +1,5 @@
 """Step 4 of the round: battles become SFT examples, DPO pairs, reward-model pairs and KTO
-examples; and the rows a stage trains on are read back (`training_mix`: the round's, plus a
+examples, and so does users' feedback on logged answers (`tasks/mine_feedback.py`); and the rows a stage trains on are read back (`training_mix`: the round's, plus a
 replay of earlier rounds' capped by `training.mining.replay_rows`).
 
 Which kinds of rows a round mines, and each kind's table, key and selection query, come from the
@@ -25,6 +25,7 @@ from flywheel.figures import count
 from flywheel.llm.stages.registry import kinds_mined, stage_named
 from flywheel.llm.stages.spec import DataKind
 from flywheel.logs import step_logger
+from flywheel.tasks.mine_feedback import FeedbackMiningReport, mine_feedback
 from flywheel.tasks.refine import RefineReport, refine_sft_targets
 from flywheel.warehouse.export import export_replay, export_rows
 from flywheel.warehouse.store import connect_warehouse, read_query
@@ -47,6 +48,7 @@ class MiningReport:
     n_added: dict[str, int]  # kind -> rows added by this run
     n_total: dict[str, int]  # kind -> rows the round holds
     refine: RefineReport | None = None  # sft_rule refine: the corrections asked for
+    feedback: FeedbackMiningReport | None = None  # the rows mined from users' feedback
 
 
 def iteration_of(config: Config, round_id: int) -> int:
@@ -72,22 +74,32 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
     n_added: dict[str, int] = {}
     n_total: dict[str, int] = {}
     refined: RefineReport | None = None
-    for rule in mining_rules(config, round_id, stage):
+    rules = mining_rules(config, round_id, stage)
+    for rule in rules:
         selected = select_examples(config, round_id, rule)
         if rule.data.refinable and config.training.mining.sft_rule == "refine":
             refined = refine_sft_targets(config, round_id, selected)
             n_added[rule.kind] = refined.n_refined
         else:
             with connect_warehouse(config.warehouse) as con:
-                key = list(rule.data.key)
-                n_added[rule.kind] = insert_new(con, rule.data.table, selected, key)
-        with connect_warehouse(config.warehouse) as con:
+                n_added[rule.kind] = insert_new(
+                    con, rule.data.table, selected, battle_key(rule.data, selected)
+                )
+    feedback = mine_feedback(config, round_id, [rule.data for rule in rules])
+    with connect_warehouse(config.warehouse) as con:
+        for rule in rules:
             counted = {"kind": rule.kind, "round_id": round_id}
             n_total[rule.kind] = con.execute(read_query("mined_count"), counted).fetchone()[0]
     log_mining(round_id, n_total, n_added, refined)
     if refined is not None:
         record_without_target(config, round_id, refined.n_without_target)
-    return MiningReport(round_id, n_added, n_total, refined)
+    return MiningReport(round_id, n_added, n_total, refined, feedback)
+
+
+def battle_key(kind: DataKind, selected: pd.DataFrame) -> list[str]:
+    """The key a battle row is stored by: its kind's, and its origin where the table has one,
+    so a feedback row of the same round and prompt never hides a battle row."""
+    return [*kind.key, "origin"] if "origin" in selected.columns else list(kind.key)
 
 
 def select_examples(config: Config, round_id: int, rule: MiningRule) -> pd.DataFrame:

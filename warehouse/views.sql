@@ -182,11 +182,14 @@ with train_battles as (
 )
 select * from round_summary order by round_id;
 
--- one row per mined SFT example, in TRL's conversational `messages` form; the target is the
--- winning reference's answer, or (target_source refine) a reference's correction of the
--- champion's answer
+-- one row per mined SFT example, in TRL's conversational `messages` form, beside where it came
+-- from. `origin` is the data mix's (training.mix): battle (the winning reference's answer),
+-- refine (a reference's correction of the champion's answer, target_source refine) or feedback
+-- (a logged answer users liked, target_source feedback, or a user's corrected answer,
+-- target_source correction; its prompt is the conversation before that answer, its lineage
+-- conversation_id, turn_index and feedback_ids)
 create or replace view v_sft_data as
-with examples as (
+with battle_examples as (
     select
         s.round_id,
         s.example_id,
@@ -203,19 +206,67 @@ with examples as (
         s.rule_kind,
         s.rule_min_gap,
         coalesce(s.target_source, 'winner') as target_source,
-        s.target_call_id
+        s.target_call_id,
+        case when s.target_source = 'refine' then 'refine' else 'battle' end as origin,
+        null::varchar as conversation_id,
+        null::integer as turn_index,
+        null::varchar[] as feedback_ids
     from sft_examples as s
     join prompts as p using (prompt_id)
     join responses as r on r.response_id = s.response_id
     -- a refined target is the text of its refine call (training.mining.sft_rule refine)
     left join llm_calls as c on c.call_id = s.target_call_id
+    where coalesce(s.origin, 'battle') = 'battle'
+), feedback_contexts as (
+    select
+        s.example_id,
+        list({'role': t.role, 'content': t.content} order by t.turn_index) as context
+    from sft_examples as s
+    join log_turns as t on t.conversation_id = s.conversation_id and t.turn_index < s.turn_index
+    where s.origin = 'feedback'
+    group by s.example_id
+), feedback_examples as (
+    select
+        s.round_id,
+        s.example_id,
+        s.prompt_id,
+        p.category,
+        list_append(
+            x.context,
+            {'role': 'assistant', 'content': coalesce(f.correction, a.content)}
+        ) as messages,
+        coalesce(f.correction, a.content) as target_text,
+        s.source_model,
+        s.battle_id,
+        s.score_gap,
+        s.rule_kind,
+        s.rule_min_gap,
+        s.target_source,
+        s.target_call_id,
+        'feedback' as origin,
+        s.conversation_id,
+        s.turn_index,
+        s.feedback_ids
+    from sft_examples as s
+    join prompts as p using (prompt_id)
+    join feedback_contexts as x using (example_id)
+    join log_turns as a on a.conversation_id = s.conversation_id and a.turn_index = s.turn_index
+    -- a correction's target is the user's corrected answer (its feedback row comes first)
+    left join feedback as f
+        on s.target_source = 'correction' and f.feedback_id = s.feedback_ids[1]
+    where s.origin = 'feedback'
+), examples as (
+    select * from battle_examples
+    union all by name
+    select * from feedback_examples
 )
 select * from examples order by round_id, example_id;
 
 -- one row per mined preference pair (DPO or reward model), in TRL's conversational
--- prompt/chosen/rejected form, with its battle and rule
+-- prompt/chosen/rejected form, with its battle and rule, or (origin feedback) the two logged
+-- answers to the same context that users liked and disliked, and the feedback behind each
 create or replace view v_preference_pairs as
-with pairs as (
+with battle_pairs as (
     select
         d.kind,
         d.round_id,
@@ -230,11 +281,63 @@ with pairs as (
         d.battle_id,
         d.score_gap,
         d.rule_kind,
-        d.rule_min_gap
+        d.rule_min_gap,
+        'battle' as origin,
+        null::varchar as chosen_conversation_id,
+        null::integer as chosen_turn_index,
+        null::varchar as rejected_conversation_id,
+        null::integer as rejected_turn_index,
+        null::varchar[] as chosen_feedback_ids,
+        null::varchar[] as rejected_feedback_ids
     from preference_pairs as d
     join prompts as p using (prompt_id)
     join responses as c on c.response_id = d.chosen_response_id
     join responses as j on j.response_id = d.rejected_response_id
+    where coalesce(d.origin, 'battle') = 'battle'
+), feedback_contexts as (
+    select
+        d.pair_id,
+        list({'role': t.role, 'content': t.content} order by t.turn_index) as context
+    from preference_pairs as d
+    join log_turns as t
+        on t.conversation_id = d.chosen_conversation_id and t.turn_index < d.chosen_turn_index
+    where d.origin = 'feedback'
+    group by d.pair_id
+), feedback_pairs as (
+    select
+        d.kind,
+        d.round_id,
+        d.pair_id,
+        d.prompt_id,
+        p.category,
+        x.context as prompt,
+        [{'role': 'assistant', 'content': c.content}] as chosen,
+        [{'role': 'assistant', 'content': j.content}] as rejected,
+        d.chosen_model,
+        d.rejected_model,
+        d.battle_id,
+        d.score_gap,
+        d.rule_kind,
+        d.rule_min_gap,
+        'feedback' as origin,
+        d.chosen_conversation_id,
+        d.chosen_turn_index,
+        d.rejected_conversation_id,
+        d.rejected_turn_index,
+        d.chosen_feedback_ids,
+        d.rejected_feedback_ids
+    from preference_pairs as d
+    join prompts as p using (prompt_id)
+    join feedback_contexts as x using (pair_id)
+    join log_turns as c
+        on c.conversation_id = d.chosen_conversation_id and c.turn_index = d.chosen_turn_index
+    join log_turns as j
+        on j.conversation_id = d.rejected_conversation_id and j.turn_index = d.rejected_turn_index
+    where d.origin = 'feedback'
+), pairs as (
+    select * from battle_pairs
+    union all by name
+    select * from feedback_pairs
 )
 select * from pairs order by round_id, pair_id;
 

@@ -1,5 +1,6 @@
 """`training.mining`: the rules that turn judged battles into SFT targets and preference pairs
-(score gaps, label strength, arena or refine targets)."""
+(score gaps, label strength, arena or refine targets), and users' feedback into training rows
+(the confidence an implicit label needs)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ class MiningConfig(Section):
         "gap), so a round's cost stays flat over many nights; 0: the round's rows only; a "
         "stage left out replays every earlier row",
         default_factory=dict,
+    )
+    feedback_min_confidence: float = _help(
+        "users' feedback: the classifier confidence an implicit label (read from the user's "
+        "next turn) needs to count as positive or negative; explicit feedback (a thumb, "
+        "score, vote or correction in the log) always counts and wins over implicit on the "
+        "same answer; 0: every parsed implicit label, 1: only fully confident ones",
+        default=0.7,
+        ge=0,
+        le=1,
     )
     sft_rule: Literal["arena", "refine"] = _help(
         "the SFT target of a battle the champion lost by the SFT gap: arena (Arena Learning: "

@@ -38,7 +38,8 @@ with decisive_battles as (
         $kind as rule_kind,
         $min_gap::double as rule_min_gap,
         score_gap,
-        label_strength
+        label_strength,
+        'battle' as origin
     from widest_gap
 )
 select * from pairs order by prompt_id

@@ -37,7 +37,8 @@ with lost_battles as (
         score_gap,
         label_strength,
         'winner' as target_source,
-        null::varchar as target_call_id
+        null::varchar as target_call_id,
+        'battle' as origin
     from best_winner
 )
 select * from examples order by prompt_id
