@@ -119,6 +119,7 @@ class ObjectiveVerdict:
 
     outcome: ObjectiveOutcome
     note: str | None
+    refusal: str | None = None  # outcome refused: why, in one clause (also ends `note`)
 
 
 def _figure(score: ObjectiveScore) -> str:
@@ -152,11 +153,11 @@ def objective_verdict(
         return ObjectiveVerdict("reported", f"{note}, reported only")
     drop = -comparison.change
     if drop > max_drop + _AT_LIMIT:
-        return ObjectiveVerdict(
-            "refused",
-            f"{note}; refused on the objective set: accuracy {drop:.3f} below the champion's "
-            f"(limit {max_drop:.3f}, evaluation.objective_max_drop)",
+        refusal = (
+            f"refused on the objective set: accuracy {drop:.3f} below the champion's "
+            f"(limit {max_drop:.3f}, evaluation.objective_max_drop)"
         )
+        return ObjectiveVerdict("refused", f"{note}; {refusal}", refusal)
     return ObjectiveVerdict("passed", f"{note}, within the limit of -{max_drop:.3f}")
 
 

@@ -40,7 +40,12 @@ from flywheel.figures import count, interval, share, wins_ties_losses
 from flywheel.logs import step_logger
 from flywheel.pool.eval_set import eval_prompt_ids
 from flywheel.tasks.answer import answer_as_student
-from flywheel.tasks.general_check import GeneralChecks, first_champion_columns, gate_decision
+from flywheel.tasks.general_check import (
+    GeneralChecks,
+    first_champion_columns,
+    gate_decision,
+    general_refusal,
+)
 from flywheel.tasks.judge import judge_battles
 from flywheel.tasks.judge_conversations import judge_conversations
 from flywheel.tasks.objective_check import objective_columns, objective_comparison
@@ -64,6 +69,7 @@ class EvaluationReport:
     objective: ObjectiveComparison | None = None  # both models on the objective set, if any
     objective_verdict: ObjectiveVerdict | None = None  # the objective guard's outcome
     general: GeneralChecks | None = None  # the general set's figures, if measured
+    refusals: tuple[str, ...] = ()  # each guard that refused the candidate, in one clause
 
 
 def evaluation_id_for(round_id: int, candidate: str, champion: str) -> str:
@@ -236,6 +242,9 @@ def evaluate_round(
         objective=objective,
         objective_verdict=verdict,
         general=general,
+        refusals=tuple(
+            r for r in (general_refusal(general, config.evaluation), verdict.refusal) if r
+        ),
     )
     write_evaluation(config, round_id, candidate, champion, report)
     log_evaluation(round_id, candidate, champion, report)

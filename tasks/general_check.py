@@ -177,13 +177,11 @@ def first_champion_check(
     return first[0], check_version(config, round_id, *first)
 
 
-def gate_decision(
-    decision: Decision, checks: GeneralChecks | None, evaluation: EvaluationConfig
-) -> Decision:
-    """The A/B decision with the general set's figures in its reason; a candidate that breaks
-    an `evaluation.general_max_*` limit is refused, the reason saying which and by how much."""
+def general_refusal(checks: GeneralChecks | None, evaluation: EvaluationConfig) -> str | None:
+    """Why the candidate is refused on the general set (every `evaluation.general_max_*` limit
+    it breaks, by how much), or None."""
     if checks is None:
-        return decision
+        return None
     refusals = [
         general_check_refusal(
             checks.candidate,
@@ -198,11 +196,22 @@ def gate_decision(
             checks.first_version or "-",
         ),
     ]
-    refusal = "; ".join(r for r in refusals if r) or None
+    refusal = "; ".join(r for r in refusals if r)
+    return f"refused on the general set: {refusal}" if refusal else None
+
+
+def gate_decision(
+    decision: Decision, checks: GeneralChecks | None, evaluation: EvaluationConfig
+) -> Decision:
+    """The A/B decision with the general set's figures in its reason; a candidate that breaks
+    an `evaluation.general_max_*` limit is refused, the reason saying which and by how much."""
+    if checks is None:
+        return decision
+    refusal = general_refusal(checks, evaluation)
     reason = f"{decision.reason}; {checks.note()}"
     if refusal is None:
         return Decision(promote=decision.promote, reason=reason)
-    return Decision(promote=False, reason=f"{reason}; refused on the general set: {refusal}")
+    return Decision(promote=False, reason=f"{reason}; {refusal}")
 
 
 def first_champion_columns(checks: GeneralChecks | None) -> dict[str, Any]:

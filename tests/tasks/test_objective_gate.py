@@ -16,7 +16,7 @@ from flywheel.evaluators.objective import objective_verdict
 from flywheel.pool.general_set import load_general_set
 from flywheel.sandbox.server import start_sandbox
 from flywheel.tasks.evaluate import EvaluationReport, evaluate_round, run_eval_battles
-from flywheel.tasks.general_check import check_general, gate_decision
+from flywheel.tasks.general_check import check_general, gate_decision, general_refusal
 from flywheel.tasks.objective_check import objective_columns, objective_comparison
 from flywheel.warehouse.store import connect, now_utc
 from flywheel.warehouse.writes import insert_new
@@ -93,6 +93,11 @@ def test_a_winner_that_lost_objective_ground_is_refused_and_the_reason_says_so(
     assert report.decision.reason.startswith(PASSING.reason)
     assert "refused on the objective set: accuracy" in report.decision.reason
     assert "(limit 0.050, evaluation.objective_max_drop)" in report.decision.reason
+    assert report.refusals == (
+        "refused on the objective set: accuracy "
+        f"{-report.objective.change:.3f} below the champion's (limit 0.050, "
+        "evaluation.objective_max_drop)",
+    )
     row = stored_evaluation(config)
     assert (row["decision"], row["objective_outcome"]) == ("keep", "refused")
     assert row["reason"] == report.decision.reason
@@ -275,6 +280,10 @@ def test_steps_under_the_margin_that_add_up_past_it_are_refused_against_the_firs
         in decision.reason
     )
     assert decision.reason.endswith(
+        "refused on the general set: general-set NLL 2.15 is +7.5% against the first champion "
+        "v0's 2.00 (limit +5.0%, evaluation.general_max_nll_increase_from_first)"
+    )
+    assert general_refusal(checks, config.evaluation) == (
         "refused on the general set: general-set NLL 2.15 is +7.5% against the first champion "
         "v0's 2.00 (limit +5.0%, evaluation.general_max_nll_increase_from_first)"
     )
