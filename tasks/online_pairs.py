@@ -34,7 +34,11 @@ from flywheel.llm.calls import ProgressFn
 from flywheel.llm.stages.online_dpo import STAGE_NAME, online_dpo_problems
 from flywheel.logs import step_logger
 from flywheel.tasks.answer import answer_as_student
-from flywheel.tasks.online_scores import RewardUnavailable, score_samples
+from flywheel.tasks.online_scores import (
+    RewardUnavailable,
+    require_reward_models,
+    score_samples,
+)
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query, transaction
 from flywheel.warehouse.writes import insert_new
@@ -178,6 +182,7 @@ def make_online_pairs(
     stored = stored_pair_count(config, round_id)
     if stored:
         return _logged(OnlinePairsReport(round_id, 0, 0, 0, stored, 0, "", reused=True))
+    require_reward_models(config, round_id)
     cfg = config.training.online_dpo
     prompts = slice_prompts(config, round_id)
     n_generated = sample_answers(config, round_id, list(prompts), champion, on_progress)

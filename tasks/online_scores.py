@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from flywheel.config import Config
-from flywheel.llm.stages.online_dpo import reward_members
+from flywheel.llm.stages.online_dpo import reward_members, reward_model_problem
 from flywheel.llm.stages.registry import data_kind
 from flywheel.llm.verifiable_reward import checker_rewards, mix_rewards
 from flywheel.logs import step_logger
@@ -115,11 +115,23 @@ def reward_models(config: Config, round_id: int, champion: ModelVersion) -> Iter
         return
     paths = reward_members(Path(named))
     if not paths:
-        from flywheel.llm.stages.online_dpo import reward_model_problem
-
         raise RewardUnavailable(reward_model_problem(named))
     what = f"reward model {named}" if len(paths) == 1 else f"{len(paths)} reward models in {named}"
     yield RewardModels(paths, what)
+
+
+def require_reward_models(config: Config, round_id: int) -> None:
+    """Raise `RewardUnavailable` when the round cannot have reward models (checked before any
+    sample is generated): the named path holds none, or too few DPO pairs to fit them."""
+    named = config.training.online_dpo.reward_model
+    if named is not None:
+        if not reward_members(Path(named)):
+            raise RewardUnavailable(reward_model_problem(named))
+        return
+    min_pairs = config.training.rm.min_examples
+    n_pairs = len(mined_pairs_up_to(config, round_id))
+    if n_pairs < min_pairs:
+        raise RewardUnavailable(unavailable_reason(round_id, n_pairs, min_pairs))
 
 
 def mined_pairs_up_to(config: Config, round_id: int) -> list[dict]:

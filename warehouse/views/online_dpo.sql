@@ -9,6 +9,7 @@ with pairs as (
     select
         d.round_id,
         d.pair_id,
+        d.origin,
         d.prompt_id,
         p.category,
         from_json(p.messages, '[{"role": "VARCHAR", "content": "VARCHAR"}]') as prompt,
