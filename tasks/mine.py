@@ -25,6 +25,7 @@ from flywheel.figures import count
 from flywheel.llm.stages.registry import kinds_mined, stage_named
 from flywheel.llm.stages.spec import DataKind
 from flywheel.logs import step_logger
+from flywheel.tasks.data_mix import ORIGIN, ROUND, MixReport, apply_mix, without_mix_columns
 from flywheel.tasks.mine_feedback import FeedbackMiningReport, mine_feedback
 from flywheel.tasks.refine import RefineReport, refine_sft_targets
 from flywheel.warehouse.export import export_replay, export_rows
@@ -155,13 +156,15 @@ def mining_counts(n_total: dict[str, int], n_added: dict[str, int]) -> str:
 
 @dataclass(frozen=True)
 class TrainingRows:
-    """A stage's rows for one round: the earlier rounds' it replays, then the round's own."""
+    """A stage's rows for one round: the earlier rounds' it replays, then the round's own,
+    kept to the stage's data mix (`training.mix`) when one is set."""
 
     rows: list[dict]
     n_this_round: int
     n_earlier: int  # earlier rounds' rows trained on
     n_earlier_available: int  # earlier rounds' rows there are (accumulate); 0 without
     replay_rows: int | None  # training.mining.replay_rows of the stage; None: no cap
+    mix: MixReport | None = None  # rows per origin (battle, refine, feedback), asked and got
 
     def describe(self) -> dict[str, int | None]:
         """The mix recorded with the training run (`hyperparams.replay`)."""
@@ -173,22 +176,57 @@ class TrainingRows:
         }
 
     def recorded(self) -> dict[str, object]:
-        """What the training run records in `training_runs.hyperparams` about its rows."""
-        return {"replay": self.describe()}
+        """What the training run records in `training_runs.hyperparams` about its rows: the
+        replay (`replay`) and the rows per origin, asked and got (`mix`)."""
+        return {"replay": self.describe(), "mix": None if self.mix is None else self.mix.describe()}
 
 
 def training_mix(config: Config, round_id: int, stage: str) -> TrainingRows:
     """TRL-ready rows for the stage: this round's and, when accumulating, earlier rounds'
-    (at most `training.mining.replay_rows[stage]` of them, newest and widest gap first)."""
+    (at most `training.mining.replay_rows[stage]` of them, newest and widest gap first), kept
+    to `training.mix[stage]` when set (tasks/data_mix.py)."""
     kind = stage_named(stage).data
     mining = config.training.mining
     cap = mining.replay_rows.get(stage)
+    columns = (*kind.columns, ORIGIN, ROUND)
     with connect_warehouse(config.warehouse) as con:
         if not mining.accumulate:
-            rows = export_rows(con, kind.view, kind.columns, round_id)
-            return TrainingRows(rows, len(rows), 0, 0, cap)
-        rows, n_this_round, n_available = export_replay(con, kind.view, kind.columns, round_id, cap)
-    return TrainingRows(rows, n_this_round, len(rows) - n_this_round, n_available, cap)
+            rows, n_available = export_rows(con, kind.view, columns, round_id), 0
+        else:
+            rows, _, n_available = export_replay(con, kind.view, columns, round_id, cap)
+    asked = config.training.mix.get(stage)
+    kept, report = apply_mix(rows, round_id, asked, config.training.seed)
+    if asked is not None:
+        log_data_mix(round_id, stage, report)
+    n_this_round = sum(row[ROUND] == round_id for row in kept)
+    n_earlier = len(kept) - n_this_round
+    return TrainingRows(
+        without_mix_columns(kept), n_this_round, n_earlier, n_available, cap, report
+    )
+
+
+def log_data_mix(round_id: int, stage: str, report: MixReport) -> None:
+    """What the stage's data mix kept per origin; a warning for an asked origin with no rows."""
+    asked = report.asked or {}
+    kept = ", ".join(
+        f"{origin} {count(report.got.get(origin, 0))} of {count(report.available.get(origin, 0))}"
+        f" (asked {share:.0%})"
+        for origin, share in asked.items()
+    )
+    logger = step_logger(__name__)
+    missing = report.missing()
+    if missing:
+        logger.warning(
+            "round %d %s data mix (training.mix): %s; no %s rows this round, so nothing is "
+            "kept: change training.mix.%s or add the missing data",
+            round_id,
+            stage,
+            kept,
+            " or ".join(missing),
+            stage,
+        )
+    else:
+        logger.info("round %d %s data mix (training.mix): %s", round_id, stage, kept)
 
 
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:

@@ -1,6 +1,7 @@
 """`training`: the output directory, the seed, LoRA, the launcher, and one section per stage's
 config class (`training.sft`, `.dpo`, `.rm`, `.rl`, `.kto`, `.orpo`), taken from the stage
-registry (llm/stages/registry.py; each class lives in its stage's module); mining rules are in
+registry (llm/stages/registry.py; each class lives in its stage's module), and the data mix per
+stage (`training.mix`: the share of battle, refine and feedback rows); mining rules are in
 `flywheel/config/mining.py`. A field under the wrong stage is refused naming the section that
 has it."""
 
@@ -15,16 +16,55 @@ from flywheel.config.base import Section, _help
 from flywheel.config.checks import field_problem
 from flywheel.config.mining import MiningConfig
 from flywheel.llm.stages.registry import (
+    STAGE_NAMES,
     STAGES,
     absent_sections,
     config_sections,
     section_owners,
+    stage_named,
 )
+from flywheel.llm.stages.spec import Stage
 
 
 def default_cpu_threads() -> int:
     """A fixed thread count (never load-dependent, so training is reproducible): up to 4."""
     return min(4, os.cpu_count() or 1)
+
+
+def mix_origins(stage: Stage) -> tuple[str, ...]:
+    """The origins a stage's rows can have: battle and feedback, and refine where its kind's
+    targets can be refined (SFT)."""
+    return ("battle", "refine", "feedback") if stage.data.refinable else ("battle", "feedback")
+
+
+def mix_problem(stage_name: str, shares: dict[str, float], sft_rule: str) -> tuple[str, str] | None:
+    """What is wrong with `training.mix.<stage_name>` and its fix; None when it is right."""
+    if stage_name not in STAGE_NAMES:
+        return (
+            f"names no training stage {stage_name!r}",
+            f"key it by a stage of schedule.stages ({', '.join(STAGE_NAMES)})",
+        )
+    origins = mix_origins(stage_named(stage_name))
+    unknown = [origin for origin in shares if origin not in origins]
+    if unknown:
+        return (
+            f"{stage_name} rows have no origin {', '.join(unknown)}",
+            f"give shares of {', '.join(origins)} only",
+        )
+    outside = [origin for origin, share in shares.items() if not 0 <= share <= 1]
+    if outside:
+        return (f"the share of {', '.join(outside)} is not from 0 to 1", "give shares from 0 to 1")
+    if abs(sum(shares.values()) - 1) > 1e-6:
+        return (
+            f"the shares sum to {sum(shares.values()):g}, not 1",
+            "make the shares of the named origins add up to 1",
+        )
+    if shares.get("refine", 0) > 0 and sft_rule != "refine":
+        return (
+            "asks for refine rows, but training.mining.sft_rule is arena (no refined targets)",
+            "set training.mining.sft_rule: refine, or give refine no share",
+        )
+    return None
 
 
 class LoraConfig(Section):
@@ -108,6 +148,16 @@ class TrainingConfig(_WithStageSections):
         default=None,
         ge=0,
     )
+    mix: dict[str, dict[str, float]] = _help(
+        "per stage (as named in schedule.stages), the share of each origin in the rows it "
+        "trains on: battle (mined from judged battles), refine (SFT only: battle targets a "
+        "reference corrected, training.mining.sft_rule refine) and feedback (users' feedback "
+        "on logged answers), e.g. {sft: {battle: 0.5, feedback: 0.5}}; shares from 0 to 1 "
+        "summing to 1; the rows are capped to the largest set that matches (the round's own "
+        "first, seeded, the same on rerun) and an asked origin without rows keeps none; a "
+        "stage left out trains on every row",
+        default_factory=dict,
+    )
     cpu_threads: int = _help(
         "torch CPU threads for training and local generation (fixed, for reproducible "
         "results; OMP_NUM_THREADS overrides it)",
@@ -124,6 +174,14 @@ class TrainingConfig(_WithStageSections):
                 field="accelerate_config_file",
                 value=self.accelerate_config_file,
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_mix(self) -> TrainingConfig:
+        for stage_name, shares in self.mix.items():
+            problem = mix_problem(stage_name, shares, self.mining.sft_rule)
+            if problem is not None:
+                raise field_problem(*problem, field=f"mix.{stage_name}", value=shares)
         return self
 
     @model_validator(mode="before")
