@@ -211,11 +211,11 @@ def test_calibration_per_persona_kind_against_the_truth_and_the_real_users(con) 
     rows = con.execute("select * from v_conversation_calibration").fetchall()
     assert rows == [
         # judge vs truth 1/1; user vs truth 2/2; user vs logs 2/2; judge vs logs 1/1
-        (1, "correction", 1, 1, 1.0, 2, 1.0, 2, 1.0, 1, 1.0),
+        (1, "correction", 1, 1, 1.0, 2, 2, 1.0, 2, 2, 1.0, 1, 1, 1.0),
         # judge vs truth 0/1 (it preferred the wrong answer); the plain user ends satisfied
         # with a wrong answer too (1/2); v0's logged verdict agrees (1/1); v1 has no labelled
         # log on p2, so no real preference
-        (1, "plain", 1, 0, 0.0, 2, 0.5, 1, 1.0, 0, None),
+        (1, "plain", 1, 0, 0.0, 2, 1, 0.5, 1, 1, 1.0, 0, 0, None),
     ]
 
 

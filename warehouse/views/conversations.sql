@@ -259,10 +259,13 @@ with battles_with_truth as (
         coalesce(jt.n_agree, 0) as n_agree,
         jt.n_agree / nullif(jt.n_decisive_truth, 0) as agreement,
         coalesce(ut.n_user_truth, 0) as n_user_truth,
+        coalesce(ut.n_user_agree_truth, 0) as n_user_agree_truth,
         ut.n_user_agree_truth / nullif(ut.n_user_truth, 0) as user_truth_agreement,
         coalesce(uf.n_user_feedback, 0) as n_user_feedback,
+        coalesce(uf.n_user_agree_feedback, 0) as n_user_agree_feedback,
         uf.n_user_agree_feedback / nullif(uf.n_user_feedback, 0) as user_feedback_agreement,
         coalesce(jf.n_judge_feedback, 0) as n_judge_feedback,
+        coalesce(jf.n_judge_agree_feedback, 0) as n_judge_agree_feedback,
         jf.n_judge_agree_feedback / nullif(jf.n_judge_feedback, 0) as judge_feedback_agreement
     from kinds as k
     left join judge_truth as jt using (round_id, persona_kind)
