@@ -35,7 +35,8 @@ alter table preference_pairs add column rejected_conversation_id varchar;    -- 
 alter table preference_pairs add column rejected_turn_index integer;
 alter table preference_pairs add column chosen_feedback_ids varchar[];       -- the labels behind
 alter table preference_pairs add column rejected_feedback_ids varchar[];     -- each side
-alter table preference_pairs alter column battle_id drop not null;           -- null: feedback
+-- battle_id: null on feedback rows; its not null is dropped by migration 015 (online pairs), not
+-- here: on a DuckLake, dropping a not null that is already gone fails
 alter table preference_pairs alter column chosen_response_id drop not null;
 alter table preference_pairs alter column rejected_response_id drop not null;
 alter table preference_pairs alter column chosen_model drop not null;        -- null: not logged
