@@ -1,7 +1,7 @@
 """Benchmark of the implicit-feedback classifier against the sandbox users' ground truth.
 
     python benchmarks/bench_feedback_classifier.py                      # 3 days x 300
-    python benchmarks/bench_feedback_classifier.py --days 1 --conversations 100
+    python benchmarks/bench_feedback_classifier.py --days 1 --conversations 100 --seed 1
 
 1. traffic   `flywheel sandbox traffic` days 1..D (`--conversations` each): simulated users
              chat with a sandbox model and leave thumbs and feedback turns, written in the five
@@ -54,9 +54,11 @@ CLASSES = (*CATEGORIES, "none")
 _PER_ANSWER_ID = re.compile(r"-a[0-9]+$")  # openai-log, langsmith, langfuse: `<key>-a<k>`
 
 
-def bench_config(workdir: Path, config_name: str) -> Config:
+def bench_config(workdir: Path, config_name: str, seed: int | None) -> Config:
     data = yaml.safe_load((REPO_ROOT / "configs" / f"{config_name}.yaml").read_text())
     data["warehouse"]["path"] = str(workdir / "flywheel.duckdb")
+    if seed is not None:
+        data.setdefault("sandbox", {})["seed"] = seed  # the users, the answers, the classifier
     data.setdefault("logs", {})["add_prompts"] = False  # the pool is not what is measured
     return parse_config(data, f"configs/{config_name}.yaml (benchmark copy)")
 
@@ -129,9 +131,11 @@ def score(truth: dict[tuple[str, int], str], predicted: dict[tuple[str, int], st
     }
 
 
-def run(days: int, n_conversations: int, config_name: str, workdir: Path) -> dict[str, Any]:
+def run(
+    days: int, n_conversations: int, config_name: str, seed: int | None, workdir: Path
+) -> dict[str, Any]:
     os.environ.setdefault("FLYWHEEL_USER_SALT", "bench-salt")
-    config = bench_config(workdir, config_name)
+    config = bench_config(workdir, config_name, seed)
     out_dir = workdir / "traffic"
     paths: list[Path] = []
     for day in range(1, days + 1):
@@ -146,6 +150,7 @@ def run(days: int, n_conversations: int, config_name: str, workdir: Path) -> dic
         "days": days,
         "conversations_per_day": n_conversations,
         "config": config_name,
+        "seed": config.sandbox.seed,
         "classifier": f"{first.endpoint} ({first.classifier_version})",
         "n_conversations_stored": ingest.n_conversations,
         **figures,
@@ -175,7 +180,8 @@ def _fmt(value: float | None) -> str:
 
 def print_table(figures: dict[str, Any]) -> None:
     print(
-        f"classifier {figures['classifier']} on {figures['days']} sandbox day(s) x "
+        f"classifier {figures['classifier']} on {figures['days']} sandbox day(s) (seed "
+        f"{figures['seed']}) x "
         f"{figures['conversations_per_day']} conversations: {figures['n_pairs']} distinct "
         f"(answer, next user turn) pairs, {figures['n_feedback_turns']} of them feedback turns"
     )
@@ -205,10 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=3, help="sandbox traffic days")
     parser.add_argument("--conversations", type=int, default=300, help="conversations a day")
     parser.add_argument("--config", default="smoke", help="configs/<name>.yaml to start from")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="sandbox.seed (default: the config's)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-feedback-") as workdir:
-        figures = run(args.days, args.conversations, args.config, Path(workdir))
+        figures = run(args.days, args.conversations, args.config, args.seed, Path(workdir))
     figures["total_wall_s"] = round(time.perf_counter() - started, 1)
     print_table(figures)
     print(json.dumps(figures))
