@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from flywheel.config import Config
-from flywheel.warehouse.store import connect
+from flywheel.warehouse.store import connect_warehouse
 from flywheel.warehouse.writes import insert_new
 from tests.tasks.test_mine import prompt_row
 
@@ -140,16 +140,21 @@ LOG_FILE = {
 
 def add_logs(config: Config, conversations: dict[str, tuple], first_minute: int = 0) -> None:
     """Store `conversations` as a day's logs read (after the pool took their prompts)."""
-    with connect(config.warehouse.path) as con:
+    with connect_warehouse(config.warehouse) as con:
         insert_new(con, "log_files", [LOG_FILE], ["file_sha256"])
         for table, rows in log_rows(conversations, first_minute).items():
             insert_new(con, table, rows)
 
 
+def add_logged_feedback(config: Config) -> Config:
+    """The prompts and the day's logs above, in the config's warehouse."""
+    with connect_warehouse(config.warehouse) as con:
+        insert_new(con, "prompts", [prompt_row("p_q"), prompt_row("p_eval", split="eval")])
+    add_logs(config, CONVERSATIONS)
+    return config
+
+
 @pytest.fixture
 def logged_feedback(smoke_config: Config) -> Config:
     """The smoke warehouse with the prompts and the day's logs above."""
-    with connect(smoke_config.warehouse.path) as con:
-        insert_new(con, "prompts", [prompt_row("p_q"), prompt_row("p_eval", split="eval")])
-    add_logs(smoke_config, CONVERSATIONS)
-    return smoke_config
+    return add_logged_feedback(smoke_config)

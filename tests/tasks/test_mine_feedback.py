@@ -4,15 +4,19 @@ TRL's format beside battle rows."""
 
 from __future__ import annotations
 
-from flywheel.config import Config
+from pathlib import Path
+
+from flywheel.config import Config, load_config
 from flywheel.tasks.mine import mine_round, training_rows
 from flywheel.warehouse.store import connect
 from tests.tasks.feedback_fixtures import (  # noqa: F401 (the fixture)
     FOLLOW_UP,
     QUESTION,
+    add_logged_feedback,
     add_logs,
     logged_feedback,
 )
+from tests.warehouse.test_lake import lake_config_path  # noqa: F401 (the fixture)
 
 
 def _rows(config: Config, query: str) -> list[tuple]:
@@ -203,3 +207,12 @@ def test_feedback_rows_stand_beside_battle_rows_of_the_same_prompt(
         logged_feedback,
         "select origin, count(*) from v_sft_data group by origin order by origin",
     ) == [("battle", 1), ("feedback", 4)]
+
+
+def test_feedback_is_mined_on_a_ducklake_warehouse_too(lake_config_path: Path) -> None:  # noqa: F811
+    config = add_logged_feedback(load_config(lake_config_path))
+    report = mine_round(config, 1, "kto").feedback
+    again = mine_round(config, 1, "kto").feedback
+    assert report is not None and report.n_added == {"sft": 4, "dpo": 2, "kto": 5}
+    assert again is not None and again.n_added == {"sft": 0, "dpo": 0, "kto": 0}
+    assert len(training_rows(config, 1, "kto")) == 5
