@@ -29,7 +29,8 @@ SIM = [  # conversation, kind, prompt, model, served, user turns, pushbacks, end
     ("c2b", "plain", "p2", "v0", "student-v0", 2, 0, "done", True),
 ]
 LOGS = {  # conversation: (model, prompt, roles, {answer turn: [(source, label)]})
-    "L1": ("student-v0", "p1", "uaua", {1: [("explicit", "negative")], 3: [("explicit", "positive")]}),
+    "L1": ("student-v0", "p1", "uaua", {3: [("explicit", "positive")]}),
+    "L1-a0": ("student-v0", "p1", "ua", {1: [("explicit", "negative")]}),  # L1's first record
     "L2": ("student-v1", "p1", "ua", {1: [("explicit", "negative")]}),
     "L3": ("v0", "p2", "ua", {1: [("explicit", "positive")]}),
     "L4": ("student-v1", "p2", "ua", {}),
@@ -191,7 +192,7 @@ def con(tmp_path: Path):
         yield con
 
 
-def test_a_logged_verdict_is_its_latest_labelled_answer_and_a_pushback_is_going_on_after_a_negative(
+def test_a_logged_verdict_is_its_latest_labelled_answer_and_a_prefix_record_counts_on_its_whole(
     con,
 ) -> None:
     rows = con.execute(
@@ -199,7 +200,14 @@ def test_a_logged_verdict_is_its_latest_labelled_answer_and_a_pushback_is_going_
         "from v_log_conversation_verdicts"
     ).fetchall()
     assert rows == [
-        ("L1", "student-v0", "p1", 2, True, "positive"),  # corrected, then satisfied
+        (
+            "L1",
+            "student-v0",
+            "p1",
+            2,
+            True,
+            "positive",
+        ),  # corrected (L1-a0's thumb), then satisfied
         ("L2", "student-v1", "p1", 1, False, "negative"),  # left after a negative answer
         ("L3", "v0", "p2", 1, False, "positive"),
         ("L4", "student-v1", "p2", 1, False, None),  # no feedback: no verdict
@@ -230,12 +238,15 @@ def test_realism_sets_the_simulated_users_beside_the_logged_users_of_the_same_mo
 
 
 def test_realism_falls_back_to_every_logged_model(con) -> None:
-    con.execute("update log_conversations set model = 'elsewhere' where model <> 'other'")
+    con.execute(  # each its own model: no record is another's prefix any more
+        "update log_conversations set model = 'elsewhere-' || conversation_id "
+        "where model <> 'other'"
+    )
     rows = con.execute(
         "select model_id, log_scope, log_n_conversations, log_n_with_verdict, "
         "log_satisfied_share from v_realism_vs_logs"
     ).fetchall()
-    assert rows == [("v0", "all models", 5, 4, 0.5), ("v1", "all models", 5, 4, 0.5)]
+    assert rows == [("v0", "all models", 6, 5, 0.4), ("v1", "all models", 6, 5, 0.4)]
 
 
 def test_costs_count_each_part_and_only_the_calls_paid_this_round(con) -> None:

@@ -18,14 +18,14 @@ with calibration as (
 ), counts as (
     select
         persona_kind,
-        sum(n_decisive_truth) as n_decisive_truth,
-        sum(n_agree) as n_agree,
-        sum(n_user_truth) as n_user_truth,
-        sum(n_user_agree_truth) as n_user_agree_truth,
-        sum(n_user_feedback) as n_user_feedback,
-        sum(n_user_agree_feedback) as n_user_agree_feedback,
-        sum(n_judge_feedback) as n_judge_feedback,
-        sum(n_judge_agree_feedback) as n_judge_agree_feedback
+        sum(n_decisive_truth)::bigint as n_decisive_truth,
+        sum(n_agree)::bigint as n_agree,
+        sum(n_user_truth)::bigint as n_user_truth,
+        sum(n_user_agree_truth)::bigint as n_user_agree_truth,
+        sum(n_user_feedback)::bigint as n_user_feedback,
+        sum(n_user_agree_feedback)::bigint as n_user_agree_feedback,
+        sum(n_judge_feedback)::bigint as n_judge_feedback,
+        sum(n_judge_agree_feedback)::bigint as n_judge_agree_feedback
     from calibration
     group by grouping sets ((persona_kind), ())
 ), rows as (

@@ -40,12 +40,39 @@ with conversations as (
 )
 select * from per_kind order by round_id, persona_kind, model_id;
 
--- one row per logged conversation that has an answer: its user turns, whether the user went on
--- after an answer with negative feedback (pushed back), and its verdict (see the top)
+-- one row per logged exchange that has an answer: its user turns, whether the user went on
+-- after an answer with negative feedback (pushed back), and its verdict (see the top). A logged
+-- conversation whose turns all open a longer one of the same prompt, model and user is that
+-- one's prefix (a log with one record per answer logs each answer's history again): it is no
+-- row of its own, and its feedback counts on the longest conversation it opens.
 create or replace view v_log_conversation_verdicts as
-with labelled as (
+with prefix_pairs as (
+    select s.conversation_id as short_id, l.conversation_id as long_id, l.n_turns as long_turns
+    from log_conversations as s
+    join log_conversations as l
+        on l.prompt_id = s.prompt_id
+        and l.model is not distinct from s.model
+        and l.user_hash is not distinct from s.user_hash
+        and l.n_turns > s.n_turns
+    join log_turns as ts on ts.conversation_id = s.conversation_id
+    join log_turns as tl
+        on tl.conversation_id = l.conversation_id
+        and tl.turn_index = ts.turn_index
+        and tl.role = ts.role
+        and tl.content = ts.content
+    group by s.conversation_id, l.conversation_id, s.n_turns, l.n_turns
+    having count(*) = s.n_turns
+), longest_of as (
+    select short_id, long_id
+    from prefix_pairs
+    qualify row_number() over (partition by short_id order by long_turns desc, long_id) = 1
+), exchange_feedback as (
+    select coalesce(o.long_id, f.conversation_id) as conversation_id, f.turn_index, f.label
+    from feedback as f
+    left join longest_of as o on o.short_id = f.conversation_id
+), labelled as (
     select conversation_id, turn_index, bool_or(label = 'negative') as negative
-    from feedback
+    from exchange_feedback
     where label in ('positive', 'negative')
     group by conversation_id, turn_index
 ), user_turns as (
@@ -77,6 +104,7 @@ with labelled as (
         case when ll.negative then 'negative' when not ll.negative then 'positive' end as verdict
     from log_conversations as c
     join answered as a using (conversation_id)
+    anti join longest_of as o on o.short_id = c.conversation_id
     left join user_turns as u using (conversation_id)
     left join latest_label as ll using (conversation_id)
     left join pushed_back as p using (conversation_id)
@@ -199,7 +227,7 @@ with battles_with_truth as (
         round_id,
         persona_kind,
         count(*) as n_decisive_truth,
-        sum((outcome = case when right_a then 'win' else 'loss' end)::int) as n_agree
+        sum((outcome = case when right_a then 'win' else 'loss' end)::int)::bigint as n_agree
     from battles_with_truth
     where right_a is not null and right_b is not null and right_a <> right_b
     group by round_id, persona_kind
@@ -208,7 +236,7 @@ with battles_with_truth as (
         round_id,
         persona_kind,
         count(*) as n_user_truth,
-        sum((verdict = case when handled_right then 'positive' else 'negative' end)::int)
+        sum((verdict = case when handled_right then 'positive' else 'negative' end)::int)::bigint
             as n_user_agree_truth
     from v_sim_conversation_verdicts
     where verdict is not null and handled_right is not null
@@ -218,7 +246,7 @@ with battles_with_truth as (
         s.round_id,
         s.persona_kind,
         count(*) as n_user_feedback,
-        sum((s.verdict = l.verdict)::int) as n_user_agree_feedback
+        sum((s.verdict = l.verdict)::int)::bigint as n_user_agree_feedback
     from v_sim_conversation_verdicts as s
     join v_log_conversation_verdicts as l
         on l.prompt_id = s.prompt_id and (l.model = s.model_id or l.model = s.served_model)
@@ -241,7 +269,7 @@ with battles_with_truth as (
         b.persona_kind,
         count(*) as n_judge_feedback,
         sum((b.outcome = case when la.positive_share > lb.positive_share then 'win' else 'loss'
-            end)::int) as n_judge_agree_feedback
+            end)::int)::bigint as n_judge_agree_feedback
     from battles_with_truth as b
     join logged_model_on_prompt as la
         on la.round_id = b.round_id and la.prompt_id = b.prompt_id and la.model_id = b.model_a
