@@ -304,7 +304,8 @@ with battles_with_truth as (
 select * from per_kind order by round_id, persona_kind;
 
 -- one row per round and part of the conversation A/B (simulated user, model, conversation
--- judge): the requests it made (turns or games), the calls this round paid for (a request
+-- judge): the requests it made (turns or games; the model's: its answers after the opening,
+-- which is its single-turn eval answer, counted with the eval's answers), the calls this round paid for (a request
 -- answered by the call cache, or paid in another round, is not paid again), the failed ones,
 -- tokens and cost. A simulated user's call that failed ends no stored conversation: it is
 -- found by its endpoint (`sim_conversations.simulator`).
@@ -350,7 +351,8 @@ with stored_requests as (
         part,
         count(*) as n_calls_paid,
         count(error) as n_errors,
-        coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0) as n_tokens,
+        (coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0))::bigint
+            as n_tokens,
         coalesce(sum(cost_usd), 0) as cost_usd
     from paid
     group by round_id, part
