@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from flywheel.config import Config
-from flywheel.figures import UNKNOWN, count, duration, known, measure, share, usd
+from flywheel.figures import UNKNOWN, count, duration, interval, known, measure, share, usd
 from flywheel.warehouse.store import connect_warehouse, read_query
 
 SHARE_COLUMNS = {
@@ -154,3 +154,33 @@ def text_table(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> st
     renamed by `headers`, when given)."""
     cells = frame.astype(object).apply(lambda col: [cell_text(col.name, v) for v in col])
     return cells.rename(columns=headers or {}).to_markdown(index=False)
+
+
+def objective_line(evaluation: pd.Series) -> str | None:
+    """The objective guard of one `evaluations` row as a summary bullet: outcome, which set,
+    both accuracies with their intervals, the limit; None where the guard was off (or the row
+    predates it)."""
+    outcome = evaluation.get("objective_outcome")
+    if missing(outcome) or outcome == "off":
+        return None
+    if outcome == "cannot_apply":
+        return "- objective guard: cannot apply (no objective set could be measured)"
+    source = (
+        "the sandbox's checkers"
+        if evaluation.get("objective_source") == "sandbox_checkers"
+        else "evaluation.objective_set"
+    )
+    limit = evaluation.get("objective_max_drop")
+    limit_words = "reported only" if known(limit) is None else f"limit {share(limit)} below"
+    candidate, champion = (
+        interval(
+            evaluation.get(f"objective_accuracy_{side}"),
+            evaluation.get(f"objective_accuracy_{side}_ci_low"),
+            evaluation.get(f"objective_accuracy_{side}_ci_high"),
+        )
+        for side in ("candidate", "champion")
+    )
+    return (
+        f"- objective guard: {outcome} ({source}, {count(evaluation.get('objective_n_items'))} "
+        f"items): accuracy candidate {candidate} vs champion {champion}; {limit_words}"
+    )
