@@ -32,6 +32,9 @@ from flywheel.warehouse.export import export_replay, export_rows
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
 
+SOURCES = "the train battles"
+SOURCES_WITH_FEEDBACK = "the train battles and users' feedback"
+
 
 @dataclass(frozen=True)
 class MiningRule:
@@ -46,7 +49,7 @@ class MiningRule:
 @dataclass(frozen=True)
 class MiningReport:
     round_id: int
-    n_added: dict[str, int]  # kind -> rows added by this run
+    n_added: dict[str, int]  # kind -> rows added by this run (battles and feedback)
     n_total: dict[str, int]  # kind -> rows the round holds
     refine: RefineReport | None = None  # sft_rule refine: the corrections asked for
     feedback: FeedbackMiningReport | None = None  # the rows mined from users' feedback
@@ -87,11 +90,14 @@ def mine_round(config: Config, round_id: int, stage: str) -> MiningReport:
                     con, rule.data.table, selected, battle_key(rule.data, selected)
                 )
     feedback = mine_feedback(config, round_id, [rule.data for rule in rules])
+    for kind, n_feedback in feedback.n_added.items():
+        n_added[kind] += n_feedback
     with connect_warehouse(config.warehouse) as con:
         for rule in rules:
             counted = {"kind": rule.kind, "round_id": round_id}
             n_total[rule.kind] = con.execute(read_query("mined_count"), counted).fetchone()[0]
-    log_mining(round_id, n_total, n_added, refined)
+    sources = SOURCES_WITH_FEEDBACK if any(feedback.n_added.values()) else SOURCES
+    log_mining(round_id, n_total, n_added, refined, sources)
     if refined is not None:
         record_without_target(config, round_id, refined.n_without_target)
     return MiningReport(round_id, n_added, n_total, refined, feedback)
@@ -118,26 +124,29 @@ def select_examples(config: Config, round_id: int, rule: MiningRule) -> pd.DataF
 
 
 def log_mining(
-    round_id: int, n_total: dict[str, int], n_added: dict[str, int], refined: RefineReport | None
+    round_id: int,
+    n_total: dict[str, int],
+    n_added: dict[str, int],
+    refined: RefineReport | None,
+    sources: str = SOURCES,
 ) -> None:
     """One line per mining run; a warning when refined SFT battles were left without a target."""
     logger = step_logger(__name__)
     counts = mining_counts(n_total, n_added)
     if refined is None:
-        logger.info("round %d mined: %s from the train battles", round_id, counts)
+        logger.info("round %d mined: %s from %s", round_id, counts, sources)
     elif refined.n_without_target:
         logger.warning(
-            "round %d mined: %s from the train battles; %s; a rerun of the round (or flywheel "
+            "round %d mined: %s from %s; %s; a rerun of the round (or flywheel "
             "run --retry-failed) "
             "asks the failed ones again",
             round_id,
             counts,
+            sources,
             refined.summary(),
         )
     else:
-        logger.info(
-            "round %d mined: %s from the train battles; %s", round_id, counts, refined.summary()
-        )
+        logger.info("round %d mined: %s from %s; %s", round_id, counts, sources, refined.summary())
 
 
 def record_without_target(config: Config, round_id: int, n_without_target: int) -> None:

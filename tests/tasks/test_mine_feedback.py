@@ -29,6 +29,7 @@ def test_positive_answers_become_sft_examples_and_a_correction_its_target(
 ) -> None:
     report = mine_round(logged_feedback, 1, "sft")
     assert report.feedback is not None and report.feedback.n_added["sft"] == 4
+    assert report.n_added == report.n_total == {"sft": 4, "dpo": 2}  # no battles this round
     assert _rows(
         logged_feedback,
         "select conversation_id, turn_index, target_source, target_text, origin, round_id "
