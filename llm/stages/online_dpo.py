@@ -95,7 +95,7 @@ def is_reward_checkpoint(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     architectures = config.get("architectures") or []
-    n_labels = config.get("num_labels", len(config.get("id2label") or {}) or 2)
+    n_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
     return any(a.endswith("ForSequenceClassification") for a in architectures) and n_labels == 1
 
 
