@@ -1,8 +1,9 @@
 """Simulated users' personas: who talks with champion and candidate in `evaluation.mode`
 conversations, with which opening, and what they do after the first answer.
 
-A persona opens with a held-out prompt (the eval set's; every persona its own) and plays one
-kind of move after the assistant's first answer:
+A persona opens with a held-out prompt (the eval set's, or a logged conversation's:
+`evaluators/persona_goals.py`; every persona its own) and plays one kind of move after the
+assistant's first answer:
 
 | kind         | after the first answer                                   | a good assistant |
 | ---          | ---                                                      | ---              |

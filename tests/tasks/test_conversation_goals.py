@@ -1,15 +1,24 @@
 """tasks/conversation_goals.py on a real warehouse: a logged opening in a training slice, or a
 near-duplicate of a sliced prompt, is never a simulated user's goal; a drawn one leaves the
-training pool with its unsliced near-duplicates; the draw repeats."""
+training pool with its unsliced near-duplicates; the draw repeats; both versions answer a
+logged opening the eval step did not and talk it through, stored with its lineage."""
 
 from __future__ import annotations
 
 import json
 
+from flywheel.config import resolve_sandbox_endpoints
+from flywheel.sandbox.server import start_sandbox
 from flywheel.tasks.conversation_goals import round_personas
+from flywheel.tasks.simulate import simulate_conversations
 from flywheel.warehouse.store import connect, now_utc
 from flywheel.warehouse.writes import insert_new
-from tests.tasks.conversation_fixtures import insert_eval_prompts, planted_config
+from tests.tasks.conversation_fixtures import (
+    CANDIDATE,
+    CHAMPION,
+    insert_eval_prompts,
+    planted_config,
+)
 
 LONG = (
     "Please write a short friendly note to my neighbour {who} asking whether they could water "
@@ -120,3 +129,24 @@ def test_eval_goals_read_no_logs_and_hold_nothing_out(tmp_path) -> None:
     personas = round_personas(config, source="eval")
     assert {p.goal_source for p in personas} == {"eval"} and len(personas) == 4
     assert all(status == "active" for status, _ in statuses(config).values())
+
+
+def test_a_logged_goal_is_answered_and_talked_through_by_both_versions(tmp_path) -> None:
+    config = planted_config(tmp_path, "conversations", n_conversations=2)
+    insert_eval_prompts(config, 6)
+    insert_pool_and_logs(config)
+    personas = [p for p in round_personas(config, source="logs") if p.goal_source == "logs"]
+    with start_sandbox(config.sandbox) as server:  # no single-turn answer to "clean" exists
+        live = resolve_sandbox_endpoints(config, server.base_url)
+        report = simulate_conversations(live, 1, personas, ((CANDIDATE, None), (CHAMPION, None)))
+    assert report.n_simulated == 2 and report.n_failed == 0
+    with connect(config.warehouse.path, read_only=True) as con:
+        stored = con.execute(
+            "select c.model_id, c.served_model, c.prompt_id, p.goal_source, "
+            "p.log_conversation_id, p.kind from sim_conversations as c "
+            "join sim_personas as p using (persona_id) order by c.model_id"
+        ).fetchall()
+    assert stored == [
+        (CHAMPION, f"student-{CHAMPION}", "clean", "logs", "log-clean", "correction"),
+        (CANDIDATE, f"student-{CANDIDATE}", "clean", "logs", "log-clean", "correction"),
+    ]
