@@ -28,6 +28,12 @@ with answers as (
     where a.role = 'assistant'
       and p.split = 'pool'
       and p.status <> 'contaminated'
+      -- only answers with feedback: the contexts below are built for these alone
+      and exists (
+          select 1
+          from feedback as f
+          where f.conversation_id = a.conversation_id and f.turn_index = a.turn_index
+      )
 ), contexts as (
     select
         a.conversation_id,
