@@ -7,9 +7,9 @@ model, tasks/simulate.py and tasks/judge_conversations.py, battles of purpose
 carries both win rates. The decision is then checked against the general set's limits
 (tasks/general_check.py) and the objective guard (tasks/objective_check.py: a candidate that
 loses more than `evaluation.objective_max_drop` of accuracy on an objective set is refused).
-The A/B battles reuse the battle machinery and its call cache
-(answers, simulated turns and judgments are never paid for twice). Statistics are the pure functions of `evaluators/`; this module reads
-their inputs from the warehouse and writes `evaluations` and `ratings`.
+The A/B battles reuse the battle machinery and its call cache (answers, simulated turns and
+judgments are never paid for twice). Statistics are the pure functions of `evaluators/`; this
+module reads their inputs from the warehouse and writes `evaluations` and `ratings`.
 """
 
 from __future__ import annotations
@@ -277,8 +277,10 @@ def log_evaluation(round_id: int, candidate: str, champion: str, report: Evaluat
             wins_ties_losses(result.wins, result.ties, result.losses),
             accuracy if what == "prompts" else "",
         )
-    if report.objective_verdict is not None and report.objective_verdict.note is not None:
-        log.info("round %d objective guard (%s): %s", round_id, *_guard_words(report))
+    verdict = report.objective_verdict
+    if verdict is not None and verdict.note is not None:
+        outcome = verdict.outcome.replace("_", " ")
+        log.info("round %d objective guard (%s): %s", round_id, outcome, verdict.note)
     log.info(
         "round %d judge audit over %s games of the round (train battles and eval): position "
         "consistency %s, parse failures %s, first-position wins %s",
@@ -288,12 +290,6 @@ def log_evaluation(round_id: int, candidate: str, champion: str, report: Evaluat
         share(audit.parse_failure_rate),
         share(audit.first_position_win_share),
     )
-
-
-def _guard_words(report: EvaluationReport) -> tuple[str, str]:
-    verdict = report.objective_verdict
-    assert verdict is not None and verdict.note is not None
-    return verdict.outcome.replace("_", " "), verdict.note
 
 
 def write_evaluation(

@@ -62,7 +62,8 @@ def sandbox_comparison(config: Config, candidate: str, champion: str) -> Objecti
         return None
     candidate_score = _score([c for c, _ in checked], config)
     champion_score = _score([h for _, h in checked], config)
-    assert candidate_score is not None and champion_score is not None
+    if candidate_score is None or champion_score is None:
+        return None
     source = f"the sandbox's checkers on {len(checked)} held-out prompts"
     return ObjectiveComparison(source, candidate_score, champion_score)
 
@@ -137,16 +138,19 @@ def file_comparison(
 ) -> tuple[ObjectiveComparison | None, str]:
     """Both models on the user's file, or None and why (a model without a local checkpoint)."""
     objective = read_objective_set(path)
-    scores = {v: file_score(config, round_id, v, objective) for v in (candidate, champion)}
-    unmeasured = [v for v, s in scores.items() if s is None]
-    if unmeasured:
+    candidate_score = file_score(config, round_id, candidate, objective)
+    champion_score = file_score(config, round_id, champion, objective)
+    if candidate_score is None or champion_score is None:
+        unmeasured = [
+            v for v, s in ((candidate, candidate_score), (champion, champion_score)) if s is None
+        ]
         return None, (
             f"{' and '.join(unmeasured)} cannot answer evaluation.objective_set {path} (no "
             "local checkpoint)"
         )
     source = f"{path}, {len(objective.items)} items"
     comparison = ObjectiveComparison(
-        source, scores[candidate], scores[champion], set_sha256=objective.sha256
+        source, candidate_score, champion_score, set_sha256=objective.sha256
     )
     return comparison, ""
 
