@@ -1,5 +1,5 @@
-"""Each stage kind from the same champion on the same battles: sft, dpo, kto, orpo, rm+rl with
-GRPO and with RLOO, side by side, as ratios to DPO.
+"""Each stage kind from the same champion on the same battles: sft, dpo, kto, orpo, online-dpo,
+rm+rl with GRPO and with RLOO, side by side, as ratios to DPO.
 
 A copy of `--config` (configs/smoke.yaml by default: the sandbox references and judge; the
 shipped round-0 student, through `sandbox.task_difficulty: 1`) with its own warehouse and
@@ -8,7 +8,12 @@ answers, the sandbox references and judge battle, and the round mines its SFT ex
 pairs. Every kind's rows are then mined from those same battles (KTO examples, reward-model
 pairs), and each arm trains from the round-0 champion on them, once per seed, in a fresh child
 process (so its peak memory is its own), every section capped at `--max-steps`.
-KTO and ORPO take DPO's settings (learning rate, epochs, batch, length, beta).
+KTO, ORPO and online-dpo take DPO's settings (learning rate, epochs, batch, length, beta).
+online-dpo's pairs are made once, in this process, as the train step makes them
+(tasks/online_pairs.py): reward models fit from the champion on the round's DPO pairs
+(training.rm's settings), `--online-samples` samples per slice prompt at temperature 1, each
+prompt's best against its worst; the time that takes is added to the arm's wall time (its peak
+memory is the training child's only).
 
 Per arm and seed: held-out accuracy by the sandbox's checkers on the eval prompts, the judged
 win rate against the champion on the same prompts (both orders; a win 1, a tie 0.5), the
@@ -18,6 +23,7 @@ and one JSON line with every figure.
 
     python benchmarks/bench_stages.py [--seeds 0,1,2] [--max-steps 20]
         [--workdir /tmp/bench-stages] [--config configs/smoke.yaml] [--threads 2]
+        [--online-samples 4] [--arms sft,dpo,kto,orpo,online-dpo,rm+rl-grpo,rm+rl-rloo]
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ ARMS = {  # arm -> (stage, training.rl.algorithm or None)
     "dpo": ("dpo", None),
     "kto": ("kto", None),
     "orpo": ("orpo", None),
+    "online-dpo": ("online-dpo", None),
     "rm+rl-grpo": ("rm+rl", "grpo"),
     "rm+rl-rloo": ("rm+rl", "rloo"),
 }
@@ -52,9 +59,9 @@ PEER = "dpo"
 FIGURES = ("heldout_accuracy", "win_rate_vs_champion", "wall_s", "peak_memory_mb")
 
 
-def bench_config(source: Path, workdir: Path, threads: int) -> Path:
+def bench_config(source: Path, workdir: Path, threads: int, online_samples: int) -> Path:
     """`source` with its files under `workdir`, the shipped student's tasks, one dpo round,
-    KTO and ORPO on DPO's settings."""
+    KTO, ORPO and online-dpo on DPO's settings."""
     config = yaml.safe_load(source.read_text())
     config["warehouse"]["path"] = str(workdir / "flywheel.duckdb")
     config["student"]["path"] = str(workdir / "student")
@@ -67,21 +74,28 @@ def bench_config(source: Path, workdir: Path, threads: int) -> Path:
         k: v for k, v in training["dpo"].items() if k not in ("chosen_nll_weight", "reference")
     }
     training["kto"], training["orpo"] = dict(shared), dict(shared)
+    training["online_dpo"] = {**shared, "n_samples": online_samples, "temperature": 1.0}
     config["schedule"]["stages"] = ["dpo"]
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def round_zero_champion(config: Any) -> str:
-    """The round-0 student's checkpoint (the champion every arm starts from)."""
+def round_zero_version(config: Any) -> Any:
+    """The round-0 student (the champion every arm starts from) as a ModelVersion."""
+    from flywheel.warehouse.lifecycle import ModelVersion
     from flywheel.warehouse.store import connect_warehouse
 
     with connect_warehouse(config.warehouse) as con:
-        (path,) = con.execute(
-            "select checkpoint_path from model_versions where parent_id is null"
+        version_id, path = con.execute(
+            "select version_id, checkpoint_path from model_versions where parent_id is null"
         ).fetchone()
-    return path
+    return ModelVersion(version_id, path, "champion")
+
+
+def round_zero_champion(config: Any) -> str:
+    """The round-0 student's checkpoint."""
+    return round_zero_version(config).checkpoint_path
 
 
 def arm_settings(config: Any, stage: Any, algorithm: str | None, max_steps: int) -> dict:
@@ -169,10 +183,12 @@ def score_arm(
     return {"heldout_accuracy": accuracy, "win_rate_vs_champion": check.win_rate}
 
 
-def prepare(config_path: Path, workdir: Path) -> Any:
-    """One `flywheel run` round (stage dpo), then every kind mined from its battles."""
+def prepare(config_path: Path, workdir: Path) -> tuple[Any, float]:
+    """One `flywheel run` round (stage dpo), then every kind mined from its battles and
+    online-dpo's pairs made from the champion's samples: (config, seconds the pairs took)."""
     from flywheel.config import load_config
     from flywheel.tasks.mine import mine_round
+    from flywheel.tasks.online_pairs import make_online_pairs
 
     status, wall_s = run_seed(config_path, 1, workdir / "round-1.log")
     if status != 0:
@@ -181,7 +197,10 @@ def prepare(config_path: Path, workdir: Path) -> Any:
     config = load_config(config_path)
     for stage, _ in ARMS.values():
         mine_round(config, ROUND_ID, stage)
-    return config
+    started = time.monotonic()
+    online = make_online_pairs(config, ROUND_ID, round_zero_version(config))
+    print(online.summary())
+    return config, time.monotonic() - started
 
 
 def mean(values: list[float | None]) -> float | None:
@@ -236,6 +255,8 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--workdir", default="/tmp/bench-stages")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--online-samples", type=int, default=4)
+    parser.add_argument("--arms", default=",".join(ARMS), help="a subset, comma-separated")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -253,20 +274,26 @@ def main() -> int:
     started = time.monotonic()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = bench_config(Path(args.config), workdir, args.threads)
-    config = prepare(config_path, workdir)
+    config_path = bench_config(Path(args.config), workdir, args.threads, args.online_samples)
+    config, online_pairs_s = prepare(config_path, workdir)
     seeds = [int(s) for s in args.seeds.split(",")]
+    arms = [arm for arm in args.arms.split(",") if arm]
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if unknown or PEER not in arms:
+        raise SystemExit(f"--arms: unknown {unknown} or no {PEER}; the arms are {', '.join(ARMS)}")
     evals = eval_prompts(config)
-    per_seed: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    per_seed: dict[str, list[dict]] = {arm: [] for arm in arms}
     with start_sandbox(config.sandbox) as server:
         live = resolve_sandbox_endpoints(config, server.base_url)
         champion_path = round_zero_champion(config)
         champion_answers = greedy(live, champion_path, evals)
         champion_accuracy = score_arm(live, evals, champion_answers, champion_path)
-        for arm in ARMS:
+        for arm in arms:
             for seed in seeds:
                 options = [f"--max-steps={args.max_steps}", f"--seed={seed}"]
                 trained = run_child(__file__, arm, config_path, str(workdir), options)
+                if arm == "online-dpo":  # its pairs' sampling, reward fit and scoring
+                    trained["wall_s"] += online_pairs_s
                 figures = trained | score_arm(live, evals, champion_answers, trained["path"])
                 per_seed[arm].append({"seed": seed, **figures})
                 print(
@@ -282,6 +309,8 @@ def main() -> int:
         "config": args.config,
         "seeds": seeds,
         "max_steps": args.max_steps,
+        "online_samples": args.online_samples,
+        "online_pairs_s": online_pairs_s,
         "n_eval_prompts": len(evals),
         "champion_heldout_accuracy": champion_accuracy["heldout_accuracy"],
         "peer": PEER,
