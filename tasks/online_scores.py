@@ -30,7 +30,7 @@ from flywheel.llm.verifiable_reward import checker_rewards, mix_rewards
 from flywheel.logs import step_logger
 from flywheel.warehouse.export import export_rows
 from flywheel.warehouse.lifecycle import ModelVersion
-from flywheel.warehouse.store import connect_warehouse
+from flywheel.warehouse.store import connect_warehouse, read_query
 
 Conversation = list[dict[str, str]]
 
@@ -129,7 +129,9 @@ def require_reward_models(config: Config, round_id: int) -> None:
             raise RewardUnavailable(reward_model_problem(named))
         return
     min_pairs = config.training.rm.min_examples
-    n_pairs = len(mined_pairs_up_to(config, round_id))
+    with connect_warehouse(config.warehouse) as con:
+        query = read_query("online_reward_pairs_count")
+        (n_pairs,) = con.execute(query, {"round_id": round_id}).fetchone()
     if n_pairs < min_pairs:
         raise RewardUnavailable(unavailable_reason(round_id, n_pairs, min_pairs))
 
