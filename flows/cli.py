@@ -132,7 +132,12 @@ def _add_sandbox_commands(commands: Commands) -> None:
     traffic.add_argument("--out", required=True, help="folder for the day's log files")
     traffic.add_argument("--conversations", type=int, default=200, help="conversations a day")
     traffic.add_argument("--users", type=int, default=50, help="distinct simulated users")
-    traffic.add_argument("--model", default=None, help="sandbox model that answers")
+    traffic.add_argument(
+        "--model",
+        default=None,
+        help="sandbox model that answers, or `champion`: the warehouse's current champion "
+        "through student.backend (default: the least accurate sandbox reference)",
+    )
     traffic.add_argument("--versus", default=None, help="second model of arena votes")
 
 
@@ -239,6 +244,7 @@ def command_sandbox(config: Config, args: argparse.Namespace) -> int:
             args.users,
             args.model,
             args.versus,
+            config=config,
         )
         print(report.summary())
         return 0

@@ -30,6 +30,8 @@ def endpoints_in_use(config: Config) -> list[tuple[str, EndpointConfig]]:
     named += [(f"judge.panel.{i}", judge) for i, judge in enumerate(config.judge.panel)]
     if config.student.endpoint is not None:
         named.append(("student.endpoint", config.student.endpoint))
+    if config.logs.classify and config.logs.classifier is not None:
+        named.append(("logs.classifier", config.logs.classifier))
     return named
 
 

@@ -266,7 +266,7 @@ class JudgeConfig(EndpointConfig):
 
 def resolve_sandbox_endpoints(config: Config, sandbox_url: str) -> Config:
     """The run's config with every endpoint whose base_url is `sandbox` (references, judge,
-    judge panel, student.endpoint, evaluation.conversations.simulator) calling the running
+    judge panel, student.endpoint, evaluation.conversations.simulator, logs.classifier) calling the running
     sandbox at `sandbox_url`; what identifies them (base_url, call ids, the fingerprint) is
     unchanged."""
     student = config.student
@@ -278,11 +278,15 @@ def resolve_sandbox_endpoints(config: Config, sandbox_url: str) -> Config:
         simulator = conversations.simulator.at_sandbox(sandbox_url)
         conversations = conversations.model_copy(update={"simulator": simulator})
         evaluation = evaluation.model_copy(update={"conversations": conversations})
+    logs = config.logs
+    if logs.classifier is not None:
+        logs = logs.model_copy(update={"classifier": logs.classifier.at_sandbox(sandbox_url)})
     return config.model_copy(
         update={
             "references": [ref.at_sandbox(sandbox_url) for ref in config.references],
             "judge": config.judge.at_sandbox(sandbox_url),
             "student": student,
             "evaluation": evaluation,
+            "logs": logs,
         }
     )

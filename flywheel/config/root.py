@@ -119,6 +119,8 @@ class Config(Section):
             endpoints.append(self.student.endpoint)
         if self.evaluation.conversations.simulator is not None:
             endpoints.append(self.evaluation.conversations.simulator)
+        if self.logs.classifier is not None:
+            endpoints.append(self.logs.classifier)
         return [e for e in endpoints if e.base_url == SANDBOX_URL]
 
     @property
