@@ -23,7 +23,6 @@ Pure: standard library and `evaluators/personas.py`.
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -59,16 +58,24 @@ def log_persona_seed(seed: int, conversation_id: str) -> int:
     return int(digest[:8], 16) % 2**31
 
 
+def draw_rank(seed: int, conversation_id: str) -> str:
+    """A logged conversation's place in the seeded draw: its own hash, so conversations logged
+    later move the draw only where they rank among the first `n` (a resumed round whose logs
+    grew keeps most of its personas)."""
+    return hashlib.sha256(f"log-personas|{seed}|{conversation_id}".encode()).hexdigest()
+
+
 def draw_log_personas(
     openings: Sequence[LoggedOpening], kinds: Sequence[str], n: int, seed: int
 ) -> list[Persona]:
     """Up to `n` personas from logged conversations: one per opening prompt (its first
-    conversation by id), those whose logged kind is in `kinds`, in a seeded order."""
+    conversation by id), those whose logged kind is in `kinds`, in a seeded order
+    (`draw_rank`)."""
     first_per_prompt: dict[str, LoggedOpening] = {}
     for opening in sorted(openings, key=lambda o: o.conversation_id):
         first_per_prompt.setdefault(opening.prompt_id, opening)
     allowed = [o for o in first_per_prompt.values() if logged_kind(o) in kinds]
-    random.Random(f"log-personas|{seed}").shuffle(allowed)
+    allowed.sort(key=lambda o: draw_rank(seed, o.conversation_id))
     personas = []
     for opening in allowed[:n]:
         kind = logged_kind(opening)

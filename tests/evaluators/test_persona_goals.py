@@ -61,6 +61,14 @@ def test_only_the_configured_kinds_are_drawn_and_pushback_never_from_logs() -> N
     assert [(p.kind, p.log_conversation_id) for p in personas] == [("plain", "log-c")]
 
 
+def test_a_conversation_logged_later_moves_the_draw_only_where_it_ranks() -> None:
+    before = draw_log_personas(OPENINGS, PERSONA_KINDS_ALL, 3, seed=1)
+    for i in range(20):
+        later = [*OPENINGS, LoggedOpening(f"log-new-{i}", f"p-new-{i}", None, False)]
+        after = draw_log_personas(later, PERSONA_KINDS_ALL, 3, seed=1)
+        assert len(set(before) - set(after)) <= 1  # at most the one it displaced
+
+
 def test_one_persona_per_opening_prompt() -> None:
     twice = [*OPENINGS, LoggedOpening("log-a2", "p-a", "Again?", False)]
     personas = draw_log_personas(twice, PERSONA_KINDS_ALL, 10, seed=0)
