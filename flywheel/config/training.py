@@ -16,6 +16,7 @@ from flywheel.config.base import Section, _help
 from flywheel.config.checks import field_problem
 from flywheel.config.mining import MiningConfig
 from flywheel.llm.stages.registry import (
+    MADE_BEFORE_TRAINING,
     STAGE_NAMES,
     STAGES,
     absent_sections,
@@ -33,7 +34,9 @@ def default_cpu_threads() -> int:
 
 def mix_origins(stage: Stage) -> tuple[str, ...]:
     """The origins a stage's rows can have: battle and feedback, and refine where its kind's
-    targets can be refined (SFT)."""
+    targets can be refined (SFT); none to mix for rows its train step makes (online-dpo)."""
+    if stage.data in MADE_BEFORE_TRAINING:
+        return ()
     return ("battle", "refine", "feedback") if stage.data.refinable else ("battle", "feedback")
 
 
@@ -45,6 +48,11 @@ def mix_problem(stage_name: str, shares: dict[str, float], sft_rule: str) -> tup
             f"key it by a stage of schedule.stages ({', '.join(STAGE_NAMES)})",
         )
     origins = mix_origins(stage_named(stage_name))
+    if not origins:
+        return (
+            f"{stage_name} trains on the rows its train step makes, of one origin: no mix",
+            f"remove training.mix.{stage_name}",
+        )
     unknown = [origin for origin in shares if origin not in origins]
     if unknown:
         return (

@@ -118,6 +118,7 @@ def test_the_stages_rows_follow_its_mix_and_the_run_records_it(
         ({"sft": {"battle": 1.5, "feedback": -0.5}}, "is not from 0 to 1"),
         ({"sft": {"battle": 0.5, "feedback": 0.4}}, "the shares sum to 0.9, not 1"),
         ({"sft": {"refine": 0.5, "feedback": 0.5}}, "sft_rule is arena"),
+        ({"online-dpo": {"battle": 1.0}}, "rows its train step makes, of one origin"),
     ],
 )
 def test_a_mix_that_cannot_be_met_is_refused(tmp_path: object, mix: dict, refusal: str) -> None:
