@@ -15,6 +15,7 @@ rm+rl stage's RL reward is.
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -95,13 +96,22 @@ def score_samples(
 def _member_scores(
     paths: list[Path], conversations: list[Conversation], max_length: int
 ) -> list[list[float]]:
-    """Each reward model's raw score of every conversation (its own tokenizer)."""
+    """Each reward model's raw score of every conversation (its own tokenizer), one model in
+    memory at a time; on a GPU the cache is emptied after, so the stage's training process
+    (under accelerate) finds the memory free."""
+    import torch
+
     from flywheel.llm import reward_ensemble as ens
     from flywheel.llm.stages.common import load_tokenizer
 
     scores = []
-    for path, model in zip(paths, ens.load_members(paths), strict=True):
+    for path in paths:
+        (model,) = ens.load_members([path])
         scores.append(ens.score(model, load_tokenizer(path), conversations, max_length))
+        del model
+    if torch.cuda.is_available():
+        gc.collect()  # the fitted members' trainers hold reference cycles
+        torch.cuda.empty_cache()
     return scores
 
 
