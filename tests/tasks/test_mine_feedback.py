@@ -217,3 +217,24 @@ def test_feedback_is_mined_on_a_ducklake_warehouse_too(lake_config_path: Path) -
     assert report is not None and report.n_added == {"sft": 4, "dpo": 2, "kto": 5}
     assert again is not None and again.n_added == {"sft": 0, "dpo": 0, "kto": 0}
     assert len(training_rows(config, 1, "kto")) == 5
+
+
+def test_an_answer_logged_again_inside_a_later_request_is_one_exchange(
+    logged_feedback: Config,  # noqa: F811
+) -> None:
+    # a log with one record per request: c_up's exchange again inside the next request, where
+    # the classifier read the user's next turn as a complaint; explicit wins on the exchange
+    later_request = {
+        "c_up_next": (
+            "p_q",
+            [("assistant", "5"), ("user", "Hm, why?"), ("assistant", "2 and 3 make 5")],
+            [{"turn_index": 1, "source": "implicit", "category": "complaint", "confidence": 0.9}],
+        )
+    }
+    add_logs(logged_feedback, later_request, first_minute=50)
+    mine_round(logged_feedback, 1, "kto")
+    assert _rows(
+        logged_feedback,
+        "select conversation_id, turn_index, label, feedback_ids from kto_examples "
+        "where conversation_id like 'c_up%'",
+    ) == [("c_up", 1, True, ["f-c_up-0"])]

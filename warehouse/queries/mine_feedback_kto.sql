@@ -1,11 +1,11 @@
 -- KTO examples from users' feedback: every labelled answer not mined yet, desirable when its
 -- label is positive, undesirable when negative (TRL's unpaired `label`); source feedback,
 -- n_battles 0. Reads the temporary table feedback_labelled (mine_feedback_labels.sql). Keyed
--- by the answer, not the round: mined once.
+-- by the exchange (user, model, context, answer), not the round: mined once.
 -- params: round_id
 with examples as (
     select
-        md5(concat_ws('|', 'feedback', conversation_id, turn_index)) as example_id,
+        md5(concat_ws('|', 'feedback', exchange_id)) as example_id,
         'feedback' as source,
         $round_id::integer as round_id,
         prompt_id,

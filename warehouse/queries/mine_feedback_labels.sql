@@ -1,7 +1,13 @@
--- The logged answers that feedback labels, one row per answer (conversation, assistant turn),
--- with its resolved label: the input of every feedback mining rule (mine_feedback_sft,
--- mine_feedback_kto, mine_feedback_pairs read it as the temporary table feedback_labelled).
+-- The logged answers that feedback labels, one row per exchange (a user's context, the
+-- model's answer to it), with its resolved label: the input of every feedback mining rule
+-- (mine_feedback_sft, mine_feedback_kto, mine_feedback_pairs read it as the temporary table
+-- feedback_labelled).
 --
+-- - An exchange is the same user (user_hash), model, context (the turns before the answer)
+--   and answer text: a log with one record per request (OpenAI chat-completion logs) holds an
+--   answer once as the last turn of its own request and again inside every later request of
+--   the conversation; feedback on any of those copies is feedback on the one exchange. Its row
+--   stands for it by the copy with the fewest turns (then the smallest conversation id).
 -- - An answer counts when its conversation's opening prompt is training data: in the pool
 --   (split pool) and not contaminated by the eval set; and when the turns before it (its
 --   context, the prompt it answered) are non-empty, hold no tool turn and end with a user turn.
@@ -11,17 +17,20 @@
 --   unparsed feedback labels nothing.
 -- - Implicit rows count only with a confidence of at least $min_confidence
 --   (training.mining.feedback_min_confidence).
--- - Explicit wins: where an answer has any explicit positive or negative row, its implicit rows
---   are ignored. Rows of the deciding source that disagree (an up and a down) leave the answer
---   unlabelled (`conflict`), never guessed.
+-- - Explicit wins: where an exchange has any explicit positive or negative row, its implicit
+--   rows are ignored. Rows of the deciding source that disagree (an up and a down) leave the
+--   exchange unlabelled (`conflict`), never guessed.
 -- - correction_text: an explicit correction's corrected answer (the latest one), the SFT target
 --   of a negative answer; an implicit `correction` (the user's next turn) is a negative label
 --   only, never a target: it is a message to the assistant, not an answer.
 -- - context_sha: md5 of the context's turns, so answers to the same prompt (the same opening
---   prompt for a first answer, the same conversation so far for a later one) share it.
+--   prompt for a first answer, the same conversation so far for a later one) share it;
+--   exchange_id: md5 of (user, model, context_sha, answer), the mined rows' key.
 -- params: min_confidence
 with answers as (
-    select a.conversation_id, a.turn_index, a.content, c.prompt_id, c.model, c.started_at
+    select
+        a.conversation_id, a.turn_index, a.content, c.prompt_id, c.model, c.started_at,
+        c.user_hash, c.n_turns
     from log_turns as a
     join log_conversations as c using (conversation_id)
     join prompts as p on p.prompt_id = c.prompt_id
@@ -44,11 +53,28 @@ with answers as (
     from answers as a
     join log_turns as t on t.conversation_id = a.conversation_id and t.turn_index < a.turn_index
     group by a.conversation_id, a.turn_index
+), exchanges as (
+    select
+        a.*,
+        x.context,
+        md5(to_json(x.context)::varchar) as context_sha,
+        md5(concat_ws(
+            '|', coalesce(a.user_hash, ''), coalesce(a.model, ''),
+            md5(to_json(x.context)::varchar), md5(a.content)
+        )) as exchange_id
+    from answers as a
+    join contexts as x using (conversation_id, turn_index)
+    where not x.has_tool_turn and x.last_role = 'user'
+), representatives as (
+    select *
+    from exchanges
+    qualify row_number() over (
+        partition by exchange_id order by n_turns, conversation_id, turn_index
+    ) = 1
 ), polarities as (
     select
         f.feedback_id,
-        f.conversation_id,
-        f.turn_index,
+        e.exchange_id,
         f.source,
         f.correction,
         f.created_at,
@@ -61,6 +87,7 @@ with answers as (
             end
         ) as polarity
     from feedback as f
+    join exchanges as e using (conversation_id, turn_index)
     where f.source = 'explicit'
        or (f.source = 'implicit' and f.confidence >= $min_confidence)
 ), usable as (
@@ -68,11 +95,10 @@ with answers as (
 ), deciding as (
     select *
     from usable
-    qualify source = min(source) over (partition by conversation_id, turn_index)  -- explicit < implicit
+    qualify source = min(source) over (partition by exchange_id)  -- explicit < implicit
 ), resolved as (
     select
-        conversation_id,
-        turn_index,
+        exchange_id,
         min(source) as label_source,
         count(distinct polarity) > 1 as conflict,
         min(polarity) as polarity,
@@ -80,26 +106,25 @@ with answers as (
         arg_max(correction, created_at) filter (where correction is not null and source = 'explicit')
             as correction_text
     from deciding
-    group by conversation_id, turn_index
+    group by exchange_id
 ), labelled as (
     select
-        a.conversation_id,
-        a.turn_index,
-        a.prompt_id,
-        a.model,
-        a.started_at,
-        a.content as answer_text,
-        x.context,
-        md5(to_json(x.context)::varchar) as context_sha,
+        e.exchange_id,
+        e.conversation_id,
+        e.turn_index,
+        e.prompt_id,
+        e.model,
+        e.started_at,
+        e.content as answer_text,
+        e.context,
+        e.context_sha,
         r.label_source,
         r.conflict,
         case when r.conflict then null else r.polarity end as polarity,
         r.feedback_ids,
         case when not r.conflict and r.polarity = 'negative' then r.correction_text end
             as correction_text
-    from answers as a
-    join contexts as x using (conversation_id, turn_index)
-    join resolved as r using (conversation_id, turn_index)
-    where not x.has_tool_turn and x.last_role = 'user'
+    from representatives as e
+    join resolved as r using (exchange_id)
 )
 select * from labelled order by conversation_id, turn_index

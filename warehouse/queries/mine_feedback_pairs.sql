@@ -3,7 +3,7 @@
 -- the positive chosen. Each answer is in at most one feedback pair of a kind: answers already
 -- paired are left out, then per context the n-th positive (oldest first) meets the n-th
 -- negative; answers with the same text make no pair. Reads the temporary table
--- feedback_labelled (mine_feedback_labels.sql). Keyed by its two answers, not the round.
+-- feedback_labelled (mine_feedback_labels.sql). Keyed by its two exchanges, not the round.
 -- params: round_id, kind
 with paired_answers as (
     select chosen_conversation_id as conversation_id, chosen_turn_index as turn_index
@@ -32,10 +32,7 @@ with paired_answers as (
     from unpaired
 ), pairs as (
     select
-        md5(concat_ws(
-            '|', 'feedback', $kind, c.conversation_id, c.turn_index, r.conversation_id,
-            r.turn_index
-        )) as pair_id,
+        md5(concat_ws('|', 'feedback', $kind, c.exchange_id, r.exchange_id)) as pair_id,
         $kind as kind,
         $round_id::integer as round_id,
         c.prompt_id,

@@ -3,7 +3,8 @@
 -- explicit correction (target_source correction: the user's corrected answer is the target,
 -- feedback.correction of feedback_ids[1]). The prompt is the conversation before the answer
 -- (v_sft_data builds `messages` from log_turns). Reads the temporary table feedback_labelled
--- (mine_feedback_labels.sql). Keyed by the answer, not the round: mined once.
+-- (mine_feedback_labels.sql). Keyed by the exchange (user, model, context, answer), not the
+-- round: mined once.
 -- params: round_id
 with targets as (
     select *, 'feedback' as target_source
@@ -15,7 +16,7 @@ with targets as (
     where polarity = 'negative' and correction_text is not null
 ), examples as (
     select
-        md5(concat_ws('|', 'feedback', conversation_id, turn_index)) as example_id,
+        md5(concat_ws('|', 'feedback', exchange_id)) as example_id,
         $round_id::integer as round_id,
         prompt_id,
         null::varchar as battle_id,
