@@ -3,12 +3,14 @@
 -- mined from logged conversations and their feedback (tasks/mine_feedback.py,
 -- warehouse/queries/mine_feedback_*.sql). A feedback row points back to the logged answer it
 -- learns from (conversation_id, turn_index: log_turns) and to the feedback rows whose label
--- decided it (feedback_ids: feedback.feedback_id). Its key holds no round: a logged answer is
--- mined once per kind, by the first round that finds its feedback, and later rounds skip it.
+-- decided it (feedback_ids: feedback.feedback_id). Its key holds no round: a logged exchange
+-- (user, model, context, answer: a log with one record per request repeats an answer inside
+-- later requests, and conversation_id/turn_index name its shortest copy) is mined once per
+-- kind, by the first round that finds its feedback, and later rounds skip it.
 -- Battle rows keep their columns; the lineage columns are null on them.
 
 -- sft_examples: still one row per mined SFT example. Battle rows: one per (round, prompt),
--- origin `battle`. Feedback rows: one per logged answer, origin `feedback`, with
+-- origin `battle`. Feedback rows: one per logged exchange, origin `feedback`, with
 -- target_source `feedback` (an answer with positive feedback: the target is the logged
 -- answer, log_turns at turn_index) or `correction` (an answer the user corrected in explicit
 -- feedback: the target is feedback.correction of feedback_ids[1]); the prompt is the
@@ -44,7 +46,7 @@ alter table preference_pairs alter column rejected_model drop not null;
 alter table preference_pairs alter column rule_min_gap drop not null;
 
 -- kto_examples: still one row per labelled answer. Its `source` already says the origin
--- (battle | feedback); feedback rows: one per logged answer with a resolved positive
+-- (battle | feedback); feedback rows: one per logged exchange with a resolved positive
 -- (desirable) or negative (undesirable) label, n_battles 0.
 alter table kto_examples add column conversation_id varchar;
 alter table kto_examples add column turn_index integer;
