@@ -8,9 +8,9 @@ the round (training.rm's settings, seeded by the round), as the judge budget's s
 leaves the stage without reward models (`RewardUnavailable`, naming the fixes).
 
 The reward of a sample: each member's scores standardised over the round's samples, their mean
-(llm/reward_ensemble.py's `combine`), mixed with the skill checker's +1/-1 by
-`verifiable_reward_weight` where a prompt has a checker (llm/verifiable_reward.py), as the
-rm+rl stage's RL reward is.
+minus `disagreement_penalty` x their spread (llm/reward_ensemble.py's `combine`), mixed with the
+skill checker's +1/-1 by `verifiable_reward_weight` where a prompt has a checker
+(llm/verifiable_reward.py), as the rm+rl stage's RL reward is.
 """
 
 from __future__ import annotations
@@ -61,14 +61,16 @@ def combine_rewards(
     member_scores: Sequence[Sequence[float]],
     checks: Sequence[float | None],
     verifiable_weight: float,
+    disagreement_penalty: float = 0.0,
 ) -> np.ndarray:
     """Each sample's reward from a (members x samples) table of raw scores: each member's
-    scores standardised over the samples, their mean, mixed with the checker's verdicts."""
+    scores standardised over the samples, their mean minus `disagreement_penalty` x their
+    spread, mixed with the checker's verdicts."""
     from flywheel.llm.reward_ensemble import Normaliser, combine
 
     standardised = np.stack([Normaliser.fit(list(s)).apply(list(s)) for s in member_scores])
-    mean, _ = combine(standardised, penalty=0.0)
-    return mix_rewards(mean, checks, verifiable_weight)
+    reward, _ = combine(standardised, disagreement_penalty)
+    return mix_rewards(reward, checks, verifiable_weight)
 
 
 def score_samples(
@@ -79,7 +81,8 @@ def score_samples(
     completions: Sequence[str],
 ) -> SampleRewards:
     """The reward of each (prompt, completion) sample (see the module doc)."""
-    weight = config.training.online_dpo.verifiable_reward_weight
+    cfg = config.training.online_dpo
+    weight = cfg.verifiable_reward_weight
     conversations = [
         [*prompt, {"role": "assistant", "content": completion}]
         for prompt, completion in zip(prompts, completions, strict=True)
@@ -87,8 +90,15 @@ def score_samples(
     with reward_models(config, round_id, champion) as models:
         member_scores = _member_scores(models.paths, conversations, config.training.rm.max_length)
     checks = checker_rewards(prompts, completions) if weight > 0 else [None] * len(completions)
-    rewards = combine_rewards(member_scores, checks, weight)
-    scored_by = models.description + (f"; checker weight {weight:g}" if weight > 0 else "")
+    rewards = combine_rewards(member_scores, checks, weight, cfg.disagreement_penalty)
+    scored_by = models.description + "".join(
+        f"; {name} {value:g}"
+        for name, value in (
+            ("disagreement penalty", cfg.disagreement_penalty),
+            ("checker weight", weight),
+        )
+        if value > 0
+    )
     n_checked = sum(check is not None for check in checks)
     return SampleRewards(rewards.tolist(), scored_by, n_checked)
 

@@ -59,6 +59,12 @@ class OnlineDpoConfig(dpo.DpoConfig):
         default=None,
         min_length=1,
     )
+    disagreement_penalty: float = described(
+        "reward = the reward models' standardised mean minus this x their spread across models "
+        "(a sample the models disagree on ranks lower); needs two or more reward models",
+        default=0.0,
+        ge=0,
+    )
     verifiable_reward_weight: float = described(
         "w in reward = (1 - w) x reward models + w x checker, for samples a skill checker can "
         "check (right +1, wrong -1: one standard deviation of the reward models' scores); "
@@ -153,6 +159,22 @@ def online_dpo_problems(config: Any) -> list[str]:
     return [p for p in problems if p is not None]
 
 
+def check_training(training: Any) -> None:
+    """A disagreement penalty on reward models fit for the round needs two or more of them (a
+    named folder's member count is checked when the round scores its samples)."""
+    from flywheel.config.checks import field_problem
+
+    cfg = training.online_dpo
+    fits_one = cfg.reward_model is None and training.rm.ensemble_size < 2
+    if cfg.disagreement_penalty > 0 and fits_one:
+        raise field_problem(
+            "needs an ensemble: one reward model never disagrees with itself",
+            "set training.rm.ensemble_size to 2 or more, or online_dpo.disagreement_penalty: 0",
+            field="online_dpo.disagreement_penalty",
+            value=cfg.disagreement_penalty,
+        )
+
+
 def train(run: StageRun) -> TrainResult:
     """The round's online-dpo stage: DPO on the pairs of the champion's samples, the champion
     (the base) as reference."""
@@ -167,5 +189,6 @@ STAGE = Stage(
     data=ONLINE_DPO_DATA,
     trains_on_prompts=False,
     train=train,
+    check_training=check_training,
     absent_sections={SECTION: {"learning_rate": 5e-5}},
 )

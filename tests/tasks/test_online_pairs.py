@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from flywheel.config import Config
+from flywheel.config import Config, ConfigError
 from flywheel.errors import InputError
 from flywheel.llm.stages.online_dpo import (
     OnlineDpoConfig,
@@ -77,6 +77,8 @@ def test_rewards_are_the_members_standardised_mean_mixed_with_the_checker() -> N
     assert np.allclose(rewards, np.mean(standardised, axis=0))
     mixed = combine_rewards(member_scores, [1.0, None, -1.0], 0.5)
     assert np.allclose(mixed, [0.5 * rewards[0] + 0.5, rewards[1], 0.5 * rewards[2] - 0.5])
+    penalised = combine_rewards(member_scores, [None, None, None], 0.0, disagreement_penalty=2.0)
+    assert np.allclose(penalised, rewards - 2.0 * np.std(standardised, axis=0))
 
 
 def test_the_stage_registers_with_its_config_and_refuses_bad_settings() -> None:
@@ -94,6 +96,21 @@ def test_the_stage_registers_with_its_config_and_refuses_bad_settings() -> None:
         OnlineDpoConfig(n_samples=1)
     with pytest.raises(ValidationError, match="verifiable_reward_weight"):
         OnlineDpoConfig(verifiable_reward_weight=1.5)
+
+
+def test_a_disagreement_penalty_on_one_fitted_reward_model_is_refused(tmp_path: Path) -> None:
+    smoke = load_config_in(tmp_path, "smoke")
+    training = smoke.training.model_dump()
+    training["online_dpo"] = {"disagreement_penalty": 0.5}
+    with pytest.raises(ConfigError, match="one reward model never disagrees with itself"):
+        load_config_in(tmp_path, "smoke", training=training)
+    training["rm"] = {**training["rm"], "ensemble_size": 3}
+    assert (
+        load_config_in(
+            tmp_path, "smoke", training=training
+        ).training.online_dpo.disagreement_penalty
+        == 0.5
+    )
 
 
 def test_a_config_scheduling_online_dpo_is_refused_where_it_cannot_make_pairs(
