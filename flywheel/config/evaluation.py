@@ -151,12 +151,10 @@ class EvaluationConfig(Section):
         ge=0,
     )
     objective_set: str | None = _help(
-        "a JSONL file of your own checkable prompts, one object a line: `prompt` (or "
-        "`question`, or `messages` chat turns) and `answer`, the expected final answer "
-        '(e.g. {"prompt": "What is 3 + 4?", "answer": "7"}; a GSM8K `#### 7` answer counts as '
-        "7); both models answer it greedily from their local checkpoints and a reply is right "
-        "when its final answer (`Answer: X`, or a natural form such as 'The answer is X.') "
-        "equals it; null: the sandbox's checkers on the held-out prompts, where they can check",
+        "JSONL of your own checkable prompts, one object a line: `prompt` (or `question`, or "
+        '`messages`) and `answer`, the expected final answer ({"prompt": "What is 3 + 4?", '
+        '"answer": "7"}; GSM8K\'s `#### 7` counts as 7), answered greedily from local '
+        "checkpoints; null: the sandbox's checkers on the held-out prompts",
         default=None,
     )
     objective_max_drop: float | None = _help(
