@@ -30,11 +30,14 @@ POOL = {  # prompt_id -> (text, slice_id)
     "near-sliced": (LONG.format(who="Anna", where="the mountains, thanks"), None),
     "clean": ("Spell the word banana backwards and give it as Answer: WORD please.", None),
     "clean-twin": ("Spell the word banana backwards and give it as Answer: WORD please!", None),
+    "praised": ("How many letters r are in the word strawberry? Reply with Answer: N.", None),
 }
-LOGGED = {  # conversation_id -> (opening prompt_id, first answer's feedback label)
-    "log-sliced": ("sliced-opening", None),
-    "log-near": ("near-sliced", None),
-    "log-clean": ("clean", "negative"),
+LOGGED = {  # conversation_id -> (opening prompt_id, first answer's feedback: (source, label))
+    "log-sliced": ("sliced-opening", []),
+    "log-near": ("near-sliced", []),
+    "log-clean": ("clean", [("explicit", "negative")]),
+    # a thumb up and the classifier's complaint: the explicit thumb wins, so no correction
+    "log-praised": ("praised", [("explicit", "positive"), ("implicit", "negative")]),
 }
 
 
@@ -76,16 +79,17 @@ def insert_pool_and_logs(config) -> None:
     ]
     feedback = [
         {
-            "feedback_id": f"fb-{cid}",
+            "feedback_id": f"fb-{cid}-{source}",
             "conversation_id": cid,
             "turn_index": 1,
-            "source": "explicit",
-            "kind": "thumb",
-            "label": label,
+            "source": source,
+            "kind": "thumb" if source == "explicit" else "classified",
+            "label": label if source == "explicit" else None,
+            "category": None if source == "explicit" else "complaint",
             "created_at": now_utc(),
         }
-        for cid, (_, label) in LOGGED.items()
-        if label
+        for cid, (_, given) in LOGGED.items()
+        for source, label in given
     ]
     with connect(config.warehouse.path) as con:
         insert_new(con, "prompts", prompts, ["prompt_id"])
@@ -108,16 +112,18 @@ def test_a_logged_goal_is_decontaminated_against_the_training_slices(tmp_path) -
     insert_pool_and_logs(config)
     personas = round_personas(config, source="logs")
     logged = [p for p in personas if p.goal_source == "logs"]
-    assert [(p.log_conversation_id, p.prompt_id, p.kind) for p in logged] == [
-        ("log-clean", "clean", "correction")  # negative feedback on its first answer
+    assert sorted((p.log_conversation_id, p.prompt_id, p.kind) for p in logged) == [
+        ("log-clean", "clean", "correction"),  # negative feedback on its first answer
+        ("log-praised", "praised", "plain"),
     ]
-    assert [p.goal_source for p in personas].count("eval") == 3
+    assert [p.goal_source for p in personas].count("eval") == 2
     assert statuses(config) == {
         "sliced-opening": ("active", None),
         "sliced-twin": ("active", None),
         "near-sliced": ("active", None),  # left out, but not the draw's to hold out
         "clean": ("contaminated", "clean"),
         "clean-twin": ("contaminated", "clean"),
+        "praised": ("contaminated", "praised"),
     }
     assert round_personas(config, source="logs") == personas  # held out, still drawn, same
 
@@ -135,7 +141,8 @@ def test_a_logged_goal_is_answered_and_talked_through_by_both_versions(tmp_path)
     config = planted_config(tmp_path, "conversations", n_conversations=2)
     insert_eval_prompts(config, 6)
     insert_pool_and_logs(config)
-    personas = [p for p in round_personas(config, source="logs") if p.goal_source == "logs"]
+    drawn = round_personas(config, source="logs")
+    personas = [p for p in drawn if p.log_conversation_id == "log-clean"]
     with start_sandbox(config.sandbox) as server:  # no single-turn answer to "clean" exists
         live = resolve_sandbox_endpoints(config, server.base_url)
         report = simulate_conversations(live, 1, personas, ((CANDIDATE, None), (CHAMPION, None)))

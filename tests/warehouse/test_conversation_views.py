@@ -35,6 +35,7 @@ LOGS = {  # conversation: (model, prompt, roles, {answer turn: [(source, label)]
     "L3": ("v0", "p2", "ua", {1: [("explicit", "positive")]}),
     "L4": ("student-v1", "p2", "ua", {}),
     "L5": ("other", "p9", "uau", {1: [("implicit", "negative"), ("explicit", "positive")]}),
+    "L6": ("other", "p8", "ua", {1: [("explicit", "negative"), ("explicit", "positive")]}),
 }  # fmt: skip
 CALLS = [  # call_id, endpoint, round, error, tokens (prompt, completion), cost
     ("s1", "sim-user", 1, None, (10, 5), 0.01),
@@ -169,7 +170,7 @@ def write_logs(con) -> None:
         ]
         feedback += [
             {
-                "feedback_id": f"{cid}-{turn}-{source}",
+                "feedback_id": f"{cid}-{turn}-{source}-{label}",
                 "conversation_id": cid,
                 "turn_index": turn,
                 "source": source,
@@ -211,7 +212,8 @@ def test_a_logged_verdict_is_its_latest_labelled_answer_and_a_prefix_record_coun
         ("L2", "student-v1", "p1", 1, False, "negative"),  # left after a negative answer
         ("L3", "v0", "p2", 1, False, "positive"),
         ("L4", "student-v1", "p2", 1, False, None),  # no feedback: no verdict
-        ("L5", "other", "p9", 2, True, "negative"),  # a negative beside a positive: negative
+        ("L5", "other", "p9", 2, False, "positive"),  # the explicit thumb wins
+        ("L6", "other", "p8", 1, False, None),  # an up and a down: no label
     ]
 
 
@@ -246,7 +248,7 @@ def test_realism_falls_back_to_every_logged_model(con) -> None:
         "select model_id, log_scope, log_n_conversations, log_n_with_verdict, "
         "log_satisfied_share from v_realism_vs_logs"
     ).fetchall()
-    assert rows == [("v0", "all models", 6, 5, 0.4), ("v1", "all models", 6, 5, 0.4)]
+    assert rows == [("v0", "all models", 7, 5, 0.6), ("v1", "all models", 7, 5, 0.6)]
 
 
 def test_costs_count_each_part_and_only_the_calls_paid_this_round(con) -> None:

@@ -20,11 +20,33 @@ with sliced as (
     join log_turns as t using (conversation_id)
     where t.role = 'assistant'
     qualify row_number() over (partition by l.conversation_id order by t.turn_index) = 1
-), negative as (
-    select distinct a.prompt_id, a.answer
+), first_answer_feedback as (
+    -- read as v_log_conversation_verdicts reads it: label, else classified category; explicit
+    -- rows win; a positive and a negative of the deciding source: no label
+    select
+        a.prompt_id,
+        a.answer,
+        f.source,
+        coalesce(
+            f.label,
+            case
+                when f.category = 'positive' then 'positive'
+                when f.category in ('repeat', 'correction', 'complaint', 'clarification')
+                    then 'negative'
+            end
+        ) as polarity
     from first_answers as a
     join feedback as f on f.conversation_id = a.conversation_id and f.turn_index = a.answer_index
-    where f.label = 'negative'
+), deciding as (
+    select *
+    from first_answer_feedback
+    where polarity in ('positive', 'negative')
+    qualify source = min(source) over (partition by prompt_id, answer)  -- explicit < implicit
+), negative as (
+    select prompt_id, answer
+    from deciding
+    group by prompt_id, answer
+    having count(distinct polarity) = 1 and min(polarity) = 'negative'
 ), longest as (
     select *
     from first_answers

@@ -4,8 +4,10 @@
 --
 -- A simulated conversation's verdict is its user's last move: done -> positive, gave_up ->
 -- negative (max_turns, unparsed: none). A logged conversation's verdict is the label of its
--- latest labelled answer (positive or negative; a negative and a positive on that answer:
--- negative). Logs match a simulated conversation of the same opening prompt whose model is the
+-- latest labelled answer, read as the feedback miner reads it (mine_feedback_labels.sql): a
+-- row's label, else its classified category (positive; repeat, correction, complaint,
+-- clarification: negative); explicit rows win over implicit ones; a positive and a negative of
+-- the deciding source leave the answer unlabelled. Logs match a simulated conversation of the same opening prompt whose model is the
 -- logged model (`model_id`, or `served_model`: the name the version answered as).
 
 -- one row per round, persona kind and model: how its conversations went (the realism figures:
@@ -67,14 +69,30 @@ with prefix_pairs as (
     from prefix_pairs
     qualify row_number() over (partition by short_id order by long_turns desc, long_id) = 1
 ), exchange_feedback as (
-    select coalesce(o.long_id, f.conversation_id) as conversation_id, f.turn_index, f.label
+    select
+        coalesce(o.long_id, f.conversation_id) as conversation_id,
+        f.turn_index,
+        f.source,
+        coalesce(
+            f.label,
+            case
+                when f.category = 'positive' then 'positive'
+                when f.category in ('repeat', 'correction', 'complaint', 'clarification')
+                    then 'negative'
+            end
+        ) as polarity
     from feedback as f
     left join longest_of as o on o.short_id = f.conversation_id
-), labelled as (
-    select conversation_id, turn_index, bool_or(label = 'negative') as negative
+), deciding as (
+    select *
     from exchange_feedback
-    where label in ('positive', 'negative')
+    where polarity in ('positive', 'negative')
+    qualify source = min(source) over (partition by conversation_id, turn_index)  -- explicit
+), labelled as (
+    select conversation_id, turn_index, min(polarity) = 'negative' as negative
+    from deciding
     group by conversation_id, turn_index
+    having count(distinct polarity) = 1  -- an up and a down of the deciding source: no label
 ), user_turns as (
     select conversation_id, count(*) as n_user_turns, max(turn_index) as last_user_turn
     from log_turns
