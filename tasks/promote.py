@@ -108,7 +108,9 @@ def objective_words(evaluation: EvaluationReport) -> str:
     verdict = evaluation.objective_verdict
     if verdict is None or verdict.note is None:
         return "off (evaluation.objective_max_drop is null and no objective set was measured)"
-    return f"{verdict.outcome.replace('_', ' ')}: {verdict.note}"
+    if verdict.outcome == "cannot_apply":
+        return verdict.note.removeprefix("objective guard ")
+    return f"{verdict.outcome}: {verdict.note}"
 
 
 def ask_for_approval(

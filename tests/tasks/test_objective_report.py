@@ -58,3 +58,25 @@ def test_the_ratio_to_the_first_champion_is_empty_where_a_figure_is_missing() ->
     rounds = pd.DataFrame({"general_nll": [2.12, None, 2.0], "general_first_nll": [2.0, 2.0, None]})
     ratios = ratio_to_first(rounds).tolist()
     assert abs(ratios[0] - 1.06) < 1e-12 and pd.isna(ratios[1]) and pd.isna(ratios[2])
+
+
+def test_the_approval_form_says_what_the_objective_guard_decided() -> None:
+    import dataclasses
+
+    from flywheel.evaluators.objective import objective_verdict
+    from flywheel.tasks.promote import approval_summary
+    from tests.flows.test_round_decision_message import EVALUATION
+
+    off = approval_summary(2, "r2-dpo", "r1-sft", EVALUATION)
+    assert "Objective guard: off (evaluation.objective_max_drop is null" in off
+    cannot = dataclasses.replace(
+        EVALUATION, objective_verdict=objective_verdict(None, 0.05, "no objective set")
+    )
+    assert (
+        "Objective guard: cannot apply: no objective set (evaluation.objective_max_drop 0.050 "
+        "not checked)."
+    ) in approval_summary(2, "r2-dpo", "r1-sft", cannot)
+    verdict = objective_verdict(None, None)
+    assert "Objective guard: off" in approval_summary(
+        2, "r2-dpo", "r1-sft", dataclasses.replace(EVALUATION, objective_verdict=verdict)
+    )
