@@ -5,9 +5,8 @@ Plan before paying: conversations already stored for the round are reused whole.
 conversation opens with the persona's opening prompt (held out: an eval prompt, or a logged
 conversation's, tasks/conversation_goals.py) and the model's stored single-turn answer to it
 (answered through `student.backend`, here when the eval step did not), then alternates: the
-simulated user
-(`evaluation.conversations.simulator`, the persona's seed with every request, the same for
-both models) writes the next user turn, the model answers it. Every request goes through the
+simulated user (`evaluation.conversations.simulator`, the persona's seed with every request,
+the same for both models) writes the next user turn, the model answers it. Every request goes through the
 content-addressed call cache (`llm/calls.py`), so a conversation cut short by a crash is
 replayed from the cache on the next run and nothing is paid for twice. A conversation stops
 after `max_turns` user turns, or when the user is done, gives up, or writes a reply that
