@@ -7,8 +7,9 @@
 -- latest labelled answer, read as the feedback miner reads it (mine_feedback_labels.sql): a
 -- row's label, else its classified category (positive; repeat, correction, complaint,
 -- clarification: negative); explicit rows win over implicit ones; a positive and a negative of
--- the deciding source leave the answer unlabelled. Logs match a simulated conversation of the same opening prompt whose model is the
--- logged model (`model_id`, or `served_model`: the name the version answered as).
+-- the deciding source leave the answer unlabelled. Logs match a simulated conversation of the
+-- same opening prompt whose model is the logged model (`model_id`, or `served_model`: the name
+-- the version answered as).
 
 -- one row per round, persona kind and model: how its conversations went (the realism figures:
 -- how often the simulated user ends satisfied, gives up or pushes back, and how long it talks)
