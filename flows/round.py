@@ -186,7 +186,8 @@ def evaluate(
     general: GeneralChecks | None = None,
 ) -> EvaluationReport | None:
     """6b. Candidate vs champion on the held-out prompts, both orders; ratings; judge audit;
-    the A/B decision, refused past an evaluation.general_max_* limit."""
+    the A/B decision, refused past an evaluation.general_max_* limit or by the objective
+    guard (evaluation.objective_max_drop)."""
     if trained.candidate is None or trained.candidate_path is None:
         return None
     answers = StepProgress(

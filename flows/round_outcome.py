@@ -40,6 +40,7 @@ def decision_message(
     evaluation: EvaluationReport | None,
 ) -> str:
     """`round 2 promoted r2-dpo (eval set: win rate 0.634 [0.611, 0.657], W/T/L 71/304/18)`;
+    a candidate a guard refused adds each guard's refusal (objective set, general set);
     without an A/B, the decision's reason (the stage skipped or failed). The full reason is in
     the promote step's log line and the round's summary."""
     head = (
@@ -50,9 +51,10 @@ def decision_message(
     if evaluation is None:
         return f"{head}: {decision.reason}"
     ab = evaluation.ab
+    refused = "" if decision.promoted else "".join(f"; {r}" for r in evaluation.refusals)
     return (
         f"{head} (eval set: win rate {interval(ab.win_rate, ab.ci_low, ab.ci_high)}, "
-        f"W/T/L {wins_ties_losses(ab.wins, ab.ties, ab.losses)})"
+        f"W/T/L {wins_ties_losses(ab.wins, ab.ties, ab.losses)}){refused}"
     )
 
 

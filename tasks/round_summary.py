@@ -10,7 +10,7 @@ import pandas as pd
 
 from flywheel.config import Config
 from flywheel.figures import count, interval, known, measure, share, wins_ties_losses
-from flywheel.tasks.report_data import round_general_checks, text_table
+from flywheel.tasks.report_data import objective_line, round_general_checks, text_table
 from flywheel.warehouse.store import connect_warehouse, read_query
 
 
@@ -75,6 +75,9 @@ def _ab_lines(config: Config, e: pd.Series) -> list[str]:
             f"- checker accuracy: candidate {share(e['sandbox_accuracy_candidate'])}, "
             f"champion {share(e['sandbox_accuracy_champion'])}"
         )
+    objective = objective_line(e)
+    if objective is not None:
+        lines.append(objective)
     return lines
 
 

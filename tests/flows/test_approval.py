@@ -108,8 +108,10 @@ def test_manual_approval_pauses_and_a_rejection_keeps_the_champion(
     assert not thread.is_alive() and "error" not in outcome, outcome
     status, promoted, champion_after, reason, candidate_status = round_decision(tmp_path)
     assert (status, promoted, champion_after, candidate_status) == ("done", False, "v0", "rejected")
-    ab_reason, general, answer = reason.split("; ", 2)  # the A/B rule, the general set, the UI
+    # the A/B rule, the general set, the objective guard, then the UI's answer
+    ab_reason, general, objective, answer = reason.split("; ", 3)
     assert ab_reason == "forced pass (test)" and general.startswith("general set: NLL ")
+    assert objective.startswith("objective set (the sandbox's checkers on ")
     assert answer == "rejected in the Prefect UI: wait for the next round; champion kept"
 
 

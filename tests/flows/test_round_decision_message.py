@@ -3,6 +3,8 @@ writes them."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from flywheel.evaluators.abtest import ABResult, Decision, JudgeAudit
 from flywheel.flows.round_outcome import decision_message
 from flywheel.tasks.evaluate import EvaluationReport
@@ -44,4 +46,16 @@ def test_a_round_without_an_ab_keeps_the_champion_and_says_why() -> None:
     decision = PromotionDecision(3, False, "r1-sft", "stage skipped: 2 mined examples; kept")
     assert decision_message(3, decision, "r1-sft", None) == (
         "round 3 kept r1-sft: stage skipped: 2 mined examples; kept"
+    )
+
+
+def test_a_candidate_refused_by_a_guard_says_which_guard_and_why() -> None:
+    refusal = (
+        "refused on the objective set: accuracy 0.120 below the champion's (limit 0.050, "
+        "evaluation.objective_max_drop)"
+    )
+    refused = dataclasses.replace(EVALUATION, refusals=(refusal,))
+    decision = PromotionDecision(2, False, "r1-sft", "...")
+    assert decision_message(2, decision, "r1-sft", refused) == (
+        "round 2 kept r1-sft (eval set: win rate 0.634 [0.611, 0.657], W/T/L 71/304/18); " + refusal
     )
