@@ -15,7 +15,12 @@ with sliced as (
     where p.slice_id is null
         and (p.duplicate_of is null or p.duplicate_of not in (select prompt_id from sliced))
 ), first_answers as (
-    select l.conversation_id, l.prompt_id, l.n_turns, t.turn_index as answer_index, t.content as answer
+    select
+        l.conversation_id,
+        l.prompt_id,
+        l.n_turns,
+        t.turn_index as answer_index,
+        t.content as answer
     from logged as l
     join log_turns as t using (conversation_id)
     where t.role = 'assistant'

@@ -324,9 +324,9 @@ select * from per_kind order by round_id, persona_kind;
 
 -- one row per round and part of the conversation A/B (simulated user, model, conversation
 -- judge): the requests it made (turns or games; the model's: its answers after the opening,
--- which is its single-turn eval answer, counted with the eval's answers), the calls this round paid for (a request
--- answered by the call cache, or paid in another round, is not paid again), the failed ones,
--- tokens and cost. A simulated user's call that failed ends no stored conversation: it is
+-- which is its single-turn eval answer, counted with the eval's answers), the calls this round
+-- paid for (a request answered by the call cache, or paid in another round, is not paid
+-- again), the failed ones, tokens and cost. A simulated user's call that failed ends no stored conversation: it is
 -- found by its endpoint (`sim_conversations.simulator`).
 create or replace view v_conversation_costs as
 with stored_requests as (
