@@ -33,8 +33,8 @@ from flywheel.warehouse.store import connect_warehouse, read_query, transaction
 
 
 def goal_source(config: Config) -> GoalSource:
-    """`evaluation.conversations.goals` (requested in HE-requests.md): eval until it exists."""
-    return getattr(config.evaluation.conversations, "goals", "eval")
+    """Where the personas' goals come from: `evaluation.conversations.goals`."""
+    return config.evaluation.conversations.goals
 
 
 def logged_openings(config: Config) -> list[LoggedOpening]:

@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flywheel.config import Config
 from flywheel.figures import interval, known, measure_value, share, share_value, wins_ties_losses
+from flywheel.tasks.conversation_report import publish_conversation_report
 from flywheel.tasks.report_data import (
     SHARE_COLUMNS,
     champion_after,
@@ -183,3 +184,4 @@ def publish_round_report(config: Config, round_id: int) -> None:
         description=f"the trend after round {round_id}",
     )
     publish_round_summary(config, round_id)
+    publish_conversation_report(config, round_id)  # nothing for a round without conversations

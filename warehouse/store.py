@@ -95,8 +95,9 @@ LATEST_SCHEMA_VERSION = migration_files()[-1][0]
 
 
 def view_files() -> list[Path]:
-    """The files that define the views, in the order they run: views.sql, then views/*.sql."""
-    return [VIEWS_SQL, *sorted(VIEWS_DIR.glob("*.sql"))]
+    """The files that define the views, in the order they run: views/*.sql, then views.sql
+    (which may read theirs)."""
+    return [*sorted(VIEWS_DIR.glob("*.sql")), VIEWS_SQL]
 
 
 def views_text() -> str:

@@ -5,7 +5,11 @@
 -- is right, how often the judge's battle outcome agrees; next to position consistency, the
 -- share of battles with both games parsed whose two games name the same winner (A, B or tie)
 -- once the order is undone; with a judge panel, inter-judge agreement: the share of games
--- judged by two or more judges whose parsed verdicts all agree.
+-- judged by two or more judges whose parsed verdicts all agree. For purpose eval_conversation
+-- the truth is the sandbox's (sim_conversations.handled_right), and the simulator_* /
+-- judge_feedback_* columns say how far the simulated user agrees with the truth and with real
+-- users' feedback, and the judge with real users' preference (per persona kind:
+-- v_conversation_calibration).
 create or replace view v_judge_calibration as
 with games as (
     select
@@ -37,6 +41,20 @@ with games as (
     from battles as b
     join judgments as v on v.battle_id = b.battle_id and v.judge = 'verifier'
     where v.verdict in ('first', 'second')
+    union all
+    -- conversation battles: the sandbox's ground truth of the two conversations, where exactly
+    -- one handled its persona's move right (warehouse/views/conversations.sql)
+    select
+        b.round_id,
+        b.purpose,
+        b.outcome,
+        case when a.handled_right then 'win' else 'loss' end as truth
+    from battles as b
+    join v_sim_conversation_verdicts as a
+        on a.round_id = b.round_id and a.prompt_id = b.prompt_id and a.model_id = b.model_a
+    join v_sim_conversation_verdicts as c
+        on c.round_id = b.round_id and c.prompt_id = b.prompt_id and c.model_id = b.model_b
+    where b.purpose = 'eval_conversation' and a.handled_right <> c.handled_right
 ), calibration as (
     select
         round_id,
@@ -64,6 +82,20 @@ with games as (
         count(*) filter (where unanimous) as n_panel_unanimous
     from panel_games
     group by round_id, purpose
+), simulation as (
+    -- conversation battles: the simulated user against the sandbox's truth and against real
+    -- users' feedback, the judge against real users' preference (v_conversation_calibration)
+    select
+        round_id,
+        'eval_conversation' as purpose,
+        sum(n_user_truth) as n_simulator_truth,
+        sum(n_user_agree_truth) as n_simulator_agrees_truth,
+        sum(n_user_feedback) as n_simulator_feedback,
+        sum(n_user_agree_feedback) as n_simulator_agrees_feedback,
+        sum(n_judge_feedback) as n_judge_feedback,
+        sum(n_judge_agree_feedback) as n_judge_agrees_feedback
+    from v_conversation_calibration
+    group by round_id
 ), judge_calibration as (
     select
         round_id,
@@ -75,10 +107,18 @@ with games as (
         coalesce(c.n_both_parsed, 0) as n_both_parsed,
         c.n_position_consistent / nullif(c.n_both_parsed, 0) as position_consistency,
         coalesce(p.n_panel_games, 0) as n_panel_games,
-        p.n_panel_unanimous / nullif(p.n_panel_games, 0) as panel_agreement
+        p.n_panel_unanimous / nullif(p.n_panel_games, 0) as panel_agreement,
+        coalesce(s.n_simulator_truth, 0)::bigint as n_simulator_truth,
+        s.n_simulator_agrees_truth / nullif(s.n_simulator_truth, 0) as simulator_truth_agreement,
+        coalesce(s.n_simulator_feedback, 0)::bigint as n_simulator_feedback,
+        s.n_simulator_agrees_feedback / nullif(s.n_simulator_feedback, 0)
+            as simulator_feedback_agreement,
+        coalesce(s.n_judge_feedback, 0)::bigint as n_judge_feedback,
+        s.n_judge_agrees_feedback / nullif(s.n_judge_feedback, 0) as judge_feedback_agreement
     from consistency as c
     full join calibration as k using (round_id, purpose)
     left join panel as p using (round_id, purpose)
+    left join simulation as s using (round_id, purpose)
 )
 select * from judge_calibration order by round_id, purpose;
 

@@ -16,6 +16,7 @@ from flywheel.config.endpoints import EndpointConfig
 EvaluationMode = Literal["single_turn", "conversations", "both"]
 Combine = Literal["both_must_pass", "conversations_only_gates"]
 PersonaKind = Literal["plain", "follow_up", "pushback", "correction"]
+GoalSource = Literal["eval", "logs", "both"]  # evaluators/persona_goals.py reads the same
 PERSONA_KINDS: tuple[PersonaKind, ...] = ("plain", "follow_up", "pushback", "correction")
 
 
@@ -55,6 +56,15 @@ class ConversationsConfig(Section):
         "answer is wrong)",
         default_factory=lambda: list(PERSONA_KINDS),
         min_length=1,
+    )
+    goals: GoalSource = _help(
+        "where each persona's opening and goal come from: eval (held-out eval prompts), logs "
+        "(logged conversations' openings and the logged user's reaction to the first answer: "
+        "negative feedback -> correction, a next turn -> follow_up, else plain; openings in a "
+        "training slice or overlapping one are left out, and a drawn one leaves the training "
+        "pool; fewer than n_conversations logged: the rest from eval prompts), both (up to "
+        "half from the logs)",
+        default="eval",
     )
     seed: int = _help(
         "seed of the persona draw and of the simulator's requests (the same for champion and "

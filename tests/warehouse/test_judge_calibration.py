@@ -77,3 +77,17 @@ def test_the_judge_is_calibrated_where_exactly_one_answer_is_right(tmp_path: Pat
             "from v_judge_calibration where round_id = 1 and purpose = 'train'"
         ).fetchone()
     assert row == (3, 1, 1, 1 / 3, 4, 0.75, 2, 0.5)
+
+
+def test_conversation_battles_are_calibrated_against_the_truth_and_real_users(tmp_path) -> None:
+    from tests.warehouse.test_conversation_views import write_rows
+
+    with connect(tmp_path / "w.duckdb") as con:
+        write_rows(con)
+        row = con.execute(
+            "select n_checker_decisive, n_judge_agrees, checker_agreement, n_simulator_truth, "
+            "simulator_truth_agreement, n_simulator_feedback, simulator_feedback_agreement, "
+            "n_judge_feedback, judge_feedback_agreement from v_judge_calibration "
+            "where purpose = 'eval_conversation'"
+        ).fetchone()
+    assert row == (2, 1, 0.5, 4, 0.75, 3, 1.0, 1, 1.0)
