@@ -140,7 +140,8 @@ def train(
     stage: str,
     champion: ModelVersion,
 ) -> StageResult:
-    """5. The round's stage (sft | dpo | rm+rl) trains a candidate from the champion.
+    """5. The round's stage (sft | dpo | rm+rl | kto | orpo | online-dpo) trains a candidate
+    from the champion; online-dpo first samples, scores and pairs the champion's answers.
 
     A stage that raised fails the round (its cause is in `training_runs` and `rounds`); a
     stage skipped for too few mined rows does not.
@@ -148,7 +149,7 @@ def train(
     progress = StepProgress(f"round-{round_id}-train-progress", f"round {round_id}: {stage}")
     try:
         with reporting_training_progress(progress):
-            trained = run_training_stage(config, round_id, stage, champion)
+            trained = run_training_stage(config, round_id, stage, champion, on_progress=progress)
     finally:
         progress.close()
     if trained.status == "failed":

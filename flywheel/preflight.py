@@ -3,7 +3,9 @@
 `load_config` checks the file itself; `check_before_run` checks it against this machine: the
 API keys the endpoints name are set, the round-0 student exists (with a chat template that can
 train with the loss on its answers) or may be built, a served student's serving command is
-installed, and the training output folder and the warehouse's folder can be written. Every problem is listed, one line each, in one `ConfigError`; nothing
+installed, the training output folder and the warehouse's folder can be written, and an
+online-dpo schedule can make its pairs (its reward model exists; the student can sample).
+Every problem is listed, one line each, in one `ConfigError`; nothing
 is started and nothing is stored before it passes. Key values are never read into a
 message: only the variable's name is shown.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from flywheel.config import Config, ConfigError, EndpointConfig
 from flywheel.llm.gguf import base_checkpoint_dir, is_fetchable_gguf
 from flywheel.llm.launch_checks import launcher_problems
+from flywheel.llm.stages.online_dpo import online_dpo_problems
 from flywheel.warehouse.store import warehouse_path_problem
 
 # What llm/checkpoints.py loads from a checkpoint (its CHECKPOINT_FILES; that module imports torch).
@@ -178,6 +181,7 @@ def check_before_run(config: Config) -> None:
         folder_problem("training.output_dir", Path(config.training.output_dir)),
         *warehouse_problems(config),
         *launcher_problems(config.training),
+        *online_dpo_problems(config),
     ]
     found = [p for p in problems if p is not None]
     if found:

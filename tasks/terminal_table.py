@@ -11,7 +11,7 @@ from flywheel.tasks.report_data import decision_word
 
 COLUMNS = (  # (header, width, align): `<` left, `>` right
     ("round", 5, ">"),
-    ("stage", 6, "<"),
+    ("stage", 10, "<"),  # online-dpo
     ("battles", 7, ">"),
     ("sft", 5, ">"),
     ("dpo", 5, ">"),
