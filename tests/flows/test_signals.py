@@ -77,7 +77,12 @@ def arena(tmp_path: Path, smoke_student: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.parametrize(
     ("signum", "to_group", "exit_status"),
-    [(signal.SIGINT, True, 130), (signal.SIGTERM, True, 143), (signal.SIGTERM, False, 143)],
+    [
+        (signal.SIGINT, True, 130),
+        # the group's delivery is the Ctrl-C case's, the exit status the process case's
+        pytest.param(signal.SIGTERM, True, 143, marks=pytest.mark.slow),
+        (signal.SIGTERM, False, 143),
+    ],
     ids=["ctrl-c-to-the-group", "sigterm-to-the-group", "sigterm-to-the-process"],
 )
 def test_a_signal_stops_the_run_and_marks_the_round_interrupted_for_a_rerun(

@@ -360,6 +360,7 @@ def sandbox_repeats(server: SandboxServer) -> dict:
     return httpx.get(f"{base}/sandbox/requests", timeout=5).json()
 
 
+@pytest.mark.slow  # 40 s; a killed whole round resuming: tests/flows/test_round.py
 def test_a_killed_step_resumes_without_duplicates_or_repeating_saved_calls(tmp_path):
     judge_concurrency = 4
     slow = {"latency_ms": 100}
