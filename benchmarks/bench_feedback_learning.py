@@ -12,11 +12,15 @@ under `--workdir`:
    `--classify`, `flywheel logs classify`: implicit feedback by the sandbox judge);
 3. the round's mining again (sft, dpo, kto): now also the feedback rows (positive -> SFT,
    correction -> SFT target, labelled -> KTO, same-prompt liked/disliked -> DPO pair);
-4. per stage (sft, kto, dpo) and origin (battle, feedback), the stage trains the round-0 student
-   on that origin's rows alone (`training.mix: {stage: {origin: 1}}`), every arm capped at the
-   same `--max-steps` (the same budget: batch size and steps are the stage's), in a fresh child
-   process per arm and seed;
+4. per stage (sft, kto, dpo) the stage trains the round-0 student on battle rows alone,
+   feedback rows alone, or half and half (`training.mix: {stage: {battle: 1}}`, `{feedback: 1}`,
+   `{battle: 0.5, feedback: 0.5}`), every arm capped at the same `--max-steps` (the same budget:
+   batch size and steps are the stage's), in a fresh child process per arm and seed;
 5. held-out accuracy by the sandbox's checkers on the eval prompts (greedy answers).
+
+Also printed: what the mined feedback rows are by the traffic's ground truth (a desirable KTO
+row whose answer was wrong came from a user who liked a wrong answer, such as the planted
+flatterers).
 
 Prints a table (rows, accuracy per seed and its mean, change against the round-0 student) and
 one JSON line with every figure. One round: the traffic is the round-0 student's, so a second
@@ -50,8 +54,12 @@ from bench_training import run_child  # noqa: E402  (one arm in a child process)
 
 ROUND_ID = 1
 STAGES = ("sft", "kto", "dpo")
-ORIGINS = ("battle", "feedback")
-ARMS = {f"{stage}-{origin}": (stage, origin) for stage in STAGES for origin in ORIGINS}
+MIXES = {  # arm suffix -> training.mix of the stage
+    "battle": {"battle": 1.0},
+    "feedback": {"feedback": 1.0},
+    "mixed": {"battle": 0.5, "feedback": 0.5},
+}
+ARMS = {f"{stage}-{name}": (stage, name) for stage in STAGES for name in MIXES}
 
 
 def bench_config(source: Path, workdir: Path, threads: int) -> Path:
@@ -152,6 +160,44 @@ def feedback_labels(config: Any) -> dict[str, int]:
     return dict(sorted(rows))
 
 
+TRUTH_QUERIES = {  # what the mined feedback rows are, by the traffic's ground truth
+    "kto": """
+        select case when k.label then 'desirable' else 'undesirable' end, t.correct, count(*)
+        from kto_examples as k
+        join log_conversations as c using (conversation_id)
+        left join truth as t on t.external_id = c.external_id and t.turn_index = k.turn_index
+        where k.source = 'feedback' group by all order by all
+    """,
+    "sft": """
+        select s.target_source, t.correct, count(*)
+        from sft_examples as s
+        join log_conversations as c using (conversation_id)
+        left join truth as t on t.external_id = c.external_id and t.turn_index = s.turn_index
+        where s.origin = 'feedback' group by all order by all
+    """,
+}
+
+
+def label_truth(config: Any, workdir: Path) -> dict[str, dict[str, int]]:
+    """Per kind and label, how many mined feedback rows answered right, wrong, or cannot be
+    told (an arena's second model: the traffic keeps the truth of the first's answers only)."""
+    import duckdb
+
+    files = sorted(str(p) for p in workdir.glob("logs/*/ground-truth/*.jsonl"))
+    con = duckdb.connect(config.warehouse.path, read_only=True)
+    try:
+        con.execute("create temp table truth as select * from read_json_auto(?)", [files])
+        return {
+            kind: {
+                f"{label} {'unknown' if right is None else 'right' if right else 'wrong'}": n
+                for label, right, n in con.execute(query).fetchall()
+            }
+            for kind, query in TRUTH_QUERIES.items()
+        }
+    finally:
+        con.close()
+
+
 def train_arm(args: argparse.Namespace) -> dict[str, Any]:
     """One arm and seed, in this (child) process: the candidate's path, rows, steps, wall."""
     from bench_stages import arm_settings
@@ -163,10 +209,9 @@ def train_arm(args: argparse.Namespace) -> dict[str, Any]:
     from flywheel.tasks.train import stage_setup
 
     config = load_config(args.base)
-    stage_name, origin = ARMS[args.one]
-    mixed = config.model_copy(
-        update={"training": config.training.model_copy(update={"mix": {stage_name: {origin: 1.0}}})}
-    )
+    stage_name, mix_name = ARMS[args.one]
+    mix = {stage_name: MIXES[mix_name]}
+    mixed = config.model_copy(update={"training": config.training.model_copy(update={"mix": mix})})
     stage = stage_named(stage_name)
     rows = training_mix(mixed, ROUND_ID, stage_name)
     out = Path(args.work) / "arms" / f"{args.one}-s{args.seed}"
@@ -264,9 +309,10 @@ def main() -> int:
     for stage in STAGES:
         mine_round(config, ROUND_ID, stage)
     counts, labels = mined_counts(config), feedback_labels(config)
+    truth = label_truth(config, workdir)
     print(
         f"traffic and mining in {time.monotonic() - traffic_started:.0f} s; feedback {labels}; "
-        f"mined rows {counts}",
+        f"mined rows {counts}; mined feedback rows by the traffic's truth {truth}",
         flush=True,
     )
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -274,9 +320,9 @@ def main() -> int:
     champion_accuracy = accuracy(config, evals, round_zero_champion(config))
     per_arm: dict[str, list[dict]] = {}
     for arm in args.arms.split(","):
-        stage, origin = ARMS[arm]
-        if counts.get(stage, {}).get(origin, 0) < 2:
-            print(f"{arm}: fewer than 2 rows, not trained", flush=True)
+        stage, mix_name = ARMS[arm]
+        if any(counts.get(stage, {}).get(origin, 0) < 2 for origin in MIXES[mix_name]):
+            print(f"{arm}: fewer than 2 rows of an origin, not trained", flush=True)
             continue
         per_arm[arm] = []
         for seed in seeds:
@@ -301,6 +347,7 @@ def main() -> int:
         "n_eval_prompts": len(evals),
         "feedback": labels,
         "mined": counts,
+        "mined_feedback_truth": truth,
         "champion_heldout_accuracy": champion_accuracy,
         "runs": per_arm,
         "wall_s": time.monotonic() - started,
