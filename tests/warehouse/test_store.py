@@ -76,7 +76,7 @@ def test_contract_check_finds_duplicate_keys_and_dangling_references(db_path: Pa
     with connect(db_path) as con:
         write_literal_round(con)
         con.execute("insert into ratings select * from ratings limit 1")
-        con.execute("update sft_examples set battle_id = 'missing'")
+        con.execute("update sft_examples set battle_id = 'missing' where example_id <> 's-fb'")
         violations = contract_violations(con)
     assert any(v.startswith("ratings:") and "more than once" in v for v in violations)
     assert any(
@@ -154,7 +154,7 @@ def test_a_version_3_warehouse_keeps_every_pair_in_one_table_and_the_views_keep_
 ) -> None:
     con = duckdb.connect(str(db_path))
     assert migrate(con, str(db_path), up_to=3) == 3
-    pairs = LITERAL_ROWS["preference_pairs"]
+    pairs = [r for r in LITERAL_ROWS["preference_pairs"] if r.get("origin", "battle") == "battle"]
     for kind, table in (("dpo", "dpo_pairs"), ("rm", "rm_pairs")):
         rows = [{k: v for k, v in r.items() if k != "kind"} for r in pairs if r["kind"] == kind]
         assert insert_new(con, table, rows, ["pair_id"]) == 1
@@ -260,11 +260,14 @@ def test_views_trace_a_round_back_to_its_battles(db_path: Path) -> None:
     with connect(db_path) as con:
         write_literal_round(con)
         summary = con.execute("select * from v_round_summary").df().to_dict("records")[0]
-        sft = con.execute("select messages, battle_id from v_sft_data").fetchall()
+        sft = con.execute(
+            "select messages, battle_id from v_sft_data where origin = 'battle'"
+        ).fetchall()
         lineage = con.execute(
             "select lineage, generation from v_model_lineage where version_id = 'r1-sft'"
         ).fetchone()
-    assert summary["n_battles"] == 1 and summary["n_sft"] == 1 and summary["n_dpo"] == 1
+    # one battle's rows, and the rows mined from the logs' feedback beside them
+    assert summary["n_battles"] == 1 and summary["n_sft"] == 2 and summary["n_dpo"] == 2
     assert summary["promoted"] and summary["sandbox_accuracy"] == 0.5
     assert summary["win_rate_ci_low"] == 0.8
     assert sft == [
@@ -277,3 +280,27 @@ def test_views_trace_a_round_back_to_its_battles(db_path: Path) -> None:
         )
     ]
     assert lineage == ("v0 <- r1-sft", 1)
+
+
+def test_feedback_rows_export_in_trl_format_with_their_origin(db_path: Path) -> None:
+    with connect(db_path) as con:
+        write_literal_round(con)
+        assert contract_violations(con) == []
+        sft = con.execute(
+            "select messages, origin from v_sft_data where example_id = 's-fb'"
+        ).fetchone()
+        pair = con.execute(
+            "select prompt, chosen, rejected from v_dpo_pairs where pair_id = 'd-fb'"
+        ).fetchone()
+    assert sft == (
+        [
+            {"role": "user", "content": "What is 2 + 3?"},
+            {"role": "assistant", "content": "Answer: 5"},
+        ],
+        "feedback",
+    )
+    assert pair == (
+        [{"role": "user", "content": "What is 2 + 3?"}],
+        [{"role": "assistant", "content": "Answer: 5"}],
+        [{"role": "assistant", "content": "Answer: 6"}],
+    )
