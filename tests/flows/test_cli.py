@@ -129,9 +129,10 @@ def test_sql_formats_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture)
         write_literal_round(con)
     query = "select round_id, stage, n_sft from v_round_summary"
     assert main(["sql", "--config", config, "--format", "csv", query]) == 0
-    assert capsys.readouterr().out.splitlines() == ["round_id,stage,n_sft", "1,sft,1"]
+    # the literal round's SFT example from its battle and the one mined from users' feedback
+    assert capsys.readouterr().out.splitlines() == ["round_id,stage,n_sft", "1,sft,2"]
     assert main(["sql", "--config", config, "--format", "json", query]) == 0
-    assert json.loads(capsys.readouterr().out) == [{"round_id": 1, "stage": "sft", "n_sft": 1}]
+    assert json.loads(capsys.readouterr().out) == [{"round_id": 1, "stage": "sft", "n_sft": 2}]
 
 
 def test_run_with_an_unset_judge_key_exits_2_before_any_round_is_written(
@@ -242,6 +243,10 @@ def test_prompts_add_of_a_partly_malformed_file_adds_the_good_records_and_exits_
     assert "1 added" in report and "1 malformed (skipped)" in report and "line 2:" in report
 
 
+# the literal round's rows: each from its battle; sft and dpo also have one from users' feedback
+LITERAL_ROWS_OF_KIND = {"sft": 2, "dpo": 2, "rm": 1}
+
+
 @pytest.mark.parametrize("kind", ["sft", "dpo", "rm"])
 def test_export_writes_trl_ready_rows_that_load_with_datasets(tmp_path: Path, kind: str) -> None:
     import datasets
@@ -257,7 +262,7 @@ def test_export_writes_trl_ready_rows_that_load_with_datasets(tmp_path: Path, ki
         )
         loader = "json" if suffix == "jsonl" else "parquet"
         dataset = datasets.load_dataset(loader, data_files=str(out), split="train")
-        assert len(dataset) == 1
+        assert len(dataset) == LITERAL_ROWS_OF_KIND[kind]
         if kind == "sft":
             assert dataset.column_names == ["messages"]
             assert dataset[0]["messages"][-1] == {"role": "assistant", "content": "Answer: 5"}

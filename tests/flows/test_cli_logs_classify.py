@@ -64,7 +64,8 @@ def test_a_classifier_model_the_sandbox_lacks_exits_2(
     config = str(write_config(tmp_path, logs={"classifier": classifier}))
     assert main(["logs", "classify", "--config", config]) == 2
     err = capsys.readouterr().err
-    assert "logs.classifier.model = 'no-such-model'" in err and "Fix: add it" in err
+    assert "endpoint 'classifier' uses the sandbox but sandbox.models has no 'no-such-model'" in err
+    assert "add it under sandbox.models or change its model" in err
 
 
 def test_failed_classifier_calls_exit_1(
