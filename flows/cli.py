@@ -139,6 +139,14 @@ def _add_sandbox_commands(commands: Commands) -> None:
         "through student.backend (default: the least accurate sandbox reference)",
     )
     traffic.add_argument("--versus", default=None, help="second model of arena votes")
+    traffic.add_argument(
+        "--flatterers",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of the users who are the planted flatterers, who thumb up every answer "
+        "that commits to a result (0: a clean population; default: the personas' shares)",
+    )
 
 
 def _add_serve_command(commands: Commands) -> None:
@@ -245,6 +253,7 @@ def command_sandbox(config: Config, args: argparse.Namespace) -> int:
             args.model,
             args.versus,
             config=config,
+            flatterer_share=args.flatterers,
         )
         print(report.summary())
         return 0

@@ -30,6 +30,7 @@ from flywheel.evaluators.skills import check_answer, extract_final_answer
 from flywheel.sandbox.models import reference_reply
 from flywheel.sandbox.skills import DIFFICULTIES, SkillTask, generate_task
 from flywheel.sandbox.traffic_personas import (
+    PERSONAS,
     Persona,
     feedback_category,
     feedback_text,
@@ -96,20 +97,28 @@ def simulate_day(
     model_name: str,
     answer: Answerer,
     seed: int = 0,
+    personas: tuple[Persona, ...] = PERSONAS,
 ) -> list[SimConversation]:
-    """The day's conversations (module doc)."""
+    """The day's conversations (module doc), its users drawn from `personas`."""
     return [
-        simulate_conversation(day, index, n_users, model_name, answer, seed)
+        simulate_conversation(day, index, n_users, model_name, answer, seed, personas)
         for index in range(n_conversations)
     ]
 
 
 def simulate_conversation(
-    day: int, index: int, n_users: int, model_name: str, answer: Answerer, seed: int
+    day: int,
+    index: int,
+    n_users: int,
+    model_name: str,
+    answer: Answerer,
+    seed: int,
+    personas: tuple[Persona, ...] = PERSONAS,
 ) -> SimConversation:
     rng = random.Random(f"traffic:{seed}:{day}:{index}")
     user = rng.randrange(n_users)
-    persona = persona_for(random.Random(f"traffic-user:{seed}:{user}"))  # a user keeps a persona
+    user_rng = random.Random(f"traffic-user:{seed}:{user}")
+    persona = persona_for(user_rng, personas)  # a user keeps a persona
     started = FIRST_DAY + timedelta(days=day - 1, seconds=rng.randrange(86400))
     conversation = SimConversation(
         key=f"sandbox-day{day}-{index:06d}",

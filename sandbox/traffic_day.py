@@ -4,7 +4,8 @@ The users talk with a sandbox reference model (`--model NAME`; default the least
 one), or with the warehouse's current champion (`--model champion`, answered through
 `student.backend` as the round answers: `sandbox.traffic_champion`), so the day's logs and
 their feedback are about the model the flywheel trains. The arena's second model is always a
-sandbox reference (`--versus`; default the most accurate one).
+sandbox reference (`--versus`; default the most accurate one). `--flatterers SHARE` sets the
+share of the users who are the planted flatterers (0: a clean population).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flywheel.config import Config, SandboxConfig
 from flywheel.errors import InputError
 from flywheel.sandbox.traffic import Answerer, default_models, sandbox_answerer, simulate_day
 from flywheel.sandbox.traffic_formats import TrafficReport, write_day
+from flywheel.sandbox.traffic_personas import with_flatterers
 
 CHAMPION = "champion"  # --model champion: the warehouse's current champion answers
 
@@ -30,9 +32,12 @@ def write_traffic_day(
     model: str | None = None,
     versus: str | None = None,
     config: Config | None = None,
+    flatterer_share: float | None = None,
 ) -> TrafficReport:
     """Simulate day `day` (seeded by `sandbox.seed`) and write its logs and truth; `config`
-    (the whole configuration) is needed by `model="champion"` only."""
+    (the whole configuration) is needed by `model="champion"` only; `flatterer_share`: the
+    share of the users who are the planted flatterers (None: the personas' own shares)."""
+    personas = with_flatterers(flatterer_share)
     if day < 1 or n_conversations < 1 or n_users < 1:
         raise InputError(
             f"--day {day}, --conversations {n_conversations}, --users {n_users}: each must be "
@@ -50,7 +55,7 @@ def write_traffic_day(
     answer_b = sandbox_answerer(versus, sandbox.models[versus], sandbox.seed)
     with _answering(sandbox, model, config) as (model_name, answer):
         conversations = simulate_day(
-            day, n_conversations, n_users, model_name, answer, sandbox.seed
+            day, n_conversations, n_users, model_name, answer, sandbox.seed, personas
         )
     return write_day(conversations, day, Path(out_dir), versus, answer_b)
 
