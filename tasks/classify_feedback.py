@@ -4,8 +4,9 @@
 `logs.classify` is on):
 
 1. plan     every (assistant turn, the user's next turn) of the stored logged conversations
-            that has no implicit feedback row of the classifier version yet
-            (`warehouse/queries/classify_pairs.sql`), each with its turns up to that user turn.
+            that the classifier version has not read yet: no implicit feedback row of it, no
+            `feedback_reads` row (`warehouse/queries/classify_pairs.sql`), each with its turns
+            up to that user turn.
 2. ask      one request per pair to the classifier endpoint (`logs.classifier`, else the
             judge's) in the versioned prompt (`evaluators/feedback_prompts.py`; the oldest turns
             cut to the endpoint's `max_context_chars`), through `llm/calls.run_calls`: cached by
@@ -18,12 +19,12 @@
 4. store    each label as a `feedback` row (source implicit, kind classified, label positive or
             negative, category, quote, confidence, classifier_version, call_id), in the
             transaction of its call's `llm_calls` row. Its id is a hash of (conversation, turn,
-            implicit, version), so a row is written once.
+            implicit, version), so a row is written once. A pair read without a label (none,
+            unparsed, quote not found) is a `feedback_reads` row with its outcome and call.
 
-A rerun sends nothing twice: labelled pairs are not planned again, and the pairs without a
-label (none, unparsed, quote not found) are answered from the call cache, so they are counted
-again and write nothing. A killed run resumes: calls answered before are in the cache. A call
-that failed after its retries writes nothing and is asked again next time.
+A rerun plans nothing it read: labelled pairs and pairs read without a label are left out. A
+killed run resumes: calls answered before are in the cache. A call that failed after its
+retries writes nothing and is asked again next time.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class ClassifyReport:
 
     classifier_version: str
     endpoint: str
-    n_pairs: int = 0  # pairs without a label of this version, read now
+    n_pairs: int = 0  # pairs this version had not read, read now
     n_labelled: int = 0  # feedback rows written now
     by_category: dict[str, int] = field(default_factory=dict)  # of those
     n_no_feedback: int = 0  # the classifier found none
@@ -83,11 +84,12 @@ class ClassifyReport:
 
     def count(self, reading: FeedbackReading) -> None:
         """Count one pair's reading (after the quote check)."""
-        if not reading.parse_ok:
+        outcome = outcome_of(reading)
+        if outcome == "unparsed":
             self.n_unparsed += 1
-        elif quote_not_found(reading):
+        elif outcome == "quote_not_found":
             self.n_quote_not_found += 1
-        elif reading.category is None:
+        elif outcome == "none":
             self.n_no_feedback += 1
         else:
             self.n_labelled += 1
@@ -121,6 +123,27 @@ def pending_pairs(config: Config, version: str) -> list[FeedbackPair]:
         turns = json.loads(turns_json)
         pairs.append(FeedbackPair(conversation_id, turn_index, turns[:-1], turns[-1]["content"]))
     return pairs
+
+
+def outcome_of(reading: FeedbackReading) -> str | None:
+    """What a reading without a label was (a `feedback_reads` outcome); None for a label."""
+    if not reading.parse_ok:
+        return "unparsed"
+    if quote_not_found(reading):
+        return "quote_not_found"
+    return "none" if reading.category is None else None
+
+
+def read_row(pair: FeedbackPair, outcome: str, version: str, call_id: str) -> dict[str, Any]:
+    """The `feedback_reads` row of a pair read without a label."""
+    return {
+        "conversation_id": pair.conversation_id,
+        "turn_index": pair.turn_index,
+        "classifier_version": version,
+        "outcome": outcome,
+        "call_id": call_id,
+        "created_at": now_utc(),
+    }
 
 
 def feedback_row(
@@ -168,8 +191,11 @@ async def _classify_batch(
         report.n_cached += int(result.cached)
         reading = label_checked(parse_classifier_reply(result.text or ""), pairs[i].user_turn)
         report.count(reading)
-        if reading.category is not None:
+        outcome = outcome_of(reading)
+        if outcome is None:
             writer.add("feedback", feedback_row(pairs[i], reading, version, result.call_id))
+        else:
+            writer.add("feedback_reads", read_row(pairs[i], outcome, version, result.call_id))
 
     stats = CallBatchStats()
     await run_calls(

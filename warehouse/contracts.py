@@ -33,6 +33,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "log_conversations": ("conversation_id",),
     "log_turns": ("conversation_id", "turn_index"),
     "feedback": ("feedback_id",),
+    "feedback_reads": ("conversation_id", "turn_index", "classifier_version"),
 }
 
 # (table, column) -> (referenced table, referenced column); a null reference is allowed
@@ -82,6 +83,8 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
     ("feedback", "conversation_id"): ("log_conversations", "conversation_id"),
     ("feedback", "file_sha256"): ("log_files", "file_sha256"),
     ("feedback", "call_id"): ("llm_calls", "call_id"),
+    ("feedback_reads", "conversation_id"): ("log_conversations", "conversation_id"),
+    ("feedback_reads", "call_id"): ("llm_calls", "call_id"),
 }
 
 

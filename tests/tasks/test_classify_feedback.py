@@ -105,10 +105,13 @@ def test_labels_are_stored_once_with_their_call_and_a_rerun_sends_nothing(
         )
         assert quote.lower() in user_turn.lower()
 
-    assert (second.n_pairs, second.n_sent, second.n_labelled) == (1, 0, 0)
-    assert second.n_cached == second.n_no_feedback == 1
+    # the rerun plans nothing: the pair without feedback was recorded as read
+    assert (second.n_pairs, second.n_sent, second.n_labelled) == (0, 0, 0)
     assert rows(config, "select count(*) from llm_calls")[0][0] == n_calls == 4
     assert rows(config, "select count(*) from feedback where source = 'implicit'") == [(3,)]
+    assert rows(config, "select outcome, call_id is not null from feedback_reads") == [
+        ("none", True)
+    ]
     with connect(config.warehouse.path, read_only=True) as con:
         assert contract_violations(con) == []
 

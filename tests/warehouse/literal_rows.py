@@ -374,6 +374,17 @@ LITERAL_ROWS["feedback"] = [
         "created_at": ADDED_AT,
     },
 ]
+# the classifier read c2's answer and found no feedback in what followed
+LITERAL_ROWS["feedback_reads"] = [
+    {
+        "conversation_id": "c2",
+        "turn_index": 1,
+        "classifier_version": "implicit-feedback-v1",
+        "outcome": "none",
+        "call_id": "c2",
+        "created_at": ADDED_AT,
+    }
+]
 LITERAL_ROWS["sft_examples"].append(
     {
         "example_id": "s-fb",

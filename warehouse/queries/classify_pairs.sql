@@ -1,7 +1,8 @@
 -- the (answer, user's next turn) pairs of the logged conversations that classifier version $1
--- has not labelled: one row per logged conversation and assistant turn directly followed by a
--- user turn and without an implicit feedback row of that version, with the conversation's
--- turns up to and including that user turn (JSON, in order)
+-- has not read: one row per logged conversation and assistant turn directly followed by a
+-- user turn, without an implicit feedback row of that version nor a feedback_reads row (read
+-- without a label), with the conversation's turns up to and including that user turn (JSON,
+-- in order)
 with answers as (
     select a.conversation_id, a.turn_index
     from log_turns as a
@@ -18,6 +19,12 @@ with answers as (
           and f.turn_index = a.turn_index
           and f.source = 'implicit'
           and f.classifier_version = $1
+    ) and not exists (
+        select 1
+        from feedback_reads as r
+        where r.conversation_id = a.conversation_id
+          and r.turn_index = a.turn_index
+          and r.classifier_version = $1
     )
 ), with_turns as (
     select
