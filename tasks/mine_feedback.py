@@ -37,7 +37,7 @@ FEEDBACK_RULES: dict[str, str] = {
     "preference_pairs": "mine_feedback_pairs",
     "kto_examples": "mine_feedback_kto",
 }
-LABELLED_TABLE = "feedback_labelled"  # the temporary table the rules read
+LABELLED_TABLE = "feedback_labelled"  # the temporary table the rules (and the counts) read
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,7 @@ def mine_feedback(config: Config, round_id: int, kinds: Sequence[DataKind]) -> F
 
 def label_counts(con: duckdb.DuckDBPyConnection) -> FeedbackLabels:
     """Counts over the temporary table of labelled answers."""
-    row = con.execute(
-        f"select count(*) filter (where polarity = 'positive'), "
-        f"count(*) filter (where polarity = 'negative'), "
-        f"count(*) filter (where correction_text is not null), "
-        f"count(*) filter (where conflict), "
-        f"count(*) filter (where label_source = 'implicit' and not conflict) "
-        f"from {LABELLED_TABLE}"
-    ).fetchone()
+    row = con.execute(read_query("mine_feedback_label_counts")).fetchone()
     return FeedbackLabels(*(int(n) for n in row))
 
 
