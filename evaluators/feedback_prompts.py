@@ -8,43 +8,22 @@ model whether a user's next turn is feedback on the assistant's last answer, and
 The categories are those of Don-Yehiya et al. (arXiv 2407.10944, "Naturally occurring
 feedback"): repeat/rephrase, correction (make aware with correction), complaint (make aware
 without correction), clarification request (all negative), positive; or none. The markers
-carry a boundary token, the first 16 hex digits of a SHA-256 over (prompt version, the turns,
-the user's next turn), as in the judge requests (`evaluators/judge_requests.py`): text inside a
-turn cannot close its block early, and `read_classifier_request` recovers every turn exactly
-(the sandbox's classifier reads it so).
+carry a boundary token over (prompt version, the turns, the user's next turn)
+(`wrapped_requests.py`, shared with the refine rule's prompts): text inside a turn cannot
+close its block early, and `read_classifier_request` recovers every turn exactly (the
+sandbox's classifier reads it so).
 
-Pure: standard library only (and evaluators.judge_requests for the shared conversation
-rendering, context.py for the context budget).
+Pure: standard library only (and evaluators.wrapped_requests, judge_requests).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from dataclasses import dataclass
 
-from flywheel.evaluators.context import content_chars, fit_conversation
-from flywheel.evaluators.judge_requests import (
-    BOUNDARY_HEX_DIGITS,
-    Conversation,
-    read_conversation,
-    render_conversation,
-    system_and_user,
-)
+from flywheel.evaluators.judge_requests import Conversation
+from flywheel.evaluators.wrapped_requests import WrappedPrompt, WrappedPrompts
 
 DEFAULT_CLASSIFIER_VERSION = "implicit-feedback-v1"
-
-
-@dataclass(frozen=True)
-class ClassifierPrompt:
-    """One version of the classifier prompt. `user_template` has the placeholders
-    {conversation}, {user_turn} and {boundary}; `system` is sent as is."""
-
-    version: str
-    system: str
-    user_template: str
-
 
 _SYSTEM_V1 = """\
 You read a conversation between a user and an AI assistant, then the user's next message, \
@@ -86,9 +65,12 @@ _USER_V1 = """\
 Classify the user's next message as feedback on the assistant's last answer, and reply \
 with the JSON object."""
 
-CLASSIFIER_PROMPTS: dict[str, ClassifierPrompt] = {
-    DEFAULT_CLASSIFIER_VERSION: ClassifierPrompt(DEFAULT_CLASSIFIER_VERSION, _SYSTEM_V1, _USER_V1),
+CLASSIFIER_PROMPTS: dict[str, WrappedPrompt] = {
+    DEFAULT_CLASSIFIER_VERSION: WrappedPrompt(DEFAULT_CLASSIFIER_VERSION, _SYSTEM_V1, _USER_V1),
 }
+
+
+_CLASSIFIER = WrappedPrompts(CLASSIFIER_PROMPTS, "user_turn")
 
 
 @dataclass(frozen=True)
@@ -113,15 +95,6 @@ class ClassifierRequest:
         return users[-1] if users else ""
 
 
-def classifier_boundary(
-    version: str, conversation: Conversation, user_turn: str, n_turns_dropped: int = 0
-) -> str:
-    """The boundary token of one classifier request: a hash over everything it wraps."""
-    turns = [[m["role"], m["content"]] for m in conversation]
-    key = json.dumps([version, n_turns_dropped, turns, user_turn], ensure_ascii=False)
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:BOUNDARY_HEX_DIGITS]
-
-
 def build_classifier_messages(
     conversation: Conversation,
     user_turn: str,
@@ -131,15 +104,7 @@ def build_classifier_messages(
     """The chat messages asking whether `user_turn` is feedback on the last assistant turn of
     `conversation` (`n_turns_dropped` earlier turns were cut from it; the model is told so).
     A KeyError names an unknown version."""
-    prompt = CLASSIFIER_PROMPTS[version]
-    turns = [{"role": m["role"], "content": m["content"]} for m in conversation]
-    boundary = classifier_boundary(version, turns, user_turn, n_turns_dropped)
-    user = prompt.user_template.format(
-        conversation=render_conversation(turns, n_turns_dropped, boundary),
-        user_turn=user_turn,
-        boundary=boundary,
-    )
-    return [{"role": "system", "content": prompt.system}, {"role": "user", "content": user}]
+    return _CLASSIFIER.build(conversation, user_turn, version, n_turns_dropped)
 
 
 def fit_classifier_messages(
@@ -147,49 +112,13 @@ def fit_classifier_messages(
 ) -> tuple[list[dict[str, str]], int]:
     """The classifier request within `max_context_chars` (the oldest turns dropped first, as
     for the judge), and the number of turns dropped."""
-
-    def measure(kept: Conversation, n_dropped: int) -> int:
-        return content_chars(build_classifier_messages(kept, user_turn, version, n_dropped))
-
-    fitted = fit_conversation(conversation, max_context_chars, measure)
-    messages = build_classifier_messages(
-        fitted.messages, user_turn, version, fitted.n_turns_dropped
-    )
-    return messages, fitted.n_turns_dropped
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-    pattern = re.escape(template)
-    for name in ("conversation", "user_turn"):
-        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>.*?)", 1)
-    boundary = f"(?P<boundary>[0-9a-f]{{{BOUNDARY_HEX_DIGITS}}})"
-    pattern = pattern.replace(re.escape("{boundary}"), boundary, 1)
-    return re.compile(pattern.replace(re.escape("{boundary}"), "(?P=boundary)"), re.DOTALL)
-
-
-_TEMPLATE_REGEXES = {v: _template_regex(p.user_template) for v, p in CLASSIFIER_PROMPTS.items()}
+    return _CLASSIFIER.fit(conversation, user_turn, version, max_context_chars)
 
 
 def read_classifier_request(messages: list[dict]) -> ClassifierRequest | None:
     """The request's parts, from messages built by `build_classifier_messages`; None unless
     the system message is a known version's and the boundary token matches the texts read."""
-    texts = system_and_user(messages)
-    if texts is None:
+    read = _CLASSIFIER.read(messages)
+    if read is None:
         return None
-    system_text, user_text = texts
-    for version, prompt in CLASSIFIER_PROMPTS.items():
-        if system_text != prompt.system:
-            continue
-        m = _TEMPLATE_REGEXES[version].fullmatch(user_text)
-        if m is None:
-            return None
-        boundary = m.group("boundary")
-        read = read_conversation(m.group("conversation"), boundary)
-        if read is None:
-            return None
-        conversation, n_dropped = read
-        user_turn = m.group("user_turn")
-        if boundary != classifier_boundary(version, conversation, user_turn, n_dropped):
-            return None
-        return ClassifierRequest(version, conversation, n_dropped, user_turn)
-    return None
+    return ClassifierRequest(read.version, read.conversation, read.n_turns_dropped, read.text)
