@@ -26,12 +26,12 @@ Pure: standard library only.
 
 from __future__ import annotations
 
-import json
 import math
 import unicodedata
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from flywheel.evaluators.json_objects import json_objects
 from flywheel.evaluators.protocols.verdict import final_text
 
 Category = Literal["repeat", "correction", "complaint", "clarification", "positive"]
@@ -95,21 +95,6 @@ def unparsed_reading(reason: str) -> FeedbackReading:
     return FeedbackReading(False, None, None, None, reason)
 
 
-def _json_objects(text: str) -> list[dict]:
-    """Every JSON object in `text`, in order."""
-    decoder, found, position = json.JSONDecoder(), [], 0
-    while (start := text.find("{", position)) != -1:
-        try:
-            obj, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            position = start + 1
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-        position = end
-    return found
-
-
 def category_of(value: object) -> Category | Literal["none"] | None:
     """A reply's category, read by its name (module doc); None for anything else."""
     if not isinstance(value, str):
@@ -129,7 +114,7 @@ def _confidence(value: object) -> float | None:
 def parse_classifier_reply(text: str) -> FeedbackReading:
     """Read a classifier reply by the rules of the module doc; never raises."""
     final = final_text(text) if isinstance(text, str) else ""
-    objects = [o for o in _json_objects(final) if "category" in o]
+    objects = [o for o in json_objects(final) if "category" in o]
     if not objects:
         return unparsed_reading("no JSON object with a category")
     named = {str(o["category"]).strip().lower() for o in objects}

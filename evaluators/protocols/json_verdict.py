@@ -20,10 +20,10 @@ Pure: standard library only.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from flywheel.evaluators.json_objects import json_objects
 from flywheel.evaluators.protocols.labels import mentions_a_verdict
 from flywheel.evaluators.protocols.prompt import IMPARTIAL_SYSTEM, JudgePrompt, user_template
 from flywheel.evaluators.protocols.scores import parse_scores_reply, verdict_by_scores
@@ -80,21 +80,6 @@ def _verdict_key(value: object) -> str:
     return _NAMED_VERDICT_RE.sub("", str(value).strip()).upper()
 
 
-def _json_objects(text: str) -> list[dict]:
-    """Every JSON object in `text`, in order."""
-    decoder, found, position = json.JSONDecoder(), [], 0
-    while (start := text.find("{", position)) != -1:
-        try:
-            obj, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            position = start + 1
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-        position = end
-    return found
-
-
 def _json_score(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -120,7 +105,7 @@ def parse_json_verdict(text: str) -> Verdict | None:
     holds no JSON object with a `verdict` or with both scores (then the text layouts are
     tried)."""
     final = final_text(text) if isinstance(text, str) else ""
-    found = _json_objects(final)
+    found = json_objects(final)
     objects = [o for o in found if "verdict" in o]
     if not objects:
         return _verdict_of_scores_alone(found, final)
