@@ -38,12 +38,10 @@ sys.path.insert(0, str(REPO_ROOT))
 from flywheel.config import Config, parse_config, resolve_sandbox_endpoints  # noqa: E402
 from flywheel.evaluators.objective import objective_verdict  # noqa: E402
 from flywheel.sandbox.server import start_sandbox  # noqa: E402
-from flywheel.sandbox.skills import generate_tasks  # noqa: E402
 from flywheel.tasks.evaluate import evaluate_round, run_eval_battles  # noqa: E402
-from flywheel.warehouse.store import connect, now_utc  # noqa: E402
-from flywheel.warehouse.writes import insert_new  # noqa: E402
 
-CANDIDATE, CHAMPION, ROUND_ID = "v1", "v0", 1
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_conversations import CANDIDATE, CHAMPION, ROUND_ID, insert_eval_set  # noqa: E402
 
 
 def pair_config(run_dir: Path, champion: float, candidate: float, seed: int) -> Config:
@@ -62,32 +60,6 @@ def pair_config(run_dir: Path, champion: float, candidate: float, seed: int) -> 
     }
     data["evaluation"] |= {"seed": seed}
     return parse_config(data, "smoke.yaml (bench_objective_guard)")
-
-
-def insert_eval_set(config: Config, n_prompts: int, seed: int) -> None:
-    """`n_prompts` sandbox skill prompts as the held-out eval set, the two versions, a round."""
-    prompts = [
-        {
-            "prompt_id": f"e{i:04d}",
-            "messages": json.dumps([{"role": "user", "content": task.prompt}]),
-            "prompt_text": task.prompt,
-            "source": "bench",
-            "category": task.skill,
-            "split": "eval",
-            "status": "active",
-            "n_chars": len(task.prompt),
-            "added_at": now_utc(),
-        }
-        for i, task in enumerate(generate_tasks(n_prompts, seed))
-    ]
-    versions = [
-        {"version_id": v, "stage": "sft", "checkpoint_path": f"runs/{v}", "status": "bench"}
-        for v in (CHAMPION, CANDIDATE)
-    ]
-    with connect(config.warehouse.path) as con:
-        insert_new(con, "prompts", prompts, ["prompt_id"])
-        insert_new(con, "model_versions", versions, ["version_id"])
-        insert_new(con, "rounds", [{"round_id": ROUND_ID, "stage": "sft", "status": "bench"}])
 
 
 def run_case(args: argparse.Namespace, change: float, seed: int) -> dict[str, Any]:
