@@ -78,23 +78,29 @@ def decisions(db_path: Path) -> list[tuple]:
         ).fetchall()
 
 
-@pytest.fixture(scope="module")
-def harness_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One smoke round under prefect_test_harness; returns its root directory."""
+def run_harness_round(root: Path, smoke_student: Path, section: str, settings: dict) -> Path:
+    """One smoke round under prefect_test_harness in `root`, the config's `section` updated
+    with `settings`; its artifacts recorded in `root/artifacts.json`. Returns `root`."""
     from prefect.testing.utilities import prefect_test_harness
 
     from flywheel.flows.flywheel_flow import flywheel
 
-    root = tmp_path_factory.mktemp("harness")
     config_path = write_smoke_config(root, smoke_student)
     data = yaml.safe_load(config_path.read_text())
-    data["warehouse"]["backup_before_round"] = 1
+    data[section] |= settings
     config_path.write_text(yaml.safe_dump(data))
     with prefect_test_harness(server_startup_timeout=120):
         flywheel(str(config_path), rounds=1)
         recorded = recorded_run()
     (root / "artifacts.json").write_text(json.dumps(recorded, default=str))
     return root
+
+
+@pytest.fixture(scope="module")
+def harness_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One smoke round under prefect_test_harness; returns its root directory."""
+    root = tmp_path_factory.mktemp("harness")
+    return run_harness_round(root, smoke_student, "warehouse", {"backup_before_round": 1})
 
 
 def recorded_run() -> dict:

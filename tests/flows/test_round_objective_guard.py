@@ -8,28 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flywheel.warehouse.store import connect
-from tests.flows.test_round import recorded_run, write_smoke_config
+from tests.flows.test_round import run_harness_round
 
 
 @pytest.fixture(scope="module")
 def guarded_round(smoke_student: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from prefect.testing.utilities import prefect_test_harness
-
-    from flywheel.flows.flywheel_flow import flywheel
-
     root = tmp_path_factory.mktemp("guarded")
-    config_path = write_smoke_config(root, smoke_student)
-    data = yaml.safe_load(config_path.read_text())
-    data["evaluation"]["general_max_nll_increase_from_first"] = 0.05
-    config_path.write_text(yaml.safe_dump(data))
-    with prefect_test_harness(server_startup_timeout=120):
-        flywheel(str(config_path), rounds=1)
-        recorded = recorded_run()
-    (root / "artifacts.json").write_text(json.dumps(recorded, default=str))
-    return root
+    limit = {"general_max_nll_increase_from_first": 0.05}
+    return run_harness_round(root, smoke_student, "evaluation", limit)
 
 
 @pytest.mark.slow  # one smoke round under Prefect's test harness: 1-3 min on 2 busy cores
