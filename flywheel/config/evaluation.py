@@ -12,11 +12,11 @@ from pydantic import model_validator
 from flywheel.config.base import Section, _help
 from flywheel.config.checks import field_problem
 from flywheel.config.endpoints import EndpointConfig
+from flywheel.evaluators.persona_goals import GoalSource
 
 EvaluationMode = Literal["single_turn", "conversations", "both"]
 Combine = Literal["both_must_pass", "conversations_only_gates"]
 PersonaKind = Literal["plain", "follow_up", "pushback", "correction"]
-GoalSource = Literal["eval", "logs", "both"]  # evaluators/persona_goals.py reads the same
 PERSONA_KINDS: tuple[PersonaKind, ...] = ("plain", "follow_up", "pushback", "correction")
 
 
