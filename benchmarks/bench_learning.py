@@ -16,7 +16,13 @@ replaced; a keep is wrong when the candidate was more accurate by more than `--k
 is the round-0 champion: each seed's gain is final minus round-0 accuracy, and the ratio is
 final / round-0. Prints a table per seed and one JSON line with every figure.
 
+`--stages sft,dpo,...` runs another schedule through the same bench: it replaces
+`schedule.stages` in every seed's copy (cycled over the rounds, as `flywheel run` does; a stage
+whose `training.<section>` the config leaves out trains on that section's defaults), and the JSON
+line records the stages run and where they came from.
+
     python benchmarks/bench_learning.py [--rounds 6] [--seeds 0,1,2] [--workdir /tmp/learning]
+        [--config configs/demo.yaml] [--stages sft,rm+rl,dpo]
 """
 
 from __future__ import annotations
@@ -35,13 +41,39 @@ import duckdb
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+from flywheel.config import ConfigError, parse_config  # noqa: E402
+from flywheel.llm.stages.registry import STAGE_NAMES  # noqa: E402
+
 GOAL_GAIN_POINTS = 35.0
 GOAL_ROUND_S = 180.0
 
 
-def seed_config(base: dict[str, Any], seed: int, run_dir: Path, cpu_threads: int) -> dict:
-    """The base config with every run seed set to `seed` and its own files under `run_dir`."""
+def parse_stages(text: str) -> list[str]:
+    """`--stages sft,dpo,...` as a list of stage names; an unknown name is refused, naming the
+    stages there are."""
+    stages = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in stages if name not in STAGE_NAMES]
+    if unknown or not stages:
+        raise argparse.ArgumentTypeError(
+            f"no training stage {', '.join(unknown) or '(empty list)'}; name stages of "
+            f"{', '.join(STAGE_NAMES)}, comma-separated in round order, e.g. sft,rm+rl,dpo"
+        )
+    return stages
+
+
+def seed_config(
+    base: dict[str, Any],
+    seed: int,
+    run_dir: Path,
+    cpu_threads: int,
+    stages: list[str] | None = None,
+) -> dict:
+    """The base config with every run seed set to `seed` and its own files under `run_dir`;
+    `schedule.stages` replaced by `stages` when given."""
     config = json.loads(json.dumps(base))  # a deep copy of plain YAML data
+    if stages is not None:
+        config.setdefault("schedule", {})["stages"] = list(stages)
     config["prompts"]["seed"] = seed
     config["sandbox"]["seed"] = seed
     config.setdefault("evaluation", {})["seed"] = seed
@@ -51,6 +83,32 @@ def seed_config(base: dict[str, Any], seed: int, run_dir: Path, cpu_threads: int
     config["warehouse"]["path"] = str(run_dir / "flywheel.duckdb")
     config["student"]["path"] = str(run_dir / "student")
     return config
+
+
+def write_seed_configs(
+    base: dict[str, Any],
+    seeds: list[int],
+    workdir: Path,
+    cpu_threads: int,
+    stages: list[str] | None,
+) -> tuple[dict[int, Path], list[str]]:
+    """Each seed's config, checked as `flywheel run` checks it before any is written (a
+    `ConfigError` names the field and the fix), written to `workdir/seed-S/config.yaml`; the
+    paths by seed and the stages the schedule runs."""
+    configs = {
+        seed: seed_config(base, seed, workdir / f"seed-{seed}", cpu_threads, stages)
+        for seed in seeds
+    }
+    checked = {
+        seed: parse_config(config, f"seed {seed}'s copy of --config")
+        for seed, config in configs.items()
+    }
+    paths: dict[int, Path] = {}
+    for seed, config in configs.items():
+        paths[seed] = workdir / f"seed-{seed}" / "config.yaml"
+        paths[seed].parent.mkdir(parents=True, exist_ok=True)
+        paths[seed].write_text(yaml.safe_dump(config))
+    return paths, list(checked[seeds[0]].schedule.stages)
 
 
 def run_seed(config_path: Path, rounds: int, log_path: Path) -> tuple[int, float]:
@@ -135,6 +193,21 @@ def seed_figures(rows: list[dict[str, Any]], keep_tolerance: float) -> dict[str,
     }
 
 
+def mean_accuracy_by_round(by_seed: dict[str, dict[str, Any]]) -> list[float | None]:
+    """Per round, the champion's accuracy after the decision, averaged over the seeds that have
+    that round (None where no seed has it)."""
+    n_rounds = max((len(f["rounds"]) for f in by_seed.values()), default=0)
+    means: list[float | None] = []
+    for index in range(n_rounds):
+        values = [
+            f["rounds"][index]["accuracy_after"]
+            for f in by_seed.values()
+            if index < len(f["rounds"]) and f["rounds"][index]["accuracy_after"] is not None
+        ]
+        means.append(round(statistics.fmean(values), 4) if values else None)
+    return means
+
+
 def print_table(seed: int, figures: dict[str, Any]) -> None:
     print(f"seed {seed}: round-0 accuracy {figures['accuracy_round0']:.1%}", file=sys.stderr)
     print("round stage  decision candidate champion after  wall s", file=sys.stderr)
@@ -159,17 +232,28 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/flywheel-learning")
     parser.add_argument("--cpu-threads", type=int, default=2)
     parser.add_argument("--keep-tolerance", type=float, default=0.02)
+    parser.add_argument(
+        "--stages",
+        type=parse_stages,
+        default=None,
+        help="comma-separated stages replacing the config's schedule.stages (cycled over the "
+        "rounds), e.g. sft,dpo,kto; default: the config's own",
+    )
     args = parser.parse_args()
     base = yaml.safe_load(Path(args.config).read_text())
     workdir = Path(args.workdir).resolve()
     load_before = os.getloadavg()[0]
     seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        config_paths, stages_run = write_seed_configs(
+            base, seeds, workdir, args.cpu_threads, args.stages
+        )
+    except ConfigError as error:  # bad input: named with its fix, exit 2, nothing run
+        print(f"bench_learning: {error}", file=sys.stderr)
+        sys.exit(2)
     by_seed: dict[str, Any] = {}
-    for seed in seeds:
-        run_dir = workdir / f"seed-{seed}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config_path = run_dir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(seed_config(base, seed, run_dir, args.cpu_threads)))
+    for seed, config_path in config_paths.items():
+        run_dir = config_path.parent
         status, wall_s = run_seed(config_path, args.rounds, run_dir / "run.log")
         figures = seed_figures(round_rows(run_dir / "flywheel.duckdb"), args.keep_tolerance)
         figures |= {"exit_status": status, "run_wall_s": round(wall_s, 1)}
@@ -179,10 +263,14 @@ def main() -> None:
     summary = {
         "bench": "learning",
         "rounds": args.rounds,
+        "config": args.config,
+        "stages": list(stages_run),
+        "stages_from": "--stages" if args.stages else "config",
         "seeds": seeds,
         "cpu_threads": args.cpu_threads,
         "cpu_cores": os.cpu_count(),
         "load_avg_1min_before": round(load_before, 2),
+        "accuracy_mean_by_round": mean_accuracy_by_round(by_seed),
         "gain_points_mean": round(statistics.fmean(gains), 1) if gains else None,
         "gain_points_min": min(gains) if gains else None,
         "gain_points_max": max(gains) if gains else None,
@@ -191,8 +279,9 @@ def main() -> None:
         and len(gains) == len(seeds)
         and min(gains) >= GOAL_GAIN_POINTS,
         "wrong_promotions": sum(len(f["wrong_promotions"]) for f in by_seed.values()),
+        "wrong_keeps": sum(len(f["wrong_keeps"]) for f in by_seed.values()),
         "every_stage_promoted_per_seed": all(
-            len(f["stages_promoted"]) == len(set(base["schedule"]["stages"]))
+            len(f["stages_promoted"]) == len(set(stages_run[: args.rounds]))
             for f in by_seed.values()
         ),
         "max_round_wall_s": max((f["max_round_wall_s"] or 0) for f in by_seed.values()),

@@ -1,0 +1,94 @@
+"""benchmarks/bench_learning.py's `--stages`: another schedule through the same bench, every
+seed's config checked before any is written, and the per-round means of the JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flywheel.config import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "benchmarks" / "bench_learning.py"
+sys.path.insert(0, str(SCRIPT.parent))
+from bench_learning import (  # noqa: E402
+    mean_accuracy_by_round,
+    parse_stages,
+    write_seed_configs,
+)
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((REPO_ROOT / "configs" / "demo.yaml").read_text())
+
+
+def test_stages_are_read_in_round_order() -> None:
+    assert parse_stages("sft, dpo,kto,rm+rl,online-dpo,orpo") == [
+        "sft",
+        "dpo",
+        "kto",
+        "rm+rl",
+        "online-dpo",
+        "orpo",
+    ]
+
+
+@pytest.mark.parametrize("text", ["sft,ppo", "", " , "])
+def test_unknown_or_empty_stages_are_refused_naming_the_stages(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="rm\\+rl, kto, orpo, online-dpo"):
+        parse_stages(text)
+
+
+def test_stages_replace_the_schedule_in_every_seed_config(tmp_path: Path) -> None:
+    base = demo_config()
+    paths, stages_run = write_seed_configs(base, [0, 2], tmp_path, 1, ["sft", "kto", "dpo"])
+
+    assert stages_run == ["sft", "kto", "dpo"]
+    assert sorted(paths) == [0, 2]
+    for seed, path in paths.items():
+        written = yaml.safe_load(path.read_text())
+        assert path == tmp_path / f"seed-{seed}" / "config.yaml"
+        assert written["schedule"]["stages"] == ["sft", "kto", "dpo"]
+        assert written["prompts"]["seed"] == written["training"]["seed"] == seed
+        assert written["warehouse"]["path"] == str(tmp_path / f"seed-{seed}" / "flywheel.duckdb")
+        assert written["training"]["dpo"] == base["training"]["dpo"]
+    assert base["schedule"]["stages"] == ["sft", "rm+rl", "dpo"]  # the base is not changed
+
+
+def test_without_stages_the_configs_schedule_runs(tmp_path: Path) -> None:
+    _, stages_run = write_seed_configs(demo_config(), [0], tmp_path, 1, None)
+    assert stages_run == ["sft", "rm+rl", "dpo"]
+
+
+def test_a_config_problem_is_refused_before_any_config_is_written(tmp_path: Path) -> None:
+    base = demo_config()
+    base["training"]["orpo"] = {"beta": 0.0}
+    with pytest.raises(ConfigError, match="orpo.beta"):
+        write_seed_configs(base, [0, 1], tmp_path, 1, ["sft", "orpo"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mean_accuracy_by_round_averages_the_seeds_that_have_the_round() -> None:
+    def seed(*after: float | None) -> dict:
+        return {"rounds": [{"accuracy_after": value} for value in after]}
+
+    by_seed = {"0": seed(0.2, 0.4, 0.5), "1": seed(0.4, None), "2": seed(0.3, 0.6)}
+    assert mean_accuracy_by_round(by_seed) == [0.3, 0.5, 0.5]
+    assert mean_accuracy_by_round({}) == []
+
+
+def test_the_cli_refuses_an_unknown_stage_before_running(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--stages", "sft,ppo", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "no training stage ppo" in run.stderr
+    assert list(tmp_path.iterdir()) == []
