@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -59,12 +60,31 @@ PEER = "dpo"
 FIGURES = ("heldout_accuracy", "win_rate_vs_champion", "wall_s", "peak_memory_mb")
 
 
-def bench_config(source: Path, workdir: Path, threads: int, online_samples: int) -> Path:
+def student_path_in(workdir: Path, student_path: str) -> Path:
+    """Where the bench's round-0 student lives: a GGUF file keeps its name (a known one is
+    fetched from the flywheel cache and converted under the bench's models), a sandbox student
+    directory is copied from the student cache into `workdir/student`."""
+    if Path(student_path).suffix.lower() == ".gguf":
+        return workdir / Path(student_path).name
+    return workdir / "student"
+
+
+def bench_config(
+    source: Path,
+    workdir: Path,
+    threads: int,
+    online_samples: int,
+    sizes: dict[str, int | None] | None = None,
+) -> Path:
     """`source` with its files under `workdir`, the shipped student's tasks, one dpo round,
-    KTO, ORPO and online-dpo on DPO's settings."""
+    KTO, ORPO and online-dpo on DPO's settings; `sizes` overrides `prompts.eval_size` and
+    `prompts.slice_size` where given."""
     config = yaml.safe_load(source.read_text())
     config["warehouse"]["path"] = str(workdir / "flywheel.duckdb")
-    config["student"]["path"] = str(workdir / "student")
+    config["student"]["path"] = str(student_path_in(workdir, config["student"]["path"]))
+    for key, size in (sizes or {}).items():
+        if size is not None:
+            config["prompts"][key] = size
     # the shipped student's recipe (configs/demo.yaml's tasks): round 0 is copied, not built
     config["sandbox"]["task_difficulty"] = 1
     training = config["training"]
@@ -98,13 +118,24 @@ def round_zero_champion(config: Any) -> str:
     return round_zero_version(config).checkpoint_path
 
 
+def capped_steps(own_steps: int, cap: int) -> int:
+    """The steps an arm trains: its section's own `max_steps` when set and under `cap`, else
+    `cap`; a `cap` of 0 or less keeps the section's own (-1 there: by its epochs), the steps a
+    real round trains."""
+    if cap <= 0:
+        return own_steps
+    return own_steps if 0 < own_steps < cap else cap
+
+
 def arm_settings(config: Any, stage: Any, algorithm: str | None, max_steps: int) -> dict:
-    """The stage's sections from the config, capped at `max_steps`, RL on `algorithm`."""
+    """The stage's sections from the config, capped at `max_steps` (a section's own smaller
+    `max_steps`, such as the RL steps a real round takes, is kept), RL on `algorithm`."""
     from flywheel.llm.stages.registry import stage_settings
 
     settings = {}
     for key, cfg in stage_settings(config.training, stage).items():
-        updates: dict[str, Any] = {"max_steps": max_steps}
+        own_steps = getattr(cfg, "max_steps", -1)
+        updates: dict[str, Any] = {"max_steps": capped_steps(own_steps, max_steps)}
         if algorithm is not None and "algorithm" in type(cfg).model_fields:
             updates["algorithm"] = algorithm
         settings[key] = cfg.model_copy(update=updates)
@@ -221,7 +252,7 @@ def summarise(per_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
         arm: {
             **figures,
             "n_rows": per_seed[arm][0]["n_rows"],
-            **{f"{f}_vs_{PEER}": ratio(figures[f], means[PEER][f]) for f in FIGURES},
+            **{f"{f}_vs_{PEER}": ratio(figures[f], means.get(PEER, {}).get(f)) for f in FIGURES},
         }
         for arm, figures in means.items()
     }
@@ -252,7 +283,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(REPO_ROOT / "configs" / "smoke.yaml"))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--max-steps", type=int, default=20)
+    parser.add_argument(
+        "--max-steps", type=int, default=20, help="cap per section; 0: each section's own"
+    )
+    parser.add_argument("--eval-size", type=int, help="prompts.eval_size (default: the config's)")
+    parser.add_argument("--slice-size", type=int, help="prompts.slice_size (the round's prompts)")
     parser.add_argument("--workdir", default="/tmp/bench-stages")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--online-samples", type=int, default=4)
@@ -269,12 +304,14 @@ def main() -> int:
 
     from flywheel.config import resolve_sandbox_endpoints
     from flywheel.sandbox.server import start_sandbox
+    from flywheel.tasks.train import _slice_prompts
 
     hf_logging.disable_progress_bar()  # one "Loading weights" bar per generation otherwise
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()[0]
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = bench_config(Path(args.config), workdir, args.threads, args.online_samples)
+    sizes = {"eval_size": args.eval_size, "slice_size": args.slice_size}
+    config_path = bench_config(Path(args.config), workdir, args.threads, args.online_samples, sizes)
     config, online_pairs_s = prepare(config_path, workdir)
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = [arm for arm in args.arms.split(",") if arm]
@@ -282,7 +319,9 @@ def main() -> int:
     if unknown or PEER not in arms:
         raise SystemExit(f"--arms: unknown {unknown} or no {PEER}; the arms are {', '.join(ARMS)}")
     evals = eval_prompts(config)
+    n_slice_prompts = len(_slice_prompts(config, ROUND_ID))
     per_seed: dict[str, list[dict]] = {arm: [] for arm in arms}
+    failed: dict[str, str] = {}  # arm -> why it could not train
     with start_sandbox(config.sandbox) as server:
         live = resolve_sandbox_endpoints(config, server.base_url)
         champion_path = round_zero_champion(config)
@@ -291,7 +330,12 @@ def main() -> int:
         for arm in arms:
             for seed in seeds:
                 options = [f"--max-steps={args.max_steps}", f"--seed={seed}"]
-                trained = run_child(__file__, arm, config_path, str(workdir), options)
+                try:
+                    trained = run_child(__file__, arm, config_path, str(workdir), options)
+                except SystemExit as failure:  # its output went to stderr; the others go on
+                    failed[arm] = str(failure)
+                    print(f"{arm} seed {seed}: {failure}", flush=True)
+                    break
                 if arm == "online-dpo":  # its pairs' sampling, reward fit and scoring
                     trained["wall_s"] += online_pairs_s
                 figures = trained | score_arm(live, evals, champion_answers, trained["path"])
@@ -302,13 +346,17 @@ def main() -> int:
                     f"{figures['win_rate_vs_champion']}, {figures['wall_s']:.1f} s",
                     flush=True,
                 )
-    summary = summarise(per_seed)
+    summary = summarise({arm: runs for arm, runs in per_seed.items() if runs})
     print_table(summary, champion_accuracy["heldout_accuracy"])
+    for arm, why in failed.items():
+        print(f"{arm}: {why}")
     result = {
         "benchmark": "bench_stages",
         "config": args.config,
         "seeds": seeds,
         "max_steps": args.max_steps,
+        "threads": args.threads,
+        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "online_samples": args.online_samples,
         "online_pairs_s": online_pairs_s,
         "n_eval_prompts": len(evals),
@@ -316,6 +364,8 @@ def main() -> int:
         "peer": PEER,
         "summary": summary,
         "runs": per_seed,
+        "failed": failed,
+        "n_slice_prompts": n_slice_prompts,
         "wall_s": time.monotonic() - started,
     }
     print(json.dumps(result, default=str))
