@@ -7,9 +7,10 @@ one label per logged answer (explicit feedback wins over implicit; implicit labe
 
 - a positive answer -> an SFT example (the logged answer is the target), a desirable KTO row;
 - a negative answer -> an undesirable KTO row, and with an explicit correction an SFT example
-  whose target is the user's corrected answer;
-- a positive and a negative answer to the same context -> a preference pair (DPO, and reward
-  model on its stage's rounds), the positive chosen.
+  whose target is the user's corrected answer and a preference pair (DPO, and reward model on
+  its stage's rounds) in the answer's context, the correction chosen over the answer;
+- a positive and a negative answer to the same context -> a preference pair, the positive
+  chosen.
 
 A round mines the kinds its stage mines (`kinds_mined`), from every labelled answer not mined
 yet: rows are keyed by the answer, not the round, so a rerun, or the next night reading the
@@ -31,11 +32,11 @@ from flywheel.warehouse.contracts import NATURAL_KEYS
 from flywheel.warehouse.store import connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
 
-# the mined table -> the rule that selects its feedback rows
-FEEDBACK_RULES: dict[str, str] = {
-    "sft_examples": "mine_feedback_sft",
-    "preference_pairs": "mine_feedback_pairs",
-    "kto_examples": "mine_feedback_kto",
+# the mined table -> the rules that select its feedback rows, in order
+FEEDBACK_RULES: dict[str, tuple[str, ...]] = {
+    "sft_examples": ("mine_feedback_sft",),
+    "preference_pairs": ("mine_feedback_correction_pairs", "mine_feedback_pairs"),
+    "kto_examples": ("mine_feedback_kto",),
 }
 LABELLED_TABLE = "feedback_labelled"  # the temporary table the rules (and the counts) read
 
@@ -79,17 +80,25 @@ def mine_feedback(config: Config, round_id: int, kinds: Sequence[DataKind]) -> F
             for kind in kinds:
                 if kind.table not in FEEDBACK_RULES:
                     continue
-                params = {"round_id": round_id}
-                if kind.shares_table:
-                    params["kind"] = kind.name
-                selected = con.execute(read_query(FEEDBACK_RULES[kind.table]), params).df()
-                key = list(NATURAL_KEYS[kind.table])
-                n_added[kind.name] = insert_new(con, kind.table, selected, key)
+                n_added[kind.name] = mine_kind(con, kind, round_id)
         finally:
             con.execute(f"drop table if exists {LABELLED_TABLE}")
     report = FeedbackMiningReport(labels, n_added)
     log_feedback_mining(round_id, report)
     return report
+
+
+def mine_kind(con: duckdb.DuckDBPyConnection, kind: DataKind, round_id: int) -> int:
+    """Store the new rows of each of the kind's rules; how many were added."""
+    params: dict[str, object] = {"round_id": round_id}
+    if kind.shares_table:
+        params["kind"] = kind.name
+    key = list(NATURAL_KEYS[kind.table])
+    n_added = 0
+    for rule in FEEDBACK_RULES[kind.table]:
+        selected = con.execute(read_query(rule), params).df()
+        n_added += insert_new(con, kind.table, selected, key)
+    return n_added
 
 
 def label_counts(con: duckdb.DuckDBPyConnection) -> FeedbackLabels:

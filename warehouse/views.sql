@@ -351,7 +351,17 @@ with battle_pairs as (
         d.prompt_id,
         p.category,
         x.context as prompt,
-        [{'role': 'assistant', 'content': c.content}] as chosen,
+        -- a correction pair's chosen text is the user's correction (its feedback row first)
+        [{
+            'role': 'assistant',
+            'content': case
+                when d.chosen_source = 'correction' then (
+                    select f.correction from feedback as f
+                    where f.feedback_id = d.chosen_feedback_ids[1]
+                )
+                else c.content
+            end
+        }] as chosen,
         [{'role': 'assistant', 'content': j.content}] as rejected,
         d.chosen_model,
         d.rejected_model,

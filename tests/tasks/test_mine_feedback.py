@@ -29,7 +29,7 @@ def test_positive_answers_become_sft_examples_and_a_correction_its_target(
 ) -> None:
     report = mine_round(logged_feedback, 1, "sft")
     assert report.feedback is not None and report.feedback.n_added["sft"] == 4
-    assert report.n_added == report.n_total == {"sft": 4, "dpo": 2}  # no battles this round
+    assert report.n_added == report.n_total == {"sft": 4, "dpo": 3}  # no battles this round
     assert _rows(
         logged_feedback,
         "select conversation_id, turn_index, target_source, target_text, origin, round_id "
@@ -81,11 +81,12 @@ def test_every_mined_row_points_to_its_answer_and_feedback(
     assert _rows(
         logged_feedback,
         "select chosen_conversation_id, chosen_turn_index, chosen_feedback_ids, "
-        "rejected_conversation_id, rejected_turn_index, rejected_feedback_ids "
+        "rejected_conversation_id, rejected_turn_index, rejected_feedback_ids, chosen_source "
         "from preference_pairs order by chosen_conversation_id",
     ) == [
-        ("c_up", 1, ["f-c_up-0"], "c_down", 1, ["f-c_down-0"]),
-        ("c_wins", 1, ["f-c_wins-0"], "c_fix", 1, ["f-c_fix-0"]),
+        ("c_fix", 1, ["f-c_fix-0"], "c_fix", 1, ["f-c_fix-0"], "correction"),
+        ("c_up", 1, ["f-c_up-0"], "c_down", 1, ["f-c_down-0"], "feedback"),
+        ("c_wins", 1, ["f-c_wins-0"], "c_fix", 1, ["f-c_fix-0"], "feedback"),
     ]
 
 
@@ -94,7 +95,7 @@ def test_positive_and_negative_answers_become_kto_rows(
 ) -> None:
     report = mine_round(logged_feedback, 1, "kto")
     assert report.feedback is not None
-    assert report.feedback.n_added == {"sft": 4, "dpo": 2, "kto": 5}
+    assert report.feedback.n_added == {"sft": 4, "dpo": 3, "kto": 5}
     assert _rows(
         logged_feedback,
         "select conversation_id, turn_index, label, source, n_battles, feedback_ids "
@@ -125,7 +126,7 @@ def test_a_liked_and_a_disliked_answer_to_the_same_prompt_make_a_dpo_pair(
     assert sorted(
         (row["chosen"][0]["content"], row["rejected"][0]["content"])
         for row in training_rows(logged_feedback, 1, "dpo")
-    ) == [("5", "6"), ("5!", "7")]
+    ) == [("2 + 3 = 5.", "7"), ("5", "6"), ("5!", "7")]
 
 
 def test_labels_count_explicit_first_and_leave_conflicts_and_unsure_labels_out(
@@ -153,7 +154,7 @@ def test_a_rerun_and_the_next_round_mine_nothing_twice(
     again = mine_round(logged_feedback, 1, "kto").feedback
     next_round = mine_round(logged_feedback, 2, "kto").feedback
     assert first is not None and again is not None and next_round is not None
-    assert sum(first.n_added.values()) == 11
+    assert sum(first.n_added.values()) == 12
     assert again.n_added == next_round.n_added == {"sft": 0, "dpo": 0, "kto": 0}
     counts = "select round_id, count(*) from {} group by round_id"
     for table in ("sft_examples", "preference_pairs", "kto_examples"):
@@ -214,7 +215,7 @@ def test_feedback_is_mined_on_a_ducklake_warehouse_too(lake_config_path: Path) -
     config = add_logged_feedback(load_config(lake_config_path))
     report = mine_round(config, 1, "kto").feedback
     again = mine_round(config, 1, "kto").feedback
-    assert report is not None and report.n_added == {"sft": 4, "dpo": 2, "kto": 5}
+    assert report is not None and report.n_added == {"sft": 4, "dpo": 3, "kto": 5}
     assert again is not None and again.n_added == {"sft": 0, "dpo": 0, "kto": 0}
     assert len(training_rows(config, 1, "kto")) == 5
 

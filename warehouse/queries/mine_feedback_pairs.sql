@@ -2,17 +2,20 @@
 -- answer to the same context (the same turns before the answer: context_sha) make a pair,
 -- the positive chosen. Each answer is in at most one feedback pair of a kind: answers already
 -- paired are left out, then per context the n-th positive (oldest first) meets the n-th
--- negative; answers with the same text make no pair. Reads the temporary table
--- feedback_labelled (mine_feedback_labels.sql). Keyed by its two exchanges, not the round.
+-- negative; answers with the same text make no pair. chosen_source feedback: the chosen text
+-- is the positive logged answer. Pairs of the correction rule (mine_feedback_correction_pairs:
+-- a correction chosen over the answer it corrects) do not count as pairing an answer here.
+-- Reads the temporary table feedback_labelled (mine_feedback_labels.sql). Keyed by its two
+-- exchanges, not the round.
 -- params: round_id, kind
 with paired_answers as (
     select chosen_conversation_id as conversation_id, chosen_turn_index as turn_index
     from preference_pairs
-    where kind = $kind and origin = 'feedback'
+    where kind = $kind and origin = 'feedback' and chosen_source is distinct from 'correction'
     union all
     select rejected_conversation_id, rejected_turn_index
     from preference_pairs
-    where kind = $kind and origin = 'feedback'
+    where kind = $kind and origin = 'feedback' and chosen_source is distinct from 'correction'
 ), unpaired as (
     select l.*
     from feedback_labelled as l
@@ -51,7 +54,8 @@ with paired_answers as (
         r.conversation_id as rejected_conversation_id,
         r.turn_index as rejected_turn_index,
         c.feedback_ids as chosen_feedback_ids,
-        r.feedback_ids as rejected_feedback_ids
+        r.feedback_ids as rejected_feedback_ids,
+        'feedback' as chosen_source
     from ranked as c
     join ranked as r
         on r.context_sha = c.context_sha
