@@ -28,7 +28,7 @@ import glob
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -49,8 +49,9 @@ from flywheel.pool.logs_files import (
 from flywheel.pool.logs_formats import Conversation, DetachedFeedback, parse_log_record
 from flywheel.pool.logs_privacy import RedactionCounts, hash_user_id, redact_text
 from flywheel.pool.logs_report import LogsReport
+from flywheel.pool.logs_writes import append_feedback, append_new_conversations
 from flywheel.pool.normalise import clean_content, prompt_id_of
-from flywheel.pool.records import RecordProblem
+from flywheel.pool.records import RecordProblem, prefetched
 from flywheel.warehouse.ids import content_id
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query, registered, transaction
 from flywheel.warehouse.writes import insert_new
@@ -95,8 +96,12 @@ class _Batch:
     feedback: list[dict[str, Any]] = field(default_factory=list)
     detached: list[tuple[int, DetachedFeedback]] = field(default_factory=list)
     counts: RedactionCounts = field(default_factory=RedactionCounts)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), in order
     n_records: int = 0
     n_malformed: int = 0
+    file_sha256: str = ""  # the hash of the file up to the end of the batch's last record
+    bytes_read: int = 0  # the file offset just after the batch's last record
+    lines_read: int = 0  # the batch's last record's line
 
 
 class _FileIngest:
@@ -127,12 +132,24 @@ class _FileIngest:
         return hash_user_id(conversation.user_id, self.salt)
 
     def run(self, plan: ReadPlan) -> None:
+        """Write each batch while the next one is read and built in a background thread (the
+        warehouse's inserts and checkpoint run outside Python's lock, beside the parsing)."""
+        for batch in prefetched(self.batches(plan)):
+            self.write(plan, batch)
+
+    def batches(self, plan: ReadPlan) -> Iterator[_Batch]:
+        """The file's batches of `prompts.batch_size` records, built; each knows the hash of
+        the file up to its last record (read before the next batch moves the hash on)."""
         lines = read_lines(plan)
         while chunk := list(islice(lines, self.config.prompts.batch_size)):
+            file_sha256 = plan.digest.hexdigest()
             batch = self.build(chunk)
-            self.write(plan, chunk[-1], batch)
+            batch.file_sha256 = file_sha256
+            batch.bytes_read, batch.lines_read = chunk[-1].end_offset, chunk[-1].line_no
+            yield batch
 
     def build(self, chunk: list[LogLine]) -> _Batch:
+        """The batch's rows (parsed, made private); its bad records named in `problems`."""
         batch = _Batch()
         for line in chunk:
             batch.n_records += 1
@@ -143,7 +160,7 @@ class _FileIngest:
             )
             if isinstance(parsed, str):
                 batch.n_malformed += 1
-                self.report.add_problem(self.where, line.line_no, parsed)
+                batch.problems.append((line.line_no, parsed))
             elif isinstance(parsed, DetachedFeedback):
                 batch.detached.append((line.line_no, parsed))
             else:
@@ -226,9 +243,11 @@ class _FileIngest:
             "feedback_key": feedback.key,
         }
 
-    def write(self, plan: ReadPlan, last: LogLine, batch: _Batch) -> None:
+    def write(self, plan: ReadPlan, batch: _Batch) -> None:
         """The batch's log_files row, conversations, turns and feedback in one transaction."""
-        file_sha256 = plan.digest.hexdigest()
+        for line_no, reason in batch.problems:
+            self.report.add_problem(self.where, line_no, reason)
+        file_sha256 = batch.file_sha256
         ids = pd.DataFrame({"conversation_id": [c["conversation_id"] for c in batch.conversations]})
         with connect_warehouse(self.config.warehouse) as con, transaction(con):
             with registered(con, "_batch_conversation_ids", ids):
@@ -241,7 +260,7 @@ class _FileIngest:
                 row.update(file_sha256=file_sha256, added_at=added_at)
             for row in batch.feedback:
                 row.update(file_sha256=file_sha256, created_at=added_at)
-            insert_new(con, "log_files", [self.file_row(plan, last, batch, file_sha256)])
+            insert_new(con, "log_files", [self.file_row(plan, batch, file_sha256)])
             n_new = append_new_conversations(con, batch, stored)
             n_feedback = append_feedback(con, batch, stored)
         self.seen_ids.update(ids["conversation_id"])
@@ -292,15 +311,13 @@ class _FileIngest:
             [conversation_id],
         ).fetchone()[0]
 
-    def file_row(
-        self, plan: ReadPlan, last: LogLine, batch: _Batch, file_sha256: str
-    ) -> dict[str, Any]:
+    def file_row(self, plan: ReadPlan, batch: _Batch, file_sha256: str) -> dict[str, Any]:
         return {
             "file_sha256": file_sha256,
             "path": str(self.path.resolve()),
             "source": self.report.source,
-            "bytes_read": last.end_offset,
-            "lines_read": last.line_no,
+            "bytes_read": batch.bytes_read,
+            "lines_read": batch.lines_read,
             "resumed_from": plan.start,
             "n_records": batch.n_records,
             "n_conversations": len(batch.conversations),
@@ -310,51 +327,6 @@ class _FileIngest:
             "redactions": json.dumps(batch.counts.as_dict()),
             "added_at": now_utc(),
         }
-
-
-def append_new_conversations(con: Any, batch: _Batch, stored: set[str]) -> int:
-    """Append the batch's conversations not stored before (`stored`, read in the same
-    transaction; the first of a repeated id) and their turns, as Arrow tables; return how many."""
-    import pyarrow as pa
-
-    new: dict[str, dict[str, Any]] = {}
-    for row in batch.conversations:
-        if row["conversation_id"] not in stored:
-            new.setdefault(row["conversation_id"], row)
-    if not new:
-        return 0
-    turns = {
-        (t["conversation_id"], t["turn_index"]): t
-        for t in reversed(batch.turns)  # the first of a repeated key wins
-        if t["conversation_id"] in new and t["turn_index"] < new[t["conversation_id"]]["n_turns"]
-    }
-    for table, rows in (
-        ("log_conversations", list(new.values())),
-        ("log_turns", list(turns.values())),
-    ):
-        with registered(con, "_log_rows", pa.Table.from_pylist(rows)):
-            con.execute(f"insert into {table} by name select * from _log_rows")
-    return len(new)
-
-
-def append_feedback(con: Any, batch: _Batch, stored: set[str]) -> int:
-    """The batch's feedback: on conversations new in this batch appended as an Arrow table (no
-    stored row can share their keys), on stored ones (read again, or detached feedback) by key."""
-    import pyarrow as pa
-
-    new_ids = {c["conversation_id"] for c in batch.conversations} - stored
-    fresh: dict[str, dict[str, Any]] = {}
-    known: list[dict[str, Any]] = []
-    for row in batch.feedback:
-        if row["conversation_id"] in new_ids:
-            fresh.setdefault(row["feedback_id"], row)
-        else:
-            known.append(row)
-    n_added = insert_new(con, "feedback", known) if known else 0
-    if fresh:
-        with registered(con, "_log_rows", pa.Table.from_pylist(list(fresh.values()))):
-            con.execute("insert into feedback by name select * from _log_rows")
-    return n_added + len(fresh)
 
 
 def _with_turn(feedback: Any, turn_index: int) -> Any:
