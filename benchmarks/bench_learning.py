@@ -22,7 +22,7 @@ whose `training.<section>` the config leaves out trains on that section's defaul
 line records the stages run and where they came from.
 
     python benchmarks/bench_learning.py [--rounds 6] [--seeds 0,1,2] [--workdir /tmp/learning]
-        [--config configs/demo.yaml] [--stages sft,rm+rl,dpo]
+        [--config configs/demo.yaml] [--stages sft,rm+rl,dpo] [--pool-size 4000]
 """
 
 from __future__ import annotations
@@ -68,12 +68,16 @@ def seed_config(
     run_dir: Path,
     cpu_threads: int,
     stages: list[str] | None = None,
+    pool_size: int | None = None,
 ) -> dict:
     """The base config with every run seed set to `seed` and its own files under `run_dir`;
-    `schedule.stages` replaced by `stages` when given."""
+    `schedule.stages` replaced by `stages` and `prompts.sandbox_pool_size` by `pool_size` when
+    given."""
     config = json.loads(json.dumps(base))  # a deep copy of plain YAML data
     if stages is not None:
         config.setdefault("schedule", {})["stages"] = list(stages)
+    if pool_size is not None:
+        config["prompts"]["sandbox_pool_size"] = pool_size
     config["prompts"]["seed"] = seed
     config["sandbox"]["seed"] = seed
     config.setdefault("evaluation", {})["seed"] = seed
@@ -91,12 +95,13 @@ def write_seed_configs(
     workdir: Path,
     cpu_threads: int,
     stages: list[str] | None,
+    pool_size: int | None = None,
 ) -> tuple[dict[int, Path], list[str]]:
     """Each seed's config, checked as `flywheel run` checks it before any is written (a
     `ConfigError` names the field and the fix), written to `workdir/seed-S/config.yaml`; the
     paths by seed and the stages the schedule runs."""
     configs = {
-        seed: seed_config(base, seed, workdir / f"seed-{seed}", cpu_threads, stages)
+        seed: seed_config(base, seed, workdir / f"seed-{seed}", cpu_threads, stages, pool_size)
         for seed in seeds
     }
     checked = {
@@ -239,6 +244,14 @@ def main() -> None:
         help="comma-separated stages replacing the config's schedule.stages (cycled over the "
         "rounds), e.g. sft,dpo,kto; default: the config's own",
     )
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="prompts.sandbox_pool_size for every seed; default: the config's. Each round draws "
+        "slice_size fresh prompts and decontamination against the eval set drops about a fifth "
+        "of the pool, so the demo's 3000 fill four 400-prompt rounds: six need about 4000",
+    )
     args = parser.parse_args()
     base = yaml.safe_load(Path(args.config).read_text())
     workdir = Path(args.workdir).resolve()
@@ -246,7 +259,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     try:
         config_paths, stages_run = write_seed_configs(
-            base, seeds, workdir, args.cpu_threads, args.stages
+            base, seeds, workdir, args.cpu_threads, args.stages, args.pool_size
         )
     except ConfigError as error:  # bad input: named with its fix, exit 2, nothing run
         print(f"bench_learning: {error}", file=sys.stderr)
@@ -266,6 +279,7 @@ def main() -> None:
         "config": args.config,
         "stages": list(stages_run),
         "stages_from": "--stages" if args.stages else "config",
+        "sandbox_pool_size": args.pool_size or base["prompts"].get("sandbox_pool_size"),
         "seeds": seeds,
         "cpu_threads": args.cpu_threads,
         "cpu_cores": os.cpu_count(),

@@ -60,6 +60,14 @@ def test_stages_replace_the_schedule_in_every_seed_config(tmp_path: Path) -> Non
     assert base["schedule"]["stages"] == ["sft", "rm+rl", "dpo"]  # the base is not changed
 
 
+def test_pool_size_replaces_the_sandbox_pool_in_every_seed_config(tmp_path: Path) -> None:
+    paths, _ = write_seed_configs(demo_config(), [0, 1], tmp_path, 1, None, pool_size=4000)
+    for path in paths.values():
+        assert yaml.safe_load(path.read_text())["prompts"]["sandbox_pool_size"] == 4000
+    paths, _ = write_seed_configs(demo_config(), [0], tmp_path / "default", 1, None)
+    assert yaml.safe_load(paths[0].read_text())["prompts"]["sandbox_pool_size"] == 3000
+
+
 def test_without_stages_the_configs_schedule_runs(tmp_path: Path) -> None:
     _, stages_run = write_seed_configs(demo_config(), [0], tmp_path, 1, None)
     assert stages_run == ["sft", "rm+rl", "dpo"]
