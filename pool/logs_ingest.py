@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from flywheel.config import Config
 from flywheel.errors import InputError
@@ -364,10 +365,21 @@ class _Known:
             return bool(con.execute(read_query("logs_known_sha256"), [sha256]).fetchone()[0])
 
 
-def missing_prompts(config: Config) -> pd.Series:
-    """The messages (JSON text) of every logged opening prompt the pool lacks."""
+PROMPT_CHUNK_ROWS = 10_000  # missing prompts turned into Python records at a time
+
+
+def missing_prompts(config: Config) -> pa.Table:
+    """The messages (a list of {role, content}) of every logged opening prompt the pool lacks,
+    in prompt id order, as one Arrow column: compact, turned into records chunk by chunk."""
     with connect_warehouse(config.warehouse) as con:
-        return con.execute(read_query("logs_prompts_missing")).df()["messages"]
+        return con.execute(read_query("logs_prompts_missing")).fetch_arrow_table()
+
+
+def prompt_records(missing: pa.Table) -> Iterator[dict[str, Any]]:
+    """`{"messages": [...]}` per missing prompt, in order."""
+    for chunk in missing.select(["messages"]).to_batches(max_chunksize=PROMPT_CHUNK_ROWS):
+        for messages in chunk.column(0).to_pylist():
+            yield {"messages": messages}
 
 
 def add_missing_prompts(config: Config, source: str) -> str | None:
@@ -375,9 +387,9 @@ def add_missing_prompts(config: Config, source: str) -> str | None:
     from flywheel.pool.ingest import add_prompt_records
 
     missing = missing_prompts(config)
-    if missing.empty:
+    if missing.num_rows == 0:
         return None
-    records = ({"messages": json.loads(text)} for text in missing)
+    records = prompt_records(missing)
     summary = add_prompt_records(config, records, source).summary()
     with connect_warehouse(config.warehouse) as con:
         con.execute(read_query("logs_prompts_unresolved"))

@@ -18,7 +18,8 @@ Luhn check), words, names, addresses. Names and addresses need a language model 
 spaCy NER), which this offline tool does not load.
 
 A text is scanned only when a cheap test says it may hold one (`@`, a run of digits, a long
-token): most chat text costs one regex search.
+token); the tests themselves start with what C string methods answer fastest (is there a digit
+at all, a word of 16 characters), so most chat text costs no regex search.
 
 User ids are stored as `sha256(salt + ":" + user id)`; the salt is secret (see
 `flywheel.config.logs`), so the stored hash cannot be turned back into the id by hashing
@@ -57,6 +58,8 @@ PHONE = re.compile(
 TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-+/=.]*")
 MAYBE_NUMBER = re.compile(r"\d[\d \-.()]{7,}\d")
 LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9_\-+/=.])[A-Za-z0-9_\-+/=.]{16}")  # at a token's start
+LONG_TOKEN_CHARS = 16  # LONG_TOKEN's length: a whitespace-free run that long
+DIGITS = "0123456789"
 
 
 @dataclass
@@ -134,15 +137,32 @@ def _phone_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def may_hold_long_token(text: str) -> bool:
+    """Whether `text` has a LONG_TOKEN: the regex runs only where a whitespace-separated word
+    of 16 characters or more (which every such token lies in) exists."""
+    return (
+        len(text) >= LONG_TOKEN_CHARS
+        and max(map(len, text.split()), default=0) >= LONG_TOKEN_CHARS
+        and LONG_TOKEN.search(text) is not None
+    )
+
+
+def may_hold_number(text: str) -> bool:
+    """Whether `text` has a MAYBE_NUMBER: the regex runs only where an ASCII digit is, or
+    where the text is not all ASCII (`\\d` matches other scripts' digits too)."""
+    maybe = not text.isascii() or any(digit in text for digit in DIGITS)
+    return maybe and MAYBE_NUMBER.search(text) is not None
+
+
 def _found_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of everything to redact, in the order kinds win an overlap."""
     found: list[tuple[int, int, str]] = []
     has_at = "@" in text
-    if "-----BEGIN" in text or (has_at and "://" in text) or LONG_TOKEN.search(text):
+    if "-----BEGIN" in text or (has_at and "://" in text) or may_hold_long_token(text):
         found += [(s, e, "secret") for s, e in _secret_spans(text)]
     if has_at:
         found += [(m.start(), m.end(), "email") for m in EMAIL.finditer(text)]
-    if MAYBE_NUMBER.search(text):
+    if may_hold_number(text):
         found += [(s, e, "credit_card") for s, e in _card_spans(text)]
         found += [(s, e, "phone") for s, e in _phone_spans(text)]
     return found

@@ -78,3 +78,30 @@ def test_user_ids_are_salted_hashes_stable_across_calls() -> None:
     assert first != hash_user_id("alice", "other-salt")
     assert "alice" not in first and len(first) == 64
     assert hash_user_id(None, "s3cret") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain words only, nothing to find here at all",
+        "a key AKIAIOSFODNN7EXAMPLE in prose",
+        "fifteen chars: abcdefghijklmno; sixteen: abcdefghijklmnop",
+        "a path /usr/local/lib/python3.11/site-packages in text",
+        "tabs\tand\nnewlines\u00a0around_a_long_token_of_letters\u2003end",
+        "digits 415 555 0132 and 12 pears",
+        "Arabic-Indic ٤١٥ ٥٥٥ ٠١٣٢ and Devanagari ४१५-५५५-०१३२ digits",
+        "full-width ４１５-５５５-０１３２",
+        "",
+        "12",
+    ],
+)
+def test_the_cheap_tests_skip_no_text_the_regexes_would_match(text: str) -> None:
+    from flywheel.pool.logs_privacy import (
+        LONG_TOKEN,
+        MAYBE_NUMBER,
+        may_hold_long_token,
+        may_hold_number,
+    )
+
+    assert may_hold_long_token(text) == (LONG_TOKEN.search(text) is not None)
+    assert may_hold_number(text) == (MAYBE_NUMBER.search(text) is not None)

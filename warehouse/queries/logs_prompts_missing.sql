@@ -15,7 +15,7 @@ with missing as (
 ), opening as (
     select
         m.prompt_id,
-        to_json(list({'role': t.role, 'content': t.content} order by t.turn_index)) as messages
+        list({'role': t.role, 'content': t.content} order by t.turn_index) as messages
     from missing as m
     join first_answer as a using (conversation_id)
     join log_turns as t on t.conversation_id = m.conversation_id and t.turn_index < a.turn_index
