@@ -54,6 +54,11 @@ ROUND_ID = 1
 LIKED = {"sft": "feedback", "kto": "desirable"}  # the label of a liked answer's row, per kind
 GUARD_NOTE = "objective set ("  # the guard's figures in the reason
 REFUSAL = "refused on the objective set"  # its refusal clause (naming objective_max_drop)
+SEPARATION_WORDS = {
+    True: "the guard separates the populations (every planted one's candidate refused, no clean one's)",
+    False: "the guard does not separate the populations",
+    None: "separation cannot be said (the seed lacks a planted or a clean population)",
+}
 
 
 def bench_config(
@@ -238,9 +243,9 @@ def run_line(run: dict[str, Any]) -> str:
 
 def print_table(runs: list[dict[str, Any]]) -> None:
     header = (
-        f"{'population':<11} {'share':>5} {'seed':>4} {'rows':>4} {'liked wrong':>11} "
-        f"{'cand':>5} {'champ':>5} {'change':>6} {'win rate [95% CI]':<19} {'guard':<8} "
-        f"{'decision':<8}"
+        f"{'population':<11} {'share':>5} {'seed':>4} {'rows':>4} {'steps':>5} "
+        f"{'loss first>last':>15} {'liked wrong':>11} {'cand':>5} {'champ':>5} {'change':>6} "
+        f"{'win rate [95% CI]':<19} {'guard':<8} {'decision':<8}"
     )
     print(header)
     for run in runs:
@@ -252,15 +257,36 @@ def print_table(runs: list[dict[str, Any]]) -> None:
             f"{cell(g.get('win_rate_ci_high'), '.2f')}]"
         )
         liked = f"{run['liked_wrong']}/{run['liked_wrong'] + run['liked_right']}"
+        steps = (t.get("hyperparams") or {}).get("n_steps")
+        loss = f"{cell(t.get('first_loss'), '.2f')}>{cell(t.get('last_loss'), '.2f')}"
         print(
             f"{run['population']:<11} {run['flatterer_share']:>5.2f} {run['seed']:>4} "
-            f"{t.get('n_examples', 0):>4} {liked:>11} {cell(cand):>5} {cell(champ):>5} "
-            f"{cell(change, '+.3f'):>6} {win:<19} {g.get('objective_outcome', '-'):<8} "
-            f"{g.get('decision', '-'):<8}"
+            f"{t.get('n_examples', 0):>4} {cell(steps, 'd'):>5} {loss:>15} {liked:>11} "
+            f"{cell(cand):>5} {cell(champ):>5} {cell(change, '+.3f'):>6} {win:<19} "
+            f"{g.get('objective_outcome', '-'):<8} {g.get('decision', '-'):<8}"
         )
     for run in runs:
         reason = (run["gate"] or {}).get("reason") or (run["training"] or {}).get("reason")
         print(f"- {run['population']} seed {run['seed']} reason: {reason}")
+    for seed, separated in separation(runs).items():
+        print(f"seed {seed}: {SEPARATION_WORDS[separated]}")
+
+
+def refused(run: dict[str, Any]) -> bool:
+    """Whether the run's candidate was refused on the objective set."""
+    return (run["gate"] or {}).get("objective_outcome") == "refused"
+
+
+def separation(runs: list[dict[str, Any]]) -> dict[int, bool | None]:
+    """Per seed: does the guard refuse the candidate of every population with planted
+    flatterers (share > 0) and of no clean population (share 0)? None: the seed lacks one kind
+    of population, so it cannot say."""
+    verdicts: dict[int, bool | None] = {}
+    for seed in dict.fromkeys(run["seed"] for run in runs):
+        planted = [refused(r) for r in runs if r["seed"] == seed and r["flatterer_share"] > 0]
+        clean = [refused(r) for r in runs if r["seed"] == seed and r["flatterer_share"] == 0]
+        verdicts[seed] = all(planted) and not any(clean) if planted and clean else None
+    return verdicts
 
 
 def parse_populations(text: str) -> list[tuple[str, float]]:
@@ -310,6 +336,7 @@ def main() -> int:
         "users": args.users,
         "classify": args.classify,
         "runs": runs,
+        "separated": separation(runs),
         "load_1min_before": load_before,
         "wall_s": time.monotonic() - started,
     }
