@@ -55,8 +55,9 @@ def planned_rounds(config: Config, target_rounds: int | None, one_more: bool) ->
 
 
 @task(name="prepare", cache_policy=NO_CACHE)
-def prepare(config: Config) -> None:
-    """Round-0 student, its registration as champion, the sandbox's pool and the eval split."""
+def prepare(config: Config, n_slices: int | None = None) -> None:
+    """Round-0 student, its registration as champion, the sandbox's pool (topped up for the next
+    `n_slices` slices, default schedule.rounds) and the eval split."""
     student_path = Path(config.student.path)
     if is_gguf(student_path):  # converted once; its manifest keeps the source and sha256
         student_path = converted_base(student_path, config.training.output_dir, announce=note)
@@ -80,8 +81,10 @@ def prepare(config: Config) -> None:
         note(describe_student(built))
     register_base_model(config.warehouse, str(student_path))
     if config.prompts.sandbox_pool_size:
-        fill_sandbox_pool(config)
+        fill_sandbox_pool(config, n_slices)
     ensure_eval_split(config)
+    if config.prompts.sandbox_pool_size:  # drawing the eval split marks look-alikes contaminated
+        fill_sandbox_pool(config, n_slices)
 
 
 @contextlib.contextmanager
@@ -116,7 +119,7 @@ def flywheel(
         if alone:  # no other run works on this warehouse: what a run left half-done is stale
             mark_stale_runs_crashed(config)
             remove_staging_dirs(config)
-        prepare(config)
+        prepare(config, None if one_more else rounds)  # `--rounds 6` draws six slices
         results: list[RoundResult] = []
         with arena(config) as run_config:
             if retry_failed:

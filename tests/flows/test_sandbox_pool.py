@@ -42,6 +42,23 @@ def test_a_small_sandbox_pool_refills_for_more_draws_than_it_holds(tmp_path: Pat
     assert n_eval_texts_drawn == 0
 
 
+def test_a_run_of_more_rounds_than_the_schedule_is_prepared_for_all_of_them(
+    tmp_path: Path, smoke_student: Path
+) -> None:
+    """`flywheel run --rounds 4` on a schedule of one round: the pool holds four slices."""
+    from flywheel.flows.flywheel_flow import prepare
+
+    config = load_config_in(
+        tmp_path,
+        prompts={"sandbox_pool_size": 20, "eval_size": 10, "slice_size": 10},
+        schedule={"rounds": 1},
+        student={"path": str(smoke_student), "build_if_missing": False},
+    )
+    prepare.fn(config, 4)
+    slices = [draw_round_slice(config, round_id) for round_id in range(1, 5)]
+    assert [len(ids) for ids in slices] == [10, 10, 10, 10]
+
+
 def test_a_refill_changes_nothing_when_the_pool_holds_enough(tmp_path: Path) -> None:
     config = load_config_in(tmp_path, prompts={"sandbox_pool_size": N_POOL, "eval_size": 10})
     config = config.model_copy(
