@@ -7,7 +7,9 @@ models under `--workdir` runs one round of `flywheel run` (stage dpo): the round
 answers, the sandbox references and judge battle, and the round mines its SFT examples and DPO
 pairs. Every kind's rows are then mined from those same battles (KTO examples, reward-model
 pairs), and each arm trains from the round-0 champion on them, once per seed, in a fresh child
-process (so its peak memory is its own), every section capped at `--max-steps`.
+process (so its peak memory is its own), every section capped at `--max-steps` (a section's
+own smaller `max_steps` is kept; `--max-steps 0` trains each as a real round does). A GGUF
+`student.path` (configs/real-small.yaml) is fetched and converted as `flywheel run` does.
 KTO, ORPO and online-dpo take DPO's settings (learning rate, epochs, batch, length, beta).
 online-dpo's pairs are made once, in this process, as the train step makes them
 (tasks/online_pairs.py): reward models fit from the champion on the round's DPO pairs
@@ -18,11 +20,14 @@ memory is the training child's only).
 Per arm and seed: held-out accuracy by the sandbox's checkers on the eval prompts, the judged
 win rate against the champion on the same prompts (both orders; a win 1, a tie 0.5), the
 stage's training wall time and the child's peak memory (resident set on CPU, allocated GPU
-memory on a GPU). Prints a table of means over the seeds, each figure as a ratio to DPO's,
-and one JSON line with every figure.
+memory on a GPU), printed as an `ARM {json}` line as soon as the arm is scored (a run cut
+short keeps them). An arm that cannot train is named with its error; the others go on.
+Prints a table of means over the seeds, each figure as a ratio to DPO's, and one JSON line
+with every figure.
 
-    python benchmarks/bench_stages.py [--seeds 0,1,2] [--max-steps 20]
-        [--workdir /tmp/bench-stages] [--config configs/smoke.yaml] [--threads 2]
+    python benchmarks/bench_stages.py [--seeds 0,1,2] [--max-steps 20 | 0: each section's own]
+        [--eval-size N] [--slice-size N] [--workdir /tmp/bench-stages]
+        [--config configs/smoke.yaml | configs/demo.yaml | configs/real-small.yaml] [--threads 2]
         [--online-samples 4] [--arms sft,dpo,kto,orpo,online-dpo,rm+rl-grpo,rm+rl-rloo]
 """
 
@@ -340,12 +345,7 @@ def main() -> int:
                     trained["wall_s"] += online_pairs_s
                 figures = trained | score_arm(live, evals, champion_answers, trained["path"])
                 per_seed[arm].append({"seed": seed, **figures})
-                print(
-                    f"{arm} seed {seed}: {figures['n_rows']} rows, {figures['n_steps']} steps, "
-                    f"accuracy {figures['heldout_accuracy']}, win rate "
-                    f"{figures['win_rate_vs_champion']}, {figures['wall_s']:.1f} s",
-                    flush=True,
-                )
+                print(f"ARM {json.dumps({'arm': arm, 'seed': seed, **figures})}", flush=True)
     summary = summarise({arm: runs for arm, runs in per_seed.items() if runs})
     print_table(summary, champion_accuracy["heldout_accuracy"])
     for arm, why in failed.items():
