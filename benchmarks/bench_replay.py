@@ -25,7 +25,10 @@ one JSON line with every figure. Wall times are only compared within one run of 
 
     python benchmarks/bench_replay.py [--rounds 30] [--slice-rounds 5] [--replay-rows 80]
         [--slice-size 30] [--eval-size 100] [--stages dpo] [--seed 0] [--threads 1]
-        [--config configs/demo.yaml] [--workdir /tmp/bench-replay]
+        [--config configs/demo.yaml] [--workdir /tmp/bench-replay] [--report-only]
+
+`--report-only` runs nothing and reports the rounds both arms have finished in `--workdir` (e.g.
+while a long run is between slices, or after one stopped).
 """
 
 from __future__ import annotations
@@ -294,6 +297,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="training.cpu_threads")
     parser.add_argument("--workdir", default="/tmp/bench-replay")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: the figures of the rounds both arms have done in --workdir",
+    )
     args = parser.parse_args()
     if args.rounds < 2 or args.replay_rows < 0 or args.slice_rounds < 1:
         parser.error(
@@ -303,10 +311,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> int:
-    args = parse_args()
-    started = time.monotonic()
-    workdir = Path(args.workdir).resolve()
+def run_arms(args: argparse.Namespace, workdir: Path) -> list[float]:
+    """Both arms' configs written, then their rounds run slice by slice, side by side; the
+    1-minute load average after each slice."""
     base = yaml.safe_load(Path(args.config).read_text())
     config_paths = {}
     for arm in ARMS:
@@ -328,23 +335,57 @@ def main() -> int:
         if failed:
             logs = ", ".join(str(workdir / arm / "run.log") for arm in failed)
             raise SystemExit(f"flywheel run failed for {', '.join(failed)}; see {logs}")
+    return loads
+
+
+def run_settings(capped_config_path: Path) -> dict[str, Any]:
+    """The settings the arms ran with, read back from the capped arm's config (the same in a
+    report-only run as in the run it reports)."""
+    config = yaml.safe_load(capped_config_path.read_text())
+    return {
+        "replay_rows": config["training"]["mining"]["replay_rows"],
+        "slice_size": config["prompts"]["slice_size"],
+        "eval_size": config["prompts"]["eval_size"],
+        "stages": config["schedule"]["stages"],
+        "seed": config["training"]["seed"],
+        "threads": config["training"]["cpu_threads"],
+    }
+
+
+def rounds_done_by_both(rows_by_arm: dict[str, list[dict[str, Any]]]) -> int:
+    """The last round id up to which every arm has finished every round (0: none)."""
+    done = []
+    for rows in rows_by_arm.values():
+        n = 0
+        for row in rows:
+            if row["round_id"] != n + 1 or row["status"] != "done":
+                break
+            n += 1
+        done.append(n)
+    return min(done)
+
+
+def main() -> int:
+    args = parse_args()
+    started = time.monotonic()
+    workdir = Path(args.workdir).resolve()
+    loads = [] if args.report_only else run_arms(args, workdir)
+    rows_by_arm = {arm: round_rows(workdir / arm / "flywheel.duckdb") for arm in ARMS}
+    n_rounds = rounds_done_by_both(rows_by_arm)
+    if n_rounds < 2:
+        raise SystemExit(f"{workdir}: under 2 rounds done by both arms; run without --report-only")
     figures = {
-        arm: arm_figures(round_rows(workdir / arm / "flywheel.duckdb"), args.rounds) for arm in ARMS
+        arm: arm_figures([r for r in rows if r["round_id"] <= n_rounds], n_rounds)
+        for arm, rows in rows_by_arm.items()
     }
     compared = comparison(figures["capped"], figures[PEER])
     print_table(figures)
-    print_summary(figures, compared, args.rounds)
+    print_summary(figures, compared, n_rounds)
     result = {
         "benchmark": "bench_replay",
-        "config": args.config,
-        "rounds": args.rounds,
-        "slice_rounds": args.slice_rounds,
-        "replay_rows": args.replay_rows,
-        "slice_size": args.slice_size,
-        "eval_size": args.eval_size,
-        "stages": args.stages.split(","),
-        "seed": args.seed,
-        "threads": args.threads,
+        "config": None if args.report_only else args.config,  # the arms' configs are in workdir
+        "rounds": n_rounds,
+        **run_settings(workdir / "capped" / "config.yaml"),
         "cpu_cores": os.cpu_count(),
         "load_avg_1min_after_each_run": loads,
         "peer": PEER,

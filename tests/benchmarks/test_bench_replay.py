@@ -20,6 +20,7 @@ from bench_replay import (  # noqa: E402
     arm_config,
     arm_figures,
     comparison,
+    rounds_done_by_both,
     slice_ends,
     slope_per_round,
     window_mean,
@@ -140,3 +141,11 @@ def test_capped_figures_are_ratios_to_the_uncapped_peer() -> None:
     assert compared["rows_trained_last_ratio"] == pytest.approx(20 / 200)
     assert compared["round_wall_slope_s_ratio"] == pytest.approx(0.0)
     assert compared["accuracy_final_points_capped_minus_uncapped"] == pytest.approx(-2.0)
+
+
+def test_a_report_covers_only_the_rounds_every_arm_finished() -> None:
+    ahead = [round_row(i, 10, "keep", 0.5, 0.5) for i in range(1, 8)]
+    behind = [round_row(i, 10, "keep", 0.5, 0.5) for i in range(1, 6)]
+    behind[-1]["status"] = "running"  # stopped inside round 5
+    assert rounds_done_by_both({"uncapped": ahead, "capped": behind}) == 4
+    assert rounds_done_by_both({"uncapped": ahead, "capped": []}) == 0
