@@ -35,11 +35,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from flywheel.pool.logs_feedback import Feedback, Label, make_feedback, text_or_none
 from flywheel.pool.logs_turns import Turn, assistant_indexes, read_time, read_turn, read_turns
-from flywheel.warehouse.ids import content_id
+from flywheel.warehouse.ids import content_id, id_of_json
 
 FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
     "openai-log": ("request", "response", "metadata"),
@@ -96,8 +97,10 @@ Parsed = list[Conversation] | DetachedFeedback | str
 
 
 def conversation_id_of(family: str, external_id: str) -> str:
-    """A logged conversation's key: sha256 of its format family and the log's own id."""
-    return content_id(["log", family, external_id])
+    """A logged conversation's key: sha256 of its format family and the log's own id, i.e.
+    `content_id(["log", family, external_id])`, its canonical JSON written directly (a list of
+    strings: each as `json.dumps` writes it with `ensure_ascii=False`)."""
+    return id_of_json(f'["log",{encode_basestring(family)},{encode_basestring(external_id)}]')
 
 
 def nearest_format(obj: dict[str, Any]) -> str:

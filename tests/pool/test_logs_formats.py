@@ -210,3 +210,39 @@ def test_feedback_labels_read_thumbs_scales_and_never_guess() -> None:
     assert feedback_label(42) is None  # unknown scale
     assert feedback_label("maybe") is None
     assert feedback_label(None, None, "Answer: 42") == "negative"
+
+
+def test_a_conversation_id_is_the_content_id_of_its_family_and_log_id() -> None:
+    from flywheel.warehouse.ids import content_id
+
+    for external_id in ["c1", 'say "hi"\\n', "tab\there\nnewline\x00", "é 漢字 👍", "", " "]:
+        expected = content_id(["log", "openai", external_id])
+        assert conversation_id_of("openai", external_id) == expected
+
+
+def test_the_fast_turn_reading_gives_what_the_full_reading_gives() -> None:
+    from flywheel.pool.logs_turns import plain_turn, read_turn
+
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "system", "content": ""},
+        {"role": "developer", "content": "Be brief."},
+        {"role": "human", "content": "x"},
+        {"role": "User", "content": "capital role"},
+        {"role": "assistant", "content": ""},
+        {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "parts"}]},
+        {"role": ["user"], "content": "a list role"},
+        {"role": "wizard", "content": "an unknown role"},
+        {"type": "human", "content": "LangChain"},
+        {"from": "gpt", "value": "ShareGPT"},
+        {"role": "user", "content": "x", "kwargs": {"content": "serialised"}},
+        "a bare string",
+        7,
+    ]
+    for message in messages:
+        fast = plain_turn(message)
+        assert fast is None or fast == read_turn(message, "turn"), message
+    assert plain_turn(messages[0]) == Turn("user", "Hi")
+    assert plain_turn(messages[6]) is None  # an empty answer: tool calls are read the long way
