@@ -304,7 +304,9 @@ select * from examples order by round_id, example_id;
 
 -- one row per mined preference pair (DPO or reward model), in TRL's conversational
 -- prompt/chosen/rejected form, with its battle and rule, or (origin feedback) the two logged
--- answers to the same context that users liked and disliked, and the feedback behind each
+-- answers to the same context that users liked and disliked (chosen_source feedback), or a
+-- logged answer and the user's correction of it (chosen_source correction), and the feedback
+-- behind each
 create or replace view v_preference_pairs as
 with battle_pairs as (
     select
@@ -328,7 +330,8 @@ with battle_pairs as (
         null::varchar as rejected_conversation_id,
         null::integer as rejected_turn_index,
         null::varchar[] as chosen_feedback_ids,
-        null::varchar[] as rejected_feedback_ids
+        null::varchar[] as rejected_feedback_ids,
+        null::varchar as chosen_source
     from preference_pairs as d
     join prompts as p using (prompt_id)
     join responses as c on c.response_id = d.chosen_response_id
@@ -375,7 +378,8 @@ with battle_pairs as (
         d.rejected_conversation_id,
         d.rejected_turn_index,
         d.chosen_feedback_ids,
-        d.rejected_feedback_ids
+        d.rejected_feedback_ids,
+        d.chosen_source
     from preference_pairs as d
     join prompts as p using (prompt_id)
     join feedback_contexts as x using (pair_id)

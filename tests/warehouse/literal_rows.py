@@ -373,6 +373,18 @@ LITERAL_ROWS["feedback"] = [
         "line_no": 2,
         "created_at": ADDED_AT,
     },
+    {
+        "feedback_id": "fb4",
+        "conversation_id": "c2",
+        "turn_index": 1,
+        "source": "explicit",
+        "kind": "correction",
+        "label": "negative",
+        "correction": "2 + 3 = 5.",
+        "file_sha256": "lf1",
+        "line_no": 2,
+        "created_at": ADDED_AT,
+    },
 ]
 # the classifier read c2's answer and found no feedback in what followed
 LITERAL_ROWS["feedback_reads"] = [
@@ -415,6 +427,26 @@ LITERAL_ROWS["preference_pairs"].append(
         "rejected_turn_index": 1,
         "chosen_feedback_ids": ["fb1"],
         "rejected_feedback_ids": ["fb3"],
+        "chosen_source": "feedback",
+    }
+)
+# c2's answer corrected by its user: the correction chosen over the answer it corrects
+LITERAL_ROWS["preference_pairs"].append(
+    {
+        "pair_id": "d-fix",
+        "kind": "dpo",
+        "round_id": 1,
+        "prompt_id": "p1",
+        "rejected_model": "r1-sft",
+        "rule_kind": "dpo",
+        "origin": "feedback",
+        "chosen_conversation_id": "c2",
+        "chosen_turn_index": 1,
+        "rejected_conversation_id": "c2",
+        "rejected_turn_index": 1,
+        "chosen_feedback_ids": ["fb4", "fb3"],
+        "rejected_feedback_ids": ["fb4", "fb3"],
+        "chosen_source": "correction",
     }
 )
 LITERAL_ROWS["kto_examples"].append(

@@ -267,7 +267,7 @@ def test_views_trace_a_round_back_to_its_battles(db_path: Path) -> None:
             "select lineage, generation from v_model_lineage where version_id = 'r1-sft'"
         ).fetchone()
     # one battle's rows, and the rows mined from the logs' feedback beside them
-    assert summary["n_battles"] == 1 and summary["n_sft"] == 2 and summary["n_dpo"] == 2
+    assert summary["n_battles"] == 1 and summary["n_sft"] == 2 and summary["n_dpo"] == 3
     assert summary["promoted"] and summary["sandbox_accuracy"] == 0.5
     assert summary["win_rate_ci_low"] == 0.8
     assert sft == [
@@ -292,6 +292,10 @@ def test_feedback_rows_export_in_trl_format_with_their_origin(db_path: Path) -> 
         pair = con.execute(
             "select prompt, chosen, rejected from v_dpo_pairs where pair_id = 'd-fb'"
         ).fetchone()
+        fixed = con.execute(
+            "select prompt, chosen, rejected, chosen_source from v_dpo_pairs "
+            "where pair_id = 'd-fix'"
+        ).fetchone()
     assert sft == (
         [
             {"role": "user", "content": "What is 2 + 3?"},
@@ -303,4 +307,10 @@ def test_feedback_rows_export_in_trl_format_with_their_origin(db_path: Path) -> 
         [{"role": "user", "content": "What is 2 + 3?"}],
         [{"role": "assistant", "content": "Answer: 5"}],
         [{"role": "assistant", "content": "Answer: 6"}],
+    )
+    assert fixed == (  # the user's correction chosen over the answer it corrects
+        [{"role": "user", "content": "What is 2 + 3?"}],
+        [{"role": "assistant", "content": "2 + 3 = 5."}],
+        [{"role": "assistant", "content": "Answer: 6"}],
+        "correction",
     )
