@@ -2,6 +2,7 @@
 
     python benchmarks/bench_logs.py                         # 1,000,000 conversations
     python benchmarks/bench_logs.py --n-conversations 100000
+    python benchmarks/bench_logs.py --workdir DIR --reuse   # the logs DIR holds, if the same
 
 1. generate  (a child process, not timed) N logged conversations spread over the five log
              formats (OpenAI chat-completion logs, LangSmith runs, Langfuse traces, Chatbot
@@ -49,6 +50,7 @@ FORMATS = ("openai-log", "langsmith", "langfuse", "arena", "messages")
 TARGET_WALL_S = 300.0
 TARGET_PEAK_GIB = 4.0
 SALT_ENV = "FLYWHEEL_USER_SALT"
+GENERATED_MARK = "generated.json"  # what `generate` wrote in a workdir: its arguments
 
 
 class TextMaker:
@@ -146,6 +148,26 @@ def generate(workdir: Path, n_conversations: int, seed: int) -> None:
         index += 1
     for handle in [*outs.values(), prompts]:
         handle.close()
+    (workdir / GENERATED_MARK).write_text(json.dumps(generated_as(n_conversations, seed)))
+
+
+def generated_as(n_conversations: int, seed: int) -> dict[str, int]:
+    return {"n_conversations": n_conversations, "seed": seed}
+
+
+def already_generated(workdir: Path, n_conversations: int, seed: int) -> bool:
+    """Whether `workdir` holds the logs `generate` writes for these arguments (its mark)."""
+    mark = workdir / GENERATED_MARK
+    return mark.is_file() and json.loads(mark.read_text()) == generated_as(n_conversations, seed)
+
+
+def clear_warehouses(workdir: Path) -> None:
+    """Remove the arms' warehouses (and what they wrote beside them) from an earlier run."""
+    for stale in [*workdir.glob("*.duckdb*"), workdir / "student", workdir / "models"]:
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
 
 
 def bench_config(workdir: Path, name: str) -> Config:
@@ -208,6 +230,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="kept afterwards")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with --workdir: use the logs generated there before"
+    )
     parser.add_argument("--arm", choices=["generate", "peer", "logs"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault(SALT_ENV, "bench-salt")
@@ -222,17 +247,24 @@ def main() -> None:
 
     n_cores = limit_cores(args.cores)  # inherited by the children
     started = time.perf_counter()
-    command = [sys.executable, __file__, "--arm", "generate", "--workdir", str(workdir)]
-    subprocess.run(command + ["--n-conversations", str(args.n_conversations)], check=True)
+    clear_warehouses(workdir)
+    if args.reuse and already_generated(workdir, args.n_conversations, args.seed):
+        print(f"reusing the logs in {workdir}")
+    else:
+        command = [sys.executable, __file__, "--arm", "generate", "--workdir", str(workdir)]
+        command += ["--n-conversations", str(args.n_conversations), "--seed", str(args.seed)]
+        subprocess.run(command, check=True)
     size_mib = sum(p.stat().st_size for p in workdir.glob("logs.*.jsonl")) / 2**20
     print(
-        f"generated {args.n_conversations:,} conversations ({size_mib:,.0f} MiB of logs) in "
+        f"{args.n_conversations:,} conversations ({size_mib:,.0f} MiB of logs) ready in "
         f"{time.perf_counter() - started:.0f} s"
     )
+    load_at_start = round(os.getloadavg()[0], 1)
     peer, logs, again = child(workdir, "peer"), child(workdir, "logs"), child(workdir, "logs")
     figures = {
         "n_conversations": args.n_conversations,
         "cores": n_cores,
+        "load_average_1min_start": load_at_start,
         "load_average_1min": round(os.getloadavg()[0], 1),
         "logs": logs,
         "peer_prompt_ingest": peer,
@@ -250,7 +282,7 @@ def main() -> None:
     print(
         f"logs ingest: {args.n_conversations:,} conversations in {logs['wall_s']} s on {n_cores} "
         f"cores ({figures['conversations_per_s']:,}/s, CPU {logs['cpu_s']} s, load average "
-        f"{figures['load_average_1min']}), peak RSS {logs['peak_rss_gib']} GiB; "
+        f"{load_at_start} at the start, {figures['load_average_1min']} at the end), peak RSS {logs['peak_rss_gib']} GiB; "
         f"{logs['n_feedback']:,} feedback, {logs['n_redacted']:,} redactions; "
         f"peer (pool ingest of the opening prompts): {peer['wall_s']} s, "
         f"{peer['peak_rss_gib']} GiB; ratios to the peer: wall {figures['wall_ratio_to_peer']}, "
