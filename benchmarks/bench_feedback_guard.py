@@ -27,7 +27,7 @@ one JSON line.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_feedback_guard.py [--seeds 0,1,2]
         [--populations flatterers=1,clean=0] [--stage sft] [--conversations 200] [--users 50]
-        [--eval-size N] [--max-drop 0.05] [--threads 2] [--no-classify]
+        [--eval-size N] [--max-drop 0.05] [--verbosity terse] [--threads 2] [--no-classify]
         [--workdir /tmp/bench-feedback-guard] [--config configs/smoke.yaml]
 """
 
@@ -80,6 +80,10 @@ def bench_config(
     evaluation["seed"] = seed
     if args.max_drop is not None:
         evaluation["objective_max_drop"] = args.max_drop
+    if args.verbosity is not None:  # the references' style: their answers are the arena votes
+        for model in config["sandbox"]["models"].values():
+            if model["role"] == "reference":
+                model["verbosity"] = args.verbosity
     training = config["training"]
     training["output_dir"] = str(run_dir / "models")
     training["cpu_threads"] = args.threads
@@ -312,6 +316,13 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--eval-size", type=int, default=None, help="default: the config's")
     parser.add_argument("--max-drop", type=float, default=None, help="default: the config's")
+    parser.add_argument(
+        "--verbosity",
+        default=None,
+        choices=["terse", "normal", "verbose"],
+        help="every sandbox reference's answer style (terse: `Answer: X`, the round-0 student's "
+        "own, as in demo.yaml); default: the config's",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-classify", dest="classify", action="store_false")
     parser.add_argument("--workdir", default="/tmp/bench-feedback-guard")

@@ -52,7 +52,7 @@ def test_liked_wrong_counts_the_stage_rows_of_liked_answers_by_their_truth() -> 
 def test_the_config_copy_trains_its_stage_on_feedback_rows_only_in_the_run_folder(
     tmp_path: Path,
 ) -> None:
-    args = argparse.Namespace(eval_size=None, max_drop=None, threads=1)
+    args = argparse.Namespace(eval_size=None, max_drop=None, threads=1, verbosity=None)
     path = bench_config(REPO_ROOT / "configs" / "demo.yaml", tmp_path, 2, "sft", args)
     config = yaml.safe_load(path.read_text())
     assert config["training"]["mix"] == {"sft": {"feedback": 1.0}}
@@ -61,3 +61,14 @@ def test_the_config_copy_trains_its_stage_on_feedback_rows_only_in_the_run_folde
     assert config["student"]["path"] == str(tmp_path / "student")
     assert (config["sandbox"]["seed"], config["training"]["seed"]) == (2, 2)
     assert config["training"]["sft"]["learning_rate"] == 0.00002  # demo.yaml's own
+
+
+def test_verbosity_sets_every_reference_and_no_other_sandbox_model(tmp_path: Path) -> None:
+    args = argparse.Namespace(eval_size=200, max_drop=None, threads=1, verbosity="terse")
+    path = bench_config(REPO_ROOT / "configs" / "smoke.yaml", tmp_path, 0, "sft", args)
+    models = yaml.safe_load(path.read_text())["sandbox"]["models"]
+    assert {name: m.get("verbosity") for name, m in models.items()} == {
+        "sandbox-strong": "terse",
+        "sandbox-mixed": "terse",
+        "sandbox-judge": None,
+    }
