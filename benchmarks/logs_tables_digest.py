@@ -2,8 +2,9 @@
 same rows (same ids, same redactions) as the one before it.
 
     python benchmarks/logs_tables_digest.py DIR [--batch-size 1000]   # DIR: logs.*.jsonl
+    python benchmarks/logs_tables_digest.py DAY_DIR --glob 'day-*.jsonl'  # a sandbox traffic day
 
-Ingests every `DIR/logs.*.jsonl` (`bench_logs.py --arm generate --workdir DIR` writes them)
+Ingests every `DIR/logs.*.jsonl` (or the files `--glob` names; `bench_logs.py --arm generate --workdir DIR` writes them)
 into a fresh warehouse under DIR (`add_log_files`, the benchmark's config with
 `prompts.batch_size` as given, salt `bench-salt`), then prints, for each table the ingest writes to, its
 row count and the sha256 of its rows in key order, every column but the wall-clock times of the
@@ -56,13 +57,15 @@ def table_digest(con: object, table: str, order_by: str) -> tuple[int, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("logs_dir", type=Path, help="a folder of logs.*.jsonl files")
+    parser.add_argument("--glob", default="logs.*.jsonl", help="the log files in the folder")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the benchmark's")
     args = parser.parse_args()
-    logs = sorted(args.logs_dir.glob("logs.*.jsonl"))
+    logs = sorted(args.logs_dir.glob(args.glob))
     if not logs:
         sys.exit(
-            f"no logs.*.jsonl in {str(args.logs_dir)!r}. Fix: generate them with "
-            "`python benchmarks/bench_logs.py --arm generate --workdir DIR`."
+            f"no {args.glob} in {str(args.logs_dir)!r}. Fix: generate them with "
+            "`python benchmarks/bench_logs.py --arm generate --workdir DIR`, or name them "
+            "with --glob."
         )
     os.environ.setdefault(SALT_ENV, "bench-salt")
     from flywheel.pool.logs_ingest import add_log_files
