@@ -219,13 +219,27 @@ def score_arm(
     return {"heldout_accuracy": accuracy, "win_rate_vs_champion": check.win_rate}
 
 
-def prepare(config_path: Path, workdir: Path) -> tuple[Any, float]:
+PREPARED = "prepared.json"  # under --workdir: the round's and the online pairs' seconds
+
+
+def prepare(config_path: Path, workdir: Path, reuse: bool) -> tuple[Any, float | None]:
     """One `flywheel run` round (stage dpo), then every kind mined from its battles and
-    online-dpo's pairs made from the champion's samples: (config, seconds the pairs took)."""
+    online-dpo's pairs made from the champion's samples: (config, seconds the pairs took).
+    With `reuse`, a round already in `workdir` is kept (mining and pairs are stored once; the
+    pairs' seconds are those `prepared.json` recorded, None when it has none)."""
     from flywheel.config import load_config
     from flywheel.tasks.mine import mine_round
     from flywheel.tasks.online_pairs import make_online_pairs
 
+    recorded = workdir / PREPARED
+    if reuse and (workdir / "flywheel.duckdb").exists():
+        print(f"round 1 reused from {workdir}")
+        config = load_config(config_path)
+        for stage, _ in ARMS.values():
+            mine_round(config, ROUND_ID, stage)
+        print(make_online_pairs(config, ROUND_ID, round_zero_version(config)).summary())
+        saved = json.loads(recorded.read_text()) if recorded.exists() else {}
+        return config, saved.get("online_pairs_s")
     status, wall_s = run_seed(config_path, 1, workdir / "round-1.log")
     if status != 0:
         raise SystemExit(f"flywheel run failed (exit {status}); see {workdir / 'round-1.log'}")
@@ -236,7 +250,9 @@ def prepare(config_path: Path, workdir: Path) -> tuple[Any, float]:
     started = time.monotonic()
     online = make_online_pairs(config, ROUND_ID, round_zero_version(config))
     print(online.summary())
-    return config, time.monotonic() - started
+    online_pairs_s = time.monotonic() - started
+    recorded.write_text(json.dumps({"round_wall_s": wall_s, "online_pairs_s": online_pairs_s}))
+    return config, online_pairs_s
 
 
 def mean(values: list[float | None]) -> float | None:
@@ -297,6 +313,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--online-samples", type=int, default=4)
     parser.add_argument("--arms", default=",".join(ARMS), help="a subset, comma-separated")
+    parser.add_argument(
+        "--reuse-round",
+        action="store_true",
+        help="keep the round already in --workdir (run with the same options) and train arms",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -317,12 +338,12 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     sizes = {"eval_size": args.eval_size, "slice_size": args.slice_size}
     config_path = bench_config(Path(args.config), workdir, args.threads, args.online_samples, sizes)
-    config, online_pairs_s = prepare(config_path, workdir)
+    config, online_pairs_s = prepare(config_path, workdir, args.reuse_round)
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = [arm for arm in args.arms.split(",") if arm]
     unknown = [arm for arm in arms if arm not in ARMS]
-    if unknown or PEER not in arms:
-        raise SystemExit(f"--arms: unknown {unknown} or no {PEER}; the arms are {', '.join(ARMS)}")
+    if unknown:  # without the peer the table has no ratios
+        raise SystemExit(f"--arms: unknown {unknown}; the arms are {', '.join(ARMS)}")
     evals = eval_prompts(config)
     n_slice_prompts = len(_slice_prompts(config, ROUND_ID))
     per_seed: dict[str, list[dict]] = {arm: [] for arm in arms}
@@ -341,7 +362,7 @@ def main() -> int:
                     failed[arm] = str(failure)
                     print(f"{arm} seed {seed}: {failure}", flush=True)
                     break
-                if arm == "online-dpo":  # its pairs' sampling, reward fit and scoring
+                if arm == "online-dpo" and online_pairs_s is not None:  # its pairs' making
                     trained["wall_s"] += online_pairs_s
                 figures = trained | score_arm(live, evals, champion_answers, trained["path"])
                 per_seed[arm].append({"seed": seed, **figures})
