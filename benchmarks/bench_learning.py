@@ -19,10 +19,13 @@ final / round-0. Prints a table per seed and one JSON line with every figure.
 `--stages sft,dpo,...` runs another schedule through the same bench: it replaces
 `schedule.stages` in every seed's copy (cycled over the rounds, as `flywheel run` does; a stage
 whose `training.<section>` the config leaves out trains on that section's defaults), and the JSON
-line records the stages run and where they came from.
+line records the stages run and where they came from. `--report-only` runs nothing: it reads the
+seeds' warehouses under `--workdir` as they are (seeds run as separate processes, a run cut short
+or one still going; a warehouse a run holds open is retried until `--wait-s`) and prints the same
+table and JSON line, each seed with the rounds it has finished.
 
     python benchmarks/bench_learning.py [--rounds 6] [--seeds 0,1,2] [--workdir /tmp/learning]
-        [--config configs/demo.yaml] [--stages sft,rm+rl,dpo] [--pool-size 4000]
+        [--config configs/demo.yaml] [--stages sft,rm+rl,dpo] [--pool-size 4000] [--report-only]
 """
 
 from __future__ import annotations
@@ -153,6 +156,19 @@ def round_rows(warehouse_path: Path) -> list[dict[str, Any]]:
         return [dict(zip(columns, row, strict=True)) for row in con.execute(query).fetchall()]
 
 
+def round_rows_when_free(warehouse_path: Path, wait_s: float) -> list[dict[str, Any]]:
+    """`round_rows` of a warehouse that a running `flywheel run` may hold open (DuckDB lets no
+    other process open it then), retried each second for up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return round_rows(warehouse_path)
+        except duckdb.IOException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+
+
 def seed_figures(rows: list[dict[str, Any]], keep_tolerance: float) -> dict[str, Any]:
     """Accuracy per round (the champion's after the decision), gain, wrong decisions."""
     accuracy_before = rows[0]["sandbox_accuracy_champion"] if rows else None
@@ -194,20 +210,23 @@ def seed_figures(rows: list[dict[str, Any]], keep_tolerance: float) -> dict[str,
         "wrong_keeps": wrong_keeps,
         "stages_promoted": sorted(promoted_stages),
         "max_round_wall_s": max(walls) if walls else None,
+        "rounds_done": sum(1 for r in per_round if r["status"] == "done"),
         "rounds": per_round,
     }
 
 
 def mean_accuracy_by_round(by_seed: dict[str, dict[str, Any]]) -> list[float | None]:
     """Per round, the champion's accuracy after the decision, averaged over the seeds that have
-    that round (None where no seed has it)."""
+    finished that round (done, or failed: the champion stays); None where none has."""
     n_rounds = max((len(f["rounds"]) for f in by_seed.values()), default=0)
     means: list[float | None] = []
     for index in range(n_rounds):
         values = [
             f["rounds"][index]["accuracy_after"]
             for f in by_seed.values()
-            if index < len(f["rounds"]) and f["rounds"][index]["accuracy_after"] is not None
+            if index < len(f["rounds"])
+            and f["rounds"][index]["status"] != "running"
+            and f["rounds"][index]["accuracy_after"] is not None
         ]
         means.append(round(statistics.fmean(values), 4) if values else None)
     return means
@@ -252,29 +271,46 @@ def main() -> None:
         "slice_size fresh prompts and decontamination against the eval set drops about a fifth "
         "of the pool, so the demo's 3000 fill four 400-prompt rounds: six need about 4000",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: read the seeds' warehouses under --workdir as they are",
+    )
+    parser.add_argument("--wait-s", type=float, default=120.0)
     args = parser.parse_args()
     base = yaml.safe_load(Path(args.config).read_text())
     workdir = Path(args.workdir).resolve()
     load_before = os.getloadavg()[0]
     seeds = [int(s) for s in args.seeds.split(",")]
-    try:
-        config_paths, stages_run = write_seed_configs(
-            base, seeds, workdir, args.cpu_threads, args.stages, args.pool_size
-        )
-    except ConfigError as error:  # bad input: named with its fix, exit 2, nothing run
-        print(f"bench_learning: {error}", file=sys.stderr)
-        sys.exit(2)
+    if args.report_only:  # what the seeds ran with is in their written configs
+        config_paths = {seed: workdir / f"seed-{seed}" / "config.yaml" for seed in seeds}
+        base = yaml.safe_load(config_paths[seeds[0]].read_text())
+        args.config, args.pool_size = str(config_paths[seeds[0]]), None
+        args.cpu_threads = base["training"]["cpu_threads"]
+        stages_run = base["schedule"]["stages"]
+    else:
+        try:
+            config_paths, stages_run = write_seed_configs(
+                base, seeds, workdir, args.cpu_threads, args.stages, args.pool_size
+            )
+        except ConfigError as error:  # bad input: named with its fix, exit 2, nothing run
+            print(f"bench_learning: {error}", file=sys.stderr)
+            sys.exit(2)
     by_seed: dict[str, Any] = {}
     for seed, config_path in config_paths.items():
         run_dir = config_path.parent
-        status, wall_s = run_seed(config_path, args.rounds, run_dir / "run.log")
-        figures = seed_figures(round_rows(run_dir / "flywheel.duckdb"), args.keep_tolerance)
-        figures |= {"exit_status": status, "run_wall_s": round(wall_s, 1)}
+        if args.report_only:
+            rows = round_rows_when_free(run_dir / "flywheel.duckdb", args.wait_s)
+            figures = seed_figures(rows, args.keep_tolerance)
+        else:
+            status, wall_s = run_seed(config_path, args.rounds, run_dir / "run.log")
+            figures = seed_figures(round_rows(run_dir / "flywheel.duckdb"), args.keep_tolerance)
+            figures |= {"exit_status": status, "run_wall_s": round(wall_s, 1)}
         print_table(seed, figures)
         by_seed[str(seed)] = figures
-    gains = [f["gain_points"] for f in by_seed.values() if f["gain_points"] is not None]
     summary = {
         "bench": "learning",
+        "report_only": args.report_only,
         "rounds": args.rounds,
         "config": args.config,
         "stages": list(stages_run),
@@ -284,25 +320,32 @@ def main() -> None:
         "cpu_threads": args.cpu_threads,
         "cpu_cores": os.cpu_count(),
         "load_avg_1min_before": round(load_before, 2),
+    } | across_seeds(by_seed, stages_run[: args.rounds])
+    print(json.dumps(summary))
+
+
+def across_seeds(by_seed: dict[str, dict[str, Any]], stages_run: list[str]) -> dict[str, Any]:
+    """The seeds' figures together: mean accuracy per round, gains, wrong decisions, whether
+    every stage run was promoted on every seed, the slowest round; each seed's own below."""
+    gains = [f["gain_points"] for f in by_seed.values() if f["gain_points"] is not None]
+    return {
         "accuracy_mean_by_round": mean_accuracy_by_round(by_seed),
         "gain_points_mean": round(statistics.fmean(gains), 1) if gains else None,
         "gain_points_min": min(gains) if gains else None,
         "gain_points_max": max(gains) if gains else None,
         "goal_gain_points": GOAL_GAIN_POINTS,
         "meets_gain_goal": bool(gains)
-        and len(gains) == len(seeds)
+        and len(gains) == len(by_seed)
         and min(gains) >= GOAL_GAIN_POINTS,
         "wrong_promotions": sum(len(f["wrong_promotions"]) for f in by_seed.values()),
         "wrong_keeps": sum(len(f["wrong_keeps"]) for f in by_seed.values()),
         "every_stage_promoted_per_seed": all(
-            len(f["stages_promoted"]) == len(set(stages_run[: args.rounds]))
-            for f in by_seed.values()
+            len(f["stages_promoted"]) == len(set(stages_run)) for f in by_seed.values()
         ),
         "max_round_wall_s": max((f["max_round_wall_s"] or 0) for f in by_seed.values()),
         "goal_round_s": GOAL_ROUND_S,
         "by_seed": by_seed,
     }
-    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ seed's config checked before any is written, and the per-round means of the JSON
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -82,11 +84,19 @@ def test_a_config_problem_is_refused_before_any_config_is_written(tmp_path: Path
 
 
 def test_mean_accuracy_by_round_averages_the_seeds_that_have_the_round() -> None:
-    def seed(*after: float | None) -> dict:
-        return {"rounds": [{"accuracy_after": value} for value in after]}
+    def seed(*after: float | None, last_status: str = "done") -> dict:
+        rounds = [{"accuracy_after": value, "status": "done"} for value in after]
+        rounds[-1]["status"] = last_status
+        return {"rounds": rounds}
 
     by_seed = {"0": seed(0.2, 0.4, 0.5), "1": seed(0.4, None), "2": seed(0.3, 0.6)}
     assert mean_accuracy_by_round(by_seed) == [0.3, 0.5, 0.5]
+    # a round still running has no decision yet; a failed one keeps its champion
+    by_seed = {
+        "0": seed(0.2, 0.4, last_status="running"),
+        "1": seed(0.4, 0.4, last_status="failed"),
+    }
+    assert mean_accuracy_by_round(by_seed) == [0.3, 0.4]
     assert mean_accuracy_by_round({}) == []
 
 
@@ -100,3 +110,56 @@ def test_the_cli_refuses_an_unknown_stage_before_running(tmp_path: Path) -> None
     assert run.returncode == 2
     assert "no training stage ppo" in run.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def write_rounds(path: Path, rounds: list[tuple]) -> None:
+    """A warehouse holding only what the bench reads: rounds and their evaluations."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "create table rounds (round_id int, stage varchar, status varchar, wall_s double)"
+        )
+        con.execute(
+            "create table evaluations (round_id int, decision varchar, created_at timestamp, "
+            "sandbox_accuracy_candidate double, sandbox_accuracy_champion double)"
+        )
+        for round_id, stage, status, decision, candidate, champion in rounds:
+            con.execute("insert into rounds values (?, ?, ?, 10.0)", [round_id, stage, status])
+            if decision is not None:
+                con.execute(
+                    "insert into evaluations values (?, ?, now(), ?, ?)",
+                    [round_id, decision, candidate, champion],
+                )
+
+
+def test_report_only_reads_each_seeds_finished_rounds_and_runs_nothing(tmp_path: Path) -> None:
+    write_seed_configs(demo_config(), [0, 1], tmp_path, 1, ["dpo", "sft"], pool_size=4000)
+    write_rounds(
+        tmp_path / "seed-0" / "flywheel.duckdb",
+        [(1, "dpo", "done", "promote", 0.5, 0.1), (2, "sft", "done", "keep", 0.45, 0.5)],
+    )
+    write_rounds(
+        tmp_path / "seed-1" / "flywheel.duckdb",
+        [(1, "dpo", "done", "promote", 0.6, 0.1), (2, "sft", "running", None, None, None)],
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--report-only",
+            "--seeds",
+            "0,1",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["report_only"] is True
+    assert summary["stages"] == ["dpo", "sft"] and summary["sandbox_pool_size"] == 4000
+    assert [summary["by_seed"][s]["rounds_done"] for s in ("0", "1")] == [2, 1]
+    assert summary["accuracy_mean_by_round"] == [0.55, 0.5]
+    assert summary["gain_points_mean"] == 45.0
+    assert not any(p.name == "run.log" for p in tmp_path.rglob("*"))
