@@ -158,7 +158,10 @@ def round_rows(warehouse_path: Path) -> list[dict[str, Any]]:
 
 def round_rows_when_free(warehouse_path: Path, wait_s: float) -> list[dict[str, Any]]:
     """`round_rows` of a warehouse that a running `flywheel run` may hold open (DuckDB lets no
-    other process open it then), retried each second for up to `wait_s`."""
+    other process open it then), retried each second for up to `wait_s`; none before the run
+    has made it."""
+    if not warehouse_path.exists():
+        return []
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -232,14 +235,14 @@ def mean_accuracy_by_round(by_seed: dict[str, dict[str, Any]]) -> list[float | N
     return means
 
 
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def print_table(seed: int, figures: dict[str, Any]) -> None:
-    print(f"seed {seed}: round-0 accuracy {figures['accuracy_round0']:.1%}", file=sys.stderr)
+    print(f"seed {seed}: round-0 accuracy {pct(figures['accuracy_round0'])}", file=sys.stderr)
     print("round stage  decision candidate champion after  wall s", file=sys.stderr)
     for r in figures["rounds"]:
-
-        def pct(value: float | None) -> str:
-            return "-" if value is None else f"{value:.1%}"
-
         print(
             f"{r['round']:>5} {r['stage']:<6} {r['decision'] or r['status']:<8} "
             f"{pct(r['candidate']):>9} {pct(r['champion_before']):>8} {pct(r['accuracy_after']):>6}"

@@ -132,7 +132,7 @@ def write_rounds(path: Path, rounds: list[tuple]) -> None:
 
 
 def test_report_only_reads_each_seeds_finished_rounds_and_runs_nothing(tmp_path: Path) -> None:
-    write_seed_configs(demo_config(), [0, 1], tmp_path, 1, ["dpo", "sft"], pool_size=4000)
+    write_seed_configs(demo_config(), [0, 1, 2], tmp_path, 1, ["dpo", "sft"], pool_size=4000)
     write_rounds(
         tmp_path / "seed-0" / "flywheel.duckdb",
         [(1, "dpo", "done", "promote", 0.5, 0.1), (2, "sft", "done", "keep", 0.45, 0.5)],
@@ -141,13 +141,14 @@ def test_report_only_reads_each_seeds_finished_rounds_and_runs_nothing(tmp_path:
         tmp_path / "seed-1" / "flywheel.duckdb",
         [(1, "dpo", "done", "promote", 0.6, 0.1), (2, "sft", "running", None, None, None)],
     )
+    # seed 2's run has not made its warehouse yet
     run = subprocess.run(
         [
             sys.executable,
             str(SCRIPT),
             "--report-only",
             "--seeds",
-            "0,1",
+            "0,1,2",
             "--workdir",
             str(tmp_path),
         ],
@@ -159,7 +160,7 @@ def test_report_only_reads_each_seeds_finished_rounds_and_runs_nothing(tmp_path:
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["report_only"] is True
     assert summary["stages"] == ["dpo", "sft"] and summary["sandbox_pool_size"] == 4000
-    assert [summary["by_seed"][s]["rounds_done"] for s in ("0", "1")] == [2, 1]
+    assert [summary["by_seed"][s]["rounds_done"] for s in ("0", "1", "2")] == [2, 1, 0]
     assert summary["accuracy_mean_by_round"] == [0.55, 0.5]
     assert summary["gain_points_mean"] == 45.0
     assert not any(p.name == "run.log" for p in tmp_path.rglob("*"))
