@@ -149,6 +149,14 @@ def with_champion_accuracy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def train_s_per_row(row: dict[str, Any]) -> float | None:
+    """The train step's seconds per row trained: what the load makes of the same work (the arms
+    run side by side, so a ratio near 1 says the wall-time ratios are the rows', not the load's)."""
+    if row["train_wall_s"] is None or not row["n_examples"]:
+        return None
+    return row["train_wall_s"] / row["n_examples"]
+
+
 def round_zero_accuracy(rows: list[dict[str, Any]]) -> float | None:
     """The round-0 champion's held-out accuracy: the first evaluated round's champion."""
     return next(
@@ -186,7 +194,7 @@ def ratio(value: float | None, peer: float | None) -> float | None:
 
 def arm_figures(rows: list[dict[str, Any]], n_rounds: int) -> dict[str, Any]:
     """One arm's summary: walls at the start and the end, slopes, rows trained, accuracies."""
-    rows = with_champion_accuracy(rows)
+    rows = [r | {"train_s_per_row": train_s_per_row(r)} for r in with_champion_accuracy(rows)]
     window = window_size(n_rounds)
     first, last = (1, window), (n_rounds - window + 1, n_rounds)
     final = rows[-1] if rows else {}
@@ -198,6 +206,7 @@ def arm_figures(rows: list[dict[str, Any]], n_rounds: int) -> dict[str, Any]:
         "train_wall_s_last": window_mean(rows, "train_wall_s", *last),
         "round_wall_slope_s": slope_per_round(rows, "round_wall_s"),
         "train_wall_slope_s": slope_per_round(rows, "train_wall_s"),
+        "train_s_per_row_last": window_mean(rows, "train_s_per_row", *last),
         "rows_trained_last": final.get("n_examples"),
         "earlier_rows_available_last": final.get("n_earlier_available"),
         "accuracy_round0": round_zero_accuracy(rows),
@@ -212,6 +221,7 @@ COMPARED = (
     "train_wall_s_last",
     "round_wall_slope_s",
     "train_wall_slope_s",
+    "train_s_per_row_last",
     "rows_trained_last",
 )
 
@@ -259,6 +269,7 @@ def print_summary(figures: dict[str, dict[str, Any]], compared: dict[str, Any], 
         (f"train wall s, rounds 1-{window}", "train_wall_s_first", ".1f"),
         (f"train wall s, rounds {last}", "train_wall_s_last", ".1f"),
         ("train wall slope, s/round", "train_wall_slope_s", ".2f"),
+        (f"train s per row, rounds {last}", "train_s_per_row_last", ".3f"),
         ("rows trained, last round", "rows_trained_last", "d"),
         ("champion accuracy, round 0", "accuracy_round0", ".1%"),
         ("champion accuracy, final", "accuracy_final", ".1%"),

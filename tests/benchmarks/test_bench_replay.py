@@ -5,6 +5,7 @@ after each decision, the start and end windows, the slope, the capped/uncapped r
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -140,6 +141,9 @@ def test_capped_figures_are_ratios_to_the_uncapped_peer() -> None:
     assert compared["round_wall_s_last_ratio"] == pytest.approx(14 / 42)
     assert compared["rows_trained_last_ratio"] == pytest.approx(20 / 200)
     assert compared["round_wall_slope_s_ratio"] == pytest.approx(0.0)
+    # rounds 6-10: (7 / 20) per row capped, the mean of (5 + 2i) / (20 i) uncapped
+    per_row = statistics.fmean((5 + 2 * i) / (20 * i) for i in range(6, 11))
+    assert compared["train_s_per_row_last_ratio"] == pytest.approx((7 / 20) / per_row)
     assert compared["accuracy_final_points_capped_minus_uncapped"] == pytest.approx(-2.0)
 
 
