@@ -147,6 +147,7 @@ class _FileIngest:
             batch = self.build(chunk)
             batch.file_sha256 = file_sha256
             batch.bytes_read, batch.lines_read = chunk[-1].end_offset, chunk[-1].line_no
+            del chunk  # the parsed JSON is not kept while the batch waits for the writer
             yield batch
 
     def build(self, chunk: list[LogLine]) -> _Batch:
