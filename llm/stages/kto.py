@@ -114,7 +114,9 @@ def check_training(training: Any) -> None:
         )
 
 
-def _kto_dataset(rows: list[dict[str, Any]]) -> Any:
+def kto_dataset(rows: list[dict[str, Any]], seed: int) -> Any:
+    """The rows in an order drawn from `seed`: TRL's KTO reads them in sequence (its KL term
+    pairs each example with its batch neighbours), so the seed would otherwise change nothing."""
     from datasets import Dataset
 
     return Dataset.from_list(
@@ -122,7 +124,7 @@ def _kto_dataset(rows: list[dict[str, Any]]) -> Any:
             {"prompt": r["prompt"], "completion": r["completion"], "label": bool(r["label"])}
             for r in rows
         ]
-    )
+    ).shuffle(seed=seed)
 
 
 @common.quiet_progress_bars()
@@ -160,7 +162,7 @@ def train_kto(
             undesirable_weight=weights.undesirable_weight,
         )
         trainer, figures, output = common.fit_and_save(
-            KTOTrainer, args, base_path, _kto_dataset(rows), tokenizer, lora, out_path
+            KTOTrainer, args, base_path, kto_dataset(rows, seed), tokenizer, lora, out_path
         )
     history = trainer.state.log_history
     return common.stage_result(

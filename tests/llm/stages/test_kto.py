@@ -11,7 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 from flywheel.config import ConfigError, parse_config
-from flywheel.llm.stages.kto import KtoConfig, label_weights, train_kto
+from flywheel.llm.stages.kto import KtoConfig, kto_dataset, label_weights, train_kto
 from tests.conftest import REPO_ROOT
 
 CFG = KtoConfig(learning_rate=1e-3, max_steps=3, batch_size=4, max_length=64)
@@ -45,6 +45,15 @@ def test_kto_trains_from_unpaired_labels_and_records_the_weights(
     assert recorded["desirable_weight"] == 1.0
     assert recorded["undesirable_weight"] == pytest.approx(8 / (4 * 7 / 6), abs=1e-4)
     assert recorded["beta"] == CFG.beta and recorded["stage"] == "kto"
+
+
+def test_the_seed_sets_the_order_kto_reads_its_rows_in() -> None:
+    def order(seed: int) -> list[str]:
+        return [row["prompt"][0]["content"] for row in kto_dataset(ROWS, seed)]
+
+    assert order(0) == order(0)
+    assert order(0) != order(1)
+    assert sorted(order(1)) == sorted(row["prompt"][0]["content"] for row in ROWS)
 
 
 @pytest.mark.parametrize(("n_desirable", "n_undesirable"), [(8, 4), (3, 9), (5, 5), (1, 40)])
