@@ -284,3 +284,33 @@ def test_a_read_stopped_mid_file_resumes_after_its_last_stored_batch(
         (True,),
         (True,),
     ]
+
+
+def test_each_batch_records_the_hash_of_the_file_up_to_its_end_and_names_problems_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    monkeypatch.setenv("FLYWHEEL_USER_SALT", "test-salt")
+    config = load_config_in(tmp_path, prompts={"batch_size": 2})
+    lines = [
+        json.dumps(chat("c1", "What is 1 + 1?", "2")),
+        "{not json",
+        json.dumps(chat("c2", "What is 2 + 2?", "4")),
+        json.dumps({"run_id": "run-404", "key": "user_score", "score": 0}),
+        json.dumps({"neither": "format"}),
+        json.dumps(chat("c3", "What is 3 + 3?", "6")),
+    ]
+    log = tmp_path / "mixed.jsonl"
+    log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    report = add_log_files(config, [log])
+    assert [p.line_no for p in report.problems] == [2, 4, 5]
+    assert report.n_conversations == 3
+    content = log.read_bytes()
+    recorded = rows(config, "select bytes_read, lines_read, file_sha256 from log_files")
+    assert sorted(recorded) == [
+        (end, n_lines, hashlib.sha256(content[:end]).hexdigest())
+        for end, n_lines in [
+            (len("".join(f"{line}\n" for line in lines[:n]).encode()), n) for n in (2, 4, 6)
+        ]
+    ]
