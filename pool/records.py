@@ -22,6 +22,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from queue import Full, Queue
 from typing import IO, Any, Literal, TypeVar
@@ -358,8 +359,27 @@ def validate_record(
     )
 
 
+def plain_messages_json(obj: Any) -> str | None:
+    """`json.dumps(obj, sort_keys=True, ensure_ascii=False)` of `{"messages": [{"role": str,
+    "content": str}, ...]}` written directly (the logs' openings, a million at a time); None
+    for any other shape."""
+    if type(obj) is not dict or obj.keys() != {"messages"} or type(obj["messages"]) is not list:
+        return None
+    turns = []
+    for message in obj["messages"]:
+        if type(message) is not dict or message.keys() != {"role", "content"}:
+            return None
+        if type(message["role"]) is not str or type(message["content"]) is not str:
+            return None
+        content, role = encode_basestring(message["content"]), encode_basestring(message["role"])
+        turns.append(f'{{"content": {content}, "role": {role}}}')
+    return '{"messages": [' + ", ".join(turns) + "]}"
+
+
 def record_sha256(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+    text = plain_messages_json(obj)
+    if text is None:
+        text = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
