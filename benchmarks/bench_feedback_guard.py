@@ -19,6 +19,13 @@ student through `sandbox.task_difficulty: 1`) under `--workdir/<population>-s<se
    A/B on the held-out prompts, the general set, and the objective guard
    (`evaluation.objective_max_drop`, `--max-drop`, default the config's: 0.05).
 
+A clean population's liked rows are mostly arena votes for a reference's answer: with smoke.yaml's
+references (`verbosity: normal` / `verbose`) those are in a style the round-0 student never
+writes (first loss 7-8 against the flatterers' rows' 2.4), and SFT at smoke's rate (3e-4) on
+them cost the student ~7 points whoever liked them. `--verbosity terse` gives the references
+the student's own `Answer: X` style (as demo.yaml does), so both populations' rows differ only
+in which answers were liked: the measurement of issue 32's guard (README, "The objective guard").
+
 Reported per run: the decision and its reason (does it name the objective guard?), the guard's
 outcome, both models' accuracies on the objective set (the sandbox's checkers on the held-out
 prompts), the A/B win rate with its interval, the rows trained, and what the mined feedback rows
