@@ -34,7 +34,8 @@ one JSON line.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_feedback_guard.py [--seeds 0,1,2]
         [--populations flatterers=1,clean=0] [--stage sft] [--conversations 200] [--users 50]
-        [--eval-size N] [--max-drop 0.05] [--verbosity terse] [--threads 2] [--no-classify]
+        [--eval-size N] [--max-drop 0.05] [--verbosity terse] [--battle-share 0.5]
+        [--threads 2] [--no-classify]
         [--workdir /tmp/bench-feedback-guard] [--config configs/smoke.yaml]
 """
 
@@ -95,7 +96,7 @@ def bench_config(
     training["output_dir"] = str(run_dir / "models")
     training["cpu_threads"] = args.threads
     training["seed"] = seed
-    training["mix"] = {stage: {"feedback": 1.0}}
+    training["mix"] = {stage: stage_mix(args.battle_share)}
     if stage == "kto" and "kto" not in training:  # KTO on DPO's settings, as bench_feedback_*
         training["kto"] = {
             k: v for k, v in training["dpo"].items() if k not in ("chosen_nll_weight", "reference")
@@ -105,6 +106,16 @@ def bench_config(
     path = run_dir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def stage_mix(battle_share: float) -> dict[str, float]:
+    """The stage's `training.mix`: feedback rows only, or `battle_share` of battle rows beside
+    them (0 < share < 1)."""
+    if not 0 <= battle_share < 1:
+        raise SystemExit(f"--battle-share {battle_share}: give a share from 0 to below 1, e.g. 0.5")
+    if battle_share == 0:
+        return {"feedback": 1.0}
+    return {"battle": battle_share, "feedback": 1.0 - battle_share}
 
 
 def prepare(config_path: Path) -> None:
@@ -329,6 +340,12 @@ def main() -> int:
         choices=["terse", "normal", "verbose"],
         help="every sandbox reference's answer style (terse: `Answer: X`, the round-0 student's "
         "own, as in demo.yaml); default: the config's",
+    )
+    parser.add_argument(
+        "--battle-share",
+        type=float,
+        default=0.0,
+        help="the share of battle rows in the stage's training.mix (0: feedback rows only)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-classify", dest="classify", action="store_false")

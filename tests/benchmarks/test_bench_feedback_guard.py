@@ -8,11 +8,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-from bench_feedback_guard import bench_config, liked_wrong, separation  # noqa: E402
+from bench_feedback_guard import bench_config, liked_wrong, separation, stage_mix  # noqa: E402
 
 
 def _run(seed: int, share: float, outcome: str | None) -> dict:
@@ -52,7 +53,9 @@ def test_liked_wrong_counts_the_stage_rows_of_liked_answers_by_their_truth() -> 
 def test_the_config_copy_trains_its_stage_on_feedback_rows_only_in_the_run_folder(
     tmp_path: Path,
 ) -> None:
-    args = argparse.Namespace(eval_size=None, max_drop=None, threads=1, verbosity=None)
+    args = argparse.Namespace(
+        eval_size=None, max_drop=None, threads=1, verbosity=None, battle_share=0.0
+    )
     path = bench_config(REPO_ROOT / "configs" / "demo.yaml", tmp_path, 2, "sft", args)
     config = yaml.safe_load(path.read_text())
     assert config["training"]["mix"] == {"sft": {"feedback": 1.0}}
@@ -64,7 +67,9 @@ def test_the_config_copy_trains_its_stage_on_feedback_rows_only_in_the_run_folde
 
 
 def test_verbosity_sets_every_reference_and_no_other_sandbox_model(tmp_path: Path) -> None:
-    args = argparse.Namespace(eval_size=200, max_drop=None, threads=1, verbosity="terse")
+    args = argparse.Namespace(
+        eval_size=200, max_drop=None, threads=1, verbosity="terse", battle_share=0.0
+    )
     path = bench_config(REPO_ROOT / "configs" / "smoke.yaml", tmp_path, 0, "sft", args)
     models = yaml.safe_load(path.read_text())["sandbox"]["models"]
     assert {name: m.get("verbosity") for name, m in models.items()} == {
@@ -72,3 +77,10 @@ def test_verbosity_sets_every_reference_and_no_other_sandbox_model(tmp_path: Pat
         "sandbox-mixed": "terse",
         "sandbox-judge": None,
     }
+
+
+def test_a_battle_share_puts_battle_rows_beside_the_feedback_rows() -> None:
+    assert stage_mix(0.0) == {"feedback": 1.0}
+    assert stage_mix(0.5) == {"battle": 0.5, "feedback": 0.5}
+    with pytest.raises(SystemExit, match="--battle-share 1.0"):
+        stage_mix(1.0)
