@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -159,6 +160,7 @@ def train_arm(args: argparse.Namespace) -> dict[str, Any]:
     stage_name, algorithm = ARMS[args.one]
     stage = stage_named(stage_name)
     out = Path(args.work) / "arms" / f"{args.one.replace('+', '-')}-s{args.seed}"
+    shutil.rmtree(out, ignore_errors=True)  # an earlier run's arm (--reuse-round): trained anew
     run = StageRun(
         base_path=round_zero_champion(config),
         rows=training_rows(config, ROUND_ID, stage_name),
