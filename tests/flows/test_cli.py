@@ -243,8 +243,9 @@ def test_prompts_add_of_a_partly_malformed_file_adds_the_good_records_and_exits_
     assert "1 added" in report and "1 malformed (skipped)" in report and "line 2:" in report
 
 
-# the literal round's rows: each from its battle; sft and dpo also have one from users' feedback
-LITERAL_ROWS_OF_KIND = {"sft": 2, "dpo": 2, "rm": 1}
+# the literal round's rows: each from its battle; sft and dpo also have one from users' feedback,
+# and dpo one from a user's correction
+LITERAL_ROWS_OF_KIND = {"sft": 2, "dpo": 3, "rm": 1}
 
 
 @pytest.mark.parametrize("kind", ["sft", "dpo", "rm"])
