@@ -262,7 +262,7 @@ class _FileIngest:
                 row.update(file_sha256=file_sha256, added_at=added_at)
             for row in batch.feedback:
                 row.update(file_sha256=file_sha256, created_at=added_at)
-            insert_new(con, "log_files", [self.file_row(plan, batch, file_sha256)])
+            insert_new(con, "log_files", [self.file_row(plan, batch)])
             n_new = append_new_conversations(con, batch, stored)
             n_feedback = append_feedback(con, batch, stored)
         self.seen_ids.update(ids["conversation_id"])
@@ -313,9 +313,9 @@ class _FileIngest:
             [conversation_id],
         ).fetchone()[0]
 
-    def file_row(self, plan: ReadPlan, batch: _Batch, file_sha256: str) -> dict[str, Any]:
+    def file_row(self, plan: ReadPlan, batch: _Batch) -> dict[str, Any]:
         return {
-            "file_sha256": file_sha256,
+            "file_sha256": batch.file_sha256,
             "path": str(self.path.resolve()),
             "source": self.report.source,
             "bytes_read": batch.bytes_read,
