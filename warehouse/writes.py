@@ -52,22 +52,43 @@ def row_key(table: str, row: dict[str, Any], key: Sequence[str] | None = None) -
     return row.get(key[0]) if len(key) == 1 else tuple(row.get(c) for c in key)
 
 
-def _records(rows: Rows) -> list[dict[str, Any]]:
-    """Dicts of the rows; a DataFrame's missing values (NaN, NaT, NA) become None."""
-    if not isinstance(rows, pd.DataFrame):
-        return list(rows)
-    frame = rows.astype(object).where(rows.notna(), None)
-    return frame.to_dict("records")
+def _plain_values(column: pd.Series) -> list[Any]:
+    """A frame column as Python values; missing ones (NaN, NaT, NA) become None."""
+    return column.astype(object).where(column.notna(), None).tolist()
 
 
-def _first_per_key(table: str, key: Sequence[str], rows: Rows) -> dict[Any, dict[str, Any]]:
+def _first_of_frame(
+    table: str, key: Sequence[str], frame: pd.DataFrame
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """The first row of each key in `frame`: (the keys in order, each column's values)."""
+    missing = [c for c in key if c not in frame.columns or bool(frame[c].isna().any())]
+    if missing:
+        raise ValueError(f"cannot write to {table}: a row has no {', '.join(missing)}")
+    first = frame.drop_duplicates(subset=list(key), keep="first")
+    columns = {str(c): _plain_values(first[c]) for c in first.columns}
+    if len(key) == 1:
+        return list(columns[key[0]]), columns
+    return list(zip(*(columns[c] for c in key), strict=True)), columns
+
+
+def _first_of_dicts(
+    table: str, key: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """The first row of each key in `rows`: (the keys in order, each column's values; a row
+    without `created_at` where others have it gets the current time)."""
     first: dict[Any, dict[str, Any]] = {}
-    for row in _records(rows):
+    for row in rows:
         missing = [c for c in key if row.get(c) is None]
         if missing:
             raise ValueError(f"cannot write to {table}: a row has no {', '.join(missing)}")
         first.setdefault(row_key(table, row, key), row)
-    return first
+    present = set().union(*(r.keys() for r in first.values()))
+    created_at = now_utc()
+    columns = {
+        c: [r.get(c, created_at) if c == "created_at" else r.get(c) for r in first.values()]
+        for c in present
+    }
+    return list(first), columns
 
 
 def _keys_in(column: str, keys: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -119,23 +140,24 @@ def insert_new(
             return retry_on_conflict(write_alone, timeout_s=LAKE_WRITE_TIMEOUT_S)
         bump_write_guard(con)
     key = tuple(key or NATURAL_KEYS[table])
-    first = _first_per_key(table, key, rows)
-    if not first:
+    keys, values_of = (
+        _first_of_frame(table, key, rows)
+        if isinstance(rows, pd.DataFrame)
+        else _first_of_dicts(table, key, rows)
+    )
+    if not keys:
         return 0
     types = _COLUMN_TYPES.get(table)
     if types is None:
         types = _COLUMN_TYPES[table] = column_types(con, table)
-    present = set().union(*(r.keys() for r in first.values()))
-    unknown = sorted(present - set(types))
+    unknown = sorted(set(values_of) - set(types))
     if unknown:
         raise ValueError(f"cannot write to {table}: unknown columns {unknown}")
-    _delete_replaceable(con, table, list(first), may_replace)
-    names = [c for c in types if c in present or c == "created_at"]
-    created_at = now_utc()
-    values = [
-        [r.get(c, created_at) if c == "created_at" else r.get(c) for r in first.values()]
-        for c in names
-    ]
+    _delete_replaceable(con, table, keys, may_replace)
+    names = [c for c in types if c in values_of or c == "created_at"]
+    if "created_at" in names and "created_at" not in values_of:
+        values_of["created_at"] = [now_utc()] * len(keys)
+    values = [values_of[c] for c in names]
     columns = ", ".join(f"unnest(?::{types[c]}[]) as {c}" for c in names)
     stored = " and ".join(f"t.{c} is not distinct from b.{c}" for c in key)
     result = con.execute(
