@@ -59,6 +59,13 @@ def main() -> None:
     parser.add_argument("logs_dir", type=Path, help="a folder of logs.*.jsonl files")
     parser.add_argument("--glob", default="logs.*.jsonl", help="the log files in the folder")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the benchmark's")
+    parser.add_argument(
+        "--worker-min-bytes",
+        type=int,
+        default=None,
+        help="files with this many new bytes are built in a worker process (default: the "
+        "ingest's; 0: every file)",
+    )
     args = parser.parse_args()
     logs = sorted(args.logs_dir.glob(args.glob))
     if not logs:
@@ -68,8 +75,12 @@ def main() -> None:
             "with --glob."
         )
     os.environ.setdefault(SALT_ENV, "bench-salt")
+    from flywheel.pool import logs_worker
     from flywheel.pool.logs_ingest import add_log_files
     from flywheel.warehouse.store import connect_warehouse
+
+    if args.worker_min_bytes is not None:
+        logs_worker.WORKER_MIN_BYTES = args.worker_min_bytes
 
     workdir = Path(tempfile.mkdtemp(prefix="digest_", dir=args.logs_dir))
     config = bench_config(workdir, "digest")

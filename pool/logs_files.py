@@ -75,12 +75,12 @@ def check_log_file(path: Path) -> Path:
     return path
 
 
-def _open(path: Path) -> IO[bytes]:
+def open_log(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
 
 
 def _is_array(path: Path) -> bool:
-    with _open(path) as handle:
+    with open_log(path) as handle:
         head = handle.read(4096)
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
@@ -95,7 +95,7 @@ def plan_read(path: Path, stored: list[StoredRead], known_sha256: Container[str]
     end, end_lines, end_digest = 0, 0, hashlib.sha256()
     partial = False
     try:
-        with _open(path) as handle:
+        with open_log(path) as handle:
             for line in handle:
                 if not line.endswith(b"\n") and not is_array:
                     partial = bool(line.strip())  # still being written: left for the next read
@@ -145,7 +145,7 @@ def read_lines(plan: ReadPlan) -> Iterator[LogLine]:
     if plan.is_array:
         yield from _read_array(plan)
         return
-    with _open(plan.path) as handle:
+    with open_log(plan.path) as handle:
         _skip(handle, plan.start)
         position, line_no = plan.start, plan.start_line
         for raw in handle:
@@ -171,7 +171,7 @@ def _skip(handle: IO[bytes], n_bytes: int) -> None:
 
 
 def _read_array(plan: ReadPlan) -> Iterator[LogLine]:
-    with _open(plan.path) as handle:
+    with open_log(plan.path) as handle:
         data = handle.read()
     try:
         items = json.loads(data)

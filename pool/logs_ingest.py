@@ -6,20 +6,24 @@ the pool.
 `pool.logs_files` plans it (complete records only, from where its last read stopped), in
 batches of `prompts.batch_size` records:
 
-1. parse     each record in its format (`pool.logs_formats`); a bad record is skipped and named
-             with its file, line and nearest format; a feedback record on its own joins its
-             conversation, stored before or earlier in the read, else it is skipped and named.
-2. privacy   with `logs.redact` (on by default), e-mail addresses, phone and card numbers and
-             secrets in every turn, comment and correction are replaced (`pool.logs_privacy`),
-             counted by kind; user ids become salted hashes. Nothing is stored before this.
-3. write     in one transaction per batch: the batch's `log_files` row (the hash of the file up
+1. build     each record parsed in its format and made private (`pool.logs_batches`: with
+             `logs.redact`, on by default, e-mail addresses, phone and card numbers and secrets
+             are replaced, counted by kind; user ids become salted hashes); a bad record is
+             skipped and named with its file, line and nearest format. Nothing is stored before
+             this. A large file is built in a worker process (`pool.logs_worker`), beside 2-4.
+2. write     in one transaction per batch: the batch's `log_files` row (the hash of the file up
              to the batch's last record), `log_conversations`, `log_turns`, `feedback`, each by
-             its natural key (a conversation read again adds nothing).
-4. prompts   with `logs.add_prompts`, every logged conversation's opening prompt (the turns
-             before its first answer, redacted) that the pool lacks goes through the pool's own
-             ingest (`add_prompt_records`, source `logs.source`): exact and near-duplicate dedup,
-             decontamination against the eval set. It runs after the files, and again at the
-             next add if a run stopped before it.
+             its natural key (a conversation read again adds nothing); a feedback record on its
+             own joins its conversation, stored before or earlier in the read, else it is
+             skipped and named.
+3. prompts   with `logs.add_prompts`, the opening prompt (the turns before the first answer, as
+             stored) of every new conversation whose prompt the pool lacks goes through the
+             pool's own ingest (`add_prompt_records`, source `logs.source`): exact and
+             near-duplicate dedup, decontamination against the eval set, in file order, while
+             the next batches are built and written. A prompt the pool refuses leaves its
+             conversations without a prompt id.
+4. resume    prompts of conversations that an earlier, stopped add wrote without them are
+             offered to the pool first.
 """
 
 from __future__ import annotations
@@ -28,9 +32,7 @@ import glob
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import islice
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +40,12 @@ import pandas as pd
 import pyarrow as pa
 
 from flywheel.config import Config
-from flywheel.errors import InputError
-from flywheel.pool.logs_files import (
-    LogLine,
-    ReadPlan,
-    StoredRead,
-    check_log_file,
-    plan_read,
-    read_lines,
-)
-from flywheel.pool.logs_formats import Conversation, DetachedFeedback, parse_log_record
-from flywheel.pool.logs_privacy import RedactionCounts, hash_user_id, redact_text
+from flywheel.pool.logs_batches import BatchBuilder, BuildSettings, LogBatch, file_batches
+from flywheel.pool.logs_files import ReadPlan, StoredRead, check_log_file, plan_read
 from flywheel.pool.logs_report import LogsReport
+from flywheel.pool.logs_worker import batches_in_worker, uses_worker
 from flywheel.pool.logs_writes import append_feedback, append_new_conversations
-from flywheel.pool.normalise import clean_content, prompt_id_of
-from flywheel.pool.records import RecordProblem, prefetched
-from flywheel.warehouse.ids import content_id
+from flywheel.pool.records import prefetched
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query, registered, transaction
 from flywheel.warehouse.writes import insert_new
 
@@ -61,13 +53,17 @@ from flywheel.warehouse.writes import insert_new
 def add_log_files(
     config: Config, paths: Sequence[str | Path], source: str | None = None
 ) -> LogsReport:
-    """Ingest log files (each read from where its last read stopped), then their prompts."""
+    """Ingest log files (each read from where its last read stopped) and their prompts."""
     started = time.perf_counter()
     report = LogsReport(source=source or config.logs.source)
-    for path in [check_log_file(Path(p)) for p in paths]:
-        _ingest_file(config, path, report)
+    files = [check_log_file(Path(p)) for p in paths]
     if config.logs.add_prompts:
-        report.prompt_summary = add_missing_prompts(config, report.source)
+        left_over = add_missing_prompts(config, report.source)
+        logged = add_logged_prompts(config, _written(config, files, report), report.source)
+        report.prompt_summary = "\n".join(s for s in (left_over, logged) if s) or None
+    else:
+        for _ in _written(config, files, report):
+            pass
     report.wall_s = time.perf_counter() - started
     return report
 
@@ -88,165 +84,52 @@ def add_configured_logs(config: Config) -> LogsReport | None:
     return add_log_files(config, configured_log_paths(config))
 
 
-@dataclass
-class _Batch:
-    """One batch's rows, built from its parsed records."""
-
-    conversations: list[dict[str, Any]] = field(default_factory=list)
-    turns: list[dict[str, Any]] = field(default_factory=list)
-    feedback: list[dict[str, Any]] = field(default_factory=list)
-    detached: list[tuple[int, DetachedFeedback]] = field(default_factory=list)
-    counts: RedactionCounts = field(default_factory=RedactionCounts)
-    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), in order
-    n_records: int = 0
-    n_malformed: int = 0
-    file_sha256: str = ""  # the hash of the file up to the end of the batch's last record
-    bytes_read: int = 0  # the file offset just after the batch's last record
-    lines_read: int = 0  # the batch's last record's line
+def _written(config: Config, files: list[Path], report: LogsReport) -> Iterator[dict[str, Any]]:
+    """Each file's new batches written, one after the other; yields the opening prompt
+    records (`{"messages": [...]}`) of the new conversations whose prompt the pool lacks,
+    each prompt once."""
+    offered: set[str] = set()  # prompt ids handed to the pool by this ingest
+    for path in files:
+        plan = _plan(config, path, report)
+        if plan is not None:
+            yield from _FileIngest(config, path, report, offered).run(plan)
 
 
 class _FileIngest:
-    """One file's read: batches parsed, made private and written."""
+    """One file's read: batches built (here or in a worker process) and written."""
 
-    def __init__(self, config: Config, path: Path, report: LogsReport) -> None:
+    def __init__(self, config: Config, path: Path, report: LogsReport, offered: set[str]) -> None:
         self.config = config
         self.path = path
         self.where = str(path)
         self.report = report
-        self.salt = config.logs.resolved_salt()
+        self.settings = BuildSettings(
+            source=report.source,
+            redact=config.logs.redact,
+            add_prompts=config.logs.add_prompts,
+            max_chars=config.prompts.max_chars,
+            batch_size=config.prompts.batch_size,
+            salt=config.logs.resolved_salt(),
+            salt_env=config.logs.user_salt_env,
+        )
+        self.builder = BatchBuilder(self.settings, self.where)  # detached feedback's rows
+        self.offered = offered
         self.seen_ids: set[str] = set()  # conversations stored by this read
 
-    def private(self, text: str | None, counts: RedactionCounts) -> str | None:
-        if text is None or not self.config.logs.redact:
-            return text
-        return redact_text(text, counts)
+    def run(self, plan: ReadPlan) -> Iterator[dict[str, Any]]:
+        """Write each batch while the next one is built, by a worker process for a large file
+        and by a background thread otherwise (the warehouse's inserts and checkpoint run
+        outside Python's lock); yields each batch's prompts for the pool."""
+        if uses_worker(plan):
+            batches = batches_in_worker(self.settings, plan, self.where)
+        else:
+            batches = prefetched(file_batches(self.settings, plan, self.where))
+        for batch in batches:
+            yield from self.write(plan, batch)
 
-    def user_hash(self, conversation: Conversation, line_no: int) -> str | None:
-        if conversation.user_id is None:
-            return None
-        if self.salt is None:
-            env = self.config.logs.user_salt_env
-            raise InputError(
-                f"log file {self.where!r} line {line_no} has a user id, and no salt to hash it "
-                f"with is set. Fix: export {env}=<a long random secret> (or set logs.user_salt)."
-            )
-        return hash_user_id(conversation.user_id, self.salt)
-
-    def run(self, plan: ReadPlan) -> None:
-        """Write each batch while the next one is read and built in a background thread (the
-        warehouse's inserts and checkpoint run outside Python's lock, beside the parsing)."""
-        for batch in prefetched(self.batches(plan)):
-            self.write(plan, batch)
-
-    def batches(self, plan: ReadPlan) -> Iterator[_Batch]:
-        """The file's batches of `prompts.batch_size` records, built; each knows the hash of
-        the file up to its last record (read before the next batch moves the hash on)."""
-        lines = read_lines(plan)
-        while chunk := list(islice(lines, self.config.prompts.batch_size)):
-            file_sha256 = plan.digest.hexdigest()
-            batch = self.build(chunk)
-            batch.file_sha256 = file_sha256
-            batch.bytes_read, batch.lines_read = chunk[-1].end_offset, chunk[-1].line_no
-            del chunk  # the parsed JSON is not kept while the batch waits for the writer
-            yield batch
-
-    def build(self, chunk: list[LogLine]) -> _Batch:
-        """The batch's rows (parsed, made private); its bad records named in `problems`."""
-        batch = _Batch()
-        for line in chunk:
-            batch.n_records += 1
-            parsed = (
-                line.record.reason
-                if isinstance(line.record, RecordProblem)
-                else parse_log_record(line.record)
-            )
-            if isinstance(parsed, str):
-                batch.n_malformed += 1
-                batch.problems.append((line.line_no, parsed))
-            elif isinstance(parsed, DetachedFeedback):
-                batch.detached.append((line.line_no, parsed))
-            else:
-                for conversation in parsed:
-                    self.add_conversation(batch, conversation, line.line_no)
-        return batch
-
-    def add_conversation(self, batch: _Batch, conversation: Conversation, line_no: int) -> None:
-        turns = [
-            {"role": t.role, "content": self.private(t.content, batch.counts)}
-            for t in conversation.turns
-        ]
-        batch.conversations.append(
-            {
-                "conversation_id": conversation.conversation_id,
-                "source": self.report.source,
-                "log_format": conversation.log_format,
-                "external_id": conversation.external_id,
-                "model": conversation.model,
-                "user_hash": self.user_hash(conversation, line_no),
-                "started_at": conversation.started_at,
-                "n_turns": len(turns),
-                "prompt_id": self.opening_prompt_id(turns),
-                "line_no": line_no,
-            }
-        )
-        batch.turns.extend(
-            {"conversation_id": conversation.conversation_id, "turn_index": i, **turn}
-            for i, turn in enumerate(turns)
-        )
-        for feedback in conversation.feedback:
-            batch.feedback.append(self.feedback_row(conversation.conversation_id, feedback, batch))
-            batch.feedback[-1]["line_no"] = line_no
-
-    def opening_prompt_id(self, turns: list[dict[str, Any]]) -> str | None:
-        """The pool id of the turns before the first answer, as the pool's ingest computes it
-        for a valid prompt; None for what cannot be one (a tool turn, empty, too long). A
-        prompt the pool still refuses loses its id after the pool's ingest."""
-        if not self.config.logs.add_prompts:
-            return None
-        first_answer = next(i for i, t in enumerate(turns) if t["role"] == "assistant")
-        opening = [
-            {"role": t["role"], "content": clean_content(t["content"])}
-            for t in turns[:first_answer]
-        ]
-        roles = [t["role"] for t in opening]
-        if (
-            not roles
-            or roles[-1] != "user"
-            or "tool" in roles
-            or not all(t["content"] for t in opening)
-        ):
-            return None
-        if sum(len(t["content"]) for t in opening) > self.config.prompts.max_chars:
-            return None
-        return prompt_id_of(opening)
-
-    def feedback_row(self, conversation_id: str, feedback: Any, batch: _Batch) -> dict[str, Any]:
-        identity = feedback.origin_id or [
-            feedback.kind,
-            feedback.value,
-            feedback.score,
-            feedback.comment,
-            feedback.correction,
-        ]
-        return {
-            "feedback_id": content_id(
-                [conversation_id, feedback.turn_index, "explicit", feedback.key, identity]
-            ),
-            "conversation_id": conversation_id,
-            "turn_index": feedback.turn_index,
-            "source": "explicit",
-            "kind": feedback.kind,
-            "label": feedback.label,
-            "category": "correction" if feedback.correction else None,
-            "score": feedback.score,
-            "value": feedback.value,
-            "comment": self.private(feedback.comment, batch.counts),
-            "correction": self.private(feedback.correction, batch.counts),
-            "feedback_key": feedback.key,
-        }
-
-    def write(self, plan: ReadPlan, batch: _Batch) -> None:
-        """The batch's log_files row, conversations, turns and feedback in one transaction."""
+    def write(self, plan: ReadPlan, batch: LogBatch) -> list[dict[str, Any]]:
+        """The batch's log_files row, conversations, turns and feedback in one transaction;
+        the prompt records of its new conversations' openings that the pool lacks."""
         for line_no, reason in batch.problems:
             self.report.add_problem(self.where, line_no, reason)
         file_sha256 = batch.file_sha256
@@ -265,14 +148,30 @@ class _FileIngest:
             insert_new(con, "log_files", [self.file_row(plan, batch)])
             n_new = append_new_conversations(con, batch, stored)
             n_feedback = append_feedback(con, batch, stored)
+            prompts = self.prompts_to_offer(con, batch, stored)
         self.seen_ids.update(ids["conversation_id"])
         self.report.n_records += batch.n_records
         self.report.n_conversations += n_new
         self.report.n_conversations_known += len(stored)
         self.report.n_feedback += n_feedback
         self.report.redactions.update(batch.counts.by_kind)
+        return prompts
 
-    def attach_detached(self, con: Any, batch: _Batch) -> None:
+    def prompts_to_offer(self, con: Any, batch: LogBatch, stored: set[str]) -> list[dict]:
+        """`{"messages": ...}` of each opening prompt of the batch's new conversations that
+        neither the pool holds nor this ingest offered before (each prompt id once)."""
+        wanted: dict[str, list[dict[str, str]]] = {}
+        for conversation_id, prompt_id, messages in batch.openings:
+            if conversation_id not in stored and prompt_id not in self.offered:
+                wanted.setdefault(prompt_id, messages)
+        if not wanted:
+            return []
+        with registered(con, "_batch_ids", pd.DataFrame({"prompt_id": list(wanted)})):
+            in_pool = {r[0] for r in con.execute(read_query("prompts_existing")).fetchall()}
+        self.offered.update(wanted)
+        return [{"messages": m} for prompt_id, m in wanted.items() if prompt_id not in in_pool]
+
+    def attach_detached(self, con: Any, batch: LogBatch) -> None:
         """Feedback records on their own join their conversation, stored before or in this
         read; one whose conversation is nowhere is skipped and named."""
         if not batch.detached:
@@ -295,12 +194,12 @@ class _FileIngest:
             turn = detached.feedback.turn_index
             if turn is None:
                 turn = self.last_answer_index(con, detached.conversation_id, batch)
-            row = self.feedback_row(
+            row = self.builder.feedback_row(
                 detached.conversation_id, _with_turn(detached.feedback, turn), batch
             )
             batch.feedback.append({**row, "line_no": line_no})
 
-    def last_answer_index(self, con: Any, conversation_id: str, batch: _Batch) -> int:
+    def last_answer_index(self, con: Any, conversation_id: str, batch: LogBatch) -> int:
         indexes = [
             t["turn_index"]
             for t in batch.turns
@@ -313,7 +212,7 @@ class _FileIngest:
             [conversation_id],
         ).fetchone()[0]
 
-    def file_row(self, plan: ReadPlan, batch: _Batch) -> dict[str, Any]:
+    def file_row(self, plan: ReadPlan, batch: LogBatch) -> dict[str, Any]:
         return {
             "file_sha256": batch.file_sha256,
             "path": str(self.path.resolve()),
@@ -337,8 +236,8 @@ def _with_turn(feedback: Any, turn_index: int) -> Any:
     return replace(feedback, turn_index=turn_index)
 
 
-def _ingest_file(config: Config, path: Path, report: LogsReport) -> None:
-    """Plan the read of one file against its recorded reads, then read what is new."""
+def _plan(config: Config, path: Path, report: LogsReport) -> ReadPlan | None:
+    """The read of one file planned against its recorded reads; None when nothing is new."""
     with connect_warehouse(config.warehouse) as con:
         stored = [
             StoredRead(*row)
@@ -351,8 +250,8 @@ def _ingest_file(config: Config, path: Path, report: LogsReport) -> None:
     report.n_partial_lines += int(plan.has_partial_line)
     if plan.nothing_new:
         report.n_files_unchanged += 1
-        return
-    _FileIngest(config, path, report).run(plan)
+        return None
+    return plan
 
 
 class _Known:
@@ -383,15 +282,24 @@ def prompt_records(missing: pa.Table) -> Iterator[dict[str, Any]]:
             yield {"messages": messages}
 
 
-def add_missing_prompts(config: Config, source: str) -> str | None:
-    """The pool ingest of the logged prompts it lacks; its summary (None: none lacked)."""
+def add_logged_prompts(
+    config: Config, records: Iterable[dict[str, Any]], source: str
+) -> str | None:
+    """The pool ingest of `records` (read as it goes: the files are written meanwhile), then
+    the conversations whose prompt the pool refused lose their prompt id; the ingest's
+    summary (None when there was no record)."""
     from flywheel.pool.ingest import add_prompt_records
 
+    report = add_prompt_records(config, records, source)
+    with connect_warehouse(config.warehouse) as con:
+        con.execute(read_query("logs_prompts_unresolved"))
+    return report.summary() if report.n_records else None
+
+
+def add_missing_prompts(config: Config, source: str) -> str | None:
+    """The opening prompts of stored conversations that the pool lacks (an earlier add that
+    stopped before its prompts were in) through the pool's ingest; its summary (None: none)."""
     missing = missing_prompts(config)
     if missing.num_rows == 0:
         return None
-    records = prompt_records(missing)
-    summary = add_prompt_records(config, records, source).summary()
-    with connect_warehouse(config.warehouse) as con:
-        con.execute(read_query("logs_prompts_unresolved"))
-    return summary
+    return add_logged_prompts(config, prompt_records(missing), source)

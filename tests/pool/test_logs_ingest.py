@@ -314,3 +314,32 @@ def test_each_batch_records_the_hash_of_the_file_up_to_its_end_and_names_problem
             (len("".join(f"{line}\n" for line in lines[:n]).encode()), n) for n in (2, 4, 6)
         ]
     ]
+
+
+def test_prompts_of_an_add_stopped_before_the_pool_took_them_join_at_the_next_add(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flywheel.pool import ingest
+
+    monkeypatch.setenv("FLYWHEEL_USER_SALT", "test-salt")
+    config = load_config_in(tmp_path, prompts={"batch_size": 1})
+    log = write_log(
+        tmp_path / "day.jsonl", [chat(f"c{i}", f"What is {i} + 2?", "x") for i in range(3)]
+    )
+
+    def stop(*_args):
+        raise KeyboardInterrupt  # the pool's first batch never commits
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest._Ingest, "_ingest_batch", stop)
+        with pytest.raises(KeyboardInterrupt):
+            add_log_files(config, [log])
+    assert rows(config, "select count(*) from prompts") == [(0,)]
+    assert rows(config, "select count(*) > 0 from log_conversations") == [(True,)]
+    add_log_files(config, [log])
+    assert rows(config, "select count(*) from prompts") == [(3,)]
+    orphans = (
+        "select count(*) from log_conversations "
+        "where prompt_id is null or prompt_id not in (select prompt_id from prompts)"
+    )
+    assert rows(config, orphans) == [(0,)]
