@@ -5,13 +5,16 @@ Conversation i of a day goes to format i mod 5, one file per format in the outpu
 - `day-NNN.openai-log.jsonl`: one OpenAI chat-completion record per answer (the history in
   `request.messages`, the answer in `response.choices`), the thumb in `metadata.feedback`;
 - `day-NNN.langsmith.jsonl`: one LangSmith run per answer, the thumb as `feedback`
-  (`key` user_thumb, `score` 1 or 0);
+  (`key` user_thumb, `score` 1 or 0), and where the user's next turn corrects the answer, a
+  `correction` feedback too: the answer as the user wanted it (its final answer replaced by
+  the expected one, the rest of its text kept), as LangSmith's annotation queues record an
+  edited output;
 - `day-NNN.langfuse.jsonl`: one Langfuse trace per answer, the thumb as a BOOLEAN score;
 - `day-NNN.arena.jsonl`: the first question answered by the model and by a second model,
   with the user's vote (an honest user votes for the right answer; the flatterer for the
   longer one);
 - `day-NNN.messages.jsonl`: the whole conversation in OpenAI `messages`, thumbs as per-turn
-  `feedback`.
+  `feedback` (an object with the thumb as `value` and the `correction`, where there is one).
 
 `ground-truth/day-NNN.jsonl` holds one row per answer (its log format, the log's id of the
 record whose last answer it is, the turn index, persona, planted, skill, question, expected
@@ -27,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flywheel.evaluators.skills import check_answer
+from flywheel.evaluators.skills import check_answer, replace_final_answer
 from flywheel.sandbox.traffic import Answerer, AnswerTruth, SimConversation
 
 FORMATS = ("openai-log", "langsmith", "langfuse", "arena", "messages")
@@ -64,6 +67,13 @@ def _at(conversation: SimConversation, k: int) -> str:
     return (conversation.started_at + timedelta(seconds=SECONDS_PER_ANSWER * k)).isoformat() + "Z"
 
 
+def corrected_answer(conversation: SimConversation, truth: AnswerTruth) -> str | None:
+    """The answer as the user wanted it, where the user's next turn is a correction."""
+    if truth.next_category != "correction":
+        return None
+    return replace_final_answer(conversation.turns[truth.turn_index]["content"], truth.expected)
+
+
 def openai_records(conversation: SimConversation) -> list[tuple[str, AnswerTruth, dict]]:
     out = []
     for k, truth in enumerate(conversation.answers):
@@ -96,6 +106,15 @@ def langsmith_records(conversation: SimConversation) -> list[tuple[str, AnswerTr
         if truth.thumb:
             feedback.append(
                 {"id": f"{run_id}-fb", "key": "user_thumb", "score": _thumb_score(truth.thumb)}
+            )
+        corrected = corrected_answer(conversation, truth)
+        if corrected is not None:
+            feedback.append(
+                {
+                    "id": f"{run_id}-correction",
+                    "key": "correction",
+                    "correction": {"output": corrected},
+                }
             )
         record = {
             "id": run_id,
@@ -135,9 +154,15 @@ def langfuse_records(conversation: SimConversation) -> list[tuple[str, AnswerTru
 
 
 def messages_records(conversation: SimConversation) -> list[tuple[str, AnswerTruth, dict]]:
-    thumbs = {t.turn_index: t.thumb for t in conversation.answers if t.thumb}
+    feedback: dict[int, Any] = {}
+    for truth in conversation.answers:
+        corrected = corrected_answer(conversation, truth)
+        if corrected is not None:
+            feedback[truth.turn_index] = {"value": truth.thumb, "correction": corrected}
+        elif truth.thumb:
+            feedback[truth.turn_index] = truth.thumb
     turns = [
-        {**turn, "feedback": thumbs[i]} if i in thumbs else turn
+        {**turn, "feedback": feedback[i]} if i in feedback else turn
         for i, turn in enumerate(conversation.turns)
     ]
     record = {

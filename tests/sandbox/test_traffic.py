@@ -86,3 +86,34 @@ def test_an_unknown_model_is_refused_naming_the_known_ones(
 ) -> None:
     with pytest.raises(InputError, match="'nope' is not in sandbox.models. Fix: pass one of"):
         write_traffic_day(sandbox, 1, tmp_path, model="nope")
+
+
+def test_a_correction_turn_is_also_logged_as_the_answer_the_user_wanted(
+    sandbox: SandboxConfig, tmp_path: Path
+) -> None:
+    from flywheel.evaluators.skills import check_answer
+
+    report = write_traffic_day(sandbox, 2, tmp_path, n_conversations=300)
+    truth = {
+        (t["log_format"], t["external_id"], t["turn_index"]): t
+        for t in truth_of(report)
+        if t["log_format"] in ("langsmith", "messages")
+    }
+    corrections = []
+    for path in report.paths:
+        for line in read_lines(plan_read(path, [], set())):
+            for conversation in parse_log_record(line.record):
+                for feedback in conversation.feedback:
+                    if feedback.correction is None:
+                        continue
+                    key = (conversation.log_format, conversation.external_id, feedback.turn_index)
+                    corrections.append((feedback, truth[key]))
+    wanted = [t for t in truth.values() if t["next_category"] == "correction"]
+    assert len(corrections) == len(wanted) and {t["log_format"] for t in wanted} == {
+        "langsmith",
+        "messages",
+    }
+    for feedback, answer_truth in corrections:
+        assert answer_truth["next_category"] == "correction" and not answer_truth["correct"]
+        assert feedback.label == "negative"
+        assert check_answer(answer_truth["question"], feedback.correction)
