@@ -4,13 +4,15 @@ the pool.
 `add_log_files(config, paths)` (the CLI's `flywheel logs add`) and `add_configured_logs(config)`
 (the round's start: every file the `logs.paths` globs match) read each file as
 `pool.logs_files` plans it (complete records only, from where its last read stopped), in
-batches of `prompts.batch_size` records:
+batches of `prompts.batch_size` records. First, with `logs.add_prompts`, the opening prompts of
+conversations that an earlier add stored and stopped before the pool took them are offered to
+the pool (`add_missing_prompts`). Then, per batch:
 
 1. build     each record parsed in its format and made private (`pool.logs_batches`: with
              `logs.redact`, on by default, e-mail addresses, phone and card numbers and secrets
              are replaced, counted by kind; user ids become salted hashes); a bad record is
              skipped and named with its file, line and nearest format. Nothing is stored before
-             this. A large file is built in a worker process (`pool.logs_worker`), beside 2-4.
+             this. A large file is built in a worker process (`pool.logs_worker`), beside 2 and 3.
 2. write     in one transaction per batch: the batch's `log_files` row (the hash of the file up
              to the batch's last record), `log_conversations`, `log_turns`, `feedback`, each by
              its natural key (a conversation read again adds nothing); a feedback record on its
@@ -22,8 +24,6 @@ batches of `prompts.batch_size` records:
              near-duplicate dedup, decontamination against the eval set, in file order, while
              the next batches are built and written. A prompt the pool refuses leaves its
              conversations without a prompt id.
-4. resume    prompts of conversations that an earlier, stopped add wrote without them are
-             offered to the pool first.
 """
 
 from __future__ import annotations
