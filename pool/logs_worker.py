@@ -65,7 +65,11 @@ def _next_message(queue: Any, worker: Any, where: str) -> tuple[str, Any]:
         try:
             return queue.get(timeout=POLL_S)
         except Empty:
-            if not worker.is_alive():
+            if worker.is_alive():
+                continue
+            try:  # its last message may have arrived as it exited
+                return queue.get(timeout=POLL_S)
+            except Empty:
                 raise RuntimeError(
                     f"the worker process reading log file {where!r} stopped (exit code "
                     f"{worker.exitcode}) before it was done; nothing of its unfinished batch "
