@@ -160,7 +160,9 @@ def feedback_labels(config: Any) -> dict[str, int]:
     return dict(sorted(rows))
 
 
-TRUTH_QUERIES = {  # what the mined feedback rows are, by the traffic's ground truth
+TRUTH_QUERIES = {  # what the mined feedback rows are, by the traffic's ground truth: a label,
+    # and whether the answer it names was right ({answer} in the label: the answer corrected or
+    # rejected; else the row's own answer)
     "kto": """
         select case when k.label then 'desirable' else 'undesirable' end, t.correct, count(*)
         from kto_examples as k
@@ -169,13 +171,40 @@ TRUTH_QUERIES = {  # what the mined feedback rows are, by the traffic's ground t
         where k.source = 'feedback' group by all order by all
     """,
     "sft": """
-        select s.target_source, t.correct, count(*)
+        select
+            case when s.target_source = 'correction' then 'correction of a {answer} answer'
+                 else s.target_source end,
+            t.correct,
+            count(*)
         from sft_examples as s
         join log_conversations as c using (conversation_id)
         left join truth as t on t.external_id = c.external_id and t.turn_index = s.turn_index
         where s.origin = 'feedback' group by all order by all
     """,
+    "dpo": """
+        select
+            case when p.chosen_source = 'correction'
+                 then 'correction (' || cr.log_format || ') over the {answer} answer'
+                 else 'liked (' || cc.log_format || ', '
+                     || case when tc.correct then 'right' when not tc.correct then 'wrong'
+                        else 'unknown' end || ') over a {answer} answer' end,
+            tr.correct,
+            count(*)
+        from preference_pairs as p
+        join log_conversations as cc on cc.conversation_id = p.chosen_conversation_id
+        join log_conversations as cr on cr.conversation_id = p.rejected_conversation_id
+        left join truth as tc
+            on tc.external_id = cc.external_id and tc.turn_index = p.chosen_turn_index
+        left join truth as tr
+            on tr.external_id = cr.external_id and tr.turn_index = p.rejected_turn_index
+        where p.kind = 'dpo' and p.origin = 'feedback' group by all order by all
+    """,
 }
+
+
+def truth_key(label: str, right: bool | None) -> str:
+    verdict = "unknown" if right is None else "right" if right else "wrong"
+    return label.replace("{answer}", verdict) if "{answer}" in label else f"{label} {verdict}"
 
 
 def label_truth(config: Any, workdir: Path) -> dict[str, dict[str, int]]:
@@ -188,10 +217,7 @@ def label_truth(config: Any, workdir: Path) -> dict[str, dict[str, int]]:
     try:
         con.execute("create temp table truth as select * from read_json_auto(?)", [files])
         return {
-            kind: {
-                f"{label} {'unknown' if right is None else 'right' if right else 'wrong'}": n
-                for label, right, n in con.execute(query).fetchall()
-            }
+            kind: {truth_key(label, right): n for label, right, n in con.execute(query).fetchall()}
             for kind, query in TRUTH_QUERIES.items()
         }
     finally:
