@@ -4,10 +4,11 @@ Reading, JSON decoding, parsing and redaction (`pool.logs_batches`) are Python w
 ingest's own process they would share one core with the warehouse writes and the pool's
 dedup of the prompts. A file with at least `WORKER_MIN_BYTES` new bytes is therefore read by
 a worker process (spawned: it shares nothing with this one) that hands its built batches over
-a queue at most `QUEUE_DEPTH` ahead. An error in the worker (a user id without a salt, a file
-that cannot be read) is raised here as it would be in-process; a worker that dies is named.
-The worker exits when its parent is gone, so a killed ingest leaves no process behind; every
-batch is written in its own transaction, so nothing written is lost or doubled.
+a queue, `QUEUE_DEPTH` waiting beside the one it builds (the writer is the slower side). An
+error in the worker (a user id without a salt, a file that cannot be read) is raised here as it
+would be in-process; a worker that dies is named. The worker exits when its parent is gone, so
+a killed ingest leaves no process behind; every batch is written in its own transaction, so
+nothing written is lost or doubled.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from flywheel.pool.logs_batches import BuildSettings, LogBatch, file_batches
 from flywheel.pool.logs_files import READ_BLOCK, ReadPlan, open_log
 
 WORKER_MIN_BYTES = 16 << 20  # smaller files are built in this process (no start-up cost)
-QUEUE_DEPTH = 2  # batches built ahead of the writer (memory: a batch of records each)
+QUEUE_DEPTH = 1  # built batches waiting for the writer (~0.4 GB each at 20k records)
 POLL_S = 1.0  # how often a wait checks that the other process is alive
 _CONTEXT = multiprocessing.get_context("spawn")
 
