@@ -14,7 +14,8 @@ models and sandbox pool (`--pool-size`), every run seed set to the seed (as benc
 Per round: the champion's held-out accuracy after the decision (the sandbox's checkers on the
 eval prompts), the decision, and the feedback rows the round mined (SFT examples and preference
 pairs of origin feedback). Prints a table per arm (accuracy per seed and round, mean gain) and
-one JSON line.
+one JSON line. A rerun with the same options goes on where the last one stopped (each night's
+`flywheel run --rounds d` skips finished rounds; a day's traffic already written is kept).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_feedback_rounds.py [--seeds 0,1,2]
         [--nights 3] [--conversations 1000] [--classify] [--workdir /tmp/bench-feedback-rounds]
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_learning import round_rows, seed_config, seed_figures  # noqa: E402
 
 ARMS = ("battles", "feedback")
+SALT_ENV = "FLYWHEEL_USER_SALT"  # the simulated users' ids are hashed with it (inherited)
 FEEDBACK_ROWS_QUERY = """
     select round_id, 'sft' as kind, count(*) from sft_examples
     where origin = 'feedback' group by all
@@ -78,12 +81,12 @@ def flywheel(config_path: Path, log: Path, *args: str) -> None:
 
 def run_arm(config_path: Path, arm: str, nights: int, conversations: int) -> None:
     """The arm's nights, one round each; the feedback arm's users chat with the champion
-    before every night after the first."""
+    before every night after the first (a day already written is not written again)."""
     run_dir = config_path.parent
     log = run_dir / "nights.log"
     for night in range(1, nights + 1):
-        if arm == "feedback" and night > 1:
-            day_dir = run_dir / "logs" / f"day-{night}"
+        day_dir = run_dir / "logs" / f"day-{night}"
+        if arm == "feedback" and night > 1 and not any(day_dir.glob("day-*.jsonl")):
             flywheel(
                 config_path,
                 log,
@@ -147,6 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.nights < 2:
         raise SystemExit("--nights: at least 2 (the feedback starts after the first night)")
+    os.environ.setdefault(SALT_ENV, "bench-feedback-rounds")
     base = yaml.safe_load(Path(args.config).read_text())
     seeds = [int(s) for s in args.seeds.split(",")]
     by_arm: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in ARMS}
