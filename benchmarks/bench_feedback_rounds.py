@@ -1,15 +1,18 @@
 """Chained feedback rounds: each night the users chat with the current champion and the next
 round learns from their feedback beside its battles, against the same nights on battles alone.
 
-Per seed, two copies of `--config` (configs/demo.yaml by default), each with its own warehouse,
-models and sandbox pool (`--pool-size`), every run seed set to the seed (as bench_learning):
+Per seed, a copy of `--config` (configs/demo.yaml by default), each with its own warehouse,
+models and sandbox pool (`--pool-size`) per arm, every run seed set to the seed (as
+bench_learning):
 
 - arm `battles`: night d is `flywheel run --rounds d` (one round a night);
 - arm `feedback`: night 1 is the same round; before each later night d,
   `flywheel sandbox traffic --day d --model champion --conversations C` writes the day's users
   chatting with the champion of that moment (its answers through `student.backend`), and the
   round reads them (`logs.paths`: every day written so far; `logs.classify` with `--classify`)
-  and mines their feedback beside its battles (no `training.mix`: every row).
+  and mines their feedback beside its battles (no `training.mix`: every row);
+- arm `feedback-sft`: the same, with the preference stages on battle rows only
+  (`training.mix: {rm+rl: {battle: 1}, dpo: {battle: 1}}`): the feedback trains SFT.
 
 Per round: the champion's held-out accuracy after the decision (the sandbox's checkers on the
 eval prompts), the decision, and the feedback rows the round mined (SFT examples and preference
@@ -39,7 +42,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_learning import round_rows, seed_config, seed_figures  # noqa: E402
 
-ARMS = ("battles", "feedback")
+ARMS = ("battles", "feedback", "feedback-sft")
+# feedback-sft: the users' feedback trains SFT only; the preference stages keep to battle rows
+PREFERENCE_ON_BATTLES = {"rm+rl": {"battle": 1.0}, "dpo": {"battle": 1.0}}
 SALT_ENV = "FLYWHEEL_USER_SALT"  # the simulated users' ids are hashed with it (inherited)
 FEEDBACK_ROWS_QUERY = """
     select round_id, 'sft' as kind, count(*) from sft_examples
@@ -55,7 +60,9 @@ def arm_config(
 ) -> Path:
     """The seed's copy of the config for one arm, written under `run_dir`."""
     config = seed_config(base, seed, run_dir, args.cpu_threads, pool_size=args.pool_size)
-    if arm == "feedback":
+    if arm == "feedback-sft":
+        config["training"]["mix"] = PREFERENCE_ON_BATTLES
+    if arm.startswith("feedback"):
         logs = config.setdefault("logs", {})
         logs["paths"] = [str(run_dir / "logs" / "*" / "day-*.jsonl")]
         logs["add_prompts"] = True
@@ -86,7 +93,7 @@ def run_arm(config_path: Path, arm: str, nights: int, conversations: int) -> Non
     log = run_dir / "nights.log"
     for night in range(1, nights + 1):
         day_dir = run_dir / "logs" / f"day-{night}"
-        if arm == "feedback" and night > 1 and not any(day_dir.glob("day-*.jsonl")):
+        if arm.startswith("feedback") and night > 1 and not any(day_dir.glob("day-*.jsonl")):
             flywheel(
                 config_path,
                 log,
