@@ -118,7 +118,8 @@ class BatchBuilder:
             {"role": t.role, "content": self.private(t.content, batch.counts)}
             for t in conversation.turns
         ]
-        prompt_id = self.opening_prompt_id(turns)
+        opening = turns[: _first_answer(turns)]
+        prompt_id = self.opening_prompt_id(opening)
         batch.conversations.append(
             {
                 "conversation_id": conversation.conversation_id,
@@ -134,7 +135,6 @@ class BatchBuilder:
             }
         )
         if prompt_id is not None:
-            opening = turns[: _first_answer(turns)]
             batch.openings.append((conversation.conversation_id, prompt_id, opening))
         batch.turns.extend(
             {"conversation_id": conversation.conversation_id, "turn_index": i, **turn}
@@ -144,27 +144,24 @@ class BatchBuilder:
             batch.feedback.append(self.feedback_row(conversation.conversation_id, feedback, batch))
             batch.feedback[-1]["line_no"] = line_no
 
-    def opening_prompt_id(self, turns: list[dict[str, Any]]) -> str | None:
-        """The pool id of the turns before the first answer, as the pool's ingest computes it
-        for a valid prompt; None for what cannot be one (a tool turn, empty, too long). A
-        prompt the pool still refuses loses its id after the pool's ingest."""
+    def opening_prompt_id(self, opening: list[dict[str, Any]]) -> str | None:
+        """The pool id of the turns before the first answer (`opening`), as the pool's ingest
+        computes it for a valid prompt; None for what cannot be one (a tool turn, empty, too
+        long). A prompt the pool still refuses loses its id after the pool's ingest."""
         if not self.settings.add_prompts:
             return None
-        opening = [
-            {"role": t["role"], "content": clean_content(t["content"])}
-            for t in turns[: _first_answer(turns)]
-        ]
-        roles = [t["role"] for t in opening]
+        cleaned = [{"role": t["role"], "content": clean_content(t["content"])} for t in opening]
+        roles = [t["role"] for t in cleaned]
         if (
             not roles
             or roles[-1] != "user"
             or "tool" in roles
-            or not all(t["content"] for t in opening)
+            or not all(t["content"] for t in cleaned)
         ):
             return None
-        if sum(len(t["content"]) for t in opening) > self.settings.max_chars:
+        if sum(len(t["content"]) for t in cleaned) > self.settings.max_chars:
             return None
-        return prompt_id_of(opening)
+        return prompt_id_of(cleaned)
 
     def feedback_row(self, conversation_id: str, feedback: Any, batch: LogBatch) -> dict[str, Any]:
         identity = feedback.origin_id or [
