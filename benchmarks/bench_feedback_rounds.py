@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_feedback_learning import flywheel  # noqa: E402  (one `flywheel ...` command)
 from bench_learning import round_rows, seed_config, seed_figures  # noqa: E402
 
 ARMS = ("battles", "feedback", "feedback-sft")
@@ -71,19 +71,6 @@ def arm_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def flywheel(config_path: Path, log: Path, *args: str) -> None:
-    """One `flywheel ...` command, its output appended to `log`; a failure stops the bench."""
-    with log.open("a") as out:
-        status = subprocess.call(
-            [sys.executable, "-m", "flywheel.flows.cli", *args, "--config", str(config_path)],
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    if status != 0:
-        raise SystemExit(f"flywheel {' '.join(args)} failed (exit {status}); see {log}")
 
 
 def run_arm(config_path: Path, arm: str, nights: int, conversations: int) -> None:
