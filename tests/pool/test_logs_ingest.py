@@ -255,16 +255,22 @@ def test_a_json_array_export_and_a_gzipped_log_are_read(config: Config, tmp_path
         add_log_files(config, [broken])
 
 
-def test_a_read_stopped_mid_file_resumes_after_its_last_stored_batch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import flywheel.pool.logs_ingest as logs_ingest
-
+def three_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Config, Path]:
+    """A config reading one record a batch, and a log of three conversations."""
     monkeypatch.setenv("FLYWHEEL_USER_SALT", "test-salt")
     config = load_config_in(tmp_path, prompts={"batch_size": 1})
     log = write_log(
         tmp_path / "big.jsonl", [chat(f"c{i}", f"What is {i} + 1?", "x") for i in range(3)]
     )
+    return config, log
+
+
+def test_a_read_stopped_mid_file_resumes_after_its_last_stored_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flywheel.pool.logs_ingest as logs_ingest
+
+    config, log = three_batches(tmp_path, monkeypatch)
     real_append, calls = logs_ingest.append_new_conversations, []
 
     def append_then_stop(con, batch, stored):
@@ -321,11 +327,7 @@ def test_prompts_of_an_add_stopped_before_the_pool_took_them_join_at_the_next_ad
 ) -> None:
     from flywheel.pool import ingest
 
-    monkeypatch.setenv("FLYWHEEL_USER_SALT", "test-salt")
-    config = load_config_in(tmp_path, prompts={"batch_size": 1})
-    log = write_log(
-        tmp_path / "day.jsonl", [chat(f"c{i}", f"What is {i} + 2?", "x") for i in range(3)]
-    )
+    config, log = three_batches(tmp_path, monkeypatch)
 
     def stop(*_args):
         raise KeyboardInterrupt  # the pool's first batch never commits
