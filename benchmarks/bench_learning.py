@@ -24,8 +24,14 @@ seeds' warehouses under `--workdir` as they are (seeds run as separate processes
 or one still going; a warehouse a run holds open is retried until `--wait-s`) and prints the same
 table and JSON line, each seed with the rounds it has finished.
 
+A real pretrained student (configs/real-small.yaml: a GGUF `student.path`, fetched and converted
+once per seed's run as `flywheel run` does) is slow on CPU: `--eval-size`, `--slice-size` and
+`--max-steps` (a cap on every training section's steps) shrink each round, and the JSON line
+records them.
+
     python benchmarks/bench_learning.py [--rounds 6] [--seeds 0,1,2] [--workdir /tmp/learning]
         [--config configs/demo.yaml] [--stages sft,rm+rl,dpo] [--pool-size 4000] [--report-only]
+        [--eval-size N] [--slice-size N] [--max-steps N]
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 from flywheel.config import ConfigError, parse_config  # noqa: E402
-from flywheel.llm.stages.registry import STAGE_NAMES  # noqa: E402
+from flywheel.llm.stages.registry import STAGE_NAMES, STAGES  # noqa: E402
 
 GOAL_GAIN_POINTS = 35.0
 GOAL_ROUND_S = 180.0
@@ -65,6 +71,24 @@ def parse_stages(text: str) -> list[str]:
     return stages
 
 
+def student_path_in(run_dir: Path, student_path: str) -> Path:
+    """Where a run's round-0 student lives: a GGUF file keeps its name (a known one is fetched
+    from the flywheel cache and converted under the run's models, as `flywheel run` does), a
+    sandbox student directory is `run_dir/student`, copied from the student cache."""
+    if Path(student_path).suffix.lower() == ".gguf":
+        return run_dir / Path(student_path).name
+    return run_dir / "student"
+
+
+def cap_training_steps(training: dict[str, Any], max_steps: int) -> None:
+    """Every stage section's `max_steps` capped at `max_steps` (a section's own smaller cap is
+    kept; a section the config leaves out gets the cap over its defaults)."""
+    for key in (key for stage in STAGES for key in stage.sections):
+        section = training.setdefault(key, {})
+        own = section.get("max_steps", -1)
+        section["max_steps"] = own if 0 < own < max_steps else max_steps
+
+
 def seed_config(
     base: dict[str, Any],
     seed: int,
@@ -72,15 +96,23 @@ def seed_config(
     cpu_threads: int,
     stages: list[str] | None = None,
     pool_size: int | None = None,
+    sizes: dict[str, int | None] | None = None,
 ) -> dict:
     """The base config with every run seed set to `seed` and its own files under `run_dir`;
-    `schedule.stages` replaced by `stages` and `prompts.sandbox_pool_size` by `pool_size` when
-    given."""
+    `schedule.stages` replaced by `stages`, `prompts.sandbox_pool_size` by `pool_size`,
+    `prompts.eval_size` / `slice_size` by `sizes` and every section's steps capped at
+    `sizes["max_steps"]` where given."""
     config = json.loads(json.dumps(base))  # a deep copy of plain YAML data
+    sizes = sizes or {}
     if stages is not None:
         config.setdefault("schedule", {})["stages"] = list(stages)
     if pool_size is not None:
         config["prompts"]["sandbox_pool_size"] = pool_size
+    for key in ("eval_size", "slice_size"):
+        if sizes.get(key) is not None:
+            config["prompts"][key] = sizes[key]
+    if sizes.get("max_steps"):
+        cap_training_steps(config["training"], sizes["max_steps"])
     config["prompts"]["seed"] = seed
     config["sandbox"]["seed"] = seed
     config.setdefault("evaluation", {})["seed"] = seed
@@ -88,7 +120,7 @@ def seed_config(
     config["training"]["cpu_threads"] = cpu_threads
     config["training"]["output_dir"] = str(run_dir / "models")
     config["warehouse"]["path"] = str(run_dir / "flywheel.duckdb")
-    config["student"]["path"] = str(run_dir / "student")
+    config["student"]["path"] = str(student_path_in(run_dir, config["student"]["path"]))
     return config
 
 
@@ -99,12 +131,15 @@ def write_seed_configs(
     cpu_threads: int,
     stages: list[str] | None,
     pool_size: int | None = None,
+    sizes: dict[str, int | None] | None = None,
 ) -> tuple[dict[int, Path], list[str]]:
     """Each seed's config, checked as `flywheel run` checks it before any is written (a
     `ConfigError` names the field and the fix), written to `workdir/seed-S/config.yaml`; the
     paths by seed and the stages the schedule runs."""
     configs = {
-        seed: seed_config(base, seed, workdir / f"seed-{seed}", cpu_threads, stages, pool_size)
+        seed: seed_config(
+            base, seed, workdir / f"seed-{seed}", cpu_threads, stages, pool_size, sizes
+        )
         for seed in seeds
     }
     checked = {
@@ -274,6 +309,15 @@ def main() -> None:
         "slice_size fresh prompts and decontamination against the eval set drops about a fifth "
         "of the pool, so the demo's 3000 fill four 400-prompt rounds: six need about 4000",
     )
+    parser.add_argument("--eval-size", type=int, help="prompts.eval_size (default: the config's)")
+    parser.add_argument("--slice-size", type=int, help="prompts.slice_size (each round's prompts)")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="cap on every training section's steps (a smaller own max_steps is kept); "
+        "0: each section's own, as the config trains",
+    )
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -293,8 +337,13 @@ def main() -> None:
         stages_run = base["schedule"]["stages"]
     else:
         try:
+            sizes = {
+                "eval_size": args.eval_size,
+                "slice_size": args.slice_size,
+                "max_steps": args.max_steps,
+            }
             config_paths, stages_run = write_seed_configs(
-                base, seeds, workdir, args.cpu_threads, args.stages, args.pool_size
+                base, seeds, workdir, args.cpu_threads, args.stages, args.pool_size, sizes
             )
         except ConfigError as error:  # bad input: named with its fix, exit 2, nothing run
             print(f"bench_learning: {error}", file=sys.stderr)
@@ -319,6 +368,9 @@ def main() -> None:
         "stages": list(stages_run),
         "stages_from": "--stages" if args.stages else "config",
         "sandbox_pool_size": args.pool_size or base["prompts"].get("sandbox_pool_size"),
+        "eval_size": base["prompts"].get("eval_size") if args.report_only else args.eval_size,
+        "slice_size": base["prompts"].get("slice_size") if args.report_only else args.slice_size,
+        "max_steps": None if args.report_only else args.max_steps,
         "seeds": seeds,
         "cpu_threads": args.cpu_threads,
         "cpu_cores": os.cpu_count(),

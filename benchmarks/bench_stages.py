@@ -49,7 +49,10 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_learning import run_seed  # noqa: E402  (one `flywheel run` in a subprocess)
+from bench_learning import (  # noqa: E402  (one `flywheel run` in a subprocess)
+    run_seed,
+    student_path_in,
+)
 from bench_training import run_child  # noqa: E402  (one arm in a child process)
 
 ROUND_ID = 1
@@ -64,15 +67,6 @@ ARMS = {  # arm -> (stage, training.rl.algorithm or None)
 }
 PEER = "dpo"
 FIGURES = ("heldout_accuracy", "win_rate_vs_champion", "wall_s", "peak_memory_mb")
-
-
-def student_path_in(workdir: Path, student_path: str) -> Path:
-    """Where the bench's round-0 student lives: a GGUF file keeps its name (a known one is
-    fetched from the flywheel cache and converted under the bench's models), a sandbox student
-    directory is copied from the student cache into `workdir/student`."""
-    if Path(student_path).suffix.lower() == ".gguf":
-        return workdir / Path(student_path).name
-    return workdir / "student"
 
 
 def bench_config(

@@ -1,5 +1,6 @@
 """benchmarks/bench_learning.py's `--stages`: another schedule through the same bench, every
-seed's config checked before any is written, and the per-round means of the JSON line."""
+seed's config checked before any is written, the sizes that shrink a real model's rounds, and
+the per-round means of the JSON line."""
 
 from __future__ import annotations
 
@@ -68,6 +69,27 @@ def test_pool_size_replaces_the_sandbox_pool_in_every_seed_config(tmp_path: Path
         assert yaml.safe_load(path.read_text())["prompts"]["sandbox_pool_size"] == 4000
     paths, _ = write_seed_configs(demo_config(), [0], tmp_path / "default", 1, None)
     assert yaml.safe_load(paths[0].read_text())["prompts"]["sandbox_pool_size"] == 3000
+
+
+def test_sizes_shrink_every_round_and_cap_every_sections_steps(tmp_path: Path) -> None:
+    base = yaml.safe_load((REPO_ROOT / "configs" / "real-small.yaml").read_text())
+    sizes = {"eval_size": 100, "slice_size": 64, "max_steps": 10}
+    paths, _ = write_seed_configs(base, [1], tmp_path, 1, None, sizes=sizes)
+
+    written = yaml.safe_load(paths[1].read_text())
+    assert (written["prompts"]["eval_size"], written["prompts"]["slice_size"]) == (100, 64)
+    steps = {key: written["training"][key]["max_steps"] for key in ("sft", "dpo", "rm", "kto")}
+    assert steps == {"sft": 10, "dpo": 10, "rm": 10, "kto": 10}
+    # a section's own smaller cap is kept; the real model's GGUF keeps its name in the seed's dir
+    paths, _ = write_seed_configs(base, [1], tmp_path / "wide", 1, None, sizes={"max_steps": 20})
+    written = yaml.safe_load(paths[1].read_text())
+    assert (written["training"]["rl"]["max_steps"], written["training"]["sft"]["max_steps"]) == (
+        base["training"]["rl"]["max_steps"],
+        20,
+    )
+    assert written["prompts"]["eval_size"] == base["prompts"]["eval_size"]
+    gguf = Path(base["student"]["path"]).name
+    assert written["student"]["path"] == str(tmp_path / "wide" / "seed-1" / gguf)
 
 
 def test_without_stages_the_configs_schedule_runs(tmp_path: Path) -> None:
