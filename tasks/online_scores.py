@@ -2,9 +2,11 @@
 
 Which reward models: `training.online_dpo.reward_model` names a checkpoint (or a folder of
 `member-<i>` checkpoints, such as an rm+rl round's `<candidate>-rm`); left null, an ensemble of
-`training.rm.ensemble_size` reward models is fit from the champion on every DPO pair mined up to
+`training.rm.ensemble_size` reward models is fit from the champion on the DPO pairs mined up to
 the round (training.rm's settings, seeded by the round), as the judge budget's selector does
-(tasks/select.py), used for this round and removed. Fewer pairs than `training.rm.min_examples`
+(tasks/select.py), used for this round and removed. `training.online_dpo.reward_fit_replay_rows`
+caps the earlier rounds' pairs in the fit (newest round first, then the widest gap, as a
+stage's replay budget does), so the fit costs the same on night 300 as on night 30. Fewer pairs than `training.rm.min_examples`
 leaves the stage without reward models (`RewardUnavailable`, naming the fixes).
 
 The reward of a sample: each member's scores standardised over the round's samples, their mean
@@ -29,7 +31,7 @@ from flywheel.llm.stages.online_dpo import reward_members, reward_model_problem
 from flywheel.llm.stages.registry import data_kind
 from flywheel.llm.verifiable_reward import checker_rewards, mix_rewards
 from flywheel.logs import step_logger
-from flywheel.warehouse.export import export_rows
+from flywheel.warehouse.export import export_replay
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.store import connect_warehouse, read_query
 
@@ -151,16 +153,41 @@ def require_reward_models(config: Config, round_id: int) -> None:
     min_pairs = config.training.rm.min_examples
     with connect_warehouse(config.warehouse) as con:
         query = read_query("online_reward_pairs_count")
-        (n_pairs,) = con.execute(query, {"round_id": round_id}).fetchone()
+        n_this_round, n_earlier = con.execute(query, {"round_id": round_id}).fetchone()
+    cap = config.training.online_dpo.reward_fit_replay_rows
+    n_pairs = n_this_round + (n_earlier if cap is None else min(n_earlier, cap))
     if n_pairs < min_pairs:
         raise RewardUnavailable(unavailable_reason(round_id, n_pairs, min_pairs))
 
 
-def mined_pairs_up_to(config: Config, round_id: int) -> list[dict]:
-    """Every DPO pair mined up to and including the round (TRL's prompt/chosen/rejected)."""
+@dataclass(frozen=True)
+class FitPairs:
+    """The DPO pairs the reward models are fit on: the round's and the earlier rounds' kept."""
+
+    rows: list[dict]
+    n_earlier_available: int  # earlier rounds' pairs there are
+    replay_rows: int | None  # training.online_dpo.reward_fit_replay_rows; None: no cap
+
+    def describe(self) -> str:
+        """`120 DPO pairs` or, capped, `120 DPO pairs (100 of 950 earlier by ...)`."""
+        text = f"{len(self.rows)} DPO pairs"
+        if self.replay_rows is None or self.n_earlier_available == 0:
+            return text
+        n_kept = min(self.replay_rows, self.n_earlier_available)
+        return (
+            f"{text} ({n_kept} of {self.n_earlier_available} earlier by "
+            "training.online_dpo.reward_fit_replay_rows)"
+        )
+
+
+def reward_fit_pairs(config: Config, round_id: int) -> FitPairs:
+    """The DPO pairs mined up to and including the round (TRL's prompt/chosen/rejected), the
+    earlier rounds' capped by `training.online_dpo.reward_fit_replay_rows`."""
     pairs = data_kind("dpo")
+    cap = config.training.online_dpo.reward_fit_replay_rows
     with connect_warehouse(config.warehouse) as con:
-        return export_rows(con, pairs.view, pairs.columns, round_id, include_earlier=True)
+        rows, _, n_earlier = export_replay(con, pairs.view, pairs.columns, round_id, cap)
+    return FitPairs(rows, n_earlier, cap)
 
 
 def unavailable_reason(round_id: int, n_pairs: int, min_pairs: int) -> str:
@@ -178,25 +205,27 @@ def fitted_reward_models(
     config: Config, round_id: int, champion: ModelVersion
 ) -> Iterator[RewardModels]:
     """`training.rm.ensemble_size` reward models fit from the champion on the DPO pairs mined
-    up to the round, in `<output_dir>/online-rm-r<round>` until the samples are scored."""
+    up to the round (`reward_fit_pairs`), in `<output_dir>/online-rm-r<round>` until the
+    samples are scored."""
     from flywheel.llm.stages.reward_model import member_path, train_reward_ensemble
     from flywheel.tasks.train import stage_setup
 
     rm_cfg = config.training.rm
-    rows = mined_pairs_up_to(config, round_id)
+    pairs = reward_fit_pairs(config, round_id)
+    rows = pairs.rows
     if len(rows) < rm_cfg.min_examples:
         raise RewardUnavailable(unavailable_reason(round_id, len(rows), rm_cfg.min_examples))
     k = rm_cfg.ensemble_size
     out_path = Path(config.training.output_dir) / f"online-rm-r{round_id}"
     shutil.rmtree(out_path, ignore_errors=True)  # left by a run killed while fitting
     step_logger(__name__).info(
-        "round %d online-dpo: fitting %d reward model%s from %s on %d DPO pairs mined up to "
-        "this round to rank the champion's samples",
+        "round %d online-dpo: fitting %d reward model%s from %s on %s mined up to this round "
+        "to rank the champion's samples",
         round_id,
         k,
         "" if k == 1 else "s",
         champion.version_id,
-        len(rows),
+        pairs.describe(),
     )
     seed = config.training.seed + round_id
     try:

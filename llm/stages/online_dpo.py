@@ -55,9 +55,17 @@ class OnlineDpoConfig(dpo.DpoConfig):
         "the reward model that ranks the samples: a sequence-classifier checkpoint with one "
         "label, or a folder of member-<i> checkpoints (an ensemble, e.g. an rm+rl round's "
         "<candidate>-rm); null: fit training.rm.ensemble_size reward models from the champion "
-        "on every DPO pair mined up to the round (training.rm's settings)",
+        "on the DPO pairs mined up to the round (training.rm's settings)",
         default=None,
         min_length=1,
+    )
+    reward_fit_replay_rows: int | None = described(
+        "with reward_model null: at most this many DPO pairs of earlier rounds go into the "
+        "reward models' fit beside the round's own (newest round first, then the widest "
+        "score gap), so the fit's cost stays flat over many nights; null: every pair mined "
+        "up to the round",
+        default=None,
+        ge=0,
     )
     disagreement_penalty: float = described(
         "reward = the reward models' standardised mean minus this x their spread across models "

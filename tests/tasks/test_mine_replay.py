@@ -1,6 +1,7 @@
 """The replay budget (training.mining.replay_rows) on literal battles: a stage trains on its
 round's rows and at most N earlier rows, newest round first and the widest gap first; no cap
-keeps every earlier row; a cap keyed by no stage is refused."""
+keeps every earlier row; a cap keyed by no stage is refused. The online-dpo stage's fitted
+reward models take their DPO pairs the same way (training.online_dpo.reward_fit_replay_rows)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from flywheel.config import Config, ConfigError
 from flywheel.tasks.mine import mine_round, training_mix, training_rows
+from flywheel.tasks.online_scores import RewardUnavailable, require_reward_models, reward_fit_pairs
 from flywheel.tasks.train import replay_text
 from flywheel.warehouse.store import connect
 from flywheel.warehouse.writes import insert_new
@@ -88,3 +90,28 @@ def test_a_replay_cap_must_name_a_stage_and_be_positive(
 ) -> None:
     with pytest.raises(ConfigError, match=refusal):
         load_config_in(tmp_path, training={"mining": {"replay_rows": replay_rows}})
+
+
+def _with_reward_fit_cap(config: Config, cap: int | None, min_pairs: int) -> Config:
+    online = config.training.online_dpo.model_copy(update={"reward_fit_replay_rows": cap})
+    rm = config.training.rm.model_copy(update={"min_examples": min_pairs})
+    training = config.training.model_copy(update={"online_dpo": online, "rm": rm})
+    return config.model_copy(update={"training": training})
+
+
+def test_the_online_reward_fit_takes_earlier_pairs_as_a_capped_replay(
+    literal_battles: Config,  # noqa: F811
+) -> None:
+    config = _three_rounds(literal_battles)
+    capped = reward_fit_pairs(_with_reward_fit_cap(config, 2, 1), 3)
+    assert _prompts(capped.rows) == ["p_lost_both", "p_won", "p_lost_small"]  # as dpo's replay
+    assert capped.describe() == (
+        "3 DPO pairs (2 of 4 earlier by training.online_dpo.reward_fit_replay_rows)"
+    )
+    uncapped = reward_fit_pairs(config, 3)
+    assert len(uncapped.rows) == 5 and uncapped.describe() == "5 DPO pairs"
+    # the check before sampling counts the pairs the fit would get: 3 capped, 5 not
+    require_reward_models(_with_reward_fit_cap(config, None, 5), 3)
+    require_reward_models(_with_reward_fit_cap(config, 2, 3), 3)
+    with pytest.raises(RewardUnavailable, match="3 DPO pairs mined up to this round, fewer"):
+        require_reward_models(_with_reward_fit_cap(config, 2, 4), 3)
