@@ -3,7 +3,8 @@
 With the default strategy `all` every (champion, reference) battle is judged. Under a judge
 budget (`max_battles`), `uncertain` fits a small reward-model ensemble from the champion on the
 earlier rounds' preference pairs, scores both answers of every battle, and keeps the battles it
-is least certain about (evaluators/battle_selection.py); `likely_losses` keeps, by the same
+is least certain about (evaluators/battle_selection.py; `fit_replay_rows` caps the older
+rounds' pairs it learns from, as a stage's replay budget does); `likely_losses` keeps, by the same
 ensemble, the battles the champion most likely lost; `random` keeps a seeded random subset, the
 peer both are measured against (benchmarks/bench_selection.py). Every battle of the round is
 recorded in `battle_selection`, judged or not, and a resumed round reuses that choice, so a
@@ -29,7 +30,7 @@ from flywheel.evaluators.battle_selection import (
 from flywheel.llm.stages.registry import data_kind
 from flywheel.logs import step_logger
 from flywheel.tasks.battle_plan import Pair
-from flywheel.warehouse.export import export_rows
+from flywheel.warehouse.export import export_replay
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.reads import load_prompts, load_responses
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query, transaction
@@ -153,12 +154,15 @@ def _store_selection(
 
 
 def _earlier_pairs(config: Config, round_id: int) -> list[dict]:
-    """The preference pairs mined before this round (TRL's prompt / chosen / rejected)."""
+    """The preference pairs mined before this round (TRL's prompt / chosen / rejected): the
+    last round's, and older rounds' capped by `judge.selection.fit_replay_rows`."""
     if round_id <= 1:
         return []
+    pairs = data_kind("dpo")
+    cap = config.judge.selection.fit_replay_rows
     with connect_warehouse(config.warehouse) as con:
-        pairs = data_kind("dpo")
-        return export_rows(con, pairs.view, pairs.columns, round_id - 1, include_earlier=True)
+        rows, _, _ = export_replay(con, pairs.view, pairs.columns, round_id - 1, cap)
+    return rows
 
 
 def _ensemble_scores(

@@ -177,6 +177,13 @@ class SelectionConfig(Section):
         ge=2,
         le=16,
     )
+    fit_replay_rows: int | None = _help(
+        "those reward models learn from the last round's preference pairs and at most this "
+        "many of older rounds' (newest round first, then the widest score gap), so the fit "
+        "costs the same every night; null: every earlier pair",
+        default=None,
+        ge=0,
+    )
 
     @model_validator(mode="after")
     def _check_budget(self) -> SelectionConfig:

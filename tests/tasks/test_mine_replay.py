@@ -1,7 +1,8 @@
 """The replay budget (training.mining.replay_rows) on literal battles: a stage trains on its
 round's rows and at most N earlier rows, newest round first and the widest gap first; no cap
 keeps every earlier row; a cap keyed by no stage is refused. The online-dpo stage's fitted
-reward models take their DPO pairs the same way (training.online_dpo.reward_fit_replay_rows)."""
+reward models take their DPO pairs the same way (training.online_dpo.reward_fit_replay_rows), and
+so do the judge budget's (judge.selection.fit_replay_rows)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from flywheel.config import Config, ConfigError
 from flywheel.tasks.mine import mine_round, training_mix, training_rows
 from flywheel.tasks.online_scores import RewardUnavailable, require_reward_models, reward_fit_pairs
+from flywheel.tasks.select import _earlier_pairs
 from flywheel.tasks.train import replay_text
 from flywheel.warehouse.store import connect
 from flywheel.warehouse.writes import insert_new
@@ -115,3 +117,16 @@ def test_the_online_reward_fit_takes_earlier_pairs_as_a_capped_replay(
     require_reward_models(_with_reward_fit_cap(config, 2, 3), 3)
     with pytest.raises(RewardUnavailable, match="3 DPO pairs mined up to this round, fewer"):
         require_reward_models(_with_reward_fit_cap(config, 2, 4), 3)
+
+
+def test_the_judge_budgets_reward_fit_keeps_the_last_round_and_caps_older_ones(
+    literal_battles: Config,  # noqa: F811
+) -> None:
+    config = _three_rounds(literal_battles)
+    selection = config.judge.selection.model_copy(update={"fit_replay_rows": 2})
+    capped = config.model_copy(
+        update={"judge": config.judge.model_copy(update={"selection": selection})}
+    )
+    # round 4's selector: round 3's pair, then round 2's and round 1's widest (of four older)
+    assert _prompts(_earlier_pairs(capped, 4)) == ["p_lost_both", "p_won", "p_lost_small"]
+    assert len(_earlier_pairs(config, 4)) == 5 and _earlier_pairs(capped, 1) == []
