@@ -5,18 +5,10 @@
 -- inconsistent, unparsed and errored battles, and prompts outside the active pool, are excluded.
 -- params: round_id, min_gap, min_strength, kind
 with decisive_battles as (
-    select b.*
-    from battles as b
-    join prompts as p using (prompt_id)
-    where b.round_id = $round_id
-      and b.purpose = 'train'
-      and b.outcome in ('win', 'loss')
-      and (
-          b.score_gap >= $min_gap
-          or (b.score_gap is null and b.label_strength >= $min_strength)
-      )
-      and p.split = 'pool'
-      and p.status = 'active'
+    select *
+    from v_minable_battles
+    where round_id = $round_id
+      and (score_gap >= $min_gap or (score_gap is null and label_strength >= $min_strength))
 ), widest_gap as (
     select *
     from decisive_battles
