@@ -2,10 +2,10 @@
 
 With the default strategy `all` every (champion, reference) battle is judged. Under a judge
 budget (`max_battles`), `uncertain` fits a small reward-model ensemble from the champion on the
-earlier rounds' preference pairs, scores both answers of every battle, and keeps the battles it
-is least certain about (evaluators/battle_selection.py; `fit_replay_rows` caps the older
-rounds' pairs it learns from, as a stage's replay budget does); `likely_losses` keeps, by the same
-ensemble, the battles the champion most likely lost; `random` keeps a seeded random subset, the
+earlier rounds' preference pairs (`fit_replay_rows` caps the older rounds' ones, as a stage's
+replay budget does), scores both answers of every battle, and keeps the battles it is least
+certain about (evaluators/battle_selection.py); `likely_losses` keeps, by the same ensemble,
+the battles the champion most likely lost; `random` keeps a seeded random subset, the
 peer both are measured against (benchmarks/bench_selection.py). Every battle of the round is
 recorded in `battle_selection`, judged or not, and a resumed round reuses that choice, so a
 crash never changes which battles are paid for.
