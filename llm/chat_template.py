@@ -5,7 +5,8 @@ Most released chat templates (Llama 3, Qwen2.5, Mistral, Gemma, SmolLM) have no
 that is prefix-preserving (the prompt rendered with the generation prompt is a prefix of the
 prompt plus the assistant's answer) trains the same way from prompt/completion rows instead:
 TRL masks the prompt and keeps the loss on the completion. `template_problem` says why a
-template can do neither, with the fix; `completion_rows` turns `messages` rows into
+template can do neither, with the fix (`completion_problem`: why it cannot train the second
+way); `completion_rows` turns `messages` rows into
 prompt/completion rows.
 """
 
@@ -63,13 +64,20 @@ def template_problem(tokenizer: PreTrainedTokenizerBase) -> str | None:
     """Why this tokenizer's chat template cannot train with the loss on the assistant's answer
     (one sentence and its fix), or None when it can: with `{% generation %}` markers, or
     prefix-preserving with an end-of-turn token after the answer."""
+    if tokenizer.chat_template is not None and has_generation_markers(tokenizer):
+        return None
+    return completion_problem(tokenizer)
+
+
+def completion_problem(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """Why this tokenizer's chat template cannot train prompt/completion rows with the loss on
+    the completion (one sentence and its fix), or None when it can: prefix-preserving with an
+    end-of-turn token after the answer, `{% generation %}` markers or not."""
     if tokenizer.chat_template is None:
         return (
             "its tokenizer has no chat template, so conversations cannot be rendered. Fix: use a "
             "chat-tuned checkpoint, or add a `chat_template` to its tokenizer_config.json."
         )
-    if has_generation_markers(tokenizer):
-        return None
     prompt: list[Message] = [{"role": "user", "content": _QUESTION_PROBE}]
     answer: Message = {"role": "assistant", "content": _ANSWER_PROBE}
     try:

@@ -1,8 +1,9 @@
 """The SFT stage: supervised fine-tuning on the mined SFT examples (TRL's SFTTrainer).
 
 Config `training.sft` (the shared settings only); rows `{"messages": [...]}` from
-`sft_examples` (`v_sft_data`), loss on the assistant's answers: on every assistant turn with a
-template's `{% generation %}` markers, else on the last turn as a prompt/completion row.
+`sft_examples` (`v_sft_data`), loss on the answer each row was mined for, its last assistant
+turn: through a template's `{% generation %}` markers while no row has an earlier assistant turn,
+else as prompt/completion rows (`loss_on_answers`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.llm.chat_template import completion_rows, has_generation_markers
+from flywheel.llm.chat_template import (
+    completion_problem,
+    completion_rows,
+    has_generation_markers,
+)
 from flywheel.llm.stages import common
 from flywheel.llm.stages.outputs import scratch_directory
 from flywheel.llm.stages.settings import StageTrainingConfig
@@ -52,11 +57,21 @@ class AnswerLoss:
 
 
 def loss_on_answers(tokenizer: Any, messages: list[list[dict[str, Any]]]) -> AnswerLoss:
-    """A template with `{% generation %}` markers trains `messages` rows on every assistant
-    turn; any other (preflight refused one that cannot train) trains prompt/completion rows on
-    the last assistant turn, the completion (`llm/chat_template.py`)."""
+    """The loss on the answer each row was mined for, its last assistant turn. A template with
+    `{% generation %}` markers trains `messages` rows on their assistant turns, which is that
+    answer alone while no row has an earlier assistant turn; a row that has one (a logged
+    conversation's earlier answers, a multi-turn prompt) is context, not a target, so such rows
+    train as prompt/completion rows on the last turn wherever the template can
+    (`completion_problem`), as every template without markers does (`llm/chat_template.py`;
+    preflight refused one that can do neither)."""
     rows = [{"messages": conversation} for conversation in messages]
-    if has_generation_markers(tokenizer):
+    earlier_answers = any(
+        sum(message["role"] == "assistant" for message in conversation) > 1
+        for conversation in messages
+    )
+    if has_generation_markers(tokenizer) and not (
+        earlier_answers and completion_problem(tokenizer) is None
+    ):
         return AnswerLoss(
             rows, {"assistant_only_loss": True}, "assistant turns (generation markers)"
         )

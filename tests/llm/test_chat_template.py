@@ -175,3 +175,27 @@ def test_the_real_template_trains_the_answer_and_its_end_of_turn_only(
     for labels in sft_labels(str(real_checkpoint), tokenizer, rows, tmp_path):
         answer = tokenizer("Answer: 7<|im_end|>\n", add_special_tokens=False)["input_ids"]
         assert labels == answer
+
+
+def test_rows_with_earlier_answers_train_on_their_last_answer_even_with_generation_markers(
+    tmp_path: Path,
+) -> None:
+    from flywheel.llm.stages.sft import loss_on_answers
+    from flywheel.sandbox.tiny_model import build_tiny_llama
+
+    tokenizer = sandbox_tokenizer()  # {% generation %} markers, and prefix-preserving
+    corrected = [
+        {"role": "user", "content": "What is 3 plus 4?"},
+        {"role": "assistant", "content": "Answer: 8"},  # context: the answer the user corrected
+        {"role": "user", "content": "What is 3 plus 4?"},
+        {"role": "assistant", "content": "Answer: 7"},
+    ]
+    assert loss_on_answers(tokenizer, [CONVERSATION[1:]]).loss_on.startswith("assistant turns")
+
+    loss = loss_on_answers(tokenizer, [CONVERSATION[1:], corrected])
+
+    assert loss.loss_on == "completion (prompt/completion rows)"
+    model = build_tiny_llama(tokenizer, seed=0, hidden_size=32, n_layers=1, n_heads=2)
+    labels = sft_labels(model, tokenizer, loss.rows, tmp_path)
+    assert labels[0] == labels[1]  # the last answer alone, in both rows
+    assert "Answer: 7" in tokenizer.decode(labels[1]) and "8" not in tokenizer.decode(labels[1])
