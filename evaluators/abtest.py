@@ -15,6 +15,7 @@ Pure functions: no I/O, numpy/scipy only.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -209,7 +210,25 @@ def decide_promotion(result: ABResult, margin: float = 0.0) -> Decision:
         f"{result.n} prompts{excluded}; lower bound {result.ci_low:.3f} "
         f"{'>' if promote else '<='} 0.50 + margin {margin:.2f}"
     )
+    needed = None if promote else prompts_to_confirm(result, threshold)
+    if needed is not None:
+        reason += (
+            f"; a lead this size would need about {needed} prompts to be confirmed "
+            "(prompts.eval_size)"
+        )
     return Decision(promote=promote, reason=reason)
+
+
+def prompts_to_confirm(result: ABResult, threshold: float) -> int | None:
+    """About how many scored prompts would put the interval's lower bound above `threshold`
+    if the win rate stayed where it is: the interval narrows as 1 / sqrt(prompts), so n x
+    (half-width / lead)^2. None when the win rate is not above `threshold` (no lead to confirm)
+    or the interval has no width."""
+    lead = result.win_rate - threshold
+    half_width = result.win_rate - result.ci_low
+    if lead <= 0 or half_width <= 0 or result.n == 0:
+        return None
+    return math.ceil(result.n * (half_width / lead) ** 2)
 
 
 def judge_audit(games: Iterable[JudgedGame]) -> JudgeAudit:

@@ -201,6 +201,10 @@ def combined_decision(results: dict[str, ABResult], evaluation: EvaluationConfig
     if "conversations" in decisions:  # the conversation A/B counts conversations, not prompts
         n, decision = results["conversations"].n, decisions["conversations"]
         reason = decision.reason.replace(f"over {n} prompts", f"over {n} conversations")
+        reason = reason.replace(
+            "prompts to be confirmed (prompts.eval_size)",
+            "conversations to be confirmed (evaluation.conversations.n_conversations)",
+        )
         decisions["conversations"] = Decision(promote=decision.promote, reason=reason)
     gated = evaluation.gates_on
     parts = [

@@ -9,6 +9,7 @@ from flywheel.evaluators.abtest import (
     decide_promotion,
     judge_audit,
     length_controlled_win_rate,
+    prompts_to_confirm,
     score_ab_test,
 )
 
@@ -25,6 +26,23 @@ def test_gate_refuses_52_percent_on_100_prompts():
     assert result.win_rate == pytest.approx(0.52)
     assert not decision.promote
     assert "over 100 prompts" in decision.reason and "<= 0.50 + margin 0.00" in decision.reason
+
+
+def test_a_kept_lead_says_about_how_many_prompts_would_confirm_it():
+    small = ab_result(18, 69, 11)  # a real model's SFT candidate: +7 wins on 98 prompts
+    decision = decide_promotion(small, margin=0.0)
+    needed = prompts_to_confirm(small, 0.5)
+    assert not decision.promote and needed is not None and needed > small.n
+    assert decision.reason.endswith(
+        f"would need about {needed} prompts to be confirmed (prompts.eval_size)"
+    )
+    # the same shares on that many prompts are confirmed (the estimate is not far short)
+    scale = needed / small.n * 1.2
+    larger = ab_result(round(18 * scale), round(69 * scale), round(11 * scale))
+    assert decide_promotion(larger, margin=0.0).promote
+    # no lead, nothing to confirm; a promoted candidate says nothing of it
+    assert prompts_to_confirm(ab_result(10, 80, 10), 0.5) is None
+    assert "would need" not in decide_promotion(ab_result(280, 0, 120)).reason
 
 
 def test_gate_accepts_70_percent_on_400_prompts():

@@ -49,3 +49,13 @@ def test_conversations_only_gates_reports_single_turn_without_letting_it_decide(
     promoted = combined_decision({"single_turn": LOSES, "conversations": WINS}, settings)
     assert not refused.promote and promoted.promote
     assert "single turn (reported, not gating): win rate 0.300" in promoted.reason
+
+
+def test_a_kept_conversation_lead_counts_the_conversations_that_would_confirm_it() -> None:
+    leads = result(0.55, 0.45)  # ahead, but not confirmed over 40 conversations
+    decision = combined_decision({"single_turn": WINS, "conversations": leads}, evaluation("both"))
+    assert not decision.promote
+    assert decision.reason.endswith(
+        "conversations to be confirmed (evaluation.conversations.n_conversations)"
+    )
+    assert "prompts.eval_size" not in decision.reason
