@@ -194,8 +194,15 @@ def length_controlled_win_rate(
     return float(expit(beta[0]))
 
 
-def decide_promotion(result: ABResult, margin: float = 0.0) -> Decision:
+def decide_promotion(
+    result: ABResult,
+    margin: float = 0.0,
+    unit: str = "prompts",
+    size_setting: str = "prompts.eval_size",
+) -> Decision:
     """Promote only when the interval's lower bound beats 0.5 + ``margin`` (a win-rate share).
+    The reason counts the A/B's items in ``unit`` and names ``size_setting`` as the setting
+    that gives it more of them.
 
     ``margin`` is in [0, 0.5): 0 asks only for a significant improvement,
     0.05 for one of at least five points.
@@ -207,23 +214,22 @@ def decide_promotion(result: ABResult, margin: float = 0.0) -> Decision:
     excluded = f" ({result.n_excluded} excluded)" if result.n_excluded else ""
     reason = (
         f"win rate {result.win_rate:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}] over "
-        f"{result.n} prompts{excluded}; lower bound {result.ci_low:.3f} "
+        f"{result.n} {unit}{excluded}; lower bound {result.ci_low:.3f} "
         f"{'>' if promote else '<='} 0.50 + margin {margin:.2f}"
     )
     needed = None if promote else prompts_to_confirm(result, threshold)
     if needed is not None:
         reason += (
-            f"; a lead this size would need about {needed} prompts to be confirmed "
-            "(prompts.eval_size)"
+            f"; a lead this size would need about {needed} {unit} to be confirmed ({size_setting})"
         )
     return Decision(promote=promote, reason=reason)
 
 
 def prompts_to_confirm(result: ABResult, threshold: float) -> int | None:
-    """About how many scored prompts would put the interval's lower bound above `threshold`
-    if the win rate stayed where it is: the interval narrows as 1 / sqrt(prompts), so n x
-    (half-width / lead)^2. None when the win rate is not above `threshold` (no lead to confirm)
-    or the interval has no width."""
+    """About how many scored prompts (or conversations) would put the interval's lower bound
+    above `threshold` if the win rate stayed where it is: the interval narrows as 1 / sqrt(n),
+    so n x (half-width / lead)^2. None when the win rate is not above `threshold` (no lead to
+    confirm) or the interval has no width."""
     lead = result.win_rate - threshold
     half_width = result.win_rate - result.ci_low
     if lead <= 0 or half_width <= 0 or result.n == 0:

@@ -6,8 +6,7 @@ that is prefix-preserving (the prompt rendered with the generation prompt is a p
 prompt plus the assistant's answer) trains the same way from prompt/completion rows instead:
 TRL masks the prompt and keeps the loss on the completion. `template_problem` says why a
 template can do neither, with the fix (`completion_problem`: why it cannot train the second
-way); `completion_rows` turns `messages` rows into
-prompt/completion rows.
+way); `completion_rows` turns `messages` rows into prompt/completion rows.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ def template_problem(tokenizer: PreTrainedTokenizerBase) -> str | None:
     """Why this tokenizer's chat template cannot train with the loss on the assistant's answer
     (one sentence and its fix), or None when it can: with `{% generation %}` markers, or
     prefix-preserving with an end-of-turn token after the answer."""
-    if tokenizer.chat_template is not None and has_generation_markers(tokenizer):
+    if has_generation_markers(tokenizer):
         return None
     return completion_problem(tokenizer)
 

@@ -181,6 +181,11 @@ def ab_result(
 
 MODE_QUERIES = {"single_turn": "eval_outcomes", "conversations": "conversation_outcomes"}
 MODE_LABELS = {"single_turn": "single turn", "conversations": "conversations"}
+# what each mode's A/B counts, and the setting that gives it more of them
+MODE_UNITS = {
+    "single_turn": ("prompts", "prompts.eval_size"),
+    "conversations": ("conversations", "evaluation.conversations.n_conversations"),
+}
 
 
 def mode_results(
@@ -195,17 +200,10 @@ def mode_results(
 def combined_decision(results: dict[str, ABResult], evaluation: EvaluationConfig) -> Decision:
     """One decision from each mode's gate (`evaluation.combine`): promoted only when every
     gating mode passes; the reason gives every mode's figures, naming one reported only."""
-    decisions = {m: decide_promotion(ab, evaluation.promotion_margin) for m, ab in results.items()}
+    margin = evaluation.promotion_margin
+    decisions = {m: decide_promotion(ab, margin, *MODE_UNITS[m]) for m, ab in results.items()}
     if list(decisions) == ["single_turn"]:
         return decisions["single_turn"]
-    if "conversations" in decisions:  # the conversation A/B counts conversations, not prompts
-        n, decision = results["conversations"].n, decisions["conversations"]
-        reason = decision.reason.replace(f"over {n} prompts", f"over {n} conversations")
-        reason = reason.replace(
-            "prompts to be confirmed (prompts.eval_size)",
-            "conversations to be confirmed (evaluation.conversations.n_conversations)",
-        )
-        decisions["conversations"] = Decision(promote=decision.promote, reason=reason)
     gated = evaluation.gates_on
     parts = [
         f"{MODE_LABELS[m]}{'' if m in gated else ' (reported, not gating)'}: {d.reason}"

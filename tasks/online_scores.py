@@ -5,9 +5,10 @@ Which reward models: `training.online_dpo.reward_model` names a checkpoint (or a
 `training.rm.ensemble_size` reward models is fit from the champion on the DPO pairs mined up to
 the round (training.rm's settings, seeded by the round), as the judge budget's selector does
 (tasks/select.py), used for this round and removed. `training.online_dpo.reward_fit_replay_rows`
-caps the earlier rounds' pairs in the fit (newest round first, then the widest gap, as a
-stage's replay budget does), so the fit costs the same on night 300 as on night 30. Fewer pairs than `training.rm.min_examples`
-leaves the stage without reward models (`RewardUnavailable`, naming the fixes).
+caps the earlier rounds' pairs in the fit (newest round first, then the widest gap, as a stage's
+replay budget does), so the fit costs the same on night 300 as on night 30. Fewer pairs than
+`training.rm.min_examples` leaves the stage without reward models (`RewardUnavailable`, naming
+the fixes).
 
 The reward of a sample: each member's scores standardised over the round's samples, their mean
 minus `disagreement_penalty` x their spread (llm/reward_ensemble.py's `combine`), mixed with the

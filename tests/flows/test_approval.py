@@ -33,7 +33,7 @@ def passing_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every A/B passes (the untrained smoke student cannot win one by itself)."""
     monkeypatch.setattr(
         "flywheel.tasks.evaluate.decide_promotion",
-        lambda ab, margin: Decision(True, "forced pass (test)"),
+        lambda ab, margin, *unit: Decision(True, "forced pass (test)"),
     )
 
 

@@ -86,7 +86,9 @@ def test_a_winner_that_lost_objective_ground_is_refused_and_the_reason_says_so(
 ) -> None:
     """The sandbox's judge is honest, so the A/B is forced to pass (a judge fooled by
     confident answers, as issue 32's sycophantic users are); the checkers are not fooled."""
-    monkeypatch.setattr("flywheel.tasks.evaluate.decide_promotion", lambda ab, margin: PASSING)
+    monkeypatch.setattr(
+        "flywheel.tasks.evaluate.decide_promotion", lambda ab, margin, *unit: PASSING
+    )
     config = served_pair(tmp_path, candidate=0.2, champion=0.9)
     report = evaluated(config)
     assert not report.decision.promote
