@@ -10,7 +10,9 @@
 3. classify  `classify_logged_feedback` through the real sandbox server over HTTP on
              127.0.0.1 (the judge's endpoint answers the classifier prompt by reading each
              user's turn: `sandbox/classifier_replies.py`), timed; then once more (a rerun:
-             every call from the cache, nothing written).
+             every call from the cache, nothing written). Before it, the plan's memory
+             (tracemalloc peak): the pending keys and one batch's pairs with their turns, as
+             the classifier holds them, against every pending pair's turns held at once.
 4. score     every distinct (conversation, answer) with a next user turn: its truth is the
              category of the user's next turn (`next_category`, none when the turn is no
              feedback); its prediction the category of its implicit feedback row (none when the
@@ -32,7 +34,9 @@ import re
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +51,12 @@ from flywheel.pool.logs_ingest import add_log_files  # noqa: E402
 from flywheel.sandbox.server import start_sandbox  # noqa: E402
 from flywheel.sandbox.traffic_day import write_traffic_day  # noqa: E402
 from flywheel.sandbox.traffic_formats import TRUTH_FOLDER  # noqa: E402
-from flywheel.tasks.classify_feedback import classify_logged_feedback  # noqa: E402
+from flywheel.tasks.classify_feedback import (  # noqa: E402
+    PAIRS_PER_BATCH,
+    classify_logged_feedback,
+    pairs_with_turns,
+    pending_keys,
+)
 from flywheel.warehouse.store import connect  # noqa: E402
 
 CLASSES = (*CATEGORIES, "none")
@@ -131,6 +140,38 @@ def score(truth: dict[tuple[str, int], str], predicted: dict[tuple[str, int], st
     }
 
 
+def traced_peak_bytes(work: Callable[[], object]) -> int:
+    """The peak of Python allocations while `work` runs and its result is held."""
+    tracemalloc.start()
+    try:
+        result = work()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak
+
+
+def plan_memory(config: Config) -> dict[str, Any]:
+    """Peak memory of the classifier's plan (every pending key, then the first batch's pairs
+    with their turns) against every pending pair's turns held at once, measured here."""
+    version = config.logs.classifier_prompt_version
+
+    def keys_and_one_batch() -> object:
+        keys = pending_keys(config, version)
+        return keys, pairs_with_turns(config, keys[:PAIRS_PER_BATCH])
+
+    batched = traced_peak_bytes(keys_and_one_batch)
+    every_pair = traced_peak_bytes(lambda: pairs_with_turns(config, pending_keys(config, version)))
+    return {
+        "n_pending_pairs": len(pending_keys(config, version)),
+        "pairs_per_batch": PAIRS_PER_BATCH,
+        "keys_and_one_batch_mib": round(batched / 2**20, 2),
+        "every_pair_at_once_mib": round(every_pair / 2**20, 2),
+        "ratio": round(batched / every_pair, 3) if every_pair else None,
+    }
+
+
 def run(
     days: int, n_conversations: int, config_name: str, seed: int | None, workdir: Path
 ) -> dict[str, Any]:
@@ -141,6 +182,7 @@ def run(
     for day in range(1, days + 1):
         paths += write_traffic_day(config.sandbox, day, out_dir, n_conversations).paths
     ingest = add_log_files(config, paths)
+    memory = plan_memory(config)
     with start_sandbox(config.sandbox) as server:
         resolved = resolve_sandbox_endpoints(config, server.base_url)
         first = classify_logged_feedback(resolved)
@@ -165,6 +207,7 @@ def run(
             "wall_s": round(first.wall_s, 2),
             "pairs_per_s": round(first.n_pairs / first.wall_s, 1) if first.wall_s else None,
         },
+        "plan_memory": memory,
         "rerun": {
             "n_pairs_read": again.n_pairs,
             "n_calls_sent": again.n_sent,
@@ -203,6 +246,13 @@ def print_table(figures: dict[str, Any]) -> None:
         f"{calls['n_failed']} failed; {calls['wall_s']} s ({calls['pairs_per_s']} pairs/s). "
         f"Rerun: {rerun['n_calls_sent']} calls, {rerun['n_labelled']} labelled, "
         f"{rerun['wall_s']} s"
+    )
+    memory = figures["plan_memory"]
+    print(
+        f"plan memory: {memory['n_pending_pairs']} pending pairs, batches of "
+        f"{memory['pairs_per_batch']}: keys and one batch {memory['keys_and_one_batch_mib']} MiB "
+        f"vs every pair's turns at once {memory['every_pair_at_once_mib']} MiB "
+        f"(ratio {memory['ratio']})"
     )
 
 

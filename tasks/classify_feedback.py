@@ -5,8 +5,9 @@
 
 1. plan     every (assistant turn, the user's next turn) of the stored logged conversations
             that the classifier version has not read yet: no implicit feedback row of it, no
-            `feedback_reads` row (`warehouse/queries/classify_pairs.sql`), each with its turns
-            up to that user turn.
+            `feedback_reads` row (`warehouse/queries/classify_pairs.sql`), as keys; each batch
+            of PAIRS_PER_BATCH reads its conversations' turns when it comes (memory holds one
+            batch's turns, not every pair's).
 2. ask      one request per pair to the classifier endpoint (`logs.classifier`, else the
             judge's) in the versioned prompt (`evaluators/feedback_prompts.py`; the oldest turns
             cut to the endpoint's `max_context_chars`), through `llm/calls.run_calls`: cached by
@@ -29,7 +30,6 @@ retries writes nothing and is asked again next time.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -114,14 +114,32 @@ def classifier_endpoint(config: Config) -> EndpointConfig:
     return config.logs.classifier or config.judge
 
 
-def pending_pairs(config: Config, version: str) -> list[FeedbackPair]:
-    """Every (answer, next user turn) without an implicit label of `version` (step 1)."""
+PairKey = tuple[str, int]  # (conversation_id, the assistant turn's turn_index)
+
+
+def pending_keys(config: Config, version: str) -> list[PairKey]:
+    """Every (answer, next user turn) without an implicit label of `version` (step 1), as
+    keys: their turns are read a batch at a time (`pairs_with_turns`)."""
     with connect_warehouse(config.warehouse) as con:
-        rows = con.execute(read_query("classify_pairs"), [version]).fetchall()
+        return con.execute(read_query("classify_pairs"), [version]).fetchall()
+
+
+def pairs_with_turns(config: Config, keys: Sequence[PairKey]) -> list[FeedbackPair]:
+    """The pairs of `keys`, each with its conversation's turns up to the answer and the user's
+    next turn, read from the warehouse for these keys only (a conversation of n answers is
+    read once, not n times)."""
+    conversation_ids = sorted({conversation_id for conversation_id, _ in keys})
+    with connect_warehouse(config.warehouse) as con:
+        rows = con.execute(read_query("classify_pair_turns"), [conversation_ids]).fetchall()
+    turns_of: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for conversation_id, turn_index, role, content in rows:
+        turn = {"role": role, "content": content}
+        turns_of.setdefault(conversation_id, []).append((turn_index, turn))
     pairs = []
-    for conversation_id, turn_index, turns_json in rows:
-        turns = json.loads(turns_json)
-        pairs.append(FeedbackPair(conversation_id, turn_index, turns[:-1], turns[-1]["content"]))
+    for conversation_id, answer_index in keys:
+        turns = [t for i, t in turns_of[conversation_id] if i <= answer_index]
+        user_turn = next(t for i, t in turns_of[conversation_id] if i == answer_index + 1)
+        pairs.append(FeedbackPair(conversation_id, answer_index, turns, user_turn["content"]))
     return pairs
 
 
@@ -223,18 +241,18 @@ def classify_logged_feedback(
     endpoint = endpoint or classifier_endpoint(config)
     version = config.logs.classifier_prompt_version
     report = ClassifyReport(classifier_version=version, endpoint=endpoint.name)
-    pairs = pending_pairs(config, version)
-    report.n_pairs = len(pairs)
+    keys = pending_keys(config, version)
+    report.n_pairs = len(keys)
 
     async def main() -> None:
         async with RowWriter(config.warehouse) as writer:
-            for start in range(0, len(pairs), PAIRS_PER_BATCH):
-                batch = pairs[start : start + PAIRS_PER_BATCH]
+            for start in range(0, len(keys), PAIRS_PER_BATCH):
+                batch = pairs_with_turns(config, keys[start : start + PAIRS_PER_BATCH])
                 await _classify_batch(endpoint, batch, version, config, writer, report)
                 if on_progress is not None:
-                    on_progress(start + len(batch), len(pairs))
+                    on_progress(start + len(batch), len(keys))
 
-    if pairs:
+    if keys:
         run_sync(main())
     report.wall_s = time.perf_counter() - started
     return report

@@ -1,6 +1,6 @@
 """The implicit-feedback classifier through a real sandbox server on 127.0.0.1: labels are
 stored as implicit feedback rows with their call, once; a rerun sends nothing; failed calls
-write nothing and are asked again."""
+write nothing and are asked again; pairs read a batch at a time get their own turns."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from flywheel.config import Config, parse_config, resolve_sandbox_endpoints
 from flywheel.pool.logs_ingest import add_log_files
 from flywheel.sandbox import classifier_replies
 from flywheel.sandbox.server import start_sandbox
-from flywheel.tasks.classify_feedback import classify_logged_feedback
+from flywheel.tasks import classify_feedback
+from flywheel.tasks.classify_feedback import (
+    classify_logged_feedback,
+    pairs_with_turns,
+    pending_keys,
+)
 from flywheel.warehouse.contracts import contract_violations
 from flywheel.warehouse.store import connect
 from tests.conftest import REPO_ROOT, load_config_in
@@ -143,3 +148,44 @@ def test_failed_calls_write_nothing_and_are_asked_again_when_the_endpoint_is_bac
     n_rows = rows(down, "select count(*) from feedback where source = 'implicit'")[0][0]
     assert n_rows == retried.n_labelled > 0
     assert rows(back, "select count(*), count(error) from llm_calls") == [(4, 0)]  # replaced
+
+
+def test_each_pair_gets_its_conversation_up_to_the_answer_and_the_next_user_turn(
+    config: Config,
+) -> None:
+    keys = pending_keys(config, config.logs.classifier_prompt_version)
+    pairs = {p.conversation_id: p for p in pairs_with_turns(config, keys)}
+    conversation_of = dict(
+        rows(config, "select conversation_id, external_id from log_conversations")
+    )
+    by_name = {conversation_of[c]: pair for c, pair in pairs.items()}
+
+    assert sorted(by_name) == ["c-correct", "c-explain", "c-next", "c-thanks"]  # c-alone: none
+    correct = by_name["c-correct"]  # its second answer has no next turn: not a pair
+    assert correct.turn_index == 1
+    assert correct.turns == [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": "Answer: 43"},
+    ]
+    assert correct.user_turn == "No, that's wrong. The answer is 42."
+    assert by_name["c-next"].user_turn == NEXT
+
+
+def test_pairs_read_one_batch_at_a_time_get_the_labels_of_one_batch(
+    config: Config, exact_classifier: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(classify_feedback, "PAIRS_PER_BATCH", 1)
+    progress: list[tuple[int, int]] = []
+    with start_sandbox(config.sandbox) as server:
+        resolved = resolve_sandbox_endpoints(config, server.base_url)
+        report = classify_logged_feedback(
+            resolved, on_progress=lambda d, n: progress.append((d, n))
+        )
+
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert (report.n_pairs, report.n_sent, report.n_labelled) == (4, 4, 3)
+    conversation_of = dict(
+        rows(config, "select conversation_id, external_id from log_conversations")
+    )
+    stored = rows(config, "select conversation_id, turn_index, category from feedback")
+    assert {(conversation_of[c], t): category for c, t, category in stored} == EXPECTED

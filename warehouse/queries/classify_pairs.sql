@@ -1,8 +1,8 @@
 -- the (answer, user's next turn) pairs of the logged conversations that classifier version $1
--- has not read: one row per logged conversation and assistant turn directly followed by a
--- user turn, without an implicit feedback row of that version nor a feedback_reads row (read
--- without a label), with the conversation's turns up to and including that user turn (JSON,
--- in order)
+-- has not read: one row (conversation_id, the assistant turn's turn_index) per logged
+-- conversation and assistant turn directly followed by a user turn, without an implicit
+-- feedback row of that version nor a feedback_reads row (read without a label); their turns
+-- are read a batch at a time (classify_pair_turns.sql)
 with answers as (
     select a.conversation_id, a.turn_index
     from log_turns as a
@@ -26,14 +26,5 @@ with answers as (
           and r.turn_index = a.turn_index
           and r.classifier_version = $1
     )
-), with_turns as (
-    select
-        p.conversation_id,
-        p.turn_index,
-        to_json(list({'role': t.role, 'content': t.content} order by t.turn_index)) as turns
-    from pending as p
-    join log_turns as t
-        on t.conversation_id = p.conversation_id and t.turn_index <= p.turn_index + 1
-    group by p.conversation_id, p.turn_index
 )
-select * from with_turns order by conversation_id, turn_index
+select conversation_id, turn_index from pending order by conversation_id, turn_index
