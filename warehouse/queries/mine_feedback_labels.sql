@@ -78,15 +78,8 @@ with answers as (
         f.source,
         f.correction,
         f.created_at,
-        coalesce(
-            f.label,
-            case
-                when f.category = 'positive' then 'positive'
-                when f.category in ('repeat', 'correction', 'complaint', 'clarification')
-                    then 'negative'
-            end
-        ) as polarity
-    from feedback as f
+        f.polarity
+    from v_feedback_polarity as f
     join exchanges as e using (conversation_id, turn_index)
     where f.source = 'explicit'
        or (f.source = 'implicit' and f.confidence >= $min_confidence)

@@ -32,16 +32,9 @@ with sliced as (
         a.prompt_id,
         a.answer,
         f.source,
-        coalesce(
-            f.label,
-            case
-                when f.category = 'positive' then 'positive'
-                when f.category in ('repeat', 'correction', 'complaint', 'clarification')
-                    then 'negative'
-            end
-        ) as polarity
+        f.polarity
     from first_answers as a
-    join feedback as f on f.conversation_id = a.conversation_id and f.turn_index = a.answer_index
+    join v_feedback_polarity as f on f.conversation_id = a.conversation_id and f.turn_index = a.answer_index
 ), deciding as (
     select *
     from first_answer_feedback

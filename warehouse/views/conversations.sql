@@ -11,6 +11,24 @@
 -- same opening prompt whose model is the logged model (`model_id`, or `served_model`: the name
 -- the version answered as).
 
+-- every feedback row with its polarity: its label, else its classified category (positive;
+-- repeat, correction, complaint, clarification: negative); null where neither says. The one
+-- reading of a row's polarity: the feedback miner (mine_feedback_labels.sql), the logged
+-- verdicts below and the simulator's log openings (sim_log_openings.sql) all read it here.
+-- (In this file, not feedback.sql: view files run in name order and the verdicts read it.)
+create or replace view v_feedback_polarity as
+select
+    f.*,
+    coalesce(
+        f.label,
+        case
+            when f.category = 'positive' then 'positive'
+            when f.category in ('repeat', 'correction', 'complaint', 'clarification')
+                then 'negative'
+        end
+    ) as polarity
+from feedback as f;
+
 -- one row per round, persona kind and model: how its conversations went (the realism figures:
 -- how often the simulated user ends satisfied, gives up or pushes back, and how long it talks)
 create or replace view v_sim_realism as
@@ -74,15 +92,8 @@ with prefix_pairs as (
         coalesce(o.long_id, f.conversation_id) as conversation_id,
         f.turn_index,
         f.source,
-        coalesce(
-            f.label,
-            case
-                when f.category = 'positive' then 'positive'
-                when f.category in ('repeat', 'correction', 'complaint', 'clarification')
-                    then 'negative'
-            end
-        ) as polarity
-    from feedback as f
+        f.polarity
+    from v_feedback_polarity as f
     left join longest_of as o on o.short_id = f.conversation_id
 ), deciding as (
     select *
