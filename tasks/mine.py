@@ -22,14 +22,14 @@ import pandas as pd
 
 from flywheel.config import Config
 from flywheel.figures import count
-from flywheel.llm.stages.registry import kinds_mined, stage_named
+from flywheel.llm.stages.registry import data_kind, kinds_mined, stage_named
 from flywheel.llm.stages.spec import DataKind
 from flywheel.logs import step_logger
 from flywheel.tasks.data_mix import ORIGIN, ROUND, MixReport, apply_mix, without_mix_columns
 from flywheel.tasks.mine_feedback import FeedbackMiningReport, mine_feedback
 from flywheel.tasks.refine import RefineReport, refine_sft_targets
 from flywheel.warehouse.export import export_replay, export_rows
-from flywheel.warehouse.store import connect_warehouse, read_query
+from flywheel.warehouse.store import WarehouseSettings, connect_warehouse, read_query
 from flywheel.warehouse.writes import insert_new
 
 SOURCES = "the train battles"
@@ -241,3 +241,15 @@ def log_data_mix(round_id: int, stage: str, report: MixReport) -> None:
 def training_rows(config: Config, round_id: int, stage: str) -> list[dict]:
     """TRL-ready rows for the stage (`training_mix`'s rows)."""
     return training_mix(config, round_id, stage).rows
+
+
+def dpo_pairs_up_to(
+    warehouse: WarehouseSettings, round_id: int, replay_rows: int | None
+) -> tuple[list[dict], int]:
+    """The DPO pairs mined up to and including `round_id` (TRL's prompt/chosen/rejected), the
+    earlier rounds' capped at `replay_rows` (newest round and widest gap first; None: all), and
+    how many earlier pairs there are: what the reward models that rank answers are fit on."""
+    pairs = data_kind("dpo")
+    with connect_warehouse(warehouse) as con:
+        rows, _, n_earlier = export_replay(con, pairs.view, pairs.columns, round_id, replay_rows)
+    return rows, n_earlier

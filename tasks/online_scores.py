@@ -29,10 +29,9 @@ import numpy as np
 
 from flywheel.config import Config
 from flywheel.llm.stages.online_dpo import reward_members, reward_model_problem
-from flywheel.llm.stages.registry import data_kind
 from flywheel.llm.verifiable_reward import checker_rewards, mix_rewards
 from flywheel.logs import step_logger
-from flywheel.warehouse.export import export_replay
+from flywheel.tasks.mine import dpo_pairs_up_to
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.store import connect_warehouse, read_query
 
@@ -184,10 +183,8 @@ class FitPairs:
 def reward_fit_pairs(config: Config, round_id: int) -> FitPairs:
     """The DPO pairs mined up to and including the round (TRL's prompt/chosen/rejected), the
     earlier rounds' capped by `training.online_dpo.reward_fit_replay_rows`."""
-    pairs = data_kind("dpo")
     cap = config.training.online_dpo.reward_fit_replay_rows
-    with connect_warehouse(config.warehouse) as con:
-        rows, _, n_earlier = export_replay(con, pairs.view, pairs.columns, round_id, cap)
+    rows, n_earlier = dpo_pairs_up_to(config.warehouse, round_id, cap)
     return FitPairs(rows, n_earlier, cap)
 
 

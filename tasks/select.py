@@ -27,10 +27,9 @@ from flywheel.evaluators.battle_selection import (
     random_choice,
     reference_win_probabilities,
 )
-from flywheel.llm.stages.registry import data_kind
 from flywheel.logs import step_logger
 from flywheel.tasks.battle_plan import Pair
-from flywheel.warehouse.export import export_replay
+from flywheel.tasks.mine import dpo_pairs_up_to
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.reads import load_prompts, load_responses
 from flywheel.warehouse.store import connect_warehouse, now_utc, read_query, transaction
@@ -158,10 +157,9 @@ def _earlier_pairs(config: Config, round_id: int) -> list[dict]:
     last round's, and older rounds' capped by `judge.selection.fit_replay_rows`."""
     if round_id <= 1:
         return []
-    pairs = data_kind("dpo")
-    cap = config.judge.selection.fit_replay_rows
-    with connect_warehouse(config.warehouse) as con:
-        rows, _, _ = export_replay(con, pairs.view, pairs.columns, round_id - 1, cap)
+    rows, _ = dpo_pairs_up_to(
+        config.warehouse, round_id - 1, config.judge.selection.fit_replay_rows
+    )
     return rows
 
 
