@@ -23,7 +23,7 @@ from flywheel.warehouse.store import connect, now_utc
 from flywheel.warehouse.writes import insert_new
 from tests.conftest import load_config_in
 from tests.flows.test_round import write_smoke_config
-from tests.tasks.test_answer_judge import insert_prompts
+from tests.tasks.answer_judge_fixtures import insert_prompts
 
 
 def champion_weights(db_path: str, round_id: int, model_id: str) -> set[tuple]:

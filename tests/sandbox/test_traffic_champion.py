@@ -13,7 +13,7 @@ from flywheel.llm.checkpoints import LocalGenerator
 from flywheel.sandbox.traffic_day import write_traffic_day
 from flywheel.warehouse.lifecycle import register_base_model
 from tests.conftest import load_config_in
-from tests.tasks.test_answer_judge import tiny_student  # noqa: F401
+from tests.tasks.answer_judge_fixtures import tiny_student  # noqa: F401
 
 
 def messages_records(out: Path) -> list[dict]:

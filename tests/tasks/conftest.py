@@ -1,3 +1,4 @@
-"""The step tests' shared fixtures: the tiny local student from test_answer_judge.py."""
+"""The step tests' shared fixtures (tests/tasks/answer_judge_fixtures.py): the served-champion
+smoke config, a sandbox serving it, the tiny local student."""
 
-from tests.tasks.test_answer_judge import tiny_student  # noqa: F401
+from tests.tasks.answer_judge_fixtures import sandbox, served_config, tiny_student  # noqa: F401

@@ -1,4 +1,5 @@
-"""Steps 2 and 3 (answer, judge) against the sandbox server on the smoke config."""
+"""Steps 2 and 3 (answer, judge) against the sandbox server on the smoke config: reruns,
+lost rows rebuilt from the call cache, faults, secrets, the local champion, a killed step."""
 
 from __future__ import annotations
 
@@ -9,149 +10,31 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from flywheel.config import Config, RetryConfig, resolve_sandbox_endpoints
-from flywheel.evaluators.judge_requests import read_judge_request
 from flywheel.sandbox.server import SandboxServer, start_sandbox
-from flywheel.sandbox.skills import generate_tasks
 from flywheel.tasks.answer import answer_as_student, answer_prompts
 from flywheel.tasks.battle_plan import train_battle_pairs
 from flywheel.tasks.judge import judge_battles
-from flywheel.tasks.mine import mine_round
 from flywheel.tasks.responses import response_id_for
-from flywheel.warehouse.store import connect, now_utc
-from flywheel.warehouse.writes import insert_new
+from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
-
-ROUND_ID = 1
-CHAMPION_ID = "v0"
-FAST_RETRY = RetryConfig(base_delay_s=0.02, max_delay_s=0.2, max_retry_after_s=5.0)
-TABLES = ("llm_calls", "responses", "judgments", "battles")
-KEYS = {
-    "llm_calls": "call_id",
-    "responses": "response_id",
-    "judgments": "judgment_id",
-    "battles": "battle_id",
-}
-OUTCOMES = {"win", "loss", "tie", "inconsistent", "unparsed", "error"}
-STUDENT_MODEL = {"role": "reference", "accuracy": 0.4, "verbosity": "terse", "latency_ms": 5}
-
-
-def served_champion_config(
-    tmp_path: Path, fault_rates: dict | None = None, **updates: dict
-) -> Config:
-    """The smoke config with the champion served by the sandbox (model `sandbox-student`)."""
-    base = load_config_in(tmp_path, "smoke")
-    models = {name: m.model_dump() for name, m in base.sandbox.models.items()}
-    models["sandbox-student"] = dict(STUDENT_MODEL)
-    for model in models.values():
-        model.update(fault_rates or {})
-    student = {"endpoint": {"name": "student", "base_url": "sandbox", "model": "sandbox-student"}}
-    return load_config_in(
-        tmp_path,
-        "smoke",
-        student=student | updates.pop("student", {}),
-        sandbox={"models": models} | updates.pop("sandbox", {}),
-        **updates,
-    )
-
-
-def insert_prompts(config: Config, n_prompts: int, seed: int = 0) -> list[str]:
-    """`n_prompts` sandbox skill prompts stored as pool prompts of slice 1; their ids."""
-    rows = []
-    for i, task in enumerate(generate_tasks(n_prompts, seed)):
-        messages = [{"role": "user", "content": task.prompt}]
-        rows.append(
-            {
-                "prompt_id": f"p{seed}-{i:04d}",
-                "messages": json.dumps(messages),
-                "prompt_text": task.prompt,
-                "source": "test",
-                "category": task.skill,
-                "split": "pool",
-                "slice_id": 1,
-                "status": "active",
-                "n_chars": len(task.prompt),
-                "added_at": now_utc(),
-            }
-        )
-    with connect(config.warehouse.path) as con:
-        insert_new(con, "prompts", rows, ["prompt_id"])
-    return [r["prompt_id"] for r in rows]
-
-
-def on_sandbox(config: Config, live_url: str) -> Config:
-    """`config` as a run resolves it once the sandbox at `live_url` runs."""
-    return resolve_sandbox_endpoints(config, live_url)
-
-
-def fast_retries(config: Config) -> Config:
-    """`config` with every endpoint (references, judge and panel, student.endpoint) waiting
-    FAST_RETRY's short backoff between retries."""
-
-    def fast(endpoint):
-        return endpoint.model_copy(update={"retry": FAST_RETRY})
-
-    panel = [fast(member) for member in config.judge.panel]
-    student = config.student
-    if student.endpoint is not None:
-        student = student.model_copy(update={"endpoint": fast(student.endpoint)})
-    return config.model_copy(
-        update={
-            "references": [fast(ref) for ref in config.references],
-            "judge": fast(config.judge).model_copy(update={"panel": panel}),
-            "student": student,
-        }
-    )
-
-
-def run_round_steps(config: Config, prompt_ids: list[str]):
-    """Answer and judge with `config` resolved to a running sandbox."""
-    answers = answer_prompts(
-        config, ROUND_ID, prompt_ids, champion_id=CHAMPION_ID, champion_path=None
-    )
-    pairs = train_battle_pairs(config, ROUND_ID, prompt_ids, CHAMPION_ID)
-    judged = judge_battles(config, ROUND_ID, pairs, "train")
-    return answers, pairs, judged
-
-
-def table_counts(config: Config) -> dict[str, int]:
-    with connect(config.warehouse.path, read_only=True) as con:
-        return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in TABLES}
-
-
-def sandbox_stats(server: SandboxServer) -> dict:
-    base = server.base_url.removesuffix("/v1")
-    return httpx.get(f"{base}/sandbox/stats", timeout=5).json()
-
-
-def assert_no_duplicates(config: Config) -> None:
-    with connect(config.warehouse.path, read_only=True) as con:
-        for table, key in KEYS.items():
-            n_rows, n_keys = con.execute(
-                f"select count(*), count(distinct {key}) from {table}"
-            ).fetchone()
-            assert n_rows == n_keys, f"duplicate {key} in {table}"
-        n_rows, n_keys = con.execute(
-            "select count(*), count(distinct (prompt_id, model_id, sample_idx)) from responses"
-        ).fetchone()
-        assert n_rows == n_keys
-
-
-@pytest.fixture
-def served_config(tmp_path: Path) -> Config:
-    return served_champion_config(tmp_path)
-
-
-@pytest.fixture
-def sandbox(served_config: Config) -> Iterator[SandboxServer]:
-    with start_sandbox(served_config.sandbox) as server:
-        yield server
+from tests.tasks.answer_judge_fixtures import (
+    CHAMPION_ID,
+    OUTCOMES,
+    ROUND_ID,
+    assert_no_duplicates,
+    fast_retries,
+    insert_prompts,
+    on_sandbox,
+    run_round_steps,
+    sandbox_stats,
+    served_champion_config,
+    table_counts,
+)
 
 
 def test_rerun_sends_zero_requests_and_adds_zero_rows(served_config, sandbox):
@@ -304,19 +187,6 @@ def test_planted_api_key_never_reaches_warehouse_or_logs(tmp_path, monkeypatch, 
     assert key.encode() not in Path(config.warehouse.path).read_bytes()
 
 
-@pytest.fixture(scope="module")
-def tiny_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flywheel.llm.checkpoints import save_checkpoint
-    from flywheel.sandbox.tiny_model import build_tiny_llama, build_tokenizer
-
-    texts = [t.prompt for t in generate_tasks(200, seed=3)]
-    tokenizer = build_tokenizer(texts, vocab_size=300)
-    model = build_tiny_llama(
-        tokenizer, seed=0, hidden_size=32, n_layers=1, n_heads=2, intermediate_size=64
-    )
-    return save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("student") / "v0")
-
-
 def test_local_champion_answers_once_with_left_padded_batches(tmp_path, tiny_student):
     config = load_config_in(tmp_path, "smoke", student={"max_new_tokens": 8, "batch_size": 4})
     prompt_ids = insert_prompts(config, 10)
@@ -348,7 +218,7 @@ def test_local_champion_answers_once_with_left_padded_batches(tmp_path, tiny_stu
 CHILD_SCRIPT = """
 import sys
 from flywheel.config import parse_config
-from tests.tasks.test_answer_judge import on_sandbox, run_round_steps
+from tests.tasks.answer_judge_fixtures import on_sandbox, run_round_steps
 import json
 config = parse_config(json.loads(sys.argv[1]))
 run_round_steps(on_sandbox(config, sys.argv[2]), json.loads(sys.argv[3]))
@@ -426,180 +296,3 @@ def test_local_champion_and_endpoint_references_answer_together(tmp_path, tiny_s
     assert all(c.n_generated == 8 and c.n_failed == 0 for c in report.by_model.values())
     assert seen[-1] == (24, 24)
     assert len(pairs) == 16 and sum(judged.outcomes.values()) == 16
-
-
-CODE_CONVERSATION = [
-    {"role": "system", "content": "You review Python code. Keep indentation exact."},
-    {
-        "role": "user",
-        "content": "Why does this fail?\n\ndef total(xs):\n    for x in xs:\n        s += x\n    return s",
-    },
-    {"role": "assistant", "content": "`s` is never set. Start with:\n\n    s = 0"},
-    {"role": "user", "content": "Show the whole function,\n  indented as before."},
-]
-
-
-def insert_conversation(config: Config, messages: list[dict]) -> str:
-    """One multi-turn pool prompt of slice 1; its id."""
-    row = {
-        "prompt_id": "p-conversation",
-        "messages": json.dumps(messages),
-        "prompt_text": " ".join(messages[-1]["content"].split()),
-        "source": "test",
-        "split": "pool",
-        "slice_id": 1,
-        "status": "active",
-        "n_chars": sum(len(m["content"]) for m in messages),
-        "added_at": now_utc(),
-    }
-    with connect(config.warehouse.path) as con:
-        insert_new(con, "prompts", [row], ["prompt_id"])
-    return row["prompt_id"]
-
-
-def request_log(server: SandboxServer, model: str) -> list[dict]:
-    base = server.base_url.removesuffix("/v1")
-    return httpx.get(f"{base}/sandbox/requests/log", params={"model": model}, timeout=5).json()[
-        "requests"
-    ]
-
-
-def test_the_whole_conversation_reaches_references_and_judge_intact(served_config, sandbox):
-    prompt_id = insert_conversation(served_config, CODE_CONVERSATION)
-    _, pairs, judged = run_round_steps(on_sandbox(served_config, sandbox.base_url), [prompt_id])
-    assert judged.n_errors == 0 and judged.n_prompts_cut == 0 and len(pairs) == 2
-    for ref in served_config.references:
-        (sent,) = request_log(sandbox, ref.model)
-        assert sent["messages"] == CODE_CONVERSATION
-    judge_requests = request_log(sandbox, served_config.judge.model)
-    assert len(judge_requests) >= 2  # both orders (equal answers of two references share calls)
-    for sent in judge_requests:
-        request = read_judge_request(sent["messages"])
-        assert request is not None and request.conversation == CODE_CONVERSATION
-        assert "        s += x" in sent["messages"][1]["content"]
-
-
-def test_a_judge_context_budget_cuts_the_oldest_turns_and_counts_them(tmp_path):
-    config = served_champion_config(tmp_path, judge={"max_context_chars": 3000})
-    long_first_turn = {"role": "user", "content": "Read this log:\n" + "    line\n" * 400}
-    conversation = [CODE_CONVERSATION[0], long_first_turn, *CODE_CONVERSATION[2:]]
-    prompt_id = insert_conversation(config, conversation)  # ~4,500 characters to the judge
-    with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), [prompt_id])
-        judge_requests = request_log(server, config.judge.model)
-    assert judged.n_prompts_cut == len(pairs) == 2
-    for sent in judge_requests:
-        request = read_judge_request(sent["messages"])
-        assert request is not None and request.n_turns_dropped == 2
-        assert request.conversation == [conversation[0], conversation[-1]]
-        assert "2 earlier turns of this conversation were cut" in sent["messages"][1]["content"]
-    with connect(config.warehouse.path, read_only=True) as con:
-        cut = con.execute(
-            "select count(*) from judgments where judge <> 'verifier' and context_turns_cut = 2"
-        ).fetchone()[0]
-    assert cut == 2 * len(pairs)
-
-
-@pytest.mark.parametrize("version", ["v1", "arena-hard-v1", "mt-bench-pair-v1", "json-v1"])
-def test_a_round_runs_with_each_verdict_protocol_and_mines(tmp_path, version):
-    config = served_champion_config(tmp_path, judge={"prompt_version": version})
-    prompt_ids = insert_prompts(config, 12)
-    with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)
-        sent = request_log(server, config.judge.model)
-    assert judged.n_errors == 0 and judged.n_format_refused == 0
-    assert judged.n_unparsed <= 2  # the sandbox judge's malformed_rate is 1%
-    assert judged.n_decisive > 0 and judged.n_decisive_without_gap == 0
-    assert {read_judge_request(r["messages"]).version for r in sent} == {version}
-    wants_json = version == "json-v1"
-    assert all((r["response_format"] is not None) == wants_json for r in sent)
-    with connect(config.warehouse.path, read_only=True) as con:
-        gaps, strengths = con.execute(
-            "select count(score_gap), count(label_strength) from battles "
-            "where outcome in ('win', 'loss')"
-        ).fetchone()
-    if version in ("v1", "json-v1"):
-        assert gaps == judged.n_decisive  # scores: every decisive battle has a gap
-    else:
-        assert gaps == 0 and strengths == judged.n_decisive  # labels: a strength instead
-    mined = mine_round(config, ROUND_ID, "dpo")
-    assert mined.n_total["dpo"] > 0
-    # calibration: the sandbox judge mostly sides with the checker when one answer is right
-    assert judged.n_checker_decisive > 0
-    assert judged.n_checker_agree >= 0.7 * judged.n_checker_decisive
-
-
-def test_a_json_judge_that_refuses_response_format_is_asked_again_as_text(tmp_path):
-    config = served_champion_config(tmp_path, judge={"prompt_version": "json-v1"})
-    models = {name: m.model_dump() for name, m in config.sandbox.models.items()}
-    models["sandbox-judge"]["accepts_response_format"] = False
-    config = served_champion_config(
-        tmp_path, judge={"prompt_version": "json-v1"}, sandbox={"models": models}
-    )
-    prompt_ids = insert_prompts(config, 6)
-    with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)
-        refused = sandbox_stats(server)["models"]["sandbox-judge"]["400"]
-        sent = request_log(server, config.judge.model)
-    assert judged.n_format_refused == 2 * len(pairs) == refused
-    assert judged.n_errors == 0 and "BadRequestError" not in judged.errors
-    assert sent and all(r["response_format"] is None for r in sent)
-    assert judged.n_decisive_without_gap == 0 and judged.n_judged == 2 * len(pairs)
-
-
-def test_decisive_battles_without_a_gap_are_counted_and_warned_about(tmp_path, caplog):
-    config = served_champion_config(tmp_path, judge={"max_share_without_gap": 0.4})
-    prompt_ids = insert_prompts(config, 3)
-    battles = [
-        {
-            "battle_id": f"b{i}",
-            "round_id": ROUND_ID,
-            "prompt_id": pid,
-            "purpose": "train",
-            "model_a": CHAMPION_ID,
-            "model_b": "ref:strong",
-            "response_a_id": f"ra{i}",
-            "response_b_id": f"rb{i}",
-            "judge": "judge",
-            "score_gap": gap,
-            "outcome": "loss",
-        }
-        for i, (pid, gap) in enumerate(zip(prompt_ids, [None, None, 4.0], strict=True))
-    ]
-    with connect(config.warehouse.path) as con:
-        insert_new(con, "battles", battles, ["battle_id"])
-        insert_new(con, "rounds", [{"round_id": ROUND_ID, "stage": "sft", "status": "running"}])
-    with caplog.at_level(logging.WARNING):
-        judged = judge_battles(config, ROUND_ID, [], "train")
-    assert (judged.n_decisive, judged.n_decisive_without_gap) == (3, 2)
-    assert "2 of 3 decisive battles (67%) have no score gap" in caplog.text
-    with connect(config.warehouse.path, read_only=True) as con:
-        summary = con.execute(
-            "select n_decisive, n_decisive_without_gap from v_round_summary"
-        ).fetchall()
-    assert summary == [(3, 2)]
-
-
-def test_a_judge_panel_judges_every_game_and_its_agreement_is_audited(tmp_path):
-    base = served_champion_config(tmp_path)
-    models = {name: m.model_dump() for name, m in base.sandbox.models.items()}
-    models["sandbox-judge-2"] = models["sandbox-judge"] | {"score_noise": 2.0}
-    panel = [{"name": "judge-2", "base_url": "sandbox", "model": "sandbox-judge-2"}]
-    config = served_champion_config(
-        tmp_path, judge={"panel": panel, "panel_aggregate": "mean"}, sandbox={"models": models}
-    )
-    prompt_ids = insert_prompts(config, 8)
-    with start_sandbox(config.sandbox) as server:
-        _, pairs, judged = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)
-        again = run_round_steps(on_sandbox(config, server.base_url), prompt_ids)[2]
-    assert judged.n_errors == 0 and judged.n_planned_games == 4 * len(pairs)
-    assert again.n_planned_games == 0 and again.n_battles_stored == len(pairs)
-    with connect(config.warehouse.path, read_only=True) as con:
-        per_judge = dict(
-            con.execute("select judge, count(*) from judgments group by judge").fetchall()
-        )
-        n_games, agreement = con.execute(
-            "select n_panel_games, panel_agreement from v_judge_calibration where purpose = 'train'"
-        ).fetchone()
-    assert per_judge["judge"] == per_judge["judge-2"] == 2 * len(pairs)
-    assert n_games >= 2 * len(pairs) - judged.n_unparsed and 0.0 <= agreement <= 1.0

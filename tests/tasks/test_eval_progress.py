@@ -10,7 +10,7 @@ from flywheel.sandbox.server import start_sandbox
 from flywheel.tasks.evaluate import run_eval_battles
 from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
-from tests.tasks.test_answer_judge import insert_prompts
+from tests.tasks.answer_judge_fixtures import insert_prompts
 
 N_PROMPTS = 6
 

@@ -26,7 +26,7 @@ from flywheel.warehouse.contracts import contract_violations
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
-from tests.tasks.test_answer_judge import insert_prompts, served_champion_config
+from tests.tasks.answer_judge_fixtures import insert_prompts, served_champion_config
 
 CHAMPION = "v0"
 SMALL = {"learning_rate": 1e-3, "max_steps": 3, "batch_size": 4, "max_length": 128}

@@ -15,7 +15,7 @@ from flywheel.tasks.online_scores import SampleRewards
 from flywheel.warehouse.lifecycle import ModelVersion
 from flywheel.warehouse.store import connect
 from tests.conftest import load_config_in
-from tests.tasks.test_answer_judge import insert_prompts
+from tests.tasks.answer_judge_fixtures import insert_prompts
 
 
 @pytest.mark.slow

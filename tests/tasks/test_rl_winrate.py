@@ -84,7 +84,7 @@ def test_the_rl_stage_holds_the_check_prompts_out_of_rl_and_binds_the_rounds_jud
     tmp_path: Path,
 ) -> None:
     from flywheel.tasks.train import rl_prompts
-    from tests.tasks.test_answer_judge import insert_prompts
+    from tests.tasks.answer_judge_fixtures import insert_prompts
 
     rl = {"winrate_check_every": 5, "winrate_prompts": 8}
     config = load_config_in(tmp_path, "smoke", training={"rl": rl})

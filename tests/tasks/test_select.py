@@ -18,7 +18,7 @@ from flywheel.tasks.select import select_train_battles
 from flywheel.warehouse.lifecycle import ModelVersion, record_round_start
 from flywheel.warehouse.store import connect, now_utc
 from tests.conftest import load_config_in
-from tests.tasks.test_answer_judge import insert_prompts
+from tests.tasks.answer_judge_fixtures import insert_prompts
 
 CHAMPION = "v0"
 ROUND_1 = {"round_id": 1, "stage": "sft", "slice_id": 1, "status": "done", "promoted": False}

@@ -83,7 +83,7 @@ def write_batches(config: Config) -> None:
 
 def run_steps(config: Config, live_url: str, prompt_ids: list[str]) -> None:
     """Answer and judge `prompt_ids` with the sandbox running at `live_url`."""
-    from tests.tasks.test_answer_judge import on_sandbox, run_round_steps
+    from tests.tasks.answer_judge_fixtures import on_sandbox, run_round_steps
 
     answers, pairs, judged = run_round_steps(on_sandbox(config, live_url), prompt_ids)
     assert answers.n_failed == 0 and judged.n_errors == 0

@@ -17,7 +17,7 @@ from flywheel.warehouse.contracts import contract_violations
 from flywheel.warehouse.lake import close_lakes
 from flywheel.warehouse.store import connect_warehouse, now_utc
 from flywheel.warehouse.writes import insert_new
-from tests.tasks.test_answer_judge import on_sandbox, run_round_steps, served_champion_config
+from tests.tasks.answer_judge_fixtures import on_sandbox, run_round_steps, served_champion_config
 from tests.warehouse.test_lake import finish, lake_settings, start
 
 STEP_TABLES = {  # table -> (natural key, columns that say when or how fast, not what)
