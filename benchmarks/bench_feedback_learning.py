@@ -48,7 +48,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_learning import run_seed  # noqa: E402  (one `flywheel run` in a subprocess)
+from bench_learning import child_env, run_seed  # noqa: E402  (`flywheel run` in a subprocess)
 from bench_stages import eval_prompts, greedy, round_zero_champion  # noqa: E402
 from bench_training import run_child  # noqa: E402  (one arm in a child process)
 
@@ -104,6 +104,7 @@ def flywheel(config_path: Path, log: Path, *args: str) -> None:
         status = subprocess.call(
             [sys.executable, "-m", "flywheel.flows.cli", *args, "--config", str(config_path)],
             cwd=REPO_ROOT,
+            env=child_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

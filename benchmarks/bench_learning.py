@@ -154,6 +154,14 @@ def write_seed_configs(
     return paths, list(checked[seeds[0]].schedule.stages)
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a `python -m flywheel...` child run from the repo root: it imports
+    the flywheel this interpreter's environment has (e.g. a frozen copy on PYTHONPATH), not the
+    root's flywheel/ folder, which `python -m` would put first and mix with the editable
+    install's working tree."""
+    return os.environ | {"PYTHONSAFEPATH": "1"}
+
+
 def run_seed(config_path: Path, rounds: int, log_path: Path) -> tuple[int, float]:
     """`flywheel run` on the seed's config; its exit status and wall time."""
     started = time.monotonic()
@@ -170,6 +178,7 @@ def run_seed(config_path: Path, rounds: int, log_path: Path) -> tuple[int, float
                 str(rounds),
             ],
             cwd=REPO_ROOT,
+            env=child_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
