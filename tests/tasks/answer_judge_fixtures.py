@@ -17,7 +17,7 @@ from flywheel.sandbox.skills import generate_tasks
 from flywheel.tasks.answer import answer_prompts
 from flywheel.tasks.battle_plan import train_battle_pairs
 from flywheel.tasks.judge import judge_battles
-from flywheel.warehouse.store import connect, now_utc
+from flywheel.warehouse.store import connect, connect_warehouse, now_utc
 from flywheel.warehouse.writes import insert_new
 from tests.conftest import load_config_in
 
@@ -73,7 +73,7 @@ def insert_prompts(config: Config, n_prompts: int, seed: int = 0) -> list[str]:
                 "added_at": now_utc(),
             }
         )
-    with connect(config.warehouse.path) as con:
+    with connect_warehouse(config.warehouse) as con:  # the file or a DuckLake
         insert_new(con, "prompts", rows, ["prompt_id"])
     return [r["prompt_id"] for r in rows]
 

@@ -3,7 +3,6 @@ at once: the warehouse equals the one-process result on a DuckDB file."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +11,15 @@ import yaml
 
 from flywheel.config import Config, load_config
 from flywheel.sandbox.server import start_sandbox
-from flywheel.sandbox.skills import generate_tasks
 from flywheel.warehouse.contracts import contract_violations
 from flywheel.warehouse.lake import close_lakes
-from flywheel.warehouse.store import connect_warehouse, now_utc
-from flywheel.warehouse.writes import insert_new
-from tests.tasks.answer_judge_fixtures import on_sandbox, run_round_steps, served_champion_config
+from flywheel.warehouse.store import connect_warehouse
+from tests.tasks.answer_judge_fixtures import (
+    insert_prompts,
+    on_sandbox,
+    run_round_steps,
+    served_champion_config,
+)
 from tests.warehouse.test_lake import finish, lake_settings, start
 
 STEP_TABLES = {  # table -> (natural key, columns that say when or how fast, not what)
@@ -38,27 +40,6 @@ def with_warehouse(config: Config, folder: Path, warehouse: dict) -> Path:
     return path
 
 
-def store_prompts(config: Config) -> list[str]:
-    rows = [
-        {
-            "prompt_id": f"p{i:04d}",
-            "messages": json.dumps([{"role": "user", "content": task.prompt}]),
-            "prompt_text": task.prompt,
-            "source": "test",
-            "category": task.skill,
-            "split": "pool",
-            "slice_id": 1,
-            "status": "active",
-            "n_chars": len(task.prompt),
-            "added_at": now_utc(),
-        }
-        for i, task in enumerate(generate_tasks(N_PROMPTS, 0))
-    ]
-    with connect_warehouse(config.warehouse) as con:
-        insert_new(con, "prompts", rows)
-    return [row["prompt_id"] for row in rows]
-
-
 def step_rows(config: Config) -> dict[str, pd.DataFrame]:
     with connect_warehouse(config.warehouse, read_only=True) as con:
         return {
@@ -75,8 +56,8 @@ def test_two_processes_answering_and_judging_one_round_equal_one_process(tmp_pat
     lake = load_config(lake_path)
     try:
         with start_sandbox(served.sandbox) as sandbox:
-            prompt_ids = store_prompts(file)
-            assert store_prompts(lake) == prompt_ids
+            prompt_ids = insert_prompts(file, N_PROMPTS)
+            assert insert_prompts(lake, N_PROMPTS) == prompt_ids
             run_round_steps(on_sandbox(file, sandbox.base_url), prompt_ids)
             halves = (prompt_ids[::2], prompt_ids[1::2])
             workers = [
