@@ -7,7 +7,7 @@ import pytest
 from flywheel.pool.eval_set import PoolExhaustedError, eval_prompt_ids
 from flywheel.tasks.draw import draw_round_slice
 from tests.conftest import load_config_in
-from tests.pool.test_pool import fill_pool, rows
+from tests.pool.pool_helpers import fill_pool, rows
 
 
 def test_slices_are_disjoint_idempotent_and_never_eval(tmp_path):
