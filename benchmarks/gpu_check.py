@@ -5,15 +5,16 @@ functions against a plain PyTorch loop, local batched generation, and the candid
    shape (24 layers, hidden 896, 14 heads, 2 KV heads, vocabulary 151936, ~494M parameters)
    with a byte-level BPE tokenizer built here (sandbox/tiny_model.py's, chat template with
    `{% generation %}` markers). Saved in bf16 where the GPU supports it (`--dtype`).
-2. For each of sft-full, sft-lora, dpo-full, dpo-lora: a plain PyTorch loop (fused AdamW, no
-   weight decay, grad-norm clip 1.0, bf16 autocast, the model in the stage's training dtype)
-   runs the rows' batches for at most `--budget-s` seconds; then the stage (`train_sft` /
-   `train_dpo` with `StageSetup`, LoRA r=16 on all linear layers) trains on exactly the rows the
-   loop saw, for as many steps. Every row renders to the same token count (digit strings, one
-   token per digit), so TRL's shuffled batches have the loop's shapes. Tokens/s = the rows'
-   tokens (prompt + answer; both answers for DPO) x batch x steps / time (TRL's train_runtime;
-   the loop's wall time); peak memory = `torch.cuda.max_memory_allocated`, reset before each.
-   `ratio` = stage / plain tokens/s (goal >= 0.8).
+2. For each of sft-full, sft-lora, dpo-full, dpo-lora: a plain PyTorch loop
+   (gpu_plain_loop.py: fused AdamW, no weight decay, grad-norm clip 1.0, bf16 autocast, the
+   model in the stage's training dtype) runs the rows' batches for at most `--budget-s`
+   seconds; then the stage (`train_sft` / `train_dpo` with `StageSetup`, LoRA r=16 on all
+   linear layers) trains on exactly the rows the loop saw, for as many steps. Every row renders
+   to the same token count (digit strings, one token per digit), so TRL's shuffled batches have
+   the loop's shapes. Tokens/s = the rows' tokens (prompt + answer; both answers for DPO) x
+   batch x steps / time (TRL's train_runtime; the loop's wall time); peak memory =
+   `torch.cuda.max_memory_allocated`, reset before each. `ratio` = stage / plain tokens/s (goal
+   >= 0.8).
 3. Local batched generation (`LocalGenerator`, greedy) at batch 1, 16 and 64, each for about
    `--budget-s` / 3 seconds: generated tokens/s.
 4. Each candidate's weight dtype and size on disk against the base's.
@@ -44,17 +45,23 @@ benchmarks/gpu_check.sh installs them and runs this script.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import random
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from gpu_plain_loop import (
+    free_memory,
+    on_gpu,
+    peak_memory,
+    plain_batches,
+    run_plain,
+    stage_setup,
+)
 
 GOAL_RATIO = 0.8  # the stage's tokens/s against the plain loop's
 GENERATION_BATCHES = (1, 16, 64)
@@ -80,23 +87,6 @@ class Sizes:
 
 FULL = Sizes(896, 24, 14, 2, 4864, 151936, 512, 8, 300, 64, 128)  # Qwen2.5-0.5B's shape
 SMOKE = Sizes(32, 2, 2, 1, 64, 0, 48, 2, 2, 8, 4)
-
-
-def on_gpu() -> bool:
-    return torch.cuda.is_available()
-
-
-def free_memory() -> None:
-    """Drop what the last part left and restart the peak-memory count."""
-    gc.collect()
-    if on_gpu():
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-
-def peak_memory() -> int | None:
-    return torch.cuda.max_memory_allocated() if on_gpu() else None
 
 
 def digits(rng: random.Random, n: int) -> str:
@@ -169,143 +159,6 @@ def make_rows(stage: str, n: int, seq_len: int) -> list[dict[str, Any]]:
         }
         for _ in range(n)
     ]
-
-
-def rendered(tokenizer: Any, messages: list[dict[str, str]]) -> dict[str, list[int]]:
-    out = tokenizer.apply_chat_template(
-        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    return {"input_ids": list(out["input_ids"]), "answer_mask": list(out["assistant_masks"])}
-
-
-def plain_batches(
-    tokenizer: Any, stage: str, rows: list[dict[str, Any]], batch: int
-) -> list[dict[str, torch.Tensor]]:
-    """The rows as tensors, `batch` rows a step: ids and a mask of the answer tokens (SFT: one
-    sequence a row; DPO: the chosen sequences, then the rejected)."""
-    device = "cuda" if on_gpu() else "cpu"
-    if stage == "sft":
-        sequences = [[rendered(tokenizer, r["messages"])] for r in rows]
-    else:
-        sequences = [
-            [rendered(tokenizer, r["prompt"] + r[side]) for side in ("chosen", "rejected")]
-            for r in rows
-        ]
-    batches = []
-    for start in range(0, len(rows) - batch + 1, batch):
-        chunk = sequences[start : start + batch]
-        ordered = [seqs[k] for k in range(len(chunk[0])) for seqs in chunk]
-        lengths = {len(s["input_ids"]) for s in ordered}
-        if len(lengths) != 1:
-            raise RuntimeError(f"rows render to different lengths {sorted(lengths)}")
-        batches.append(
-            {
-                key: torch.tensor([s[key] for s in ordered], device=device)
-                for key in ("input_ids", "answer_mask")
-            }
-        )
-    return batches
-
-
-def answer_logps(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Summed log-probabilities of the answer tokens, one row at a time (memory like TRL's)."""
-    sums = []
-    for row_logits, row_ids, row_mask in zip(logits[:, :-1], ids[:, 1:], mask[:, 1:], strict=True):
-        logps = row_logits.float().log_softmax(-1).gather(-1, row_ids[:, None]).squeeze(-1)
-        sums.append((logps * row_mask).sum())
-    return torch.stack(sums)
-
-
-def load_plain_model(base: Path, lora: bool) -> tuple[Any, Any]:
-    """The base as the stage loads it (its training dtype, which is returned too), with the
-    stage's LoRA adapter when `lora`."""
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from flywheel.llm.checkpoints import use_cpu_threads
-    from flywheel.llm.stage_setup import checkpoint_dtype, peft_config, training_dtype
-
-    if not on_gpu():
-        use_cpu_threads()
-    bf16_ok = on_gpu() and torch.cuda.is_bf16_supported()
-    dtype = training_dtype(checkpoint_dtype(base), on_gpu(), bf16_ok)
-    device = "cuda" if on_gpu() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
-    if lora:
-        model = get_peft_model(model, peft_config(stage_setup(True), base))
-    model.train()
-    return model, dtype
-
-
-def plain_step(model: Any, reference: Any, stage: str, beta: float) -> Callable[[dict], Any]:
-    """The loss of one batch: SFT's answer-token cross-entropy, or DPO's sigmoid loss."""
-
-    def sft_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        labels = batch["input_ids"].masked_fill(batch["answer_mask"] == 0, -100)
-        return model(input_ids=batch["input_ids"], labels=labels).loss
-
-    def dpo_loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ids, mask = batch["input_ids"], batch["answer_mask"]
-        policy = answer_logps(model(input_ids=ids).logits, ids, mask)
-        with torch.no_grad():
-            if reference is None:
-                with model.disable_adapter():
-                    ref = answer_logps(model(input_ids=ids).logits, ids, mask)
-            else:
-                ref = answer_logps(reference(input_ids=ids).logits, ids, mask)
-        margin = (policy - ref).view(2, -1)
-        return -torch.nn.functional.logsigmoid(beta * (margin[0] - margin[1])).mean()
-
-    return sft_loss if stage == "sft" else dpo_loss
-
-
-def run_plain(
-    base: Path, stage: str, lora: bool, batches: list[dict], lr: float, budget_s: float
-) -> dict[str, Any]:
-    """The plain loop over `batches` until `budget_s` is spent: steps, seconds, peak memory."""
-    free_memory()
-    model, dtype = load_plain_model(base, lora)
-    reference = None  # DPO's: a frozen copy of the base; with LoRA, the adapter switched off
-    if stage == "dpo" and not lora:
-        reference, _ = load_plain_model(base, False)
-        reference.eval().requires_grad_(False)
-    loss_of = plain_step(model, reference, stage, beta=0.1)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=on_gpu())
-    use_autocast = on_gpu() and dtype is torch.bfloat16  # TRL's bf16=True on such a GPU
-    started = time.perf_counter()
-    n_steps, losses = 0, []
-    for batch in batches:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_autocast):
-            loss = loss_of(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        n_steps += 1
-        losses.append(loss.detach())
-        if time.perf_counter() - started >= budget_s:
-            break
-    if on_gpu():
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    figures = {
-        "n_steps": n_steps,
-        "seconds": seconds,
-        "peak_gpu_memory_bytes": peak_memory(),
-        "first_loss": float(losses[0]),
-        "last_loss": float(losses[-1]),
-    }
-    del model, reference, optimizer, params, losses
-    free_memory()
-    return figures
-
-
-def stage_setup(lora: bool) -> Any:
-    from flywheel.config import LoraConfig
-    from flywheel.llm.stage_setup import StageSetup
-
-    return StageSetup(lora=LoraConfig(enabled=True, r=16, alpha=32) if lora else None)
 
 
 def run_stage(
