@@ -9,7 +9,9 @@ brings), copied from the student cache after the first build. Each run is a real
 in a subprocess.
 
 From each warehouse it reads, per round: the stage, the held-out accuracy of candidate and
-champion (the sandbox's checkers, not the judge), the decision and the round's wall time. A
+champion (the sandbox's checkers, not the judge), the decision and the round's wall time; and,
+prompt by prompt, on how many held-out prompts only the candidate was right and on how many only
+the champion was, with a one-sided sign test of the candidate's lead (checker_pairs.py). A
 promotion is wrong when the promoted candidate is not more accurate than the champion it
 replaced; a keep is wrong when the candidate was more accurate by more than `--keep-tolerance`
 (a gate that keeps a better model only costs a round; it is reported, not a failure). The peer
@@ -51,6 +53,9 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from checker_pairs import discordant_prompts, sign_test_p  # noqa: E402
+
 from flywheel.config import ConfigError, parse_config  # noqa: E402
 from flywheel.llm.stages.registry import STAGE_NAMES, STAGES  # noqa: E402
 
@@ -186,10 +191,12 @@ def run_seed(config_path: Path, rounds: int, log_path: Path) -> tuple[int, float
 
 
 def round_rows(warehouse_path: Path) -> list[dict[str, Any]]:
-    """Per round: stage, decision, both accuracies and the wall time, from the warehouse."""
+    """Per round: stage, decision, both accuracies, the checkers' discordant prompts (only the
+    candidate right, only the champion right) and the wall time, from the warehouse."""
     query = """
         select r.round_id, r.stage, r.status, r.wall_s, e.decision,
-               e.sandbox_accuracy_candidate, e.sandbox_accuracy_champion
+               e.sandbox_accuracy_candidate, e.sandbox_accuracy_champion,
+               e.candidate as candidate_version, e.champion as champion_version
         from rounds as r
         left join evaluations as e using (round_id)
         qualify row_number() over (partition by r.round_id order by e.created_at desc) = 1
@@ -197,7 +204,11 @@ def round_rows(warehouse_path: Path) -> list[dict[str, Any]]:
     """
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
         columns = [c[0] for c in con.execute(query).description]
-        return [dict(zip(columns, row, strict=True)) for row in con.execute(query).fetchall()]
+        rows = [dict(zip(columns, row, strict=True)) for row in con.execute(query).fetchall()]
+        for row in rows:
+            versions = (row.pop("candidate_version"), row.pop("champion_version"))
+            row["discordant"] = None if None in versions else discordant_prompts(con, *versions)
+        return rows
 
 
 def round_rows_when_free(warehouse_path: Path, wait_s: float) -> list[dict[str, Any]]:
@@ -223,6 +234,7 @@ def seed_figures(rows: list[dict[str, Any]], keep_tolerance: float) -> dict[str,
     champion_accuracy = accuracy_before
     for row in rows:
         candidate, champion = row["sandbox_accuracy_candidate"], row["sandbox_accuracy_champion"]
+        only_candidate, only_champion = row["discordant"] or (None, None)
         promoted = row["decision"] == "promote"
         if promoted:
             promoted_stages.add(row["stage"])
@@ -242,6 +254,11 @@ def seed_figures(rows: list[dict[str, Any]], keep_tolerance: float) -> dict[str,
                 "candidate": candidate,
                 "champion_before": champion,
                 "accuracy_after": champion_accuracy,
+                "only_candidate_right": only_candidate,
+                "only_champion_right": only_champion,
+                "sign_test_p": None
+                if row["discordant"] is None
+                else sign_test_p(only_candidate, only_champion),
                 "wall_s": row["wall_s"],
             }
         )
@@ -285,12 +302,16 @@ def pct(value: float | None) -> str:
 
 def print_table(seed: int, figures: dict[str, Any]) -> None:
     print(f"seed {seed}: round-0 accuracy {pct(figures['accuracy_round0'])}", file=sys.stderr)
-    print("round stage  decision candidate champion after  wall s", file=sys.stderr)
+    print(
+        "round stage  decision candidate champion after  wall s  only +/-  sign p", file=sys.stderr
+    )
     for r in figures["rounds"]:
+        paired = "-" if r["sign_test_p"] is None else f"{r['sign_test_p']:.3f}"
         print(
             f"{r['round']:>5} {r['stage']:<6} {r['decision'] or r['status']:<8} "
             f"{pct(r['candidate']):>9} {pct(r['champion_before']):>8} {pct(r['accuracy_after']):>6}"
-            f" {r['wall_s'] or 0:>6.0f}",
+            f" {r['wall_s'] or 0:>6.0f} {r['only_candidate_right'] or 0:>5}/"
+            f"{r['only_champion_right'] or 0:<3} {paired:>6}",
             file=sys.stderr,
         )
 

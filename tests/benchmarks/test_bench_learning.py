@@ -24,6 +24,7 @@ from bench_learning import (  # noqa: E402
     parse_stages,
     write_seed_configs,
 )
+from checker_pairs import sign_test_p  # noqa: E402
 
 
 def demo_config() -> dict:
@@ -134,23 +135,60 @@ def test_the_cli_refuses_an_unknown_stage_before_running(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-def write_rounds(path: Path, rounds: list[tuple]) -> None:
-    """A warehouse holding only what the bench reads: rounds and their evaluations."""
+def write_rounds(path: Path, rounds: list[tuple], answers: list[tuple] = ()) -> None:
+    """A warehouse holding only what the bench reads: rounds, their evaluations (candidate
+    `r<round>`, champion `v0`) and held-out answers (prompt, split, version, text)."""
     with duckdb.connect(str(path)) as con:
         con.execute(
             "create table rounds (round_id int, stage varchar, status varchar, wall_s double)"
         )
         con.execute(
             "create table evaluations (round_id int, decision varchar, created_at timestamp, "
-            "sandbox_accuracy_candidate double, sandbox_accuracy_champion double)"
+            "sandbox_accuracy_candidate double, sandbox_accuracy_champion double, "
+            "candidate varchar, champion varchar)"
+        )
+        con.execute("create table prompts (prompt_id varchar, prompt_text varchar, split varchar)")
+        con.execute(
+            "create table responses (prompt_id varchar, model_id varchar, sample_idx int, "
+            "response_text varchar)"
         )
         for round_id, stage, status, decision, candidate, champion in rounds:
             con.execute("insert into rounds values (?, ?, ?, 10.0)", [round_id, stage, status])
             if decision is not None:
                 con.execute(
-                    "insert into evaluations values (?, ?, now(), ?, ?)",
-                    [round_id, decision, candidate, champion],
+                    "insert into evaluations values (?, ?, now(), ?, ?, ?, 'v0')",
+                    [round_id, decision, candidate, champion, f"r{round_id}"],
                 )
+        for prompt, split, version, text in answers:
+            con.execute(
+                "insert into prompts select ?, ?, ? where ? not in (select prompt_id from prompts)",
+                [prompt, prompt, split, prompt],
+            )
+            con.execute("insert into responses values (?, ?, 0, ?)", [prompt, version, text])
+
+
+# round 1's candidate alone is right on two checkable held-out prompts; the story cannot be
+# checked and the pool prompt is not held out
+ANSWERS = [
+    ("What is 12 + 35?", "eval", "r1", "Answer: 47"),
+    ("What is 12 + 35?", "eval", "v0", "Answer: 46"),
+    ("What is 2 + 3?", "eval", "r1", "Answer: 5"),
+    ("What is 2 + 3?", "eval", "v0", "Answer: 5"),
+    ("What is 7 + 1?", "eval", "r1", "Answer: 8"),
+    ("What is 7 + 1?", "eval", "v0", "Answer: 9"),
+    ("Tell a story about a robot.", "eval", "r1", "Once."),
+    ("Tell a story about a robot.", "eval", "v0", "Twice."),
+    ("What is 1 + 1?", "pool", "r1", "Answer: 2"),
+    ("What is 1 + 1?", "pool", "v0", "Answer: 3"),
+]
+
+
+def test_sign_test_p_is_the_one_sided_binomial_tail_of_the_discordant_prompts() -> None:
+    assert sign_test_p(2, 0) == 0.25
+    assert sign_test_p(0, 2) == 1.0
+    assert sign_test_p(1, 1) == 0.75
+    assert sign_test_p(29, 12) == pytest.approx(0.0058, abs=1e-4)
+    assert sign_test_p(0, 0) is None
 
 
 def test_report_only_reads_each_seeds_finished_rounds_and_runs_nothing(tmp_path: Path) -> None:
@@ -158,6 +196,7 @@ def test_report_only_reads_each_seeds_finished_rounds_and_runs_nothing(tmp_path:
     write_rounds(
         tmp_path / "seed-0" / "flywheel.duckdb",
         [(1, "dpo", "done", "promote", 0.5, 0.1), (2, "sft", "done", "keep", 0.45, 0.5)],
+        ANSWERS,
     )
     write_rounds(
         tmp_path / "seed-1" / "flywheel.duckdb",
@@ -185,4 +224,8 @@ def test_report_only_reads_each_seeds_finished_rounds_and_runs_nothing(tmp_path:
     assert [summary["by_seed"][s]["rounds_done"] for s in ("0", "1", "2")] == [2, 1, 0]
     assert summary["accuracy_mean_by_round"] == [0.55, 0.5]
     assert summary["gain_points_mean"] == 45.0
+    round_1, round_2 = summary["by_seed"]["0"]["rounds"]
+    assert (round_1["only_candidate_right"], round_1["only_champion_right"]) == (2, 0)
+    assert round_1["sign_test_p"] == 0.25
+    assert (round_2["only_candidate_right"], round_2["sign_test_p"]) == (0, None)
     assert not any(p.name == "run.log" for p in tmp_path.rglob("*"))
