@@ -1,4 +1,4 @@
-"""Helpers the prompt-pool tests share: the literal files, a line's stored prompt, a report's counts."""
+"""Helpers the prompt-pool tests share: the literal files, a line's stored prompt, the counts."""
 
 from __future__ import annotations
 
