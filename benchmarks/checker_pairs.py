@@ -1,8 +1,8 @@
 """The checkers' verdicts on one round's A/B, prompt by prompt: on how many held-out prompts only
 the candidate was right and on how many only the champion was, and a one-sided exact sign test
 of the candidate's lead on those prompts (the prompts both got right or both wrong say nothing
-about which is better). The accuracies bench_learning.py reports come from the same answers
-(tasks/objective_check.py's `sandbox_comparison`); this pairs them."""
+about which is better). The accuracies bench_learning.py reports come from the same answers and
+verdicts (tasks/objective_check.py's `checked_verdicts`); this pairs them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 
 import duckdb
 
-from flywheel.evaluators.skills import check_answer
+from flywheel.tasks.objective_check import checked_verdicts
 from flywheel.warehouse.store import read_query
 
 
@@ -31,12 +31,7 @@ def discordant_prompts(
     answered that a checker can check."""
     params = {"candidate": candidate, "champion": champion}
     rows = con.execute(read_query("objective_heldout_answers"), params).fetchall()
-    only_candidate = only_champion = 0
-    for _, prompt, candidate_text, champion_text in rows:
-        candidate_right = check_answer(prompt, candidate_text)
-        champion_right = check_answer(prompt, champion_text)
-        if candidate_right is None or champion_right is None:
-            continue
-        only_candidate += candidate_right and not champion_right
-        only_champion += champion_right and not candidate_right
+    verdicts = checked_verdicts(rows)
+    only_candidate = sum(1 for c, h in verdicts if c and not h)
+    only_champion = sum(1 for c, h in verdicts if h and not c)
     return only_candidate, only_champion

@@ -47,17 +47,23 @@ def _score(correct: list[bool], config: Config) -> ObjectiveScore | None:
     )
 
 
+def checked_verdicts(answer_rows: list[tuple]) -> list[tuple[bool, bool]]:
+    """(candidate right, champion right) for each `objective_heldout_answers` row whose prompt
+    a sandbox checker can check."""
+    verdicts = [
+        (check_answer(prompt, candidate_text), check_answer(prompt, champion_text))
+        for _, prompt, candidate_text, champion_text in answer_rows
+    ]
+    return [(c, h) for c, h in verdicts if c is not None and h is not None]
+
+
 def sandbox_comparison(config: Config, candidate: str, champion: str) -> ObjectiveComparison | None:
     """Both models' held-out answers checked by the sandbox's checkers, on the prompts both
     answered that a checker can check; None when there is none."""
     params = {"candidate": candidate, "champion": champion}
     with connect_warehouse(config.warehouse) as con:
         rows = con.execute(read_query("objective_heldout_answers"), params).fetchall()
-    verdicts = [
-        (check_answer(prompt, candidate_text), check_answer(prompt, champion_text))
-        for _, prompt, candidate_text, champion_text in rows
-    ]
-    checked = [(c, h) for c, h in verdicts if c is not None and h is not None]
+    checked = checked_verdicts(rows)
     if not checked:
         return None
     candidate_score = _score([c for c, _ in checked], config)
